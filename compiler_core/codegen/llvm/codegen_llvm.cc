@@ -1,0 +1,1003 @@
+#include "compiler_core/codegen/llvm/codegen_llvm.h"
+
+#include <algorithm>
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <llvm/ADT/SmallVector.h>
+#include <llvm/Analysis/CGSCCPassManager.h>
+#include <llvm/Analysis/LoopAnalysisManager.h>
+#include <llvm/Analysis/TargetTransformInfo.h>
+#include <llvm/ExecutionEngine/Orc/CompileUtils.h>
+#include <llvm/ExecutionEngine/Orc/Core.h>
+#include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
+#include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
+#include <llvm/ExecutionEngine/Orc/LLJIT.h>
+#include <llvm/ExecutionEngine/Orc/ThreadSafeModule.h>
+#include <llvm/IR/BasicBlock.h>
+#include <llvm/IR/Constants.h>
+#include <llvm/IR/DerivedTypes.h>
+#include <llvm/IR/Function.h>
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/LegacyPassManager.h>
+#include <llvm/IR/Module.h>
+#include <llvm/IR/PassManager.h>
+#include <llvm/IR/Verifier.h>
+#include <llvm/Passes/OptimizationLevel.h>
+#include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/CodeGen.h>
+#include <llvm/Support/Error.h>
+#include <llvm/Support/TargetSelect.h>
+#include <llvm/Support/raw_ostream.h>
+#include <llvm/TargetParser/Host.h>
+#include <llvm/TargetParser/Triple.h>
+
+#include "compiler_core/codegen/llvm/codegen_llvm_internal.h"
+#include "compiler_core/codegen/llvm/host.h"
+#include "compiler_core/ir/ir_visitor.h"
+#include "compiler_core/ir/printer.h"
+#include "compiler_core/runtime/thread_pool.h"
+#include "compiler_core/support/check.h"
+#include "compiler_core/support/log.h"
+
+namespace kiln::core {
+
+namespace codegen_llvm_internal {
+
+void initialize_llvm() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    llvm::InitializeAllTargetInfos();
+    llvm::InitializeAllTargets();
+    llvm::InitializeAllTargetMCs();
+    llvm::InitializeAllAsmPrinters();
+    llvm::InitializeAllAsmParsers();
+  });
+}
+
+Result<const llvm::Target*> lookup_target(const std::string& triple) {
+  initialize_llvm();
+  std::string error;
+  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(triple, error);
+  // lookupTarget accepts some triples whose architecture it cannot parse when only one back
+  // end is registered; an unknown architecture is never usable, so reject it as well.
+  if (target == nullptr || llvm::Triple(triple).getArch() == llvm::Triple::UnknownArch) {
+    return invalid_argument("unknown target triple '" + triple +
+                            "'; use an LLVM triple such as x86_64-linux-gnu or "
+                            "aarch64-linux-gnu (" + error + ")");
+  }
+  return target;
+}
+
+std::string feature_string(const std::vector<std::string>& attrs) {
+  std::string out;
+  for (const std::string& attr : attrs) {
+    if (!out.empty()) out += ',';
+    out += attr;
+  }
+  return out;
+}
+
+bool is_x86_triple(const std::string& triple) {
+  const llvm::Triple t(triple);
+  return t.getArch() == llvm::Triple::x86_64 || t.getArch() == llvm::Triple::x86;
+}
+
+Status check_cpu(const llvm::Target& llvm_target, const std::string& triple,
+                 const Target& target) {
+  if (target.cpu.empty()) return Status::ok();
+  std::unique_ptr<llvm::MCSubtargetInfo> info(
+      llvm_target.createMCSubtargetInfo(triple, "", ""));
+  if (info == nullptr) {
+    return internal_error("llvm has no subtarget information for triple '" + triple + "'");
+  }
+  if (!info->isCPUStringValid(target.cpu)) {
+    return invalid_argument("unknown cpu '" + target.cpu + "' for triple '" + triple +
+                            "'; use a cpu that `llc -mtriple=" + triple +
+                            " -mcpu=help` lists");
+  }
+  return Status::ok();
+}
+
+std::unique_ptr<llvm::MCSubtargetInfo> create_subtarget_info(const llvm::Target& llvm_target,
+                                                             const std::string& triple,
+                                                             const Target& target) {
+  return std::unique_ptr<llvm::MCSubtargetInfo>(
+      llvm_target.createMCSubtargetInfo(triple, target.cpu, feature_string(target.attrs)));
+}
+
+}  // namespace codegen_llvm_internal
+
+namespace {
+
+using codegen_llvm_internal::feature_string;
+using codegen_llvm_internal::initialize_llvm;
+
+/// Allocations up to this size live on the stack; larger ones come from aligned_alloc.
+constexpr int64_t kMaxStackAllocationBytes = 64 * 1024;
+/// Alignment of Allocate'd buffers: a cache line, and the widest vector register.
+constexpr uint64_t kBufferAlignment = 64;
+/// Loads and stores claim only the element alignment: buffers come from callers.
+constexpr uint64_t kElementAlignment = 4;
+
+/// Function attributes every generated function gets.
+struct FunctionOptions {
+  std::string cpu;
+  std::string features;
+  bool x86 = false;
+  bool avx512 = false;
+};
+
+/// A name-to-value map with shadowing (a loop variable may reuse an outer name).
+class Scope {
+ public:
+  void push(const std::string& name, llvm::Value* value) { map_[name].push_back(value); }
+  void pop(const std::string& name) {
+    auto it = map_.find(name);
+    KILN_CHECK(it != map_.end()) << "pop of unbound name " << name;
+    it->second.pop_back();
+    if (it->second.empty()) map_.erase(it);
+  }
+  llvm::Value* find(const std::string& name) const {
+    auto it = map_.find(name);
+    return it == map_.end() ? nullptr : it->second.back();
+  }
+
+ private:
+  std::unordered_map<std::string, std::vector<llvm::Value*>> map_;
+};
+
+/// Every Var name and buffer name a statement mentions, sorted so that the environment of an
+/// outlined loop has a deterministic layout.
+class NameCollector : public ir::IRVisitor {
+ public:
+  std::set<std::string> vars;
+  std::set<std::string> buffers;
+
+ protected:
+  using ir::IRVisitor::visit_node;
+  void visit_node(const ir::Var* op) override { vars.insert(op->name); }
+  void visit_node(const ir::Load* op) override {
+    buffers.insert(op->buffer);
+    ir::IRVisitor::visit_node(op);
+  }
+  void visit_node(const ir::Store* op) override {
+    buffers.insert(op->buffer);
+    ir::IRVisitor::visit_node(op);
+  }
+};
+
+/// The constant a scalar or broadcast integer expression has, if any.
+const int64_t* constant_int(const ir::Expr& e) {
+  if (const ir::Broadcast* b = e.as<ir::Broadcast>()) return ir::as_const_int(b->value);
+  return ir::as_const_int(e);
+}
+
+bool is_power_of_two(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
+
+int log2_of(int64_t v) {
+  int n = 0;
+  while ((int64_t{1} << n) < v) ++n;
+  return n;
+}
+
+/// Emits one LoweredFunc into an LLVM module: an exported `void name(float** args)` that loads
+/// the argument pointers and calls an always-inlined `kernel_body(float* noalias ...)`, plus
+/// one outlined task per parallel loop.
+class CodeGen : public ir::IRVisitor {
+ public:
+  CodeGen(llvm::Module& module, FunctionOptions options)
+      : module_(module), ctx_(module.getContext()), builder_(ctx_),
+        options_(std::move(options)) {
+    i1_ = llvm::Type::getInt1Ty(ctx_);
+    i64_ = llvm::Type::getInt64Ty(ctx_);
+    f32_ = llvm::Type::getFloatTy(ctx_);
+    ptr_ = llvm::PointerType::get(ctx_, 0);
+    void_ = llvm::Type::getVoidTy(ctx_);
+    // Contraction of a*b+c into an FMA and nothing more (ir.h's float semantics).
+    llvm::FastMathFlags fmf;
+    fmf.setAllowContract(true);
+    builder_.setFastMathFlags(fmf);
+  }
+
+  void emit(const ir::LoweredFunc& func) {
+    func_name_ = func.name;
+    std::set<std::string> unique_args(func.args.begin(), func.args.end());
+    KILN_CHECK(unique_args.size() == func.args.size())
+        << "function " << func.name << " has two arguments with the same name";
+
+    // The wrapper is created first so that it keeps the exported name even if a caller named
+    // the kernel "kernel_body".
+    llvm::Function* wrapper =
+        create_function(func.name, llvm::FunctionType::get(void_, {ptr_}, false),
+                        llvm::Function::ExternalLinkage, /*always_inline=*/false);
+    std::vector<llvm::Type*> params(func.args.size(), ptr_);
+    llvm::Function* body =
+        create_function("kernel_body", llvm::FunctionType::get(void_, params, false),
+                        llvm::Function::InternalLinkage, /*always_inline=*/true);
+    for (size_t i = 0; i < func.args.size(); ++i) {
+      body->addParamAttr(static_cast<unsigned>(i), llvm::Attribute::NoAlias);
+      body->getArg(static_cast<unsigned>(i))->setName(func.args[i]);
+    }
+
+    builder_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", wrapper));
+    std::vector<llvm::Value*> pointers;
+    for (size_t i = 0; i < func.args.size(); ++i) {
+      llvm::Value* slot = builder_.CreateConstInBoundsGEP1_64(ptr_, wrapper->getArg(0), i);
+      pointers.push_back(builder_.CreateLoad(ptr_, slot, func.args[i]));
+    }
+    builder_.CreateCall(body, pointers);
+    builder_.CreateRetVoid();
+
+    builder_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", body));
+    for (size_t i = 0; i < func.args.size(); ++i) {
+      buffers_.push(func.args[i], body->getArg(static_cast<unsigned>(i)));
+    }
+    codegen(func.body);
+    builder_.CreateRetVoid();
+  }
+
+ protected:
+  using ir::IRVisitor::visit_node;
+
+  void visit_node(const ir::IntImm* op) override { value_ = builder_.getInt64(op->value); }
+  void visit_node(const ir::FloatImm* op) override {
+    value_ = llvm::ConstantFP::get(f32_, op->value);
+  }
+  void visit_node(const ir::Var* op) override {
+    value_ = vars_.find(op->name);
+    KILN_CHECK(value_ != nullptr) << "variable " << op->name << " is not bound in "
+                                  << func_name_;
+  }
+
+  void visit_node(const ir::Add* op) override {
+    llvm::Value* a = codegen(op->a);
+    llvm::Value* b = codegen(op->b);
+    value_ = op->type.is_float() ? builder_.CreateFAdd(a, b)
+                                 : builder_.CreateAdd(a, b, "", false, /*HasNSW=*/true);
+  }
+  void visit_node(const ir::Sub* op) override {
+    llvm::Value* a = codegen(op->a);
+    llvm::Value* b = codegen(op->b);
+    value_ = op->type.is_float() ? builder_.CreateFSub(a, b)
+                                 : builder_.CreateSub(a, b, "", false, /*HasNSW=*/true);
+  }
+  void visit_node(const ir::Mul* op) override {
+    llvm::Value* a = codegen(op->a);
+    llvm::Value* b = codegen(op->b);
+    value_ = op->type.is_float() ? builder_.CreateFMul(a, b)
+                                 : builder_.CreateMul(a, b, "", false, /*HasNSW=*/true);
+  }
+  void visit_node(const ir::Div* op) override {
+    llvm::Value* a = codegen(op->a);
+    llvm::Value* b = codegen(op->b);
+    if (op->type.is_float()) {
+      value_ = builder_.CreateFDiv(a, b);
+      return;
+    }
+    KILN_CHECK(op->type.is_int()) << "Div of bools";
+    value_ = floor_div(a, b, constant_int(op->b));
+  }
+  void visit_node(const ir::Mod* op) override {
+    KILN_CHECK(op->type.is_int()) << "Mod is defined on integers only: " << ir::Expr(op);
+    llvm::Value* a = codegen(op->a);
+    llvm::Value* b = codegen(op->b);
+    value_ = floor_mod(a, b, constant_int(op->b));
+  }
+  void visit_node(const ir::Min* op) override {
+    llvm::Value* a = codegen(op->a);
+    llvm::Value* b = codegen(op->b);
+    if (op->type.is_float()) {
+      value_ = builder_.CreateSelect(builder_.CreateFCmpOLT(a, b), a, b);
+    } else {
+      value_ = builder_.CreateSelect(builder_.CreateICmpSLT(a, b), a, b);
+    }
+  }
+  void visit_node(const ir::Max* op) override {
+    llvm::Value* a = codegen(op->a);
+    llvm::Value* b = codegen(op->b);
+    if (op->type.is_float()) {
+      value_ = builder_.CreateSelect(builder_.CreateFCmpOGT(a, b), a, b);
+    } else {
+      value_ = builder_.CreateSelect(builder_.CreateICmpSGT(a, b), a, b);
+    }
+  }
+
+  void visit_node(const ir::EQ* op) override {
+    compare(op->a, op->b, llvm::CmpInst::FCMP_OEQ, llvm::CmpInst::ICMP_EQ,
+            llvm::CmpInst::ICMP_EQ);
+  }
+  void visit_node(const ir::NE* op) override {
+    compare(op->a, op->b, llvm::CmpInst::FCMP_ONE, llvm::CmpInst::ICMP_NE,
+            llvm::CmpInst::ICMP_NE);
+  }
+  void visit_node(const ir::LT* op) override {
+    compare(op->a, op->b, llvm::CmpInst::FCMP_OLT, llvm::CmpInst::ICMP_SLT,
+            llvm::CmpInst::ICMP_ULT);
+  }
+  void visit_node(const ir::LE* op) override {
+    compare(op->a, op->b, llvm::CmpInst::FCMP_OLE, llvm::CmpInst::ICMP_SLE,
+            llvm::CmpInst::ICMP_ULE);
+  }
+  void visit_node(const ir::And* op) override {
+    KILN_CHECK(op->type.is_bool()) << "And of non-bools: " << ir::Expr(op);
+    llvm::Value* a = codegen(op->a);
+    llvm::Value* b = codegen(op->b);
+    value_ = builder_.CreateAnd(a, b);
+  }
+  void visit_node(const ir::Or* op) override {
+    KILN_CHECK(op->type.is_bool()) << "Or of non-bools: " << ir::Expr(op);
+    llvm::Value* a = codegen(op->a);
+    llvm::Value* b = codegen(op->b);
+    value_ = builder_.CreateOr(a, b);
+  }
+  void visit_node(const ir::Not* op) override { value_ = builder_.CreateNot(codegen(op->a)); }
+
+  void visit_node(const ir::Select* op) override {
+    llvm::Value* c = codegen(op->condition);
+    llvm::Value* t = codegen(op->true_value);
+    llvm::Value* f = codegen(op->false_value);
+    // A scalar condition selects whole vectors, which LLVM's select accepts as is.
+    value_ = builder_.CreateSelect(c, t, f);
+  }
+
+  void visit_node(const ir::Cast* op) override {
+    const ir::Type from = op->value.type();
+    const ir::Type to = op->type;
+    llvm::Value* v = codegen(op->value);
+    llvm::Type* to_type = llvm_type(to);
+    if (from.code == to.code) {
+      value_ = v;
+    } else if (from.is_int() && to.is_float()) {
+      value_ = builder_.CreateSIToFP(v, to_type);
+    } else if (from.is_float() && to.is_int()) {
+      value_ = builder_.CreateFPToSI(v, to_type);
+    } else if (from.is_bool() && to.is_int()) {
+      value_ = builder_.CreateZExt(v, to_type);
+    } else if (from.is_bool() && to.is_float()) {
+      value_ = builder_.CreateUIToFP(v, to_type);
+    } else if (from.is_int() && to.is_bool()) {
+      value_ = builder_.CreateICmpNE(v, llvm::Constant::getNullValue(v->getType()));
+    } else {
+      value_ = builder_.CreateFCmpUNE(v, llvm::Constant::getNullValue(v->getType()));
+    }
+  }
+
+  void visit_node(const ir::Ramp* op) override {
+    llvm::Value* base = codegen(op->base);
+    llvm::Value* stride = codegen(op->stride);
+    const int lanes = op->lanes;
+    const bool is_float = op->type.is_float();
+    KILN_CHECK(!op->type.is_bool()) << "Ramp of bools";
+    std::vector<llvm::Constant*> steps;
+    for (int i = 0; i < lanes; ++i) {
+      steps.push_back(is_float ? llvm::ConstantFP::get(f32_, i) : builder_.getInt64(i));
+    }
+    llvm::Value* step_vector = llvm::ConstantVector::get(steps);
+    llvm::Value* base_vector = builder_.CreateVectorSplat(lanes, base);
+    llvm::Value* stride_vector = builder_.CreateVectorSplat(lanes, stride);
+    if (is_float) {
+      value_ = builder_.CreateFAdd(base_vector, builder_.CreateFMul(stride_vector, step_vector));
+    } else {
+      value_ = builder_.CreateAdd(
+          base_vector, builder_.CreateMul(stride_vector, step_vector, "", false, true), "",
+          false, true);
+    }
+  }
+
+  void visit_node(const ir::Broadcast* op) override {
+    value_ = builder_.CreateVectorSplat(op->lanes, codegen(op->value));
+  }
+
+  void visit_node(const ir::Load* op) override {
+    const ir::Expr& index = op->index;
+    const int lanes = index.type().lanes;
+    if (lanes == 1) {
+      value_ = builder_.CreateAlignedLoad(f32_, element_pointer(op->buffer, codegen(index)),
+                                          llvm::Align(kElementAlignment));
+      return;
+    }
+    if (const ir::Ramp* ramp = dense_ramp(index)) {
+      llvm::Value* p = element_pointer(op->buffer, codegen(ramp->base));
+      value_ = builder_.CreateAlignedLoad(llvm::FixedVectorType::get(f32_, lanes), p,
+                                          llvm::Align(kElementAlignment));
+      return;
+    }
+    if (const ir::Broadcast* b = index.as<ir::Broadcast>()) {
+      llvm::Value* scalar = builder_.CreateAlignedLoad(
+          f32_, element_pointer(op->buffer, codegen(b->value)), llvm::Align(kElementAlignment));
+      value_ = builder_.CreateVectorSplat(lanes, scalar);
+      return;
+    }
+    // A gather, one lane at a time: correct for any index, used only by tails and packing.
+    llvm::Value* indices = codegen(index);
+    llvm::Value* result = llvm::PoisonValue::get(llvm::FixedVectorType::get(f32_, lanes));
+    for (int i = 0; i < lanes; ++i) {
+      llvm::Value* lane_index = builder_.CreateExtractElement(indices, builder_.getInt64(i));
+      llvm::Value* element = builder_.CreateAlignedLoad(
+          f32_, element_pointer(op->buffer, lane_index), llvm::Align(kElementAlignment));
+      result = builder_.CreateInsertElement(result, element, builder_.getInt64(i));
+    }
+    value_ = result;
+  }
+
+  void visit_node(const ir::TensorLoad* op) override {
+    KILN_UNREACHABLE() << "TensorLoad of " << op->tensor
+                       << " reached code generation; storage flattening must remove it";
+  }
+
+  void visit_node(const ir::For* op) override {
+    if (op->for_kind == ir::ForKind::kParallel) {
+      emit_parallel_for(op);
+    } else {
+      // Vectorized and unrolled loops are expanded by lowering; one that is left is still
+      // correct as a serial loop, and LLVM may vectorize or unroll it anyway.
+      emit_serial_for(op);
+    }
+  }
+
+  void visit_node(const ir::Store* op) override {
+    llvm::Value* value = codegen(op->value);
+    const ir::Expr& index = op->index;
+    const int lanes = index.type().lanes;
+    if (lanes == 1) {
+      builder_.CreateAlignedStore(value, element_pointer(op->buffer, codegen(index)),
+                                  llvm::Align(kElementAlignment));
+      return;
+    }
+    if (const ir::Ramp* ramp = dense_ramp(index)) {
+      builder_.CreateAlignedStore(value, element_pointer(op->buffer, codegen(ramp->base)),
+                                  llvm::Align(kElementAlignment));
+      return;
+    }
+    // A scatter, one lane at a time, in lane order (a later lane wins on equal indices).
+    llvm::Value* indices = codegen(index);
+    for (int i = 0; i < lanes; ++i) {
+      llvm::Value* lane_index = builder_.CreateExtractElement(indices, builder_.getInt64(i));
+      llvm::Value* element = builder_.CreateExtractElement(value, builder_.getInt64(i));
+      builder_.CreateAlignedStore(element, element_pointer(op->buffer, lane_index),
+                                  llvm::Align(kElementAlignment));
+    }
+  }
+
+  void visit_node(const ir::TensorStore* op) override {
+    KILN_UNREACHABLE() << "TensorStore of " << op->tensor
+                       << " reached code generation; storage flattening must remove it";
+  }
+
+  void visit_node(const ir::Block* op) override {
+    for (const ir::Stmt& s : op->stmts) codegen(s);
+  }
+
+  void visit_node(const ir::IfThenElse* op) override {
+    llvm::Value* condition = codegen(op->condition);
+    llvm::Function* f = builder_.GetInsertBlock()->getParent();
+    llvm::BasicBlock* then_block = llvm::BasicBlock::Create(ctx_, "then", f);
+    llvm::BasicBlock* else_block =
+        op->else_case.defined() ? llvm::BasicBlock::Create(ctx_, "else", f) : nullptr;
+    llvm::BasicBlock* after = llvm::BasicBlock::Create(ctx_, "endif", f);
+    builder_.CreateCondBr(condition, then_block, else_block ? else_block : after);
+    builder_.SetInsertPoint(then_block);
+    codegen(op->then_case);
+    builder_.CreateBr(after);
+    if (else_block != nullptr) {
+      builder_.SetInsertPoint(else_block);
+      codegen(op->else_case);
+      builder_.CreateBr(after);
+    }
+    builder_.SetInsertPoint(after);
+  }
+
+  void visit_node(const ir::Realize* op) override {
+    KILN_UNREACHABLE() << "Realize of " << op->tensor
+                       << " reached code generation; storage flattening must remove it";
+  }
+
+  void visit_node(const ir::Allocate* op) override {
+    const int64_t bytes = op->size * int64_t{sizeof(float)};
+    if (bytes <= kMaxStackAllocationBytes) {
+      // In the entry block of the current function (the task, inside a parallel loop), so
+      // that a loop around the Allocate does not grow the stack.
+      llvm::AllocaInst* buffer =
+          create_entry_alloca(llvm::ArrayType::get(f32_, static_cast<uint64_t>(op->size)),
+                              kBufferAlignment, op->buffer);
+      buffers_.push(op->buffer, buffer);
+      codegen(op->body);
+      buffers_.pop(op->buffer);
+      return;
+    }
+    // aligned_alloc wants a size that is a multiple of the alignment.
+    const int64_t rounded = (bytes + int64_t{kBufferAlignment} - 1) /
+                            int64_t{kBufferAlignment} * int64_t{kBufferAlignment};
+    llvm::FunctionCallee aligned_alloc = module_.getOrInsertFunction(
+        "aligned_alloc", llvm::FunctionType::get(ptr_, {i64_, i64_}, false));
+    llvm::FunctionCallee free_fn =
+        module_.getOrInsertFunction("free", llvm::FunctionType::get(void_, {ptr_}, false));
+    llvm::Value* buffer = builder_.CreateCall(
+        aligned_alloc, {builder_.getInt64(kBufferAlignment), builder_.getInt64(rounded)},
+        op->buffer);
+    buffers_.push(op->buffer, buffer);
+    codegen(op->body);
+    buffers_.pop(op->buffer);
+    builder_.CreateCall(free_fn, {buffer});
+  }
+
+ private:
+  llvm::Value* codegen(const ir::Expr& e) {
+    KILN_CHECK(e.defined()) << "undefined expression in " << func_name_;
+    value_ = nullptr;
+    visit(e);
+    KILN_CHECK(value_ != nullptr) << "no value for " << e;
+    llvm::Value* result = value_;
+    value_ = nullptr;
+    return result;
+  }
+
+  void codegen(const ir::Stmt& s) {
+    if (s.defined()) visit(s);
+  }
+
+  llvm::Type* llvm_type(ir::Type t) const {
+    llvm::Type* element = t.is_float() ? f32_ : t.is_int() ? i64_ : i1_;
+    if (t.is_scalar()) return element;
+    return llvm::FixedVectorType::get(element, static_cast<unsigned>(t.lanes));
+  }
+
+  /// A Ramp index with stride 1, which one dense vector access covers.
+  static const ir::Ramp* dense_ramp(const ir::Expr& index) {
+    const ir::Ramp* ramp = index.as<ir::Ramp>();
+    if (ramp == nullptr) return nullptr;
+    const int64_t* stride = ir::as_const_int(ramp->stride);
+    return stride != nullptr && *stride == 1 ? ramp : nullptr;
+  }
+
+  llvm::Function* create_function(const std::string& name, llvm::FunctionType* type,
+                                  llvm::Function::LinkageTypes linkage, bool always_inline) {
+    llvm::Function* f = llvm::Function::Create(type, linkage, name, module_);
+    f->addFnAttr(llvm::Attribute::NoUnwind);
+    if (!options_.cpu.empty()) f->addFnAttr("target-cpu", options_.cpu);
+    if (!options_.features.empty()) f->addFnAttr("target-features", options_.features);
+    // Without these two, LLVM's X86 back end splits 512-bit vectors into 256-bit halves on
+    // many CPU models; the schedules ask for 16 lanes on purpose.
+    if (options_.x86) {
+      if (options_.avx512) f->addFnAttr("prefer-vector-width", "512");
+      f->addFnAttr("min-legal-vector-width", "512");
+    }
+    f->addFnAttr("frame-pointer", "none");
+    if (always_inline) f->addFnAttr(llvm::Attribute::AlwaysInline);
+    return f;
+  }
+
+  llvm::AllocaInst* create_entry_alloca(llvm::Type* type, uint64_t align,
+                                        const std::string& name) {
+    llvm::Function* f = builder_.GetInsertBlock()->getParent();
+    llvm::BasicBlock& entry = f->getEntryBlock();
+    llvm::IRBuilder<> entry_builder(&entry, entry.begin());
+    llvm::AllocaInst* alloca = entry_builder.CreateAlloca(type, nullptr, name);
+    alloca->setAlignment(llvm::Align(align));
+    return alloca;
+  }
+
+  llvm::Value* element_pointer(const std::string& buffer, llvm::Value* index) {
+    llvm::Value* base = buffers_.find(buffer);
+    KILN_CHECK(base != nullptr) << "buffer " << buffer << " is not bound in " << func_name_;
+    return builder_.CreateInBoundsGEP(f32_, base, index);
+  }
+
+  void compare(const ir::Expr& a_expr, const ir::Expr& b_expr, llvm::CmpInst::Predicate fp,
+               llvm::CmpInst::Predicate signed_int, llvm::CmpInst::Predicate boolean) {
+    llvm::Value* a = codegen(a_expr);
+    llvm::Value* b = codegen(b_expr);
+    const ir::Type t = a_expr.type();
+    if (t.is_float()) {
+      value_ = builder_.CreateFCmp(fp, a, b);
+    } else {
+      value_ = builder_.CreateICmp(t.is_int() ? signed_int : boolean, a, b);
+    }
+  }
+
+  /// floor(a / b). `divisor` is b's value when it is a constant.
+  llvm::Value* floor_div(llvm::Value* a, llvm::Value* b, const int64_t* divisor) {
+    llvm::Type* type = a->getType();
+    if (divisor != nullptr && is_power_of_two(*divisor)) {
+      return builder_.CreateAShr(a, llvm::ConstantInt::get(type, log2_of(*divisor)));
+    }
+    if (divisor != nullptr && *divisor > 0) {
+      // For b > 0, with s = a >> 63 (all ones when a < 0): floor(a / b) = s ^ ((s ^ a) / b),
+      // and s ^ a >= 0, so an unsigned division (a multiply by a magic constant) does it.
+      llvm::Value* sign = builder_.CreateAShr(a, llvm::ConstantInt::get(type, 63));
+      llvm::Value* magnitude = builder_.CreateXor(sign, a);
+      llvm::Value* quotient =
+          builder_.CreateUDiv(magnitude, llvm::ConstantInt::get(type, *divisor));
+      return builder_.CreateXor(sign, quotient);
+    }
+    KILN_CHECK(divisor == nullptr || *divisor != 0) << "division by zero in " << func_name_;
+    // General case: truncating division, minus one when the remainder is non-zero and its
+    // sign differs from the divisor's.
+    llvm::Value* q = builder_.CreateSDiv(a, b);
+    llvm::Value* r = builder_.CreateSRem(a, b);
+    llvm::Value* adjust = floor_adjustment(r, b);
+    return builder_.CreateSelect(adjust, builder_.CreateSub(q, llvm::ConstantInt::get(type, 1)),
+                                 q);
+  }
+
+  /// a - b * floor(a / b): the result has the sign of b.
+  llvm::Value* floor_mod(llvm::Value* a, llvm::Value* b, const int64_t* divisor) {
+    llvm::Type* type = a->getType();
+    if (divisor != nullptr && is_power_of_two(*divisor)) {
+      return builder_.CreateAnd(a, llvm::ConstantInt::get(type, *divisor - 1));
+    }
+    if (divisor != nullptr && *divisor > 0) {
+      llvm::Value* r = builder_.CreateSRem(a, b);
+      llvm::Value* negative = builder_.CreateICmpSLT(r, llvm::ConstantInt::get(type, 0));
+      return builder_.CreateSelect(negative, builder_.CreateAdd(r, b), r);
+    }
+    KILN_CHECK(divisor == nullptr || *divisor != 0) << "modulo by zero in " << func_name_;
+    llvm::Value* r = builder_.CreateSRem(a, b);
+    return builder_.CreateSelect(floor_adjustment(r, b), builder_.CreateAdd(r, b), r);
+  }
+
+  /// True where a truncated remainder `r` must move toward the divisor `b`'s sign.
+  llvm::Value* floor_adjustment(llvm::Value* r, llvm::Value* b) {
+    llvm::Value* zero = llvm::Constant::getNullValue(r->getType());
+    llvm::Value* nonzero = builder_.CreateICmpNE(r, zero);
+    llvm::Value* signs_differ = builder_.CreateICmpSLT(builder_.CreateXor(r, b), zero);
+    return builder_.CreateAnd(nonzero, signs_differ);
+  }
+
+  void emit_serial_for(const ir::For* op) {
+    llvm::Value* min = codegen(op->min);
+    llvm::Value* extent = codegen(op->extent);
+    llvm::Value* end = builder_.CreateAdd(min, extent, op->var + ".end", false, true);
+    llvm::Function* f = builder_.GetInsertBlock()->getParent();
+    llvm::BasicBlock* preheader = builder_.GetInsertBlock();
+    llvm::BasicBlock* loop = llvm::BasicBlock::Create(ctx_, op->var + ".loop", f);
+    llvm::BasicBlock* exit = llvm::BasicBlock::Create(ctx_, op->var + ".exit", f);
+    // A guarded, bottom-tested loop: the rotated form LLVM's loop passes expect.
+    builder_.CreateCondBr(builder_.CreateICmpSLT(min, end), loop, exit);
+    builder_.SetInsertPoint(loop);
+    llvm::PHINode* var = builder_.CreatePHI(i64_, 2, op->var);
+    var->addIncoming(min, preheader);
+    vars_.push(op->var, var);
+    codegen(op->body);
+    vars_.pop(op->var);
+    llvm::Value* next = builder_.CreateAdd(var, builder_.getInt64(1), op->var + ".next", false,
+                                           true);
+    var->addIncoming(next, builder_.GetInsertBlock());
+    builder_.CreateCondBr(builder_.CreateICmpSLT(next, end), loop, exit);
+    builder_.SetInsertPoint(exit);
+  }
+
+  /// Outlines the body into `void task(i64 index, ptr env)` and calls kiln_parallel_for. The
+  /// environment is a struct on the caller's stack holding the loop's min and every variable
+  /// and buffer pointer the body uses from outside. The task calls an always-inlined body
+  /// function whose pointer parameters are noalias, so the body keeps the alias facts the
+  /// kernel's arguments have.
+  void emit_parallel_for(const ir::For* op) {
+    llvm::Value* min = codegen(op->min);
+    llvm::Value* extent = codegen(op->extent);
+
+    NameCollector names;
+    names.visit(op->body);
+    struct Capture {
+      std::string name;
+      bool is_buffer;
+      llvm::Value* value;
+    };
+    std::vector<Capture> captures;
+    for (const std::string& name : names.vars) {
+      if (name == op->var) continue;
+      if (llvm::Value* v = vars_.find(name)) captures.push_back({name, false, v});
+    }
+    for (const std::string& name : names.buffers) {
+      if (llvm::Value* v = buffers_.find(name)) captures.push_back({name, true, v});
+    }
+
+    std::vector<llvm::Type*> fields{i64_};
+    for (const Capture& c : captures) fields.push_back(c.is_buffer ? ptr_ : i64_);
+    llvm::StructType* env_type = llvm::StructType::get(ctx_, fields);
+    llvm::AllocaInst* env = create_entry_alloca(env_type, 8, op->var + ".env");
+    builder_.CreateStore(min, builder_.CreateStructGEP(env_type, env, 0));
+    for (size_t i = 0; i < captures.size(); ++i) {
+      builder_.CreateStore(captures[i].value,
+                           builder_.CreateStructGEP(env_type, env, static_cast<unsigned>(i + 1)));
+    }
+
+    const std::string task_name =
+        func_name_ + ".par." + op->var + "." + std::to_string(task_count_++);
+    std::vector<llvm::Type*> body_params(fields);  // the loop variable, then the captures
+    llvm::Function* body_fn =
+        create_function(task_name + ".body", llvm::FunctionType::get(void_, body_params, false),
+                        llvm::Function::InternalLinkage, /*always_inline=*/true);
+    body_fn->getArg(0)->setName(op->var);
+    for (size_t i = 0; i < captures.size(); ++i) {
+      llvm::Argument* arg = body_fn->getArg(static_cast<unsigned>(i + 1));
+      arg->setName(captures[i].name);
+      if (captures[i].is_buffer) body_fn->addParamAttr(arg->getArgNo(), llvm::Attribute::NoAlias);
+    }
+    llvm::Function* task =
+        create_function(task_name, llvm::FunctionType::get(void_, {i64_, ptr_}, false),
+                        llvm::Function::InternalLinkage, /*always_inline=*/false);
+
+    const llvm::IRBuilderBase::InsertPoint saved_point = builder_.saveIP();
+    Scope saved_vars = std::exchange(vars_, Scope());
+    Scope saved_buffers = std::exchange(buffers_, Scope());
+
+    builder_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", task));
+    llvm::Value* task_env = task->getArg(1);
+    llvm::Value* task_min =
+        builder_.CreateLoad(i64_, builder_.CreateStructGEP(env_type, task_env, 0), "min");
+    std::vector<llvm::Value*> body_args{
+        builder_.CreateAdd(task_min, task->getArg(0), op->var, false, true)};
+    for (size_t i = 0; i < captures.size(); ++i) {
+      llvm::Value* field =
+          builder_.CreateStructGEP(env_type, task_env, static_cast<unsigned>(i + 1));
+      body_args.push_back(builder_.CreateLoad(fields[i + 1], field, captures[i].name));
+    }
+    builder_.CreateCall(body_fn, body_args);
+    builder_.CreateRetVoid();
+
+    builder_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", body_fn));
+    vars_.push(op->var, body_fn->getArg(0));
+    for (size_t i = 0; i < captures.size(); ++i) {
+      Scope& scope = captures[i].is_buffer ? buffers_ : vars_;
+      scope.push(captures[i].name, body_fn->getArg(static_cast<unsigned>(i + 1)));
+    }
+    codegen(op->body);
+    builder_.CreateRetVoid();
+
+    vars_ = std::move(saved_vars);
+    buffers_ = std::move(saved_buffers);
+    builder_.restoreIP(saved_point);
+    llvm::FunctionCallee parallel_for = module_.getOrInsertFunction(
+        "kiln_parallel_for",
+        llvm::FunctionType::get(llvm::Type::getInt32Ty(ctx_), {i64_, ptr_, ptr_}, false));
+    builder_.CreateCall(parallel_for, {extent, task, env});
+  }
+
+  llvm::Module& module_;
+  llvm::LLVMContext& ctx_;
+  llvm::IRBuilder<> builder_;
+  FunctionOptions options_;
+  Scope vars_;
+  Scope buffers_;
+  llvm::Value* value_ = nullptr;
+  std::string func_name_;
+  int task_count_ = 0;
+  llvm::Type* i1_ = nullptr;
+  llvm::Type* i64_ = nullptr;
+  llvm::Type* f32_ = nullptr;
+  llvm::Type* ptr_ = nullptr;
+  llvm::Type* void_ = nullptr;
+};
+
+std::string llvm_error_message(llvm::Error error) { return llvm::toString(std::move(error)); }
+
+/// Runs LLVM's default O3 pipeline with the target's cost model.
+void optimize(llvm::Module& module, llvm::TargetMachine& machine) {
+  // Declared in this order so that they are destroyed in the reverse one (PassBuilder docs).
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+
+  llvm::PipelineTuningOptions tuning;
+  tuning.LoopVectorization = true;
+  tuning.SLPVectorization = true;
+  tuning.LoopUnrolling = true;
+  tuning.LoopInterleaving = true;
+  llvm::PassBuilder builder(&machine, tuning);
+  // Registered before the defaults, so that vector costs come from this CPU's model.
+  fam.registerPass([&] { return machine.getTargetIRAnalysis(); });
+  builder.registerModuleAnalyses(mam);
+  builder.registerCGSCCAnalyses(cgam);
+  builder.registerFunctionAnalyses(fam);
+  builder.registerLoopAnalyses(lam);
+  builder.crossRegisterProxies(lam, fam, cgam, mam);
+  llvm::ModulePassManager passes =
+      builder.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3);
+  passes.run(module, mam);
+}
+
+/// Generates, verifies and optimizes the module for `func` on `machine`.
+Result<std::unique_ptr<llvm::Module>> build_module(const ir::LoweredFunc& func,
+                                                   llvm::LLVMContext& ctx,
+                                                   llvm::TargetMachine& machine) {
+  auto module = std::make_unique<llvm::Module>(func.name, ctx);
+  module->setTargetTriple(machine.getTargetTriple().str());
+  module->setDataLayout(machine.createDataLayout());
+
+  FunctionOptions options;
+  options.cpu = std::string(machine.getTargetCPU());
+  options.features = std::string(machine.getTargetFeatureString());
+  options.x86 = machine.getTargetTriple().isX86();
+  options.avx512 = options.x86 && machine.getMCSubtargetInfo()->checkFeatures("+avx512f");
+  CodeGen(*module, options).emit(func);
+
+  std::string message;
+  llvm::raw_string_ostream os(message);
+  if (llvm::verifyModule(*module, &os)) {
+    os.flush();
+    return internal_error("llvm rejected the code generated for '" + func.name +
+                          "': " + message + "\nkiln IR:\n" + ir::to_string(func.body) +
+                          "\nthis is a kiln bug; please report it with the IR above");
+  }
+  optimize(*module, machine);
+  return module;
+}
+
+std::string print_module(const llvm::Module& module) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  module.print(os, nullptr);
+  os.flush();
+  return text;
+}
+
+/// A JIT-compiled function. The LLJIT instance owns the code; destroying it frees the code.
+class LlvmJitFunction : public JitFunction {
+ public:
+  LlvmJitFunction(std::unique_ptr<llvm::orc::LLJIT> jit, void (*entry)(float* const*),
+                  std::string ir)
+      : jit_(std::move(jit)), entry_(entry), ir_(std::move(ir)) {}
+
+  void call(float* const* args) const override { entry_(args); }
+  const std::string& llvm_ir() const override { return ir_; }
+
+ private:
+  std::unique_ptr<llvm::orc::LLJIT> jit_;
+  void (*entry_)(float* const*);
+  std::string ir_;
+};
+
+/// The host target with triple, CPU and features filled in.
+Result<Target> resolved_host(const Target& target) {
+  if (!target.triple.empty() && !target.cpu.empty()) return target;
+  return resolve_host_target(target);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<JitFunction>> jit_compile(const ir::LoweredFunc& func,
+                                                 const Target& target) {
+  const auto start = std::chrono::steady_clock::now();
+  initialize_llvm();
+  if (target.kind != TargetKind::kLlvm) {
+    return invalid_argument("cannot JIT-compile for target '" + target.str() +
+                            "'; the JIT runs llvm targets on this host only");
+  }
+  KILN_ASSIGN_OR_RETURN(const Target host, resolved_host(target));
+  const std::string process_triple = llvm::sys::getProcessTriple();
+  if (llvm::Triple(host.triple).getArch() != llvm::Triple(process_triple).getArch()) {
+    return invalid_argument("cannot JIT-compile for triple '" + host.triple +
+                            "' on a host whose triple is '" + process_triple +
+                            "'; use compile_object for other targets");
+  }
+  KILN_ASSIGN_OR_RETURN(const llvm::Target* llvm_target,
+                        codegen_llvm_internal::lookup_target(process_triple));
+  KILN_RETURN_IF_ERROR(codegen_llvm_internal::check_cpu(*llvm_target, process_triple, host));
+
+  llvm::orc::JITTargetMachineBuilder machine_builder{llvm::Triple(process_triple)};
+  machine_builder.setCPU(host.cpu);
+  machine_builder.addFeatures(host.attrs);
+  machine_builder.setCodeGenOptLevel(llvm::CodeGenOpt::Aggressive);
+  machine_builder.getOptions().AllowFPOpFusion = llvm::FPOpFusion::Fast;
+  auto machine_or = machine_builder.createTargetMachine();
+  if (!machine_or) {
+    return internal_error("cannot create an llvm target machine for '" + host.str() +
+                          "': " + llvm_error_message(machine_or.takeError()));
+  }
+  std::unique_ptr<llvm::TargetMachine> machine = std::move(*machine_or);
+
+  auto ctx = std::make_unique<llvm::LLVMContext>();
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<llvm::Module> module,
+                        build_module(func, *ctx, *machine));
+  std::string ir_text = print_module(*module);
+  const llvm::DataLayout layout = module->getDataLayout();
+
+  // The target machine that optimized the module also compiles it: one per compile, because
+  // a TargetMachine caches subtargets without a lock. The holder makes the creator copyable.
+  auto machine_holder = std::make_shared<std::unique_ptr<llvm::TargetMachine>>(
+      std::move(machine));
+  auto jit_or =
+      llvm::orc::LLJITBuilder()
+          .setJITTargetMachineBuilder(machine_builder)
+          .setDataLayout(layout)
+          .setCompileFunctionCreator(
+              [machine_holder](llvm::orc::JITTargetMachineBuilder)
+                  -> llvm::Expected<std::unique_ptr<llvm::orc::IRCompileLayer::IRCompiler>> {
+                return std::make_unique<llvm::orc::TMOwningSimpleCompiler>(
+                    std::move(*machine_holder));
+              })
+          // No static constructors or atexit handlers to run: skip the generic platform,
+          // which would compile a support module for every JIT.
+          .setPlatformSetUp(llvm::orc::setUpInactivePlatform)
+          .create();
+  if (!jit_or) {
+    return internal_error("cannot create the llvm JIT: " +
+                          llvm_error_message(jit_or.takeError()));
+  }
+  std::unique_ptr<llvm::orc::LLJIT> jit = std::move(*jit_or);
+
+  llvm::orc::JITDylib& main = jit->getMainJITDylib();
+  llvm::orc::SymbolMap runtime_symbols;
+  runtime_symbols[jit->mangleAndIntern("kiln_parallel_for")] = llvm::JITEvaluatedSymbol(
+      llvm::pointerToJITTargetAddress(&kiln_parallel_for),
+      llvm::JITSymbolFlags::Exported | llvm::JITSymbolFlags::Callable);
+  if (llvm::Error error = main.define(llvm::orc::absoluteSymbols(std::move(runtime_symbols)))) {
+    return internal_error("cannot define kiln_parallel_for in the JIT: " +
+                          llvm_error_message(std::move(error)));
+  }
+  auto generator = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
+      layout.getGlobalPrefix());
+  if (!generator) {
+    return internal_error("cannot search this process for symbols: " +
+                          llvm_error_message(generator.takeError()));
+  }
+  main.addGenerator(std::move(*generator));
+
+  if (llvm::Error error = jit->addIRModule(
+          llvm::orc::ThreadSafeModule(std::move(module), std::move(ctx)))) {
+    return internal_error("cannot add the module for '" + func.name +
+                          "' to the JIT: " + llvm_error_message(std::move(error)));
+  }
+  auto address = jit->lookup(func.name);
+  if (!address) {
+    return internal_error("cannot compile '" + func.name +
+                          "' in the JIT: " + llvm_error_message(address.takeError()));
+  }
+  auto* entry = address->toPtr<void (*)(float* const*)>();
+
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+          .count();
+  logger("core")->debug("jit compiled func={} ms={:.2f}", func.name, ms);
+  return std::unique_ptr<JitFunction>(
+      std::make_unique<LlvmJitFunction>(std::move(jit), entry, std::move(ir_text)));
+}
+
+Result<std::vector<uint8_t>> compile_object(const ir::LoweredFunc& func, const Target& target) {
+  initialize_llvm();
+  if (target.kind != TargetKind::kLlvm) {
+    return invalid_argument("cannot emit a CPU object for target '" + target.str() +
+                            "'; use an llvm target");
+  }
+  Target resolved = target;
+  if (target.is_host && target.triple.empty()) {
+    KILN_ASSIGN_OR_RETURN(resolved, resolve_host_target(target));
+  }
+  KILN_ASSIGN_OR_RETURN(const llvm::Target* llvm_target,
+                        codegen_llvm_internal::lookup_target(resolved.triple));
+  KILN_RETURN_IF_ERROR(codegen_llvm_internal::check_cpu(*llvm_target, resolved.triple, resolved));
+
+  llvm::TargetOptions options;
+  options.AllowFPOpFusion = llvm::FPOpFusion::Fast;
+  std::unique_ptr<llvm::TargetMachine> machine(llvm_target->createTargetMachine(
+      resolved.triple, resolved.cpu, feature_string(resolved.attrs), options, llvm::Reloc::PIC_,
+      std::nullopt, llvm::CodeGenOpt::Aggressive));
+  if (machine == nullptr) {
+    return internal_error("llvm cannot create a target machine for '" + resolved.str() + "'");
+  }
+
+  llvm::LLVMContext ctx;
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<llvm::Module> module,
+                        build_module(func, ctx, *machine));
+
+  llvm::SmallVector<char, 0> buffer;
+  llvm::raw_svector_ostream os(buffer);
+  llvm::legacy::PassManager emit;
+  if (machine->addPassesToEmitFile(emit, os, nullptr, llvm::CGFT_ObjectFile)) {
+    return internal_error("llvm cannot emit an object file for triple '" + resolved.triple +
+                          "'");
+  }
+  emit.run(*module);
+  return std::vector<uint8_t>(buffer.begin(), buffer.end());
+}
+
+}  // namespace kiln::core

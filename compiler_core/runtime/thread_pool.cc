@@ -1,0 +1,224 @@
+#include "compiler_core/runtime/thread_pool.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+#include "compiler_core/support/check.h"
+
+namespace kiln::core {
+namespace {
+
+/// More threads than this is a bug in the caller (the worker count is packed in 16 bits).
+constexpr int kMaxThreads = 1024;
+
+/// How long an idle worker spins on the job word before it parks on the condition variable.
+/// Kernels are often run back to back (the timer's loop, a network's layers); spinning for a
+/// moment saves the futex wake-up (tens of microseconds) on the next call.
+constexpr auto kSpinTime = std::chrono::microseconds(100);
+
+/// Chunks per participating thread: enough to even out uneven bodies, few enough that the
+/// atomic claim costs nothing next to the work.
+constexpr int64_t kChunksPerThread = 4;
+
+std::atomic<int> g_num_threads{1};
+
+/// True on pool workers and on a caller while it runs its share: a parallel_for from inside a
+/// body runs serially on that thread.
+thread_local bool t_inside_parallel = false;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+/// One parallel_for call. Lives on the caller's stack; workers touch it only between seeing
+/// its generation and decrementing `pending`, and the caller returns only after pending is 0.
+struct Job {
+  void (*body)(int64_t, void*) = nullptr;
+  void* env = nullptr;
+  int64_t n = 0;
+  int64_t num_chunks = 0;
+  std::atomic<int64_t> next_chunk{0};
+  std::atomic<int> pending{0};  ///< workers of this job that have not finished
+
+  void run_chunks() {
+    for (;;) {
+      const int64_t chunk = next_chunk.fetch_add(1, std::memory_order_relaxed);
+      if (chunk >= num_chunks) return;
+      const int64_t begin = n * chunk / num_chunks;
+      const int64_t end = n * (chunk + 1) / num_chunks;
+      for (int64_t i = begin; i < end; ++i) body(i, env);
+    }
+  }
+};
+
+/// A persistent pool. Workers wait for a new value of `state_`, which packs a generation
+/// (upper 48 bits) with the number of workers that take part (lower 16 bits) so that one load
+/// tells a worker both that a job exists and whether it is one of its workers.
+class Pool {
+ public:
+  void parallel_for(int64_t n, void (*body)(int64_t, void*), void* env, int threads) {
+    std::lock_guard<std::mutex> dispatch(dispatch_mutex_);
+    ensure_workers(threads - 1);
+
+    Job job;
+    job.body = body;
+    job.env = env;
+    job.n = n;
+    job.num_chunks = std::min<int64_t>(n, threads * kChunksPerThread);
+    const int helpers = static_cast<int>(std::min<int64_t>(threads - 1, job.num_chunks - 1));
+    job.pending.store(helpers, std::memory_order_relaxed);
+    job_ = &job;
+    {
+      std::lock_guard<std::mutex> lock(wake_mutex_);
+      generation_ += 1;
+      state_.store((generation_ << 16) | static_cast<uint64_t>(helpers),
+                   std::memory_order_release);
+    }
+    wake_cv_.notify_all();
+
+    // Helpers read `job` until they decrement `pending`, so wait for them even if a C++ body
+    // throws here (generated kernels never do).
+    struct WaitOnExit {
+      Pool* pool;
+      Job* job;
+      ~WaitOnExit() {
+        t_inside_parallel = false;
+        pool->wait_for_helpers(*job);
+        pool->job_ = nullptr;
+      }
+    } wait_on_exit{this, &job};
+    t_inside_parallel = true;
+    job.run_chunks();
+  }
+
+ private:
+  void ensure_workers(int count) {
+    while (static_cast<int>(workers_.size()) < count) {
+      // The worker starts from the current generation, read here rather than in the new
+      // thread: a thread that started late would otherwise take the next job's generation as
+      // already seen and miss it.
+      const int id = static_cast<int>(workers_.size());
+      const uint64_t seen = generation_;
+      workers_.emplace_back([this, id, seen] { worker_loop(id, seen); });
+    }
+  }
+
+  void wait_for_helpers(Job& job) {
+    const auto spin_until = std::chrono::steady_clock::now() + kSpinTime;
+    for (int i = 0; job.pending.load(std::memory_order_acquire) != 0; ++i) {
+      cpu_relax();
+      if ((i & 63) == 63 && std::chrono::steady_clock::now() > spin_until) break;
+    }
+    if (job.pending.load(std::memory_order_acquire) == 0) return;
+    std::unique_lock<std::mutex> lock(done_mutex_);
+    done_cv_.wait(lock, [&] { return job.pending.load(std::memory_order_acquire) == 0; });
+  }
+
+  /// Waits for a state whose generation differs from `seen`; spins first, then parks.
+  uint64_t wait_for_state(uint64_t seen) {
+    const auto spin_until = std::chrono::steady_clock::now() + kSpinTime;
+    for (int i = 0;; ++i) {
+      const uint64_t state = state_.load(std::memory_order_acquire);
+      if ((state >> 16) != seen) return state;
+      cpu_relax();
+      if ((i & 63) == 63 && std::chrono::steady_clock::now() > spin_until) break;
+    }
+    std::unique_lock<std::mutex> lock(wake_mutex_);
+    uint64_t state = 0;
+    wake_cv_.wait(lock, [&] {
+      state = state_.load(std::memory_order_acquire);
+      return (state >> 16) != seen;
+    });
+    return state;
+  }
+
+  void worker_loop(int id, uint64_t seen) {
+    t_inside_parallel = true;
+    for (;;) {
+      const uint64_t state = wait_for_state(seen);
+      seen = state >> 16;
+      const int helpers = static_cast<int>(state & 0xffff);
+      if (id >= helpers) continue;
+      // This worker is counted in the job's `pending`, so the caller is still waiting and
+      // job_ still points at the job of generation `seen`.
+      Job* job = job_;
+      job->run_chunks();
+      if (job->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        // The caller may have parked; take the mutex so the notify cannot slip between its
+        // check and its wait.
+        { std::lock_guard<std::mutex> lock(done_mutex_); }
+        done_cv_.notify_one();
+      }
+    }
+  }
+
+  std::mutex dispatch_mutex_;  ///< one job at a time; held by the caller for the whole call
+  std::vector<std::thread> workers_;
+  Job* job_ = nullptr;
+  uint64_t generation_ = 0;  ///< written under wake_mutex_ by the dispatching caller only
+  std::atomic<uint64_t> state_{0};
+  std::mutex wake_mutex_;
+  std::condition_variable wake_cv_;
+  std::mutex done_mutex_;
+  std::condition_variable done_cv_;
+};
+
+std::atomic<Pool*> g_pool{nullptr};
+std::once_flag g_atfork_once;
+
+/// The pool of this process. Never destroyed: workers park forever and die with the process,
+/// so no static destructor can race a late parallel_for. After fork() the child has none of the
+/// parent's workers (and maybe a locked mutex), so it forgets the parent's pool and builds its
+/// own on first use.
+Pool& pool() {
+  std::call_once(g_atfork_once, [] {
+    pthread_atfork(nullptr, nullptr, [] { g_pool.store(nullptr, std::memory_order_relaxed); });
+  });
+  Pool* p = g_pool.load(std::memory_order_acquire);
+  if (p != nullptr) return *p;
+  auto* fresh = new Pool();
+  if (g_pool.compare_exchange_strong(p, fresh, std::memory_order_acq_rel)) return *fresh;
+  delete fresh;  // another thread made one first; this one has no workers yet
+  return *p;
+}
+
+}  // namespace
+
+void set_num_threads(int threads) {
+  KILN_CHECK(threads >= 1 && threads <= kMaxThreads)
+      << "set_num_threads(" << threads << "): callers must validate the count to [1, "
+      << kMaxThreads << "]";
+  g_num_threads.store(threads, std::memory_order_relaxed);
+}
+
+int num_threads() { return g_num_threads.load(std::memory_order_relaxed); }
+
+}  // namespace kiln::core
+
+extern "C" int32_t kiln_parallel_for(int64_t n, void (*body)(int64_t index, void* env),
+                                     void* env) {
+  using kiln::core::t_inside_parallel;
+  if (n <= 0) return 0;
+  const int threads = kiln::core::num_threads();
+  if (threads <= 1 || n == 1 || t_inside_parallel) {
+    for (int64_t i = 0; i < n; ++i) body(i, env);
+    return 0;
+  }
+  kiln::core::pool().parallel_for(n, body, env, threads);
+  return 0;
+}

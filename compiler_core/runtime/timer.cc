@@ -1,0 +1,103 @@
+#include "compiler_core/runtime/timer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+namespace kiln::core {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// Larger than the last-level cache of any CPU kiln targets today (Zen 5 has 32 MiB per CCD).
+constexpr size_t kFlushBytes = size_t{64} << 20;
+
+/// Growth factor of `number` when a sample is shorter than min_repeat_ms (TVM uses 1.618).
+constexpr double kGrowth = 1.618;
+
+/// Upper bound on `number`, so that a function too fast for the clock cannot loop forever.
+constexpr int kMaxNumber = 1 << 30;
+
+/// Writes every cache line of a buffer larger than the cache, evicting the kernel's data.
+/// The buffer is made once per process; the mutex keeps concurrent timers from racing on it.
+void flush_cache() {
+  static std::mutex mutex;
+  static std::unique_ptr<char[]> buffer;
+  static unsigned char value = 0;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (!buffer) buffer = std::make_unique<char[]>(kFlushBytes);
+  // A different value each time, so no compiler or CPU can skip the write as redundant.
+  value = static_cast<unsigned char>(value + 1);
+  std::memset(buffer.get(), value, kFlushBytes);
+}
+
+/// Seconds taken by `number` calls of `fn`.
+double time_runs(const std::function<void()>& fn, int number) {
+  const auto start = Clock::now();
+  for (int i = 0; i < number; ++i) fn();
+  const auto stop = Clock::now();
+  return std::chrono::duration<double>(stop - start).count();
+}
+
+/// The next `number` for a sample of `elapsed` seconds that fell short of `min_seconds`: at least
+/// a geometric step, or straight to the estimate that reaches the target when that is larger.
+int grow_number(int number, double elapsed, double min_seconds) {
+  double next = std::ceil(number * kGrowth);
+  if (elapsed > 0) next = std::max(next, std::ceil(min_seconds / (elapsed / number)) + 1);
+  if (next <= number) next = number + 1.0;
+  return static_cast<int>(std::min<double>(next, kMaxNumber));
+}
+
+}  // namespace
+
+double TimingResult::median() const {
+  if (seconds.empty()) return 0;
+  std::vector<double> sorted = seconds;
+  std::sort(sorted.begin(), sorted.end());
+  const size_t mid = sorted.size() / 2;
+  if (sorted.size() % 2 == 1) return sorted[mid];
+  return (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+double TimingResult::min() const {
+  if (seconds.empty()) return 0;
+  return *std::min_element(seconds.begin(), seconds.end());
+}
+
+TimingResult time_function(const std::function<void()>& fn, const TimingOptions& options) {
+  // Options arrive from users (measure options, CLI flags); treat nonsense counts as the
+  // smallest meaningful ones rather than failing a measurement.
+  const int repeat = std::max(options.repeat, 1);
+  const double min_seconds = options.min_repeat_ms / 1e3;
+  int number = std::max(options.number, 1);
+
+  for (int i = 0; i < options.warmup; ++i) fn();
+
+  TimingResult result;
+  result.seconds.reserve(repeat);
+  for (int r = 0; r < repeat; ++r) {
+    if (r > 0 && options.cooldown_ms > 0) {
+      std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(options.cooldown_ms));
+    }
+    // Like TVM, a sample shorter than min_repeat_ms is thrown away and taken again with a
+    // larger `number`, which later samples keep.
+    for (;;) {
+      if (options.flush_cache) flush_cache();
+      const double elapsed = time_runs(fn, number);
+      if (min_seconds <= 0 || elapsed >= min_seconds || number >= kMaxNumber) {
+        result.seconds.push_back(elapsed / number);
+        break;
+      }
+      number = grow_number(number, elapsed, min_seconds);
+    }
+  }
+  result.number = number;
+  return result;
+}
+
+}  // namespace kiln::core

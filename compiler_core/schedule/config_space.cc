@@ -1,0 +1,117 @@
+#include "compiler_core/schedule/config_space.h"
+
+#include <algorithm>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "compiler_core/support/check.h"
+
+namespace kiln::core {
+
+ConfigSpace::ConfigSpace(std::string template_name, std::vector<Knob> knobs)
+    : template_name_(std::move(template_name)), knobs_(std::move(knobs)) {
+  size_ = 1;
+  for (const Knob& k : knobs_) {
+    KILN_CHECK(!k.choices.empty()) << "knob " << k.name << " without choices";
+    size_ *= int64_t(k.choices.size());
+  }
+  default_ = *at(0);
+}
+
+Result<Config> ConfigSpace::at(int64_t index) const {
+  if (index < 0 || index >= size_) {
+    return Status(StatusCode::kOutOfRange, "config index " + std::to_string(index) +
+                                               " is outside the space of " + template_name_ +
+                                               " (0 to " + std::to_string(size_ - 1) + ")");
+  }
+  Config c;
+  c.index = index;
+  int64_t rest = index;
+  for (const Knob& k : knobs_) {
+    int64_t n = int64_t(k.choices.size());
+    c.values.push_back(k.choices[size_t(rest % n)]);
+    rest /= n;
+  }
+  return c;
+}
+
+Result<Config> ConfigSpace::from_values(const std::vector<int64_t>& values) const {
+  if (values.size() != knobs_.size()) {
+    return invalid_config("config has " + std::to_string(values.size()) + " values; " +
+                          template_name_ + " has " + std::to_string(knobs_.size()) + " knobs");
+  }
+  int64_t index = 0, radix = 1;
+  for (size_t i = 0; i < knobs_.size(); ++i) {
+    const Knob& k = knobs_[i];
+    auto it = std::find(k.choices.begin(), k.choices.end(), values[i]);
+    if (it == k.choices.end()) {
+      std::string accepted;
+      for (int64_t c : k.choices) accepted += (accepted.empty() ? "" : ", ") + std::to_string(c);
+      return invalid_config("knob '" + k.name + "' = " + std::to_string(values[i]) +
+                            " is not in the space of " + template_name_ + " (accepted: " +
+                            accepted + ")");
+    }
+    index += int64_t(it - k.choices.begin()) * radix;
+    radix *= int64_t(k.choices.size());
+  }
+  return Config{index, values};
+}
+
+Result<Config> ConfigSpace::parse(std::string_view text) const {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return invalid_config("config '" + std::string(text) +
+                          "' is not a JSON object; expected {\"index\": N} or "
+                          "{\"knobs\": {\"name\": value, ...}}");
+  }
+  if (j.contains("knobs")) {
+    const nlohmann::json& knobs = j["knobs"];
+    if (!knobs.is_object()) return invalid_config("config field 'knobs' is not an object");
+    std::vector<int64_t> values;
+    for (const Knob& k : knobs_) {
+      if (!knobs.contains(k.name)) {
+        return invalid_config("config does not set knob '" + k.name + "' of " + template_name_);
+      }
+      if (!knobs[k.name].is_number_integer()) {
+        return invalid_config("knob '" + k.name + "' is not an integer");
+      }
+      values.push_back(knobs[k.name].get<int64_t>());
+    }
+    for (const auto& [name, value] : knobs.items()) {
+      bool known = std::any_of(knobs_.begin(), knobs_.end(),
+                               [&](const Knob& k) { return k.name == name; });
+      if (!known) return invalid_config("unknown knob '" + name + "' for " + template_name_);
+    }
+    KILN_ASSIGN_OR_RETURN(Config c, from_values(values));
+    if (j.contains("index") && (!j["index"].is_number_integer() ||
+                                j["index"].get<int64_t>() != c.index)) {
+      return invalid_config("config index does not match its knobs (knobs give " +
+                            std::to_string(c.index) + ")");
+    }
+    return c;
+  }
+  if (j.contains("index")) {
+    if (!j["index"].is_number_integer()) return invalid_config("config index is not an integer");
+    return at(j["index"].get<int64_t>());
+  }
+  return invalid_config("config has neither 'index' nor 'knobs'");
+}
+
+std::string ConfigSpace::to_json(const Config& config) const {
+  nlohmann::json knobs = nlohmann::json::object();
+  for (size_t i = 0; i < knobs_.size(); ++i) knobs[knobs_[i].name] = config.values[i];
+  nlohmann::json j;
+  j["index"] = config.index;
+  j["knobs"] = knobs;
+  return j.dump();
+}
+
+int64_t ConfigSpace::value(const Config& config, std::string_view name) const {
+  for (size_t i = 0; i < knobs_.size(); ++i) {
+    if (knobs_[i].name == name) return config.values[i];
+  }
+  KILN_UNREACHABLE() << "no knob " << name << " in " << template_name_;
+}
+
+}  // namespace kiln::core

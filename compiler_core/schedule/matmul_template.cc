@@ -1,0 +1,158 @@
+// The matmul family: C[i, j] = sum_k A[i, k] · B[k, j] (dense reads its weights as W[j, k] and
+// adds bias and relu; batch_matmul has a leading batch axis).
+//
+// The schedule is the classic one of BLIS and TVM's x86 dense: B is packed into panels of
+// `nr` columns (B.packed[j / nr, k, j % nr], zero-padded), the output is tiled mr × nr, and
+// each tile accumulates in a local mr × nr buffer (cache_write + compute_at) that unrolling
+// and vectorization turn into mr · nr / lanes vector registers, with k outermost in the tile.
+
+#include "compiler_core/schedule/templates_internal.h"
+
+namespace kiln::core::templates {
+namespace {
+
+using ir::Expr;
+
+struct MatmulShape {
+  bool batched = false;
+  bool weights_transposed = false;  ///< dense: W[N, K]
+  int64_t b = 1, m = 0, n = 0, k = 0;
+};
+
+MatmulShape shape_of(const Workload& w) {
+  MatmulShape s;
+  s.batched = w.op == OpKind::kBatchMatmul;
+  s.weights_transposed = w.op == OpKind::kDense;
+  s.b = s.batched ? w.batch : 1;
+  s.m = w.m;
+  s.n = w.n;
+  s.k = w.k;
+  return s;
+}
+
+}  // namespace
+
+ConfigSpace matmul_space(const Workload& w, const Target& t) {
+  (void)w;
+  (void)t;
+  std::vector<Knob> knobs = {
+      {"tile_m", {1, 2, 3, 4, 6, 8, 10, 12, 14, 16}},  // rows of the register tile
+      {"tile_n_vectors", {1, 2, 3, 4}},                // columns of the tile, in vectors
+      {"unroll_k", {1, 2, 4, 8}},
+      {"order", {0, 1}},     // 0: column panels outermost (B panel stays in cache); 1: rows
+      {"pack_b", {1, 0}},    // pack B into zero-padded column panels
+      {"parallel", {1, 0}},  // run the outermost tile loop on the thread pool
+  };
+  ConfigSpace space("matmul", knobs);
+  // Default: a 6 × 2-vector tile (12 accumulators), k unrolled by 4, packed panels.
+  space.set_default(*space.from_values({6, 2, 4, 0, 1, 1}));
+  return space;
+}
+
+Schedule matmul_schedule(const Workload& w, const Target& t, const ConfigSpace& space,
+                         const Config& c) {
+  MatmulShape s = shape_of(w);
+  const int64_t lanes = t.vector_lanes;
+  const int64_t mr = space.value(c, "tile_m");
+  const int64_t nr = space.value(c, "tile_n_vectors") * lanes;
+  const int64_t uk = space.value(c, "unroll_k");
+  const bool columns_outer = space.value(c, "order") == 0;
+  const bool pack = space.value(c, "pack_b") == 1;
+  const bool parallel = space.value(c, "parallel") == 1;
+
+  Schedule sch;
+  Shape a_shape = s.batched ? Shape{s.b, s.m, s.k} : Shape{s.m, s.k};
+  Shape b_shape = s.batched ? Shape{s.b, s.k, s.n}
+                            : (s.weights_transposed ? Shape{s.n, s.k} : Shape{s.k, s.n});
+  Tensor a = sch.placeholder("A", a_shape);
+  Tensor b = sch.placeholder(s.weights_transposed ? "W" : "B", b_shape);
+  Tensor bias;
+  bool has_epilogue = w.op == OpKind::kDense && (w.bias || w.act != Activation::kNone);
+  if (w.op == OpKind::kDense && w.bias) bias = sch.placeholder("bias", {s.n});
+
+  Shape out_shape = s.batched ? Shape{s.b, s.m, s.n} : Shape{s.m, s.n};
+  std::vector<std::string> out_axes = s.batched ? std::vector<std::string>{"b", "i", "j"}
+                                                : std::vector<std::string>{"i", "j"};
+  auto read_b = [&](const Expr& bi, const Expr& k, const Expr& j) {
+    if (s.batched) return b({bi, k, j});
+    return s.weights_transposed ? b({j, k}) : b({k, j});
+  };
+  Tensor acc = sch.compute_sum(
+      has_epilogue ? "acc" : "C", out_shape, out_axes, {s.k}, {"k"},
+      [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
+        Expr bi = s.batched ? x[0] : Expr();
+        const Expr& i = x[x.size() - 2];
+        const Expr& j = x[x.size() - 1];
+        Expr av = s.batched ? a({bi, i, r[0]}) : a({i, r[0]});
+        return av * read_b(bi, r[0], j);
+      });
+  Tensor out = acc;
+  if (has_epilogue) {
+    out = sch.compute("C", out_shape, out_axes, [&](const std::vector<Expr>& x) {
+      Expr v = acc(x);
+      if (w.bias) v = v + bias({x.back()});
+      if (w.act == Activation::kRelu) v = ir::max(v, ir::f32(0));
+      return v;
+    });
+  } else {
+    acc = sch.cache_write(out);
+  }
+
+  if (pack) {
+    const int64_t panels = ceil_div(s.n, nr);
+    Shape packed_shape = s.batched ? Shape{s.b, panels, s.k, nr} : Shape{panels, s.k, nr};
+    std::vector<std::string> packed_axes =
+        s.batched ? std::vector<std::string>{"b", "jb", "k", "jv"}
+                  : std::vector<std::string>{"jb", "k", "jv"};
+    Tensor packed = sch.layout_transform(
+        b, "B.packed", packed_shape, packed_axes,
+        [&](const std::vector<Expr>& x) -> std::vector<Expr> {
+          size_t o = s.batched ? 1 : 0;
+          Expr j = x[o] * Expr(nr) + x[o + 2];
+          if (s.batched) return {x[0], x[2], j};
+          if (s.weights_transposed) return {j, x[1]};
+          return {x[1], j};
+        },
+        [&](const std::vector<Expr>& x) -> std::vector<Expr> {
+          if (s.batched) return {x[0], x[2] / Expr(nr), x[1], x[2] % Expr(nr)};
+          if (s.weights_transposed) return {x[0] / Expr(nr), x[1], x[0] % Expr(nr)};
+          return {x[1] / Expr(nr), x[0], x[1] % Expr(nr)};
+        });
+    std::string jv = sch.axis(packed, "jv");
+    auto [jvo, jvi] = sch.split(packed, jv, lanes);
+    sch.vectorize(packed, jvi);
+    if (parallel) sch.parallel(packed, s.batched ? sch.axis(packed, "b") : sch.axis(packed, "jb"));
+  }
+
+  // Output tiles.
+  std::string i = sch.axis(out, "i"), j = sch.axis(out, "j");
+  auto [io, ii] = sch.split(out, i, mr);
+  auto [jo, ji] = sch.split(out, j, nr);
+  if (columns_outer) {
+    sch.reorder(out, {jo, io, ii, ji});
+  } else {
+    sch.reorder(out, {io, jo, ii, ji});
+  }
+  auto [jio, jii] = sch.split(out, ji, lanes);
+  sch.vectorize(out, jii);
+  const std::string& tile_outer = columns_outer ? jo : io;
+  const std::string& tile_inner = columns_outer ? io : jo;
+  if (parallel) sch.parallel(out, s.batched ? sch.axis(out, "b") : tile_outer);
+  sch.compute_at(acc, out, tile_inner);
+
+  // The micro-kernel: k outermost, then rows unrolled, columns as unrolled vectors.
+  std::string ai = sch.axis(acc, "i"), aj = sch.axis(acc, "j"), ak = sch.axis(acc, "k");
+  auto [ko, ki] = sch.split(acc, ak, uk);
+  auto [ajo, aji] = sch.split(acc, aj, lanes);
+  std::vector<std::string> order;
+  if (s.batched) order.push_back(sch.axis(acc, "b"));
+  order.insert(order.end(), {ko, ki, ai, ajo, aji});
+  sch.reorder(acc, order);
+  sch.unroll(acc, ki);
+  sch.unroll(acc, ai);
+  sch.unroll(acc, ajo);
+  sch.vectorize(acc, aji);
+  return sch;
+}
+
+}  // namespace kiln::core::templates

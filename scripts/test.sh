@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs dependencies, configures and builds kiln into build/ (warnings as errors), and runs
+# the test suite with ctest.
+#
+# Usage: bash scripts/test.sh [CTEST_ARGS...]
+#   bash scripts/test.sh                  every test
+#   bash scripts/test.sh -L unit          only tests labelled unit
+#   bash scripts/test.sh -LE 'slow|gpu'   all but the slow and gpu tests
+# Labels: unit, integration, fault, slow, gpu (STYLE.md §6).
+# Environment: BUILD_DIR (default build), KILN_JOBS (build and test parallelism, default 2).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+build_dir="${BUILD_DIR:-build}"
+jobs="${KILN_JOBS:-2}"
+
+bash scripts/install_deps.sh
+
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_WERROR=ON
+cmake --build "$build_dir" -j "$jobs"
+
+# Test selection: ctest's -L/-LE label options (or -R NAME) come from this script's arguments.
+test_selection=("$@")
+
+ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" "${test_selection[@]}"

@@ -1,0 +1,214 @@
+// Property tests: random (shape, config) pairs of every operator build, run and match the
+// reference implementation. The seed is printed; set KILN_TEST_SEED to replay a run.
+
+#include <cstdlib>
+#include <iostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "compiler_core/build.h"
+#include "compiler_core/codegen/llvm/host.h"
+#include "compiler_core/runtime/buffer.h"
+#include "compiler_core/runtime/thread_pool.h"
+#include "compiler_core/schedule/templates.h"
+#include "compiler_core/te/reference.h"
+
+namespace kiln::core {
+namespace {
+
+constexpr int kCasesPerOperator = 200;
+constexpr double kTolerance = 1e-4;
+
+uint64_t test_seed() {
+  static const uint64_t seed = [] {
+    const char* env = std::getenv("KILN_TEST_SEED");
+    uint64_t s = env ? std::strtoull(env, nullptr, 10) : 20261122;
+    std::cout << "property test seed: " << s << " (set KILN_TEST_SEED to replay)\n";
+    return s;
+  }();
+  return seed;
+}
+
+Target host() {
+  static const Target target = [] {
+    Result<Target> parsed = parse_target("llvm");
+    KILN_CHECK(parsed.is_ok()) << parsed.status().to_string();
+    Result<Target> resolved = resolve_host_target(*parsed);
+    KILN_CHECK(resolved.is_ok()) << resolved.status().to_string();
+    return *resolved;
+  }();
+  return target;
+}
+
+int64_t pick(std::mt19937_64& rng, int64_t lo, int64_t hi) {
+  return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+}
+
+/// Builds `config` of `workload`, runs it on random inputs and compares with the reference.
+void check_case(const std::string& text, const Config* config, std::mt19937_64& rng) {
+  SCOPED_TRACE("workload " + text);
+  Result<Workload> w = parse_workload(text);
+  ASSERT_TRUE(w.is_ok()) << w.status().to_string();
+  Result<ConfigSpace> space = config_space(*w, host());
+  ASSERT_TRUE(space.is_ok()) << space.status().to_string();
+  Config chosen = config ? *config : *space->at(pick(rng, 0, space->size() - 1));
+  SCOPED_TRACE("config " + space->to_json(chosen));
+  Result<std::unique_ptr<Kernel>> kernel = build_kernel(*w, host(), chosen);
+  ASSERT_TRUE(kernel.is_ok()) << kernel.status().to_string();
+
+  std::vector<Buffer> inputs;
+  std::vector<const float*> input_ptrs;
+  std::vector<float*> args;
+  for (const Shape& shape : w->input_shapes()) {
+    Result<Buffer> b = Buffer::create(shape);
+    ASSERT_TRUE(b.is_ok());
+    b->fill_random(rng);
+    inputs.push_back(std::move(*b));
+  }
+  for (Buffer& b : inputs) {
+    input_ptrs.push_back(b.data());
+    args.push_back(b.data());
+  }
+  Result<Buffer> out = Buffer::create(w->output_shape());
+  Result<Buffer> expected = Buffer::create(w->output_shape());
+  ASSERT_TRUE(out.is_ok() && expected.is_ok());
+  // Poison the output so that an element the kernel never writes cannot pass.
+  for (int64_t i = 0; i < out->size(); ++i) out->data()[i] = 1e30f;
+  args.push_back(out->data());
+  (*kernel)->run(args);
+  run_reference(*w, input_ptrs, expected->data(), 2);
+  double err = max_relative_error(out->data(), expected->data(), out->size());
+  EXPECT_LE(err, kTolerance) << "lowered:\n" << (*kernel)->lowered().substr(0, 4000);
+}
+
+std::string random_matmul(std::mt19937_64& rng) {
+  return "matmul:M=" + std::to_string(pick(rng, 1, 96)) + ",N=" + std::to_string(pick(rng, 1, 150)) +
+         ",K=" + std::to_string(pick(rng, 1, 80));
+}
+
+std::string random_dense(std::mt19937_64& rng) {
+  std::string s = "dense:M=" + std::to_string(pick(rng, 1, 40)) +
+                  ",N=" + std::to_string(pick(rng, 1, 130)) + ",K=" + std::to_string(pick(rng, 1, 90));
+  s += ",bias=" + std::to_string(pick(rng, 0, 1));
+  s += pick(rng, 0, 1) ? ",act=relu" : ",act=none";
+  return s;
+}
+
+std::string random_batch_matmul(std::mt19937_64& rng) {
+  return "batch_matmul:B=" + std::to_string(pick(rng, 1, 4)) +
+         ",M=" + std::to_string(pick(rng, 1, 40)) + ",N=" + std::to_string(pick(rng, 1, 70)) +
+         ",K=" + std::to_string(pick(rng, 1, 40));
+}
+
+std::string conv_geometry(std::mt19937_64& rng, int64_t* r, int64_t* s) {
+  *r = pick(rng, 1, 5);
+  *s = pick(rng, 1, 5);
+  int64_t stride = pick(rng, 1, 2), dilation = pick(rng, 1, 2), pad = pick(rng, 0, 3);
+  int64_t h = std::max<int64_t>(pick(rng, 1, 14), (*r - 1) * dilation + 1);
+  int64_t w = std::max<int64_t>(pick(rng, 1, 14), (*s - 1) * dilation + 1);
+  return ",H=" + std::to_string(h) + ",W=" + std::to_string(w) + ",R=" + std::to_string(*r) +
+         ",S=" + std::to_string(*s) + ",stride=" + std::to_string(stride) +
+         ",pad=" + std::to_string(pad) + ",dilation=" + std::to_string(dilation) +
+         (pick(rng, 0, 1) ? ",layout=NHWC" : ",layout=NCHW");
+}
+
+std::string random_conv2d(std::mt19937_64& rng) {
+  int64_t groups = pick(rng, 0, 2) == 0 ? pick(rng, 2, 3) : 1;
+  int64_t c = groups * pick(rng, 1, 12), k = groups * pick(rng, 1, 20);
+  int64_t r, s;
+  std::string geometry = conv_geometry(rng, &r, &s);
+  return "conv2d:N=" + std::to_string(pick(rng, 1, 2)) + ",C=" + std::to_string(c) +
+         ",K=" + std::to_string(k) + geometry + ",groups=" + std::to_string(groups);
+}
+
+std::string random_depthwise(std::mt19937_64& rng) {
+  int64_t r, s;
+  std::string geometry = conv_geometry(rng, &r, &s);
+  return "depthwise_conv2d:N=" + std::to_string(pick(rng, 1, 2)) +
+         ",C=" + std::to_string(pick(rng, 1, 40)) + geometry;
+}
+
+void run_random_cases(uint64_t salt, std::string (*make)(std::mt19937_64&)) {
+  std::mt19937_64 rng(test_seed() ^ salt);
+  set_num_threads(2);
+  for (int i = 0; i < kCasesPerOperator && !::testing::Test::HasFailure(); ++i) {
+    std::string text = make(rng);
+    check_case(text, nullptr, rng);
+  }
+}
+
+TEST(KernelProperty, MatmulMatchesReference) { run_random_cases(1, random_matmul); }
+TEST(KernelProperty, DenseMatchesReference) { run_random_cases(2, random_dense); }
+TEST(KernelProperty, BatchMatmulMatchesReference) { run_random_cases(3, random_batch_matmul); }
+TEST(KernelProperty, Conv2dMatchesReference) { run_random_cases(4, random_conv2d); }
+TEST(KernelProperty, DepthwiseConv2dMatchesReference) { run_random_cases(5, random_depthwise); }
+
+TEST(KernelProperty, ShapesNoTileDivides) {
+  std::mt19937_64 rng(test_seed());
+  set_num_threads(2);
+  check_case("matmul:M=1000,N=257,K=333", nullptr, rng);
+  check_case("matmul:M=1000,N=257,K=333", nullptr, rng);
+  check_case("dense:M=7,N=1000,K=333,bias=1,act=relu", nullptr, rng);
+  check_case("conv2d:N=1,C=13,H=17,W=19,K=29,R=3,S=5,stride=2,pad=3,dilation=2,groups=1",
+             nullptr, rng);
+  check_case("conv2d:N=1,C=12,H=15,W=9,K=18,R=1,S=3,stride=2,pad=0,groups=3,layout=NHWC",
+             nullptr, rng);
+  check_case("depthwise_conv2d:N=1,C=37,H=11,W=13,R=3,S=2,stride=2,pad=1,dilation=2", nullptr,
+             rng);
+}
+
+TEST(KernelProperty, DefaultConfigsMatchReference) {
+  std::mt19937_64 rng(test_seed());
+  for (const char* text : {"matmul:M=128,N=96,K=64", "dense:M=1,N=100,K=64,bias=1,act=relu",
+                           "batch_matmul:B=3,M=16,N=40,K=24",
+                           "conv2d:N=1,C=16,H=14,W=14,K=32,R=3,S=3,stride=1,pad=1",
+                           "depthwise_conv2d:N=1,C=32,H=14,W=14,R=3,S=3,stride=1,pad=1"}) {
+    Result<Workload> w = parse_workload(text);
+    ASSERT_TRUE(w.is_ok());
+    Config def = config_space(*w, host())->default_config();
+    check_case(text, &def, rng);
+  }
+}
+
+TEST(KernelProperty, InvalidConfigsAreRejected) {
+  Result<Workload> w = parse_workload("matmul:M=64,N=64,K=64");
+  ASSERT_TRUE(w.is_ok());
+  Result<ConfigSpace> space = config_space(*w, host());
+  ASSERT_TRUE(space.is_ok());
+
+  Result<Config> past_end = space->at(space->size());
+  ASSERT_FALSE(past_end.is_ok());
+  EXPECT_EQ(past_end.status().code(), StatusCode::kOutOfRange);
+
+  Config bad_value = space->default_config();
+  bad_value.values[0] = 5;  // tile_m = 5 is not a choice
+  Result<std::unique_ptr<Kernel>> k1 = build_kernel(*w, host(), bad_value);
+  ASSERT_FALSE(k1.is_ok());
+  EXPECT_EQ(k1.status().code(), StatusCode::kInvalidConfig);
+  EXPECT_NE(k1.status().message().find("tile_m"), std::string::npos);
+
+  Config mismatched = space->default_config();
+  mismatched.index += 1;
+  Result<std::unique_ptr<Kernel>> k2 = build_kernel(*w, host(), mismatched);
+  ASSERT_FALSE(k2.is_ok());
+  EXPECT_EQ(k2.status().code(), StatusCode::kInvalidConfig);
+
+  Config too_few;
+  Result<std::unique_ptr<Kernel>> k3 = build_kernel(*w, host(), too_few);
+  ASSERT_FALSE(k3.is_ok());
+  EXPECT_EQ(k3.status().code(), StatusCode::kInvalidConfig);
+
+  Result<Config> unknown_knob = space->parse(R"({"knobs":{"tile_q":3}})");
+  ASSERT_FALSE(unknown_knob.is_ok());
+  EXPECT_EQ(unknown_knob.status().code(), StatusCode::kInvalidConfig);
+
+  Result<Config> not_json = space->parse("{tile_m: 6");
+  ASSERT_FALSE(not_json.is_ok());
+  EXPECT_EQ(not_json.status().code(), StatusCode::kInvalidConfig);
+}
+
+}  // namespace
+}  // namespace kiln::core

@@ -1,0 +1,294 @@
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "compiler_core/runtime/buffer.h"
+#include "compiler_core/runtime/thread_pool.h"
+#include "compiler_core/runtime/timer.h"
+
+namespace kiln::core {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Buffer
+
+TEST(Buffer, AlignedAndZeroFilled) {
+  for (const Shape& shape : {Shape{1}, Shape{3, 5}, Shape{7, 11, 13}, Shape{1000, 17}}) {
+    Result<Buffer> b = Buffer::create(shape);
+    ASSERT_TRUE(b.is_ok()) << b.status().to_string();
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(b->data()) % kBufferAlignment, 0u);
+    EXPECT_EQ(b->size(), num_elements(shape));
+    EXPECT_EQ(b->shape(), shape);
+    EXPECT_TRUE(std::all_of(b->data(), b->data() + b->size(), [](float x) { return x == 0; }));
+  }
+}
+
+TEST(Buffer, EmptyShapeStillHasAlignedStorage) {
+  Result<Buffer> b = Buffer::create({0, 4});
+  ASSERT_TRUE(b.is_ok());
+  EXPECT_EQ(b->size(), 0);
+  EXPECT_NE(b->data(), nullptr);
+}
+
+TEST(Buffer, AbsurdSizeIsResourceExhausted) {
+  Result<Buffer> b = Buffer::create({int64_t{1} << 40, int64_t{1} << 40});
+  ASSERT_FALSE(b.is_ok());
+  EXPECT_EQ(b.status().code(), StatusCode::kResourceExhausted);
+  Result<Buffer> negative = Buffer::create({-1});
+  ASSERT_FALSE(negative.is_ok());
+  EXPECT_EQ(negative.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(Buffer, FillRandomIsUniformInMinusOneOne) {
+  Result<Buffer> b = Buffer::create({100000});
+  ASSERT_TRUE(b.is_ok());
+  std::mt19937_64 rng(42);
+  b->fill_random(rng);
+  const float* p = b->data();
+  const auto [lo, hi] = std::minmax_element(p, p + b->size());
+  EXPECT_GE(*lo, -1.0f);
+  EXPECT_LT(*hi, 1.0f);
+  EXPECT_LT(*lo, -0.99f);
+  EXPECT_GT(*hi, 0.99f);
+  double sum = 0;
+  for (int64_t i = 0; i < b->size(); ++i) sum += p[i];
+  EXPECT_NEAR(sum / b->size(), 0.0, 0.02);
+
+  // The same seed gives the same values.
+  Result<Buffer> again = Buffer::create({100000});
+  std::mt19937_64 rng2(42);
+  again->fill_random(rng2);
+  EXPECT_TRUE(std::equal(p, p + b->size(), again->data()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Thread pool
+
+/// Restores the pool's thread count when a test ends.
+class ThreadPoolTest : public ::testing::Test {
+ protected:
+  void TearDown() override { set_num_threads(1); }
+};
+
+struct CountEnv {
+  std::vector<std::atomic<int>>* hits;
+};
+
+void count_hit(int64_t i, void* env) {
+  (*static_cast<CountEnv*>(env)->hits)[i].fetch_add(1, std::memory_order_relaxed);
+}
+
+TEST_F(ThreadPoolTest, CoversEveryIndexExactlyOnce) {
+  for (int threads : {1, 2, 4}) {
+    set_num_threads(threads);
+    EXPECT_EQ(num_threads(), threads);
+    for (int64_t n : {0, 1, 7, 1000}) {
+      std::vector<std::atomic<int>> hits(n);
+      CountEnv env{&hits};
+      EXPECT_EQ(kiln_parallel_for(n, count_hit, &env), 0);
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_EQ(hits[i].load(), 1) << "threads=" << threads << " n=" << n << " i=" << i;
+      }
+    }
+  }
+}
+
+TEST_F(ThreadPoolTest, NegativeCountRunsNothing) {
+  set_num_threads(2);
+  std::vector<std::atomic<int>> hits(1);
+  CountEnv env{&hits};
+  EXPECT_EQ(kiln_parallel_for(-5, count_hit, &env), 0);
+  EXPECT_EQ(hits[0].load(), 0);
+}
+
+struct NestedEnv {
+  int64_t inner;
+  std::vector<std::atomic<int>>* hits;
+};
+
+struct InnerEnv {
+  int64_t outer_index;
+  int64_t inner;
+  std::vector<std::atomic<int>>* hits;
+};
+
+void inner_body(int64_t j, void* env) {
+  auto* e = static_cast<InnerEnv*>(env);
+  (*e->hits)[e->outer_index * e->inner + j].fetch_add(1, std::memory_order_relaxed);
+}
+
+void outer_body(int64_t i, void* env) {
+  auto* e = static_cast<NestedEnv*>(env);
+  InnerEnv inner{i, e->inner, e->hits};
+  kiln_parallel_for(e->inner, inner_body, &inner);
+}
+
+TEST_F(ThreadPoolTest, NestedCallsCoverEveryPairOnce) {
+  for (int threads : {1, 2, 4}) {
+    set_num_threads(threads);
+    for (int64_t outer : {1, 7, 50}) {
+      const int64_t inner = 13;
+      std::vector<std::atomic<int>> hits(outer * inner);
+      NestedEnv env{inner, &hits};
+      kiln_parallel_for(outer, outer_body, &env);
+      for (int64_t i = 0; i < outer * inner; ++i) {
+        ASSERT_EQ(hits[i].load(), 1) << "threads=" << threads << " outer=" << outer;
+      }
+    }
+  }
+}
+
+struct ThreadIdEnv {
+  std::vector<std::thread::id>* ids;
+};
+
+void record_thread(int64_t i, void* env) {
+  (*static_cast<ThreadIdEnv*>(env)->ids)[i] = std::this_thread::get_id();
+  // Long enough that one thread cannot claim every chunk before the others wake.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+  while (std::chrono::steady_clock::now() < until) {
+  }
+}
+
+TEST_F(ThreadPoolTest, CallerTakesPartAndWorkersHelp) {
+  set_num_threads(2);
+  std::vector<std::thread::id> ids(64);
+  ThreadIdEnv env{&ids};
+  kiln_parallel_for(64, record_thread, &env);
+  const auto self = std::this_thread::get_id();
+  EXPECT_TRUE(std::any_of(ids.begin(), ids.end(), [&](auto id) { return id == self; }));
+  EXPECT_TRUE(std::any_of(ids.begin(), ids.end(), [&](auto id) { return id != self; }));
+}
+
+TEST_F(ThreadPoolTest, ManyBackToBackCallsAndConcurrentCallers) {
+  set_num_threads(4);
+  auto hammer = [] {
+    for (int round = 0; round < 300; ++round) {
+      const int64_t n = 1 + round % 37;
+      std::vector<std::atomic<int>> hits(n);
+      CountEnv env{&hits};
+      kiln_parallel_for(n, count_hit, &env);
+      for (int64_t i = 0; i < n; ++i) {
+        if (hits[i].load() != 1) return false;
+      }
+    }
+    return true;
+  };
+  bool ok_a = false, ok_b = false;
+  std::thread a([&] { ok_a = hammer(); });
+  std::thread b([&] { ok_b = hammer(); });
+  a.join();
+  b.join();
+  EXPECT_TRUE(ok_a);
+  EXPECT_TRUE(ok_b);
+}
+
+TEST_F(ThreadPoolTest, WorksInAForkedChild) {
+  // Warm the pool up in the parent so that the child inherits a pool whose workers it lacks.
+  set_num_threads(2);
+  std::vector<std::atomic<int>> warm(100);
+  CountEnv warm_env{&warm};
+  kiln_parallel_for(100, count_hit, &warm_env);
+
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::vector<std::atomic<int>> hits(100);
+    CountEnv env{&hits};
+    kiln_parallel_for(100, count_hit, &env);
+    for (auto& h : hits) {
+      if (h.load() != 1) _exit(1);
+    }
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timer
+
+TEST(Timer, ReturnsRepeatSamplesOfNumberRuns) {
+  int calls = 0;
+  TimingOptions options;
+  options.number = 3;
+  options.repeat = 4;
+  options.warmup = 2;
+  TimingResult result = time_function([&] { ++calls; }, options);
+  EXPECT_EQ(result.seconds.size(), 4u);
+  EXPECT_EQ(result.number, 3);
+  EXPECT_EQ(calls, 2 + 3 * 4);
+  for (double s : result.seconds) EXPECT_GE(s, 0);
+}
+
+TEST(Timer, NumberGrowsUntilASampleLastsMinRepeatMs) {
+  auto spin = [] {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+    while (std::chrono::steady_clock::now() < until) {
+    }
+  };
+  TimingOptions options;
+  options.number = 1;
+  options.repeat = 3;
+  options.min_repeat_ms = 5;
+  TimingResult result = time_function(spin, options);
+  EXPECT_EQ(result.seconds.size(), 3u);
+  // One 50 us run cannot fill 5 ms, so number must have grown until a sample did.
+  EXPECT_GT(result.number, 1);
+  EXPECT_GE(result.number * result.seconds.back(), 5e-3 * 0.999);
+  for (double s : result.seconds) EXPECT_GE(s, 50e-6);
+}
+
+TEST(Timer, CacheFlushAndCooldownStillTimeEveryRun) {
+  int calls = 0;
+  TimingOptions options;
+  options.number = 2;
+  options.repeat = 2;
+  options.warmup = 0;
+  options.cooldown_ms = 1;
+  options.flush_cache = true;
+  TimingResult result = time_function([&] { ++calls; }, options);
+  EXPECT_EQ(result.seconds.size(), 2u);
+  EXPECT_EQ(calls, 4);
+}
+
+TEST(Timer, NonsenseCountsBecomeOne) {
+  int calls = 0;
+  TimingOptions options;
+  options.number = 0;
+  options.repeat = -3;
+  options.warmup = 0;
+  TimingResult result = time_function([&] { ++calls; }, options);
+  EXPECT_EQ(result.seconds.size(), 1u);
+  EXPECT_EQ(result.number, 1);
+  EXPECT_EQ(calls, 1);
+}
+
+TEST(TimingResult, MedianAndMin) {
+  TimingResult odd;
+  odd.seconds = {3, 1, 2};
+  EXPECT_DOUBLE_EQ(odd.median(), 2);
+  EXPECT_DOUBLE_EQ(odd.min(), 1);
+  TimingResult even;
+  even.seconds = {4, 1, 3, 2};
+  EXPECT_DOUBLE_EQ(even.median(), 2.5);
+  EXPECT_DOUBLE_EQ(even.min(), 1);
+  TimingResult empty;
+  EXPECT_EQ(empty.median(), 0);
+  EXPECT_EQ(empty.min(), 0);
+}
+
+}  // namespace
+}  // namespace kiln::core

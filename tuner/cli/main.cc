@@ -1,0 +1,145 @@
+// The `kiln` binary: global flags, subcommand dispatch, and the boundary where internal errors
+// become a report request (STYLE.md §4).
+
+#include <algorithm>
+#include <exception>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "compiler_core/support/check.h"
+#include "compiler_core/support/log.h"
+#include "tuner/cli/commands.h"
+#include "tuner/cli/flags.h"
+
+namespace kiln::tuner {
+namespace {
+
+struct Command {
+  std::string_view name;
+  std::string_view summary;
+  int (*run)(const std::vector<std::string>& args);
+};
+
+// Every subcommand, in the order `kiln --help` lists them.
+constexpr Command kCommands[] = {
+    {"run", "build a kernel for this machine, check it against the reference, time it",
+     run_command},
+};
+
+const Command* find_command(std::string_view name) {
+  for (const Command& command : kCommands) {
+    if (command.name == name) return &command;
+  }
+  return nullptr;
+}
+
+void print_usage(std::ostream& out) {
+  out << "usage: kiln [--log-level LEVEL] <command> [flags]\n"
+         "       kiln help <command> | --help | --version\n\n"
+         "kiln is an autotuning compiler for tensor programs.\n\ncommands:\n";
+  size_t width = 0;
+  for (const Command& command : kCommands) width = std::max(width, command.name.size());
+  for (const Command& command : kCommands) {
+    out << "  " << command.name << std::string(width - command.name.size() + 2, ' ')
+        << command.summary << "\n";
+  }
+  out << "\nglobal flags:\n"
+      << kGlobalFlagsHelp
+      << "  --version          print kiln's version\n\n"
+         "Run 'kiln help <command>' or 'kiln <command> --help' for a command's flags.\n";
+}
+
+int unknown_command(std::string_view name) {
+  std::cerr << "error: unknown command '" << name << "'; run 'kiln --help'\n";
+  return 2;
+}
+
+// Takes `--log-level LEVEL` / `--log-level=LEVEL` out of `args`, wherever it stands, so that
+// it works before and after the command name. Returns the level, "warn" when absent, or nullopt
+// after printing an error.
+std::optional<std::string> take_log_level(std::vector<std::string>& args) {
+  std::string level = "warn";
+  for (size_t i = 0; i < args.size();) {
+    if (args[i].starts_with("--log-level=")) {
+      level = args[i].substr(std::string_view("--log-level=").size());
+      args.erase(args.begin() + i);
+      continue;
+    }
+    if (args[i] == "--log-level") {
+      if (i + 1 == args.size()) {
+        std::cerr << "error: --log-level needs a value (--log-level LEVEL)\n";
+        return std::nullopt;
+      }
+      level = args[i + 1];
+      args.erase(args.begin() + i, args.begin() + i + 2);
+      continue;
+    }
+    ++i;
+  }
+  if (!set_log_level(level)) {
+    std::cerr << "error: unknown log level '" << level
+              << "' for --log-level; use trace, debug, info, warn, error or off\n";
+    return std::nullopt;
+  }
+  return level;
+}
+
+int dispatch(std::vector<std::string> args) {
+  if (!take_log_level(args)) return 2;
+  if (args.empty()) {
+    print_usage(std::cerr);
+    return 2;
+  }
+  const std::string& first = args.front();
+  if (first == "--help" || first == "-h") {
+    print_usage(std::cout);
+    return 0;
+  }
+  if (first == "--version") {
+    std::cout << "kiln " << KILN_VERSION << "\n";
+    return 0;
+  }
+  if (first.starts_with("-")) {
+    std::cerr << "error: unknown flag '" << first << "' for 'kiln'; run 'kiln --help'\n";
+    return 2;
+  }
+  if (first == "help") {
+    if (args.size() == 1) {
+      print_usage(std::cout);
+      return 0;
+    }
+    if (args.size() > 2) {
+      std::cerr << "error: 'kiln help' takes one command name; run 'kiln --help'\n";
+      return 2;
+    }
+    const Command* command = find_command(args[1]);
+    if (command == nullptr) return unknown_command(args[1]);
+    return command->run({"--help"});
+  }
+  const Command* command = find_command(first);
+  if (command == nullptr) return unknown_command(first);
+  return command->run(std::vector<std::string>(args.begin() + 1, args.end()));
+}
+
+}  // namespace
+}  // namespace kiln::tuner
+
+int main(int argc, char** argv) {
+  try {
+    return kiln::tuner::dispatch(std::vector<std::string>(argv + 1, argv + argc));
+  } catch (const kiln::InternalError& error) {
+    // KILN_CHECK messages read "internal error at FILE:LINE: ...".
+    std::string_view what = error.what();
+    if (what.starts_with("internal error ")) what.remove_prefix(15);
+    std::cerr << "internal error: " << what << "; please report this\n";
+    return 1;
+  } catch (const std::exception& error) {
+    // Anything else that escapes is a bug too: commands report user errors as Status.
+    std::cerr << "internal error: unexpected exception: " << error.what()
+              << "; please report this\n";
+    return 1;
+  }
+}
