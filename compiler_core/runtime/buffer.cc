@@ -34,9 +34,8 @@ Result<Buffer> Buffer::create(const Shape& shape) {
   // aligned_alloc needs a size that is a multiple of the alignment; an empty buffer still
   // gets one aligned block so that data() is never null.
   const int64_t bytes = count * static_cast<int64_t>(sizeof(float));
-  const int64_t rounded =
-      std::max(kBufferAlignment, (bytes + kBufferAlignment - 1) / kBufferAlignment *
-                                     kBufferAlignment);
+  const int64_t rounded = std::max(
+      kBufferAlignment, (bytes + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment);
   void* memory = std::aligned_alloc(kBufferAlignment, static_cast<size_t>(rounded));
   if (memory == nullptr) {
     return Status(StatusCode::kResourceExhausted,

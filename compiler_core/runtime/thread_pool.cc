@@ -86,8 +86,7 @@ class Pool {
     {
       std::lock_guard<std::mutex> lock(wake_mutex_);
       generation_ += 1;
-      state_.store((generation_ << 16) | static_cast<uint64_t>(helpers),
-                   std::memory_order_release);
+      state_.store((generation_ << 16) | static_cast<uint64_t>(helpers), std::memory_order_release);
     }
     wake_cv_.notify_all();
 
@@ -210,8 +209,7 @@ int num_threads() { return g_num_threads.load(std::memory_order_relaxed); }
 
 }  // namespace kiln::core
 
-extern "C" int32_t kiln_parallel_for(int64_t n, void (*body)(int64_t index, void* env),
-                                     void* env) {
+extern "C" int32_t kiln_parallel_for(int64_t n, void (*body)(int64_t index, void* env), void* env) {
   using kiln::core::t_inside_parallel;
   if (n <= 0) return 0;
   const int threads = kiln::core::num_threads();

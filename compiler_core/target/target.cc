@@ -107,8 +107,8 @@ Result<Target> parse_target(std::string_view text) {
     target.kind = TargetKind::kCuda;
   } else {
     return invalid_argument("unknown target kind '" + std::string(kind) + "' in target '" +
-                            std::string(text) + "'; accepted kinds: " +
-                            std::string(kAcceptedKinds));
+                            std::string(text) +
+                            "'; accepted kinds: " + std::string(kAcceptedKinds));
   }
   const bool is_llvm = target.kind == TargetKind::kLlvm;
   const std::string accepted_flags(is_llvm ? kLlvmFlags : kCudaFlags);
@@ -118,11 +118,11 @@ Result<Target> parse_target(std::string_view text) {
     const std::string_view token = tokens[i];
     const size_t eq = token.find('=');
     const std::string_view flag = token.substr(0, eq);
-    const bool known = is_llvm ? (flag == "-mtriple" || flag == "-mcpu" || flag == "-mattr")
-                               : flag == "-arch";
+    const bool known =
+        is_llvm ? (flag == "-mtriple" || flag == "-mcpu" || flag == "-mattr") : flag == "-arch";
     if (!known) {
-      return invalid_argument("unknown flag '" + std::string(flag) + "' for " +
-                              std::string(kind) + " in target '" + std::string(text) +
+      return invalid_argument("unknown flag '" + std::string(flag) + "' for " + std::string(kind) +
+                              " in target '" + std::string(text) +
                               "'; accepted flags: " + accepted_flags);
     }
     if (eq == std::string_view::npos || eq + 1 == token.size()) {

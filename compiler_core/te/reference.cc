@@ -52,8 +52,8 @@ void matmul_rows(const Workload& w, const float* a, const float* b, float* c, in
   }
 }
 
-void dense_rows(const Workload& w, const float* x, const float* weight, const float* bias,
-                float* y, int64_t begin, int64_t end) {
+void dense_rows(const Workload& w, const float* x, const float* weight, const float* bias, float* y,
+                int64_t begin, int64_t end) {
   for (int64_t i = begin; i < end; ++i) {
     for (int64_t j = 0; j < w.n; ++j) {
       double acc = 0;
@@ -70,8 +70,8 @@ void dense_rows(const Workload& w, const float* x, const float* weight, const fl
 /// Grouped convolution in either layout; depthwise is the case groups = C = K, whose weight
 /// shapes ([C,1,R,S] and [R,S,C,1]) have the memory order of the grouped ones ([K,1,R,S] and
 /// [R,S,1,K]).
-void conv_rows(const Workload& w, const float* in, const float* weight, float* out,
-               int64_t begin, int64_t end) {
+void conv_rows(const Workload& w, const float* in, const float* weight, float* out, int64_t begin,
+               int64_t end) {
   const int64_t oh_count = w.out_height();
   const int64_t ow_count = w.out_width();
   const int64_t cpg = w.in_channels / w.groups;   // input channels per group
@@ -124,12 +124,12 @@ void conv_rows(const Workload& w, const float* in, const float* weight, float* o
 
 }  // namespace
 
-void run_reference(const Workload& workload, std::span<const float* const> inputs,
-                   float* output, int threads) {
+void run_reference(const Workload& workload, std::span<const float* const> inputs, float* output,
+                   int threads) {
   const size_t expected_inputs = workload.input_shapes().size();
   KILN_CHECK(inputs.size() == expected_inputs)
-      << "reference for " << workload.canonical() << " takes " << expected_inputs
-      << " inputs, got " << inputs.size();
+      << "reference for " << workload.canonical() << " takes " << expected_inputs << " inputs, got "
+      << inputs.size();
   const Shape out_shape = workload.output_shape();
   const int64_t rows = num_elements(out_shape) / std::max<int64_t>(out_shape.back(), 1);
 

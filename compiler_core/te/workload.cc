@@ -80,9 +80,8 @@ class KeyValues {
     auto [ptr, ec] = std::from_chars(first, last, parsed);
     if (ec == std::errc::result_out_of_range) {
       return invalid_argument("value of " + std::string(key) + "=" + std::string(value) +
-                              " is far beyond the largest allowed size " +
-                              std::to_string(max_dim) + " in workload '" + std::string(text_) +
-                              "'");
+                              " is far beyond the largest allowed size " + std::to_string(max_dim) +
+                              " in workload '" + std::string(text_) + "'");
     }
     if (ec != std::errc() || ptr != last || value.empty()) {
       return invalid_argument("value '" + std::string(value) + "' of key " + std::string(key) +
@@ -92,8 +91,8 @@ class KeyValues {
     }
     if (parsed < min_value) {
       std::string need = min_value == 0 ? "a non-negative integer" : "a positive integer";
-      return invalid_argument("value " + std::string(key) + "=" + std::string(value) +
-                              " must be " + need + " in workload '" + std::string(text_) +
+      return invalid_argument("value " + std::string(key) + "=" + std::string(value) + " must be " +
+                              need + " in workload '" + std::string(text_) +
                               "'; sizes, strides, dilations and groups are >= 1, pads >= 0");
     }
     if (parsed > max_dim) {
@@ -112,9 +111,9 @@ class KeyValues {
     std::string key_w = std::string(key) + "_w";
     if (has(key) && (has(key_h) || has(key_w))) {
       return invalid_argument("workload '" + std::string(text_) + "' sets both " +
-                              std::string(key) + " and " + (has(key_h) ? key_h : key_w) +
-                              "; use " + std::string(key) + "= for both axes or " + key_h +
-                              "=/" + key_w + "= for each axis");
+                              std::string(key) + " and " + (has(key_h) ? key_h : key_w) + "; use " +
+                              std::string(key) + "= for both axes or " + key_h + "=/" + key_w +
+                              "= for each axis");
     }
     *h = fallback;
     *w = fallback;
@@ -144,8 +143,8 @@ class KeyValues {
       accepted += c;
     }
     return invalid_argument("unsupported " + std::string(key) + " '" + std::string(value) +
-                            "' in workload '" + std::string(text_) + "'; accepted: " +
-                            std::string(key) + "=" + accepted);
+                            "' in workload '" + std::string(text_) +
+                            "'; accepted: " + std::string(key) + "=" + accepted);
   }
 
   std::string_view text() const { return text_; }
@@ -301,11 +300,16 @@ int64_t num_elements(const Shape& shape) {
 
 const char* op_name(OpKind op) {
   switch (op) {
-    case OpKind::kMatmul: return "matmul";
-    case OpKind::kDense: return "dense";
-    case OpKind::kBatchMatmul: return "batch_matmul";
-    case OpKind::kConv2d: return "conv2d";
-    case OpKind::kDepthwiseConv2d: return "depthwise_conv2d";
+    case OpKind::kMatmul:
+      return "matmul";
+    case OpKind::kDense:
+      return "dense";
+    case OpKind::kBatchMatmul:
+      return "batch_matmul";
+    case OpKind::kConv2d:
+      return "conv2d";
+    case OpKind::kDepthwiseConv2d:
+      return "depthwise_conv2d";
   }
   KILN_UNREACHABLE() << "unknown op " << static_cast<int>(op);
 }
@@ -322,11 +326,13 @@ int64_t Workload::out_width() const {
 
 std::vector<Shape> Workload::input_shapes() const {
   switch (op) {
-    case OpKind::kMatmul: return {{m, k}, {k, n}};
+    case OpKind::kMatmul:
+      return {{m, k}, {k, n}};
     case OpKind::kDense:
       if (bias) return {{m, k}, {n, k}, {n}};
       return {{m, k}, {n, k}};
-    case OpKind::kBatchMatmul: return {{batch, m, k}, {batch, k, n}};
+    case OpKind::kBatchMatmul:
+      return {{batch, m, k}, {batch, k, n}};
     case OpKind::kConv2d:
     case OpKind::kDepthwiseConv2d: {
       // Depthwise is a grouped conv with groups = C, so C / groups = 1 gives its weight shapes
@@ -347,8 +353,10 @@ std::vector<Shape> Workload::input_shapes() const {
 Shape Workload::output_shape() const {
   switch (op) {
     case OpKind::kMatmul:
-    case OpKind::kDense: return {m, n};
-    case OpKind::kBatchMatmul: return {batch, m, n};
+    case OpKind::kDense:
+      return {m, n};
+    case OpKind::kBatchMatmul:
+      return {batch, m, n};
     case OpKind::kConv2d:
     case OpKind::kDepthwiseConv2d:
       if (layout == Layout::kNCHW) return {batch_n, out_channels, out_height(), out_width()};
@@ -360,12 +368,14 @@ Shape Workload::output_shape() const {
 double Workload::flops() const {
   switch (op) {
     case OpKind::kMatmul:
-    case OpKind::kDense: return 2.0 * m * n * k;
-    case OpKind::kBatchMatmul: return 2.0 * batch * m * n * k;
+    case OpKind::kDense:
+      return 2.0 * m * n * k;
+    case OpKind::kBatchMatmul:
+      return 2.0 * batch * m * n * k;
     case OpKind::kConv2d:
     case OpKind::kDepthwiseConv2d:
-      return 2.0 * batch_n * out_channels * out_height() * out_width() *
-             (in_channels / groups) * kernel_h * kernel_w;
+      return 2.0 * batch_n * out_channels * out_height() * out_width() * (in_channels / groups) *
+             kernel_h * kernel_w;
   }
   KILN_UNREACHABLE() << "unknown op " << static_cast<int>(op);
 }

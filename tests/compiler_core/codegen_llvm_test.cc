@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -360,6 +361,57 @@ TEST(CodegenLlvm, CastsBetweenIntAndFloat) {
   run(func, {&a, &out});
   for (int k = 0; k < 8; ++k) {
     EXPECT_EQ(out[k], static_cast<float>(static_cast<int64_t>(a[k] * 2.5f))) << k;
+  }
+}
+
+TEST(CodegenLlvm, ShadowedLoopVariablesAndBranchesKeepTheirOwnIndices) {
+  // for i in [0, 3): { a[i*2] = i; for i in [0, 2): b[i*2] = 10 + i; }   (inner i shadows)
+  // for j in [0, 4): { if (j < 2) c[j*3] = 1; c[j*3 + 1] = 2 }   (j*3 first seen in a branch)
+  Expr i = var("i");
+  Expr j = var("j");
+  ir::LoweredFunc func{
+      "shadowing",
+      {"a", "b", "c"},
+      ir::Block::make(
+          {serial("i", 0, 3,
+                  ir::Block::make({store("a", i * 2, to_f32(i)),
+                                   serial("i", 0, 2, store("b", i * 2, to_f32(i + 10)))})),
+           serial("j", 0, 4,
+                  ir::Block::make({ir::IfThenElse::make(j < 2, store("c", j * 3, ir::f32(1.0))),
+                                   store("c", j * 3 + 1, ir::f32(2.0))}))})};
+  std::vector<float> a(6, -1.0f), b(4, -1.0f), c(12, -1.0f);
+  run(func, {&a, &b, &c});
+  EXPECT_THAT(a, ::testing::ElementsAre(0, -1, 1, -1, 2, -1));
+  EXPECT_THAT(b, ::testing::ElementsAre(10, -1, 11, -1));
+  EXPECT_THAT(c, ::testing::ElementsAre(1, 2, -1, 1, 2, -1, -1, 2, -1, -1, 2, -1));
+}
+
+TEST(CodegenLlvm, CompilesConcurrentlyFromManyThreads) {
+  const Target target = host_target();
+  constexpr int kThreads = 4;
+  std::vector<std::vector<float>> outputs(kThreads, std::vector<float>(64, 0.0f));
+  std::vector<std::string> errors(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Expr index = ramp(var("v") * 8, 1, 8);
+      ir::LoweredFunc func{"scale_" + std::to_string(t), {"out"},
+                           serial("v", 0, 8,
+                                  store("out", index,
+                                        to_f32(index) * bcast(ir::f32(t + 1.0), 8)))};
+      auto compiled = jit_compile(func, target);
+      if (!compiled.is_ok()) {
+        errors[t] = compiled.status().to_string();
+        return;
+      }
+      float* args[] = {outputs[t].data()};
+      (*compiled)->call(args);
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (int t = 0; t < kThreads; ++t) {
+    ASSERT_EQ(errors[t], "");
+    for (int k = 0; k < 64; ++k) ASSERT_EQ(outputs[t][k], static_cast<float>(k * (t + 1)));
   }
 }
 

@@ -46,7 +46,8 @@ std::vector<float> nchw_to_nhwc(const std::vector<float>& x, int64_t n, int64_t 
   for (int64_t a = 0; a < n; ++a)
     for (int64_t b = 0; b < c; ++b)
       for (int64_t i = 0; i < h; ++i)
-        for (int64_t j = 0; j < w; ++j) y[((a * h + i) * w + j) * c + b] = x[((a * c + b) * h + i) * w + j];
+        for (int64_t j = 0; j < w; ++j)
+          y[((a * h + i) * w + j) * c + b] = x[((a * c + b) * h + i) * w + j];
   return y;
 }
 
@@ -57,7 +58,8 @@ std::vector<float> oihw_to_hwio(const std::vector<float>& x, int64_t k, int64_t 
   for (int64_t a = 0; a < k; ++a)
     for (int64_t b = 0; b < c; ++b)
       for (int64_t i = 0; i < r; ++i)
-        for (int64_t j = 0; j < s; ++j) y[((i * s + j) * c + b) * k + a] = x[((a * c + b) * r + i) * s + j];
+        for (int64_t j = 0; j < s; ++j)
+          y[((i * s + j) * c + b) * k + a] = x[((a * c + b) * r + i) * s + j];
   return y;
 }
 
@@ -167,15 +169,12 @@ TEST(Reference, NhwcEqualsNchwAfterTransposing) {
     const int64_t cpg = nchw.in_channels / nchw.groups;
     std::vector<float> expected = run(nchw, inputs);
     std::vector<float> actual =
-        run(nhwc, {nchw_to_nhwc(inputs[0], nchw.batch_n, nchw.in_channels, nchw.height,
-                                nchw.width),
-                   oihw_to_hwio(inputs[1], nchw.out_channels, cpg, nchw.kernel_h,
-                                nchw.kernel_w)});
+        run(nhwc, {nchw_to_nhwc(inputs[0], nchw.batch_n, nchw.in_channels, nchw.height, nchw.width),
+                   oihw_to_hwio(inputs[1], nchw.out_channels, cpg, nchw.kernel_h, nchw.kernel_w)});
     std::vector<float> expected_nhwc = nchw_to_nhwc(expected, nchw.batch_n, nchw.out_channels,
                                                     nchw.out_height(), nchw.out_width());
     ASSERT_EQ(actual.size(), expected_nhwc.size());
-    EXPECT_EQ(max_relative_error(actual.data(), expected_nhwc.data(), actual.size()), 0)
-        << shape;
+    EXPECT_EQ(max_relative_error(actual.data(), expected_nhwc.data(), actual.size()), 0) << shape;
   }
 }
 
@@ -191,8 +190,8 @@ TEST(Reference, DepthwiseHandComputed) {
 
 TEST(Reference, DepthwiseEqualsGroupedConvWithGroupsC) {
   for (const char* layout : {"NCHW", "NHWC"}) {
-    const std::string shape = "N=2,C=5,H=9,W=8,R=3,S=3,stride=2,pad=1,layout=" +
-                              std::string(layout);
+    const std::string shape =
+        "N=2,C=5,H=9,W=8,R=3,S=3,stride=2,pad=1,layout=" + std::string(layout);
     Workload dw = parse_ok("depthwise_conv2d:" + shape);
     Workload grouped = parse_ok("conv2d:" + shape + ",K=5,groups=5");
     ASSERT_EQ(dw.output_shape(), grouped.output_shape());
@@ -206,8 +205,7 @@ TEST(Reference, DepthwiseEqualsGroupedConvWithGroupsC) {
 
 TEST(Reference, ThreadsGiveTheSameAnswer) {
   for (const char* text :
-       {"matmul:M=17,N=9,K=13", "batch_matmul:B=3,M=5,N=7,K=4",
-        "dense:M=5,N=6,K=7,bias=1,act=relu",
+       {"matmul:M=17,N=9,K=13", "batch_matmul:B=3,M=5,N=7,K=4", "dense:M=5,N=6,K=7,bias=1,act=relu",
         "conv2d:N=1,C=3,H=9,W=7,K=5,R=3,S=3,stride=1,pad=1",
         "conv2d:N=2,C=4,H=6,W=6,K=4,R=3,S=3,stride=2,pad=1,layout=NHWC,groups=2",
         "depthwise_conv2d:N=1,C=3,H=5,W=5,R=3,S=3,stride=1,pad=1"}) {

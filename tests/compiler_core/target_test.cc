@@ -65,8 +65,8 @@ TEST(ParseTarget, StrUsesCanonicalOrderAndRoundTrips) {
   Target t = parse_ok("  llvm   -mattr=+avx2,-fma -mcpu=skylake\t-mtriple=x86_64-linux-gnu ");
   EXPECT_EQ(t.str(), "llvm -mtriple=x86_64-linux-gnu -mcpu=skylake -mattr=+avx2,-fma");
   for (const char* text : {"llvm", "llvm -mcpu=znver4", "llvm -mattr=+avx512f",
-                           "llvm -mtriple=aarch64-linux-gnu -mcpu=cortex-a72",
-                           "cuda -arch=sm_90", "cuda -arch=sm_90a"}) {
+                           "llvm -mtriple=aarch64-linux-gnu -mcpu=cortex-a72", "cuda -arch=sm_90",
+                           "cuda -arch=sm_90a"}) {
     Target parsed = parse_ok(text);
     EXPECT_EQ(parsed.str(), text);
     EXPECT_EQ(parse_ok(parsed.str()), parsed) << text;

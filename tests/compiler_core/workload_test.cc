@@ -104,19 +104,18 @@ TEST(ParseWorkload, DepthwiseConv2d) {
   EXPECT_EQ(w.input_shapes(), (std::vector<Shape>{{1, 256, 28, 28}, {256, 1, 3, 3}}));
   EXPECT_EQ(w.output_shape(), (Shape{1, 256, 28, 28}));
 
-  Workload nhwc =
-      parse_ok("depthwise_conv2d:N=1,C=32,H=14,W=14,R=3,S=3,stride=2,pad=1,dilation=1,"
-               "layout=NHWC");
+  Workload nhwc = parse_ok(
+      "depthwise_conv2d:N=1,C=32,H=14,W=14,R=3,S=3,stride=2,pad=1,dilation=1,"
+      "layout=NHWC");
   EXPECT_EQ(nhwc.input_shapes(), (std::vector<Shape>{{1, 14, 14, 32}, {3, 3, 32, 1}}));
   EXPECT_EQ(nhwc.output_shape(), (Shape{1, 7, 7, 32}));
 }
 
 TEST(ParseWorkload, DesignExamplesAreCanonical) {
-  for (const char* text :
-       {"matmul:M=1024,N=1024,K=1024", "dense:M=1,N=1000,K=2048,bias=1,act=relu",
-        "batch_matmul:B=12,M=128,N=128,K=64",
-        "conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,stride=1,pad=1",
-        "depthwise_conv2d:N=1,C=256,H=28,W=28,R=3,S=3,stride=1,pad=1"}) {
+  for (const char* text : {"matmul:M=1024,N=1024,K=1024", "dense:M=1,N=1000,K=2048,bias=1,act=relu",
+                           "batch_matmul:B=12,M=128,N=128,K=64",
+                           "conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,stride=1,pad=1",
+                           "depthwise_conv2d:N=1,C=256,H=28,W=28,R=3,S=3,stride=1,pad=1"}) {
     EXPECT_EQ(parse_ok(text).canonical(), text);
   }
 }
@@ -155,9 +154,9 @@ TEST(ParseWorkload, SpellingsOfOneWorkloadShareTheCanonicalString) {
   EXPECT_EQ(parse_ok("dense:act=none,bias=0,K=3,N=2,M=1,dtype=float32").canonical(),
             "dense:M=1,N=2,K=3");
   EXPECT_EQ(parse_ok("matmul:K=3,M=1,N=2").canonical(), "matmul:M=1,N=2,K=3");
-  EXPECT_EQ(parse_ok("conv2d:N=1,C=4,H=8,W=8,K=4,R=3,S=3,dilation_h=2,dilation_w=2,pad=2")
-                .canonical(),
-            "conv2d:N=1,C=4,H=8,W=8,K=4,R=3,S=3,stride=1,pad=2,dilation=2");
+  EXPECT_EQ(
+      parse_ok("conv2d:N=1,C=4,H=8,W=8,K=4,R=3,S=3,dilation_h=2,dilation_w=2,pad=2").canonical(),
+      "conv2d:N=1,C=4,H=8,W=8,K=4,R=3,S=3,stride=1,pad=2,dilation=2");
 }
 
 TEST(ParseWorkload, Flops) {
@@ -170,9 +169,8 @@ TEST(ParseWorkload, Flops) {
                    2.0 * 64 * 56 * 56 * 64 * 9);
   EXPECT_DOUBLE_EQ(parse_ok("conv2d:N=2,C=8,H=5,W=5,K=4,R=3,S=3,groups=2").flops(),
                    2.0 * 2 * 4 * 3 * 3 * 4 * 9);
-  EXPECT_DOUBLE_EQ(
-      parse_ok("depthwise_conv2d:N=1,C=256,H=28,W=28,R=3,S=3,stride=2,pad=1").flops(),
-      2.0 * 256 * 14 * 14 * 9);
+  EXPECT_DOUBLE_EQ(parse_ok("depthwise_conv2d:N=1,C=256,H=28,W=28,R=3,S=3,stride=2,pad=1").flops(),
+                   2.0 * 256 * 14 * 14 * 9);
 }
 
 TEST(ParseWorkloadErrors, EmptyAndMissingColon) {
@@ -265,9 +263,8 @@ TEST(ParseWorkloadErrors, AbsurdSizes) {
   expect_error("matmul:M=100000000,N=2,K=3", "exceeds the largest allowed size 16777216");
   // Every dimension is allowed, but the buffers are not (about 4 * 2^72 bytes).
   expect_error("matmul:M=16777216,N=16777216,K=16777216", "more than the limit");
-  expect_error(
-      "conv2d:N=16777216,C=16777216,H=16777216,W=16777216,K=16777216,R=1,S=1",
-      "more than the limit");
+  expect_error("conv2d:N=16777216,C=16777216,H=16777216,W=16777216,K=16777216,R=1,S=1",
+               "more than the limit");
   expect_error("conv2d:N=1,C=1,H=1,W=1,K=1,R=1,S=1,pad=16777216", "output size");
 
   WorkloadLimits small;

@@ -134,10 +134,13 @@ struct FunctionOptions {
   bool avx512 = false;
 };
 
-/// A name-to-value map with shadowing (a loop variable may reuse an outer name).
+/// A name-to-value map with shadowing (a loop variable may reuse an outer name). Each binding
+/// also records when it was made: a later binding belongs to a more deeply nested loop.
 class Scope {
  public:
-  void push(const std::string& name, llvm::Value* value) { map_[name].push_back(value); }
+  void push(const std::string& name, llvm::Value* value) {
+    map_[name].push_back({value, next_order_++});
+  }
   void pop(const std::string& name) {
     auto it = map_.find(name);
     KILN_CHECK(it != map_.end()) << "pop of unbound name " << name;
@@ -146,11 +149,21 @@ class Scope {
   }
   llvm::Value* find(const std::string& name) const {
     auto it = map_.find(name);
-    return it == map_.end() ? nullptr : it->second.back();
+    return it == map_.end() ? nullptr : it->second.back().value;
+  }
+  /// The order of `name`'s innermost binding, or -1 when it is not bound.
+  int order(const std::string& name) const {
+    auto it = map_.find(name);
+    return it == map_.end() ? -1 : it->second.back().order;
   }
 
  private:
-  std::unordered_map<std::string, std::vector<llvm::Value*>> map_;
+  struct Binding {
+    llvm::Value* value;
+    int order;
+  };
+  std::unordered_map<std::string, std::vector<Binding>> map_;
+  int next_order_ = 0;
 };
 
 /// Every Var name and buffer name a statement mentions, sorted so that the environment of an
@@ -399,19 +412,19 @@ class CodeGen : public ir::IRVisitor {
     const ir::Expr& index = op->index;
     const int lanes = index.type().lanes;
     if (lanes == 1) {
-      value_ = builder_.CreateAlignedLoad(f32_, element_pointer(op->buffer, codegen(index)),
+      value_ = builder_.CreateAlignedLoad(f32_, element_pointer(op->buffer, index_value(index)),
                                           llvm::Align(kElementAlignment));
       return;
     }
     if (const ir::Ramp* ramp = dense_ramp(index)) {
-      llvm::Value* p = element_pointer(op->buffer, codegen(ramp->base));
+      llvm::Value* p = element_pointer(op->buffer, index_value(ramp->base));
       value_ = builder_.CreateAlignedLoad(llvm::FixedVectorType::get(f32_, lanes), p,
                                           llvm::Align(kElementAlignment));
       return;
     }
     if (const ir::Broadcast* b = index.as<ir::Broadcast>()) {
       llvm::Value* scalar = builder_.CreateAlignedLoad(
-          f32_, element_pointer(op->buffer, codegen(b->value)), llvm::Align(kElementAlignment));
+          f32_, element_pointer(op->buffer, index_value(b->value)), llvm::Align(kElementAlignment));
       value_ = builder_.CreateVectorSplat(lanes, scalar);
       return;
     }
@@ -447,12 +460,12 @@ class CodeGen : public ir::IRVisitor {
     const ir::Expr& index = op->index;
     const int lanes = index.type().lanes;
     if (lanes == 1) {
-      builder_.CreateAlignedStore(value, element_pointer(op->buffer, codegen(index)),
+      builder_.CreateAlignedStore(value, element_pointer(op->buffer, index_value(index)),
                                   llvm::Align(kElementAlignment));
       return;
     }
     if (const ir::Ramp* ramp = dense_ramp(index)) {
-      builder_.CreateAlignedStore(value, element_pointer(op->buffer, codegen(ramp->base)),
+      builder_.CreateAlignedStore(value, element_pointer(op->buffer, index_value(ramp->base)),
                                   llvm::Align(kElementAlignment));
       return;
     }
@@ -484,11 +497,11 @@ class CodeGen : public ir::IRVisitor {
     llvm::BasicBlock* after = llvm::BasicBlock::Create(ctx_, "endif", f);
     builder_.CreateCondBr(condition, then_block, else_block ? else_block : after);
     builder_.SetInsertPoint(then_block);
-    codegen(op->then_case);
+    codegen_region(op->then_case);
     builder_.CreateBr(after);
     if (else_block != nullptr) {
       builder_.SetInsertPoint(else_block);
-      codegen(op->else_case);
+      codegen_region(op->else_case);
       builder_.CreateBr(after);
     }
     builder_.SetInsertPoint(after);
@@ -584,6 +597,125 @@ class CodeGen : public ir::IRVisitor {
     return alloca;
   }
 
+  /// One addend of a linearized index: `scale * expr`.
+  struct IndexTerm {
+    ir::Expr expr;
+    int64_t scale;
+    int order;        ///< binding order of the innermost variable in expr (-1: none)
+    std::string key;  ///< expr printed: a stable order among terms of the same depth
+  };
+
+  static void linearize(const ir::Expr& e, int64_t scale, std::vector<IndexTerm>* terms,
+                        int64_t* constant) {
+    if (const int64_t* value = ir::as_const_int(e)) {
+      *constant += scale * *value;
+      return;
+    }
+    if (const ir::Add* add = e.as<ir::Add>()) {
+      linearize(add->a, scale, terms, constant);
+      linearize(add->b, scale, terms, constant);
+      return;
+    }
+    if (const ir::Sub* sub = e.as<ir::Sub>()) {
+      linearize(sub->a, scale, terms, constant);
+      linearize(sub->b, -scale, terms, constant);
+      return;
+    }
+    if (const ir::Mul* mul = e.as<ir::Mul>()) {
+      if (const int64_t* c = ir::as_const_int(mul->b)) {
+        linearize(mul->a, scale * *c, terms, constant);
+        return;
+      }
+      if (const int64_t* c = ir::as_const_int(mul->a)) {
+        linearize(mul->b, scale * *c, terms, constant);
+        return;
+      }
+    }
+    terms->push_back({e, scale, -1, {}});
+  }
+
+  /// A scalar index emitted as (its variable terms, outermost loop first) + its constant.
+  /// Accesses that differ by a constant then share one variable part, which is what lets
+  /// LLVM's BasicAA tell them apart: the rows of a register tile of C become disjoint, and
+  /// LICM can keep them in registers across the reduction loop. The loop-invariant prefix of
+  /// the sum can also be hoisted. Integer arithmetic does not overflow (ir.h), so the
+  /// reassociation is exact. Partial sums are reused within a region (see index_cache_),
+  /// which keeps unrolled tiles from handing LLVM thousands of redundant instructions.
+  llvm::Value* index_value(const ir::Expr& index) {
+    if (!index.type().is_scalar()) return codegen(index);
+    std::vector<IndexTerm> terms;
+    int64_t constant = 0;
+    linearize(index, 1, &terms, &constant);
+    for (IndexTerm& term : terms) {
+      NameCollector names;
+      names.visit(term.expr);
+      term.key = ir::to_string(term.expr);
+      // The key names each variable's binding, so that a shadowing loop variable of the same
+      // name never reuses a cached value of the outer one.
+      for (const std::string& name : names.vars) {
+        const int order = vars_.order(name);
+        term.order = std::max(term.order, order);
+        term.key += " " + name + "#" + std::to_string(order);
+      }
+    }
+    std::stable_sort(terms.begin(), terms.end(), [](const IndexTerm& a, const IndexTerm& b) {
+      return a.order != b.order ? a.order < b.order : a.key < b.key;
+    });
+    // Merge repeated terms (i*4 + i is i*5) and drop cancelled ones.
+    std::vector<IndexTerm> merged;
+    for (IndexTerm& term : terms) {
+      if (!merged.empty() && merged.back().key == term.key) {
+        merged.back().scale += term.scale;
+      } else {
+        merged.push_back(std::move(term));
+      }
+    }
+    std::string key;
+    llvm::Value* sum = nullptr;
+    for (const IndexTerm& term : merged) {
+      if (term.scale == 0) continue;
+      key += "(" + term.key + ")*" + std::to_string(term.scale) + "+";
+      if (llvm::Value* known = cached_index(key)) {
+        sum = known;
+        continue;
+      }
+      llvm::Value* v = codegen(term.expr);
+      const int64_t magnitude = sum != nullptr && term.scale < 0 ? -term.scale : term.scale;
+      if (magnitude != 1) v = builder_.CreateMul(v, builder_.getInt64(magnitude), "", false, true);
+      if (sum == nullptr) {
+        sum = v;
+      } else if (term.scale < 0) {
+        sum = builder_.CreateSub(sum, v, "", false, true);
+      } else {
+        sum = builder_.CreateAdd(sum, v, "", false, true);
+      }
+      index_cache_.back()[key] = sum;
+    }
+    if (sum == nullptr) return builder_.getInt64(constant);
+    if (constant == 0) return sum;
+    key += std::to_string(constant);
+    if (llvm::Value* known = cached_index(key)) return known;
+    sum = builder_.CreateAdd(sum, builder_.getInt64(constant), "", false, true);
+    index_cache_.back()[key] = sum;
+    return sum;
+  }
+
+  llvm::Value* cached_index(const std::string& key) const {
+    for (auto frame = index_cache_.rbegin(); frame != index_cache_.rend(); ++frame) {
+      auto it = frame->find(key);
+      if (it != frame->end()) return it->second;
+    }
+    return nullptr;
+  }
+
+  /// Emits `s` as a region of its own: index values it computes are forgotten afterwards,
+  /// since they do not dominate the code that follows it.
+  void codegen_region(const ir::Stmt& s) {
+    index_cache_.emplace_back();
+    codegen(s);
+    index_cache_.pop_back();
+  }
+
   llvm::Value* element_pointer(const std::string& buffer, llvm::Value* index) {
     llvm::Value* base = buffers_.find(buffer);
     KILN_CHECK(base != nullptr) << "buffer " << buffer << " is not bound in " << func_name_;
@@ -665,7 +797,7 @@ class CodeGen : public ir::IRVisitor {
     llvm::PHINode* var = builder_.CreatePHI(i64_, 2, op->var);
     var->addIncoming(min, preheader);
     vars_.push(op->var, var);
-    codegen(op->body);
+    codegen_region(op->body);
     vars_.pop(op->var);
     llvm::Value* next = builder_.CreateAdd(var, builder_.getInt64(1), op->var + ".next", false,
                                            true);
@@ -728,6 +860,7 @@ class CodeGen : public ir::IRVisitor {
     const llvm::IRBuilderBase::InsertPoint saved_point = builder_.saveIP();
     Scope saved_vars = std::exchange(vars_, Scope());
     Scope saved_buffers = std::exchange(buffers_, Scope());
+    IndexCache saved_cache = std::exchange(index_cache_, IndexCache(1));
 
     builder_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", task));
     llvm::Value* task_env = task->getArg(1);
@@ -744,16 +877,18 @@ class CodeGen : public ir::IRVisitor {
     builder_.CreateRetVoid();
 
     builder_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", body_fn));
-    vars_.push(op->var, body_fn->getArg(0));
+    // Captures first: they are invariant in the task, the loop variable varies.
     for (size_t i = 0; i < captures.size(); ++i) {
       Scope& scope = captures[i].is_buffer ? buffers_ : vars_;
       scope.push(captures[i].name, body_fn->getArg(static_cast<unsigned>(i + 1)));
     }
+    vars_.push(op->var, body_fn->getArg(0));
     codegen(op->body);
     builder_.CreateRetVoid();
 
     vars_ = std::move(saved_vars);
     buffers_ = std::move(saved_buffers);
+    index_cache_ = std::move(saved_cache);
     builder_.restoreIP(saved_point);
     llvm::FunctionCallee parallel_for = module_.getOrInsertFunction(
         "kiln_parallel_for",
@@ -767,6 +902,10 @@ class CodeGen : public ir::IRVisitor {
   FunctionOptions options_;
   Scope vars_;
   Scope buffers_;
+  /// Index values emitted so far, one frame per enclosing region (loop body, branch): a value
+  /// made in a region dominates everything emitted later inside it.
+  using IndexCache = std::vector<std::unordered_map<std::string, llvm::Value*>>;
+  IndexCache index_cache_ = IndexCache(1);
   llvm::Value* value_ = nullptr;
   std::string func_name_;
   int task_count_ = 0;
@@ -805,10 +944,10 @@ void optimize(llvm::Module& module, llvm::TargetMachine& machine) {
   passes.run(module, mam);
 }
 
-/// Generates, verifies and optimizes the module for `func` on `machine`.
-Result<std::unique_ptr<llvm::Module>> build_module(const ir::LoweredFunc& func,
-                                                   llvm::LLVMContext& ctx,
-                                                   llvm::TargetMachine& machine) {
+/// Generates and verifies the module for `func` on `machine` (not yet optimized).
+Result<std::unique_ptr<llvm::Module>> generate_module(const ir::LoweredFunc& func,
+                                                      llvm::LLVMContext& ctx,
+                                                      llvm::TargetMachine& machine) {
   auto module = std::make_unique<llvm::Module>(func.name, ctx);
   module->setTargetTriple(machine.getTargetTriple().str());
   module->setDataLayout(machine.createDataLayout());
@@ -828,8 +967,15 @@ Result<std::unique_ptr<llvm::Module>> build_module(const ir::LoweredFunc& func,
                           "': " + message + "\nkiln IR:\n" + ir::to_string(func.body) +
                           "\nthis is a kiln bug; please report it with the IR above");
   }
-  optimize(*module, machine);
   return module;
+}
+
+/// Milliseconds since `start`, and restarts it.
+double lap_ms(std::chrono::steady_clock::time_point* start) {
+  const auto now = std::chrono::steady_clock::now();
+  const double ms = std::chrono::duration<double, std::milli>(now - *start).count();
+  *start = now;
+  return ms;
 }
 
 std::string print_module(const llvm::Module& module) {
@@ -866,7 +1012,7 @@ Result<Target> resolved_host(const Target& target) {
 
 Result<std::unique_ptr<JitFunction>> jit_compile(const ir::LoweredFunc& func,
                                                  const Target& target) {
-  const auto start = std::chrono::steady_clock::now();
+  auto clock = std::chrono::steady_clock::now();
   initialize_llvm();
   if (target.kind != TargetKind::kLlvm) {
     return invalid_argument("cannot JIT-compile for target '" + target.str() +
@@ -897,8 +1043,12 @@ Result<std::unique_ptr<JitFunction>> jit_compile(const ir::LoweredFunc& func,
 
   auto ctx = std::make_unique<llvm::LLVMContext>();
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<llvm::Module> module,
-                        build_module(func, *ctx, *machine));
+                        generate_module(func, *ctx, *machine));
+  const double generate_ms = lap_ms(&clock);
+  optimize(*module, *machine);
+  const double optimize_ms = lap_ms(&clock);
   std::string ir_text = print_module(*module);
+  const double print_ms = lap_ms(&clock);
   const llvm::DataLayout layout = module->getDataLayout();
 
   // The target machine that optimized the module also compiles it: one per compile, because
@@ -954,10 +1104,11 @@ Result<std::unique_ptr<JitFunction>> jit_compile(const ir::LoweredFunc& func,
   }
   auto* entry = address->toPtr<void (*)(float* const*)>();
 
-  const double ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-          .count();
-  logger("core")->debug("jit compiled func={} ms={:.2f}", func.name, ms);
+  // The lookup ran the back end: instruction selection, register allocation, linking.
+  const double machine_code_ms = lap_ms(&clock);
+  logger("core")->debug("jit compiled func={} generate_ms={:.2f} optimize_ms={:.2f} "
+                        "print_ms={:.2f} machine_code_ms={:.2f}",
+                        func.name, generate_ms, optimize_ms, print_ms, machine_code_ms);
   return std::unique_ptr<JitFunction>(
       std::make_unique<LlvmJitFunction>(std::move(jit), entry, std::move(ir_text)));
 }
@@ -987,7 +1138,8 @@ Result<std::vector<uint8_t>> compile_object(const ir::LoweredFunc& func, const T
 
   llvm::LLVMContext ctx;
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<llvm::Module> module,
-                        build_module(func, ctx, *machine));
+                        generate_module(func, ctx, *machine));
+  optimize(*module, *machine);
 
   llvm::SmallVector<char, 0> buffer;
   llvm::raw_svector_ostream os(buffer);

@@ -1,0 +1,464 @@
+#include "bench/baselines.h"
+
+#include <dirent.h>
+#include <omp.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <string_view>
+#include <unordered_map>
+
+#include "oneapi/dnnl/dnnl.hpp"
+
+#include "compiler_core/runtime/thread_pool.h"
+
+namespace kiln::bench {
+namespace {
+
+using core::Layout;
+using core::OpKind;
+using core::Workload;
+
+/// Set in the restarted process, so that it never restarts again.
+constexpr const char* kRestartedVar = "KILN_BENCH_RESTARTED";
+/// Carries what the restart removed to the restarted process ("NAME=value NAME=value").
+constexpr const char* kRemovedVar = "KILN_BENCH_REMOVED_ENV";
+constexpr const char* kOpenblasVars[] = {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"};
+
+cpu_set_t all_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  // The kernel intersects the mask with the CPUs the process's cpuset allows.
+  const long count = sysconf(_SC_NPROCESSORS_CONF);
+  for (long cpu = 0; cpu < count && cpu < CPU_SETSIZE; ++cpu) CPU_SET(cpu, &set);
+  return set;
+}
+
+void noop_body(int64_t, void*) {}
+
+std::vector<float> copy_of(const float* data, int64_t count) {
+  return std::vector<float>(data, data + count);
+}
+
+Status check_inputs(const Workload& w, std::span<const float* const> inputs) {
+  const size_t expected = w.input_shapes().size();
+  if (inputs.size() != expected) {
+    return invalid_argument("baseline for '" + w.canonical() + "' takes " +
+                            std::to_string(expected) + " inputs, got " +
+                            std::to_string(inputs.size()));
+  }
+  return Status::ok();
+}
+
+/// Runs `fn`, turning oneDNN's exceptions into a Status (create functions return Results).
+template <typename Fn>
+Status guard_dnnl(const std::string& what, Fn&& fn) {
+  try {
+    fn();
+  } catch (const dnnl::error& e) {
+    return internal_error("oneDNN " + what + " failed: " + e.what() + " (status " +
+                          std::to_string(static_cast<int>(e.status)) + ")");
+  }
+  return Status::ok();
+}
+
+void set_omp_threads(int threads) {
+  if (omp_get_max_threads() != threads) omp_set_num_threads(threads);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Process set-up
+
+void reexec_without_openblas_overrides(int argc, char** argv) {
+  (void)argc;
+  if (std::getenv(kRestartedVar) != nullptr) return;
+  std::string removed;
+  for (const char* var : kOpenblasVars) {
+    const char* value = std::getenv(var);
+    if (value == nullptr) continue;
+    if (!removed.empty()) removed += ' ';
+    removed += std::string(var) + "=" + value;
+  }
+  const bool set_bind = std::getenv("OMP_PROC_BIND") == nullptr;
+  if (removed.empty() && !set_bind) return;
+
+  for (const char* var : kOpenblasVars) unsetenv(var);
+  if (set_bind) setenv("OMP_PROC_BIND", "true", 1);
+  setenv(kRestartedVar, "1", 1);
+  setenv(kRemovedVar, removed.c_str(), 1);
+  std::string line = "bench: restarting with";
+  if (!removed.empty()) {
+    line += " " + removed + " removed from the environment (they force OpenBLAS onto its "
+            "half-speed AVX2 kernels, see ANCHORS.md)";
+  }
+  if (set_bind) line += std::string(removed.empty() ? "" : " and") + " OMP_PROC_BIND=true";
+  std::fprintf(stderr, "%s\n", line.c_str());
+  std::fflush(stderr);
+  std::fflush(stdout);
+  execv("/proc/self/exe", argv);
+  std::fprintf(stderr, "error: cannot restart the benchmark through /proc/self/exe: %s\n",
+               std::strerror(errno));
+  std::exit(1);
+}
+
+std::vector<std::string> removed_openblas_overrides() {
+  std::vector<std::string> out;
+  const char* removed = std::getenv(kRemovedVar);
+  if (removed == nullptr) return out;
+  std::string_view rest(removed);
+  while (!rest.empty()) {
+    const size_t space = rest.find(' ');
+    std::string_view item = rest.substr(0, space);
+    if (!item.empty()) out.emplace_back(item);
+    if (space == std::string_view::npos) break;
+    rest.remove_prefix(space + 1);
+  }
+  return out;
+}
+
+void unpin_non_openmp_threads(int kiln_threads) {
+  const cpu_set_t all = all_cpus();
+  const pid_t main_tid = getpid();
+  if (DIR* dir = opendir("/proc/self/task")) {
+    while (dirent* entry = readdir(dir)) {
+      const pid_t tid = static_cast<pid_t>(std::atoi(entry->d_name));
+      if (tid <= 0 || tid == main_tid) continue;
+      sched_setaffinity(tid, sizeof(all), &all);
+    }
+    closedir(dir);
+  }
+  // kiln's pool makes its workers on the first parallel loop, from the calling thread; make
+  // them now, while the main thread may run anywhere, so they inherit no pin.
+  ScopedAllCpus unpinned;
+  const int previous = core::num_threads();
+  core::set_num_threads(std::max(kiln_threads, 1));
+  kiln_parallel_for(int64_t{4} * std::max(kiln_threads, 1), noop_body, nullptr);
+  core::set_num_threads(previous);
+}
+
+ScopedAllCpus::ScopedAllCpus() {
+  if (sched_getaffinity(0, sizeof(saved_), &saved_) != 0) return;
+  const cpu_set_t all = all_cpus();
+  restore_ = sched_setaffinity(0, sizeof(all), &all) == 0;
+}
+
+ScopedAllCpus::~ScopedAllCpus() {
+  if (restore_) sched_setaffinity(0, sizeof(saved_), &saved_);
+}
+
+std::string current_thread_cpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return "?";
+  std::string out;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &set)) continue;
+    int last = cpu;
+    while (last + 1 < CPU_SETSIZE && CPU_ISSET(last + 1, &set)) ++last;
+    if (!out.empty()) out += ',';
+    out += std::to_string(cpu);
+    if (last > cpu) out += "-" + std::to_string(last);
+    cpu = last;
+  }
+  return out;
+}
+
+std::vector<std::string> thread_cpu_lists() {
+  std::vector<std::string> out;
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr) return out;
+  while (dirent* entry = readdir(dir)) {
+    if (entry->d_name[0] == '.') continue;
+    const std::string path = std::string("/proc/self/task/") + entry->d_name + "/status";
+    std::ifstream status(path);
+    for (std::string line; std::getline(status, line);) {
+      constexpr std::string_view kKey = "Cpus_allowed_list:";
+      if (line.rfind(kKey, 0) != 0) continue;
+      const size_t start = line.find_first_not_of(" \t", kKey.size());
+      out.push_back(std::string(entry->d_name) + ":" +
+                    (start == std::string::npos ? "" : line.substr(start)));
+    }
+  }
+  closedir(dir);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string openblas_core_name() { return openblas_get_corename(); }
+
+std::string openblas_config() { return openblas_get_config(); }
+
+std::string onednn_version() {
+  const dnnl_version_t* v = dnnl_version();
+  return std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
+         std::to_string(v->patch);
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenBLAS
+
+Result<std::unique_ptr<OpenblasSgemm>> OpenblasSgemm::create(
+    const Workload& w, std::span<const float* const> inputs, int threads) {
+  const bool plain_dense = w.op == OpKind::kDense && !w.bias && w.act == core::Activation::kNone;
+  if (w.op != OpKind::kMatmul && !plain_dense) {
+    return invalid_argument("the OpenBLAS baseline computes matmul and dense without bias or "
+                            "activation, not '" + w.canonical() + "'");
+  }
+  KILN_RETURN_IF_ERROR(check_inputs(w, inputs));
+  std::unique_ptr<OpenblasSgemm> b(new OpenblasSgemm());
+  b->transpose_b_ = w.op == OpKind::kDense;
+  b->m_ = w.m;
+  b->n_ = w.n;
+  b->k_ = w.k;
+  b->threads_ = std::max(threads, 1);
+  b->a_ = copy_of(inputs[0], w.m * w.k);
+  b->b_ = copy_of(inputs[1], w.k * w.n);
+  b->c_.assign(static_cast<size_t>(w.m * w.n), 0.0f);
+  b->impl_ = std::string("sgemm ") + openblas_get_corename();
+  return b;
+}
+
+void OpenblasSgemm::run() {
+  if (openblas_get_num_threads() != threads_) {
+    // Workers made now would inherit a pinned caller's mask.
+    ScopedAllCpus unpinned;
+    openblas_set_num_threads(threads_);
+  }
+  const auto m = static_cast<blasint>(m_), n = static_cast<blasint>(n_),
+             k = static_cast<blasint>(k_);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, transpose_b_ ? CblasTrans : CblasNoTrans, m, n, k,
+              1.0f, a_.data(), k, b_.data(), transpose_b_ ? k : n, 0.0f, c_.data(), n);
+}
+
+void OpenblasSgemm::read_output(float* out) { std::memcpy(out, c_.data(), c_.size() * 4); }
+
+// ---------------------------------------------------------------------------------------------
+// oneDNN matmul
+
+struct DnnlMatmul::State {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+  dnnl::matmul prim;
+  dnnl::memory src, weights, bias, dst;
+  std::vector<float> src_data, weights_data, bias_data, dst_data;
+  int threads = 1;
+  std::string name, impl;
+};
+
+DnnlMatmul::DnnlMatmul(std::unique_ptr<State> state) : state_(std::move(state)) {}
+DnnlMatmul::~DnnlMatmul() = default;
+
+Result<std::unique_ptr<DnnlMatmul>> DnnlMatmul::create(const Workload& w,
+                                                       std::span<const float* const> inputs,
+                                                       int threads, bool packed_weights) {
+  if (w.op != OpKind::kMatmul && w.op != OpKind::kBatchMatmul && w.op != OpKind::kDense) {
+    return invalid_argument("the oneDNN matmul baseline computes matmul, batch_matmul and "
+                            "dense, not '" + w.canonical() + "'");
+  }
+  KILN_RETURN_IF_ERROR(check_inputs(w, inputs));
+  using dt = dnnl::memory::data_type;
+  using tag = dnnl::memory::format_tag;
+  auto s = std::make_unique<State>();
+  s->threads = std::max(threads, 1);
+  s->name = packed_weights ? "onednn_packed" : "onednn";
+  set_omp_threads(s->threads);
+
+  const bool batched = w.op == OpKind::kBatchMatmul;
+  const int64_t b = batched ? w.batch : 1;
+  dnnl::memory::dims src_dims = batched ? dnnl::memory::dims{b, w.m, w.k}
+                                        : dnnl::memory::dims{w.m, w.k};
+  dnnl::memory::dims wei_dims = batched ? dnnl::memory::dims{b, w.k, w.n}
+                                        : dnnl::memory::dims{w.k, w.n};
+  dnnl::memory::dims dst_dims = batched ? dnnl::memory::dims{b, w.m, w.n}
+                                        : dnnl::memory::dims{w.m, w.n};
+  const tag plain = batched ? tag::abc : tag::ab;
+  // dense reads W[N, K]: the K×N weights stored column-major.
+  const tag wei_plain = w.op == OpKind::kDense ? tag::ba : plain;
+
+  s->src_data = copy_of(inputs[0], b * w.m * w.k);
+  s->weights_data = copy_of(inputs[1], b * w.k * w.n);
+  s->dst_data.assign(static_cast<size_t>(b * w.m * w.n), 0.0f);
+  const bool has_bias = w.op == OpKind::kDense && w.bias;
+  if (has_bias) s->bias_data = copy_of(inputs[2], w.n);
+
+  Status st = guard_dnnl("matmul set-up", [&] {
+    dnnl::memory::desc src_md(src_dims, dt::f32, plain);
+    dnnl::memory::desc user_wei_md(wei_dims, dt::f32, wei_plain);
+    dnnl::memory::desc wei_md = packed_weights ? dnnl::memory::desc(wei_dims, dt::f32, tag::any)
+                                               : user_wei_md;
+    dnnl::memory::desc dst_md(dst_dims, dt::f32, plain);
+    dnnl::memory::desc bias_md({1, w.n}, dt::f32, tag::ab);
+    dnnl::primitive_attr attr;
+    if (w.op == OpKind::kDense && w.act == core::Activation::kRelu) {
+      dnnl::post_ops ops;
+      ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+      attr.set_post_ops(ops);
+    }
+    dnnl::matmul::desc desc = has_bias ? dnnl::matmul::desc(src_md, wei_md, bias_md, dst_md)
+                                       : dnnl::matmul::desc(src_md, wei_md, dst_md);
+    dnnl::matmul::primitive_desc pd(desc, attr, s->engine);
+    s->prim = dnnl::matmul(pd);
+    s->impl = pd.impl_info_str();
+    s->src = dnnl::memory(src_md, s->engine, s->src_data.data());
+    s->dst = dnnl::memory(dst_md, s->engine, s->dst_data.data());
+    if (has_bias) s->bias = dnnl::memory(bias_md, s->engine, s->bias_data.data());
+    dnnl::memory user_wei(user_wei_md, s->engine, s->weights_data.data());
+    if (pd.weights_desc() == user_wei_md) {
+      s->weights = user_wei;
+    } else {
+      s->impl += " (weights reordered ahead of time)";
+      s->weights = dnnl::memory(pd.weights_desc(), s->engine);
+      dnnl::reorder(user_wei, s->weights).execute(s->stream, user_wei, s->weights);
+      s->stream.wait();
+    }
+  });
+  KILN_RETURN_IF_ERROR(st);
+  return std::unique_ptr<DnnlMatmul>(new DnnlMatmul(std::move(s)));
+}
+
+void DnnlMatmul::run() {
+  State& s = *state_;
+  set_omp_threads(s.threads);
+  std::unordered_map<int, dnnl::memory> args = {
+      {DNNL_ARG_SRC, s.src}, {DNNL_ARG_WEIGHTS, s.weights}, {DNNL_ARG_DST, s.dst}};
+  if (s.bias) args.emplace(DNNL_ARG_BIAS, s.bias);
+  s.prim.execute(s.stream, args);
+  s.stream.wait();
+}
+
+void DnnlMatmul::read_output(float* out) {
+  std::memcpy(out, state_->dst_data.data(), state_->dst_data.size() * 4);
+}
+
+const std::string& DnnlMatmul::name() const { return state_->name; }
+const std::string& DnnlMatmul::implementation() const { return state_->impl; }
+
+// ---------------------------------------------------------------------------------------------
+// oneDNN convolution
+
+struct DnnlConv2d::State {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+  dnnl::convolution_forward prim;
+  ConvIo io = ConvIo::kBlocked;
+  dnnl::memory user_src, user_dst;  ///< kiln's layouts
+  dnnl::memory src, weights, dst;   ///< the convolution's layouts
+  std::optional<dnnl::reorder> src_in, dst_out;  ///< present when the layouts differ
+  std::vector<float> src_data, weights_data, dst_data;
+  int threads = 1;
+  std::string name, impl;
+};
+
+DnnlConv2d::DnnlConv2d(std::unique_ptr<State> state) : state_(std::move(state)) {}
+DnnlConv2d::~DnnlConv2d() = default;
+
+Result<std::unique_ptr<DnnlConv2d>> DnnlConv2d::create(const Workload& w,
+                                                       std::span<const float* const> inputs,
+                                                       int threads, ConvIo io) {
+  if (w.op != OpKind::kConv2d && w.op != OpKind::kDepthwiseConv2d) {
+    return invalid_argument("the oneDNN convolution baseline computes conv2d and "
+                            "depthwise_conv2d, not '" + w.canonical() + "'");
+  }
+  KILN_RETURN_IF_ERROR(check_inputs(w, inputs));
+  using dt = dnnl::memory::data_type;
+  using tag = dnnl::memory::format_tag;
+  using dims = dnnl::memory::dims;
+  auto s = std::make_unique<State>();
+  s->threads = std::max(threads, 1);
+  s->io = io;
+  s->name = io == ConvIo::kBlocked ? "onednn_blocked" : "onednn_plain_io";
+  set_omp_threads(s->threads);
+
+  const bool depthwise = w.op == OpKind::kDepthwiseConv2d;
+  const int64_t groups = depthwise ? w.in_channels : w.groups;
+  const int64_t k = depthwise ? w.in_channels : w.out_channels;
+  const int64_t cg = w.in_channels / groups, kg = k / groups;
+  const bool nchw = w.layout == Layout::kNCHW;
+  const dims src_dims = {w.batch_n, w.in_channels, w.height, w.width};
+  const dims dst_dims = {w.batch_n, k, w.out_height(), w.out_width()};
+  // kiln's weights: NCHW W[K, C/g, R, S] (oihw, or goihw with K split as g, K/g);
+  // NHWC W[R, S, C/g, K] (hwio, or hwigo); depthwise W[C, 1, R, S] or W[R, S, C, 1].
+  const bool grouped = groups > 1;
+  const dims wei_dims = grouped ? dims{groups, kg, cg, w.kernel_h, w.kernel_w}
+                                : dims{k, cg, w.kernel_h, w.kernel_w};
+  const tag wei_plain = grouped ? (nchw ? tag::goihw : tag::hwigo) : (nchw ? tag::oihw : tag::hwio);
+  const tag act_plain = nchw ? tag::nchw : tag::nhwc;
+
+  const std::vector<core::Shape> shapes = w.input_shapes();
+  s->src_data = copy_of(inputs[0], core::num_elements(shapes[0]));
+  s->weights_data = copy_of(inputs[1], core::num_elements(shapes[1]));
+  s->dst_data.assign(static_cast<size_t>(core::num_elements(w.output_shape())), 0.0f);
+
+  Status st = guard_dnnl("convolution set-up", [&] {
+    dnnl::memory::desc user_src_md(src_dims, dt::f32, act_plain);
+    dnnl::memory::desc user_wei_md(wei_dims, dt::f32, wei_plain);
+    dnnl::memory::desc user_dst_md(dst_dims, dt::f32, act_plain);
+    dnnl::memory::desc src_md(src_dims, dt::f32, tag::any);
+    dnnl::memory::desc wei_md(wei_dims, dt::f32, tag::any);
+    dnnl::memory::desc dst_md(dst_dims, dt::f32, tag::any);
+    // kiln's OH = (H + 2·pad − dil·(R−1) − 1) / stride + 1 is oneDNN's with pad on both sides;
+    // oneDNN counts dilation from 0.
+    dnnl::convolution_forward::desc desc(
+        dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md, wei_md,
+        dst_md, {w.stride_h, w.stride_w}, {w.dilation_h - 1, w.dilation_w - 1},
+        {w.pad_h, w.pad_w}, {w.pad_h, w.pad_w});
+    dnnl::convolution_forward::primitive_desc pd(desc, s->engine);
+    s->prim = dnnl::convolution_forward(pd);
+    s->impl = pd.impl_info_str();
+
+    s->user_src = dnnl::memory(user_src_md, s->engine, s->src_data.data());
+    s->user_dst = dnnl::memory(user_dst_md, s->engine, s->dst_data.data());
+    dnnl::memory user_wei(user_wei_md, s->engine, s->weights_data.data());
+    auto place = [&](dnnl::memory user, const dnnl::memory::desc& want) {
+      if (want == user.get_desc()) return user;
+      dnnl::memory m(want, s->engine);
+      dnnl::reorder(user, m).execute(s->stream, user, m);
+      return m;
+    };
+    s->weights = place(user_wei, pd.weights_desc());
+    s->src = place(s->user_src, pd.src_desc());
+    s->dst = pd.dst_desc() == user_dst_md ? s->user_dst : dnnl::memory(pd.dst_desc(), s->engine);
+    s->stream.wait();
+    if (pd.src_desc() != user_src_md) s->src_in = dnnl::reorder(s->user_src, s->src);
+    if (pd.dst_desc() != user_dst_md) s->dst_out = dnnl::reorder(s->dst, s->user_dst);
+    if (s->src_in || s->dst_out || pd.weights_desc() != user_wei_md) {
+      s->impl += " (blocked layouts)";
+    }
+  });
+  KILN_RETURN_IF_ERROR(st);
+  return std::unique_ptr<DnnlConv2d>(new DnnlConv2d(std::move(s)));
+}
+
+void DnnlConv2d::run() {
+  State& s = *state_;
+  set_omp_threads(s.threads);
+  const bool plain_io = s.io == ConvIo::kPlainIo;
+  if (plain_io && s.src_in) s.src_in->execute(s.stream, s.user_src, s.src);
+  s.prim.execute(s.stream,
+                 {{DNNL_ARG_SRC, s.src}, {DNNL_ARG_WEIGHTS, s.weights}, {DNNL_ARG_DST, s.dst}});
+  if (plain_io && s.dst_out) s.dst_out->execute(s.stream, s.dst, s.user_dst);
+  s.stream.wait();
+}
+
+void DnnlConv2d::read_output(float* out) {
+  State& s = *state_;
+  if (s.dst_out && s.io == ConvIo::kBlocked) {
+    s.dst_out->execute(s.stream, s.dst, s.user_dst);
+    s.stream.wait();
+  }
+  std::memcpy(out, s.dst_data.data(), s.dst_data.size() * 4);
+}
+
+const std::string& DnnlConv2d::name() const { return state_->name; }
+const std::string& DnnlConv2d::implementation() const { return state_->impl; }
+
+}  // namespace kiln::bench
