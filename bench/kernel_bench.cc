@@ -23,6 +23,8 @@
 #include <thread>
 #include <vector>
 
+#include <immintrin.h>
+
 #include <nlohmann/json.hpp>
 
 #include "bench/baselines.h"
@@ -53,17 +55,19 @@ constexpr auto kSettle = std::chrono::milliseconds(150);
 
 struct Case {
   std::string workload;
-  std::vector<std::string> configs;  ///< kiln configs, in ConfigSpace::parse's JSON
+  /// kiln configs as `{"knobs":{...}}`; knobs left out take the space's default (or, in a space
+  /// without one, the knob's first choice), so the list survives knobs added to a template.
+  std::vector<std::string> configs;
 };
 
 /// Hand-picked configs: register tiles that fill most of AVX-512's 32 vector registers
 /// (tile_m × tile_n_vectors accumulators plus the B vectors and a broadcast) and a few
 /// smaller ones.
 std::vector<Case> default_cases() {
-  auto mm = [](int tm, int tnv, int uk, int order) {
+  auto mm = [](int tm, int tnv, int uk, int order, const char* extra = "") {
     return "{\"knobs\":{\"tile_m\":" + std::to_string(tm) +
            ",\"tile_n_vectors\":" + std::to_string(tnv) + ",\"unroll_k\":" + std::to_string(uk) +
-           ",\"order\":" + std::to_string(order) + ",\"pack_b\":1,\"parallel\":1}}";
+           ",\"order\":" + std::to_string(order) + ",\"pack_b\":1,\"parallel\":1" + extra + "}}";
   };
   auto conv = [](int bkv, int bc, int tow, int uc) {
     return "{\"knobs\":{\"block_k_vectors\":" + std::to_string(bkv) +
@@ -73,11 +77,38 @@ std::vector<Case> default_cases() {
   return {
       {"matmul:M=1024,N=1024,K=1024",
        {mm(6, 2, 4, 0), mm(12, 2, 4, 0), mm(14, 2, 4, 0), mm(8, 3, 4, 0), mm(6, 4, 4, 0),
-        mm(4, 4, 8, 0), mm(12, 2, 4, 1)}},
+        mm(4, 4, 8, 0), mm(12, 2, 4, 1), mm(6, 2, 4, 0, ",\"pack_a\":0")}},
       {"conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,stride=1,pad=1",
        {conv(2, 16, 14, 4), conv(2, 32, 8, 4), conv(4, 16, 7, 4), conv(1, 16, 28, 4),
         conv(2, 64, 14, 8), conv(4, 64, 6, 2), conv(2, 8, 12, 8)}},
   };
+}
+
+/// The point of `space` that `text` (`{"knobs":{...}}`) names, with unnamed knobs at their
+/// defaults. InvalidConfig for malformed JSON, unknown knobs and values not in the space.
+kiln::Result<core::Config> complete_config(const core::ConfigSpace& space,
+                                           const std::string& text) {
+  const json doc = json::parse(text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object() || !doc.contains("knobs") ||
+      !doc["knobs"].is_object()) {
+    return kiln::invalid_config("config '" + text + "' is not {\"knobs\":{...}}");
+  }
+  const std::vector<core::Knob>& knobs = space.knobs();
+  std::vector<int64_t> values = space.default_config().values;
+  if (values.size() != knobs.size()) {
+    values.clear();
+    for (const core::Knob& k : knobs) values.push_back(k.choices.front());
+  }
+  for (const auto& [name, value] : doc["knobs"].items()) {
+    size_t i = 0;
+    while (i < knobs.size() && knobs[i].name != name) ++i;
+    if (i == knobs.size() || !value.is_number_integer()) {
+      return kiln::invalid_config("config '" + text + "': knob '" + name +
+                                  "' is not an integer knob of " + space.template_name());
+    }
+    values[i] = value.get<int64_t>();
+  }
+  return space.from_values(values);
 }
 
 struct Options {
@@ -154,6 +185,54 @@ void progress(const char* format, Args... args) {
   std::fflush(stderr);
 }
 
+/// FMA throughput of one thread: 12 independent chains of vector FMAs (enough to cover the
+/// latency on every x86 core kiln targets), for `seconds`. Returns GFLOP/s.
+__attribute__((target("avx512f,fma"))) double fma_peak_avx512(double seconds) {
+  __m512 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(0.001f * static_cast<float>(i));
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+  constexpr long kBlock = 1 << 20;
+  long blocks = 0;
+  const auto start = std::chrono::steady_clock::now();
+  double elapsed = 0;
+  do {
+    for (long i = 0; i < kBlock; ++i) {
+#pragma GCC unroll 12
+      for (int j = 0; j < 12; ++j) acc[j] = _mm512_fmadd_ps(acc[j], a, b);
+    }
+    ++blocks;
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  } while (elapsed < seconds);
+  float sum = 0;
+  float lanes[16];
+  for (int j = 0; j < 12; ++j) {
+    _mm512_storeu_ps(lanes, acc[j]);  // _mm512_reduce_add_ps trips GCC 12's -Wuninitialized
+    sum += lanes[0];
+  }
+  volatile float sink = sum;
+  (void)sink;
+  return static_cast<double>(blocks) * kBlock * 12 * 32 / elapsed / 1e9;
+}
+
+/// AVX-512 FMA peak with `threads` threads running at once (0 without AVX-512): the physical
+/// limit the GFLOP/s figures are measured against, taken under the same machine load.
+double fma_peak(int threads) {
+  if (!__builtin_cpu_supports("avx512f")) return 0;
+  std::vector<double> per_thread(static_cast<size_t>(threads));
+  {
+    bench::ScopedAllCpus unpinned;  // helpers must not inherit the main thread's pin
+    std::vector<std::thread> helpers;
+    for (int t = 1; t < threads; ++t) {
+      helpers.emplace_back([&per_thread, t] { per_thread[t] = fma_peak_avx512(0.3); });
+    }
+    per_thread[0] = fma_peak_avx512(0.3);
+    for (std::thread& h : helpers) h.join();
+  }
+  double total = 0;
+  for (double g : per_thread) total += g;
+  return total;
+}
+
 double gflops(double flops, double seconds) { return seconds > 0 ? flops / seconds / 1e9 : 0; }
 
 json timing_json(const core::TimingResult& r, double flops) {
@@ -210,7 +289,7 @@ json run_case(const Case& c, const core::Target& target, const Options& o) {
   for (const std::string& text : c.configs) {
     KilnCandidate k;
     k.config_json = text;
-    auto config = space->parse(text);
+    auto config = complete_config(*space, text);
     if (!config) {
       k.build_error = config.status().to_string();
     } else {
@@ -374,6 +453,14 @@ void print_table(const json& doc) {
     for (const auto& v : removed) list += " " + v.get<std::string>();
     std::printf("OpenBLAS overrides removed before the libraries loaded:%s\n", list.c_str());
   }
+  std::string peaks;
+  for (const auto& [t, g] : doc["host"]["fma_peak_gflops"].items()) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, " %s thread(s) %.1f,", t.c_str(), g.get<double>());
+    peaks += buf;
+  }
+  if (!peaks.empty()) peaks.pop_back();
+  std::printf("AVX-512 FMA peak measured at start (GFLOP/s):%s\n", peaks.c_str());
   std::string masks;
   for (const auto& v : doc["host"]["thread_cpus_at_exit"]) masks += " " + v.get<std::string>();
   std::printf("threads at exit (tid:cpus):%s\n", masks.c_str());
@@ -454,6 +541,12 @@ int run(int argc, char** argv) {
                    {"warmup", o.timing.warmup},
                    {"statistic", "median"}};
   doc["tolerance"] = kTolerance;
+  json peak = json::object();
+  for (int t : o.threads) {
+    peak[std::to_string(t)] = fma_peak(t);
+    progress("avx-512 fma peak, %d thread(s): %.1f GFLOP/s\n", t, peak[std::to_string(t)].get<double>());
+  }
+  doc["host"]["fma_peak_gflops"] = peak;
   doc["results"] = json::array();
   for (const Case& c : default_cases()) {
     if (!o.only.empty() && c.workload.rfind(o.only, 0) != 0) continue;

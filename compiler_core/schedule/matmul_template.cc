@@ -42,10 +42,11 @@ ConfigSpace matmul_space(const Workload& w, const Target& t) {
       {"order", {0, 1}},     // 0: column panels outermost (B panel stays in cache); 1: rows
       {"pack_b", {1, 0}},    // pack B into zero-padded column panels
       {"parallel", {1, 0}},  // run the outermost tile loop on the thread pool
+      {"pack_a", {1, 0}},    // pack A into row panels of tile_m rows, read contiguously
   };
   ConfigSpace space("matmul", knobs);
   // Default: a 6 × 2-vector tile (12 accumulators), k unrolled by 4, packed panels.
-  space.set_default(*space.from_values({6, 2, 4, 0, 1, 1}));
+  space.set_default(*space.from_values({6, 2, 4, 0, 1, 1, 1}));
   return space;
 }
 
@@ -59,6 +60,7 @@ Schedule matmul_schedule(const Workload& w, const Target& t, const ConfigSpace& 
   const bool columns_outer = space.value(c, "order") == 0;
   const bool pack = space.value(c, "pack_b") == 1;
   const bool parallel = space.value(c, "parallel") == 1;
+  const bool pack_a = space.value(c, "pack_a") == 1;
 
   Schedule sch;
   Shape a_shape = s.batched ? Shape{s.b, s.m, s.k} : Shape{s.m, s.k};
@@ -122,6 +124,34 @@ Schedule matmul_schedule(const Workload& w, const Target& t, const ConfigSpace& 
     auto [jvo, jvi] = sch.split(packed, jv, lanes);
     sch.vectorize(packed, jvi);
     if (parallel) sch.parallel(packed, s.batched ? sch.axis(packed, "b") : sch.axis(packed, "jb"));
+  }
+
+  if (pack_a) {
+    // Row panels: A.packed[i / mr, k, i % mr], so that the micro-kernel's broadcasts of
+    // tile_m rows walk one contiguous stream instead of tile_m streams 4·K bytes apart.
+    const int64_t panels = ceil_div(s.m, mr);
+    Shape packed_shape = s.batched ? Shape{s.b, panels, s.k, mr} : Shape{panels, s.k, mr};
+    std::vector<std::string> packed_axes =
+        s.batched ? std::vector<std::string>{"b", "ib", "k", "iv"}
+                  : std::vector<std::string>{"ib", "k", "iv"};
+    Tensor packed = sch.layout_transform(
+        a, "A.packed", packed_shape, packed_axes,
+        [&](const std::vector<Expr>& x) -> std::vector<Expr> {
+          size_t o = s.batched ? 1 : 0;
+          Expr i = x[o] * Expr(mr) + x[o + 2];
+          if (s.batched) return {x[0], i, x[2]};
+          return {i, x[1]};
+        },
+        [&](const std::vector<Expr>& x) -> std::vector<Expr> {
+          size_t o = s.batched ? 1 : 0;
+          std::vector<Expr> r;
+          if (s.batched) r.push_back(x[0]);
+          r.insert(r.end(), {x[o] / Expr(mr), x[o + 1], x[o] % Expr(mr)});
+          return r;
+        });
+    // Read rows of A contiguously; the writes stride by tile_m.
+    sch.reorder(packed, {sch.axis(packed, "iv"), sch.axis(packed, "k")});
+    if (parallel) sch.parallel(packed, s.batched ? sch.axis(packed, "b") : sch.axis(packed, "ib"));
   }
 
   // Output tiles.

@@ -76,10 +76,10 @@ int64_t floor_mod(int64_t a, int64_t b) { return a - b * floor_div(a, b); }
 TEST(CodegenLlvm, ScalarLoopComputesMultiplyAdd) {
   constexpr int kN = 37;
   Expr i = var("i");
-  ir::LoweredFunc func{"scalar_madd",
-                       {"a", "b", "out"},
-                       serial("i", 0, kN,
-                              store("out", i, load("a", i) * ir::f32(2.0) + load("b", i)))};
+  ir::LoweredFunc func{
+      "scalar_madd",
+      {"a", "b", "out"},
+      serial("i", 0, kN, store("out", i, load("a", i) * ir::f32(2.0) + load("b", i)))};
   std::vector<float> a = iota(kN), b = iota(kN, 100.0f, -0.5f), out(kN, -1.0f);
   run(func, {&a, &b, &out});
   for (int k = 0; k < kN; ++k) EXPECT_FLOAT_EQ(out[k], a[k] * 2.0f + b[k]) << "k=" << k;
@@ -94,9 +94,9 @@ void check_vector_madd(int lanes, const Target& target = host_target()) {
   ir::LoweredFunc func{
       "vector_madd_" + std::to_string(lanes),
       {"a", "b", "out"},
-      serial("v", 0, blocks,
-             store("out", index,
-                   load("a", index) * bcast(ir::f32(2.0), lanes) + load("b", index)))};
+      serial(
+          "v", 0, blocks,
+          store("out", index, load("a", index) * bcast(ir::f32(2.0), lanes) + load("b", index)))};
   std::vector<float> a = iota(n, 1.0f, 0.25f), b = iota(n, -3.0f, 1.5f), out(n, 0.0f);
   run(func, {&a, &b, &out}, target);
   for (int k = 0; k < n; ++k) EXPECT_FLOAT_EQ(out[k], a[k] * 2.0f + b[k]) << "k=" << k;
@@ -112,7 +112,8 @@ TEST(CodegenLlvm, DenseVectorLoadsAndStoresOfAnyLaneCount) {
 TEST(CodegenLlvm, SixteenLaneVectorsStayWholeOnAvx512) {
   const Target target = host_target();
   Expr index = ramp(var("v") * 16, 1, 16);
-  ir::LoweredFunc func{"wide", {"a", "out"},
+  ir::LoweredFunc func{"wide",
+                       {"a", "out"},
                        serial("v", 0, 4, store("out", index, load("a", index) + load("a", index)))};
   auto compiled = jit_compile(func, target);
   ASSERT_TRUE(compiled.is_ok()) << compiled.status().to_string();
@@ -126,8 +127,10 @@ TEST(CodegenLlvm, SixteenLaneVectorsStayWholeOnAvx512) {
 
 TEST(CodegenLlvm, FloatMultiplyAddMayContractButNothingMore) {
   Expr i = var("i");
-  ir::LoweredFunc func{"contract", {"a", "out"},
-                       serial("i", 0, 8, store("out", i, load("a", i) * load("a", i) + ir::f32(1.0)))};
+  ir::LoweredFunc func{
+      "contract",
+      {"a", "out"},
+      serial("i", 0, 8, store("out", i, load("a", i) * load("a", i) + ir::f32(1.0)))};
   auto compiled = jit_compile(func, host_target());
   ASSERT_TRUE(compiled.is_ok()) << compiled.status().to_string();
   const std::string& ir_text = (*compiled)->llvm_ir();
@@ -149,9 +152,8 @@ TEST(CodegenLlvm, FloorDivisionAndModuloOfNegativeNumbers) {
       store("div4", k, to_f32(x / 4)),
       store("mod4", k, to_f32(x % 4)),
   };
-  ir::LoweredFunc constant_func{"floor_const",
-                                {"div3", "mod3", "div4", "mod4"},
-                                serial("k", 0, kN, ir::Block::make(stmts))};
+  ir::LoweredFunc constant_func{
+      "floor_const", {"div3", "mod3", "div4", "mod4"}, serial("k", 0, kN, ir::Block::make(stmts))};
   std::vector<float> div3(kN), mod3(kN), div4(kN), mod4(kN);
   run(constant_func, {&div3, &mod3, &div4, &mod4});
   for (int j = 0; j < kN; ++j) {
@@ -191,10 +193,10 @@ TEST(CodegenLlvm, VectorFloorDivisionByBroadcastConstant) {
   ir::LoweredFunc func{
       "vector_floor",
       {"div", "mod"},
-      serial("v", 0, 4,
-             ir::Block::make(
-                 {store("div", lanes_index, to_f32(shifted / bcast(Expr(3), kLanes))),
-                  store("mod", lanes_index, to_f32(shifted % bcast(Expr(3), kLanes)))}))};
+      serial(
+          "v", 0, 4,
+          ir::Block::make({store("div", lanes_index, to_f32(shifted / bcast(Expr(3), kLanes))),
+                           store("mod", lanes_index, to_f32(shifted % bcast(Expr(3), kLanes)))}))};
   std::vector<float> div(32), mod(32);
   run(func, {&div, &mod});
   for (int j = 0; j < 32; ++j) {
@@ -269,11 +271,10 @@ TEST(CodegenLlvm, GatherScatterAndBroadcastIndices) {
   ir::LoweredFunc func{
       "gather",
       {"a", "out", "odd"},
-      ir::Block::make(
-          {serial("v", 0, 3,
-                  store("out", ramp(v * 8, 1, 8),
-                        load("a", ramp(v * 16, 2, 8)) + load("a", bcast(v, 8)))),
-           store("odd", ramp(1, 2, 4), load("a", ramp(0, 1, 4)))})};
+      ir::Block::make({serial("v", 0, 3,
+                              store("out", ramp(v * 8, 1, 8),
+                                    load("a", ramp(v * 16, 2, 8)) + load("a", bcast(v, 8)))),
+                       store("odd", ramp(1, 2, 4), load("a", ramp(0, 1, 4)))})};
   std::vector<float> a = iota(48, 0.0f, 1.5f), out(24, 0.0f), odd(8, -1.0f);
   run(func, {&a, &out, &odd});
   for (int vv = 0; vv < 3; ++vv) {
@@ -313,12 +314,11 @@ TEST(CodegenLlvm, SelectIsLaneWise) {
                         ir::select(load("a", i) < ir::f32(0.0), ir::f32(0.0) - load("a", i),
                                    load("a", i)))),
            serial("v", 0, 2,
-                  ir::Block::make(
-                      {store("abs_vector", index,
-                             ir::select(load("a", index) < zero8, zero8 - load("a", index),
-                                        load("a", index))),
-                       store("pick", index,
-                             ir::select(var("v") < 1, load("a", index), zero8))}))})};
+                  ir::Block::make({store("abs_vector", index,
+                                         ir::select(load("a", index) < zero8,
+                                                    zero8 - load("a", index), load("a", index))),
+                                   store("pick", index,
+                                         ir::select(var("v") < 1, load("a", index), zero8))}))})};
   std::vector<float> a = iota(16, -7.5f), abs_scalar(16), abs_vector(16), pick(16, -1.0f);
   run(func, {&a, &abs_scalar, &abs_vector, &pick});
   for (int k = 0; k < 16; ++k) {
@@ -354,7 +354,8 @@ TEST(CodegenLlvm, CastsBetweenIntAndFloat) {
   // out[i] = float(int(a[i] * 2.5)): truncation toward zero, as fptosi does.
   Expr i = var("i");
   ir::LoweredFunc func{
-      "casts", {"a", "out"},
+      "casts",
+      {"a", "out"},
       serial("i", 0, 8,
              store("out", i, to_f32(ir::Cast::make(Type::i64(), load("a", i) * ir::f32(2.5)))))};
   std::vector<float> a = iota(8, -2.0f, 0.5f), out(8);
@@ -395,10 +396,10 @@ TEST(CodegenLlvm, CompilesConcurrentlyFromManyThreads) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       Expr index = ramp(var("v") * 8, 1, 8);
-      ir::LoweredFunc func{"scale_" + std::to_string(t), {"out"},
-                           serial("v", 0, 8,
-                                  store("out", index,
-                                        to_f32(index) * bcast(ir::f32(t + 1.0), 8)))};
+      ir::LoweredFunc func{
+          "scale_" + std::to_string(t),
+          {"out"},
+          serial("v", 0, 8, store("out", index, to_f32(index) * bcast(ir::f32(t + 1.0), 8)))};
       auto compiled = jit_compile(func, target);
       if (!compiled.is_ok()) {
         errors[t] = compiled.status().to_string();
@@ -422,9 +423,10 @@ uint16_t elf_machine(const std::vector<uint8_t>& object) {
 
 ir::LoweredFunc small_vector_kernel() {
   Expr index = ramp(var("v") * 4, 1, 4);
-  return {"kernel", {"a", "out"},
-          parallel("v", 0, 8,
-                   store("out", index, ir::max(load("a", index), bcast(ir::f32(0.0), 4))))};
+  return {
+      "kernel",
+      {"a", "out"},
+      parallel("v", 0, 8, store("out", index, ir::max(load("a", index), bcast(ir::f32(0.0), 4))))};
 }
 
 TEST(CodegenLlvm, Aarch64ObjectIsAnAarch64Elf) {

@@ -70,7 +70,8 @@ Result<const llvm::Target*> lookup_target(const std::string& triple) {
   if (target == nullptr || llvm::Triple(triple).getArch() == llvm::Triple::UnknownArch) {
     return invalid_argument("unknown target triple '" + triple +
                             "'; use an LLVM triple such as x86_64-linux-gnu or "
-                            "aarch64-linux-gnu (" + error + ")");
+                            "aarch64-linux-gnu (" +
+                            error + ")");
   }
   return target;
 }
@@ -89,18 +90,15 @@ bool is_x86_triple(const std::string& triple) {
   return t.getArch() == llvm::Triple::x86_64 || t.getArch() == llvm::Triple::x86;
 }
 
-Status check_cpu(const llvm::Target& llvm_target, const std::string& triple,
-                 const Target& target) {
+Status check_cpu(const llvm::Target& llvm_target, const std::string& triple, const Target& target) {
   if (target.cpu.empty()) return Status::ok();
-  std::unique_ptr<llvm::MCSubtargetInfo> info(
-      llvm_target.createMCSubtargetInfo(triple, "", ""));
+  std::unique_ptr<llvm::MCSubtargetInfo> info(llvm_target.createMCSubtargetInfo(triple, "", ""));
   if (info == nullptr) {
     return internal_error("llvm has no subtarget information for triple '" + triple + "'");
   }
   if (!info->isCPUStringValid(target.cpu)) {
     return invalid_argument("unknown cpu '" + target.cpu + "' for triple '" + triple +
-                            "'; use a cpu that `llc -mtriple=" + triple +
-                            " -mcpu=help` lists");
+                            "'; use a cpu that `llc -mtriple=" + triple + " -mcpu=help` lists");
   }
   return Status::ok();
 }
@@ -206,8 +204,7 @@ int log2_of(int64_t v) {
 class CodeGen : public ir::IRVisitor {
  public:
   CodeGen(llvm::Module& module, FunctionOptions options)
-      : module_(module), ctx_(module.getContext()), builder_(ctx_),
-        options_(std::move(options)) {
+      : module_(module), ctx_(module.getContext()), builder_(ctx_), options_(std::move(options)) {
     i1_ = llvm::Type::getInt1Ty(ctx_);
     i64_ = llvm::Type::getInt64Ty(ctx_);
     f32_ = llvm::Type::getFloatTy(ctx_);
@@ -265,8 +262,7 @@ class CodeGen : public ir::IRVisitor {
   }
   void visit_node(const ir::Var* op) override {
     value_ = vars_.find(op->name);
-    KILN_CHECK(value_ != nullptr) << "variable " << op->name << " is not bound in "
-                                  << func_name_;
+    KILN_CHECK(value_ != nullptr) << "variable " << op->name << " is not bound in " << func_name_;
   }
 
   void visit_node(const ir::Add* op) override {
@@ -323,12 +319,10 @@ class CodeGen : public ir::IRVisitor {
   }
 
   void visit_node(const ir::EQ* op) override {
-    compare(op->a, op->b, llvm::CmpInst::FCMP_OEQ, llvm::CmpInst::ICMP_EQ,
-            llvm::CmpInst::ICMP_EQ);
+    compare(op->a, op->b, llvm::CmpInst::FCMP_OEQ, llvm::CmpInst::ICMP_EQ, llvm::CmpInst::ICMP_EQ);
   }
   void visit_node(const ir::NE* op) override {
-    compare(op->a, op->b, llvm::CmpInst::FCMP_ONE, llvm::CmpInst::ICMP_NE,
-            llvm::CmpInst::ICMP_NE);
+    compare(op->a, op->b, llvm::CmpInst::FCMP_ONE, llvm::CmpInst::ICMP_NE, llvm::CmpInst::ICMP_NE);
   }
   void visit_node(const ir::LT* op) override {
     compare(op->a, op->b, llvm::CmpInst::FCMP_OLT, llvm::CmpInst::ICMP_SLT,
@@ -398,9 +392,9 @@ class CodeGen : public ir::IRVisitor {
     if (is_float) {
       value_ = builder_.CreateFAdd(base_vector, builder_.CreateFMul(stride_vector, step_vector));
     } else {
-      value_ = builder_.CreateAdd(
-          base_vector, builder_.CreateMul(stride_vector, step_vector, "", false, true), "",
-          false, true);
+      value_ = builder_.CreateAdd(base_vector,
+                                  builder_.CreateMul(stride_vector, step_vector, "", false, true),
+                                  "", false, true);
     }
   }
 
@@ -429,12 +423,11 @@ class CodeGen : public ir::IRVisitor {
       return;
     }
     // A gather, one lane at a time: correct for any index, used only by tails and packing.
-    llvm::Value* indices = codegen(index);
+    std::vector<llvm::Value*> pointers = lane_pointers(op->buffer, index);
     llvm::Value* result = llvm::PoisonValue::get(llvm::FixedVectorType::get(f32_, lanes));
     for (int i = 0; i < lanes; ++i) {
-      llvm::Value* lane_index = builder_.CreateExtractElement(indices, builder_.getInt64(i));
-      llvm::Value* element = builder_.CreateAlignedLoad(
-          f32_, element_pointer(op->buffer, lane_index), llvm::Align(kElementAlignment));
+      llvm::Value* element =
+          builder_.CreateAlignedLoad(f32_, pointers[i], llvm::Align(kElementAlignment));
       result = builder_.CreateInsertElement(result, element, builder_.getInt64(i));
     }
     value_ = result;
@@ -470,12 +463,10 @@ class CodeGen : public ir::IRVisitor {
       return;
     }
     // A scatter, one lane at a time, in lane order (a later lane wins on equal indices).
-    llvm::Value* indices = codegen(index);
+    std::vector<llvm::Value*> pointers = lane_pointers(op->buffer, index);
     for (int i = 0; i < lanes; ++i) {
-      llvm::Value* lane_index = builder_.CreateExtractElement(indices, builder_.getInt64(i));
       llvm::Value* element = builder_.CreateExtractElement(value, builder_.getInt64(i));
-      builder_.CreateAlignedStore(element, element_pointer(op->buffer, lane_index),
-                                  llvm::Align(kElementAlignment));
+      builder_.CreateAlignedStore(element, pointers[i], llvm::Align(kElementAlignment));
     }
   }
 
@@ -526,8 +517,8 @@ class CodeGen : public ir::IRVisitor {
       return;
     }
     // aligned_alloc wants a size that is a multiple of the alignment.
-    const int64_t rounded = (bytes + int64_t{kBufferAlignment} - 1) /
-                            int64_t{kBufferAlignment} * int64_t{kBufferAlignment};
+    const int64_t rounded = (bytes + int64_t{kBufferAlignment} - 1) / int64_t{kBufferAlignment} *
+                            int64_t{kBufferAlignment};
     llvm::FunctionCallee aligned_alloc = module_.getOrInsertFunction(
         "aligned_alloc", llvm::FunctionType::get(ptr_, {i64_, i64_}, false));
     llvm::FunctionCallee free_fn =
@@ -587,8 +578,7 @@ class CodeGen : public ir::IRVisitor {
     return f;
   }
 
-  llvm::AllocaInst* create_entry_alloca(llvm::Type* type, uint64_t align,
-                                        const std::string& name) {
+  llvm::AllocaInst* create_entry_alloca(llvm::Type* type, uint64_t align, const std::string& name) {
     llvm::Function* f = builder_.GetInsertBlock()->getParent();
     llvm::BasicBlock& entry = f->getEntryBlock();
     llvm::IRBuilder<> entry_builder(&entry, entry.begin());
@@ -722,6 +712,33 @@ class CodeGen : public ir::IRVisitor {
     return builder_.CreateInBoundsGEP(f32_, base, index);
   }
 
+  /// One element pointer per lane of a vector index. A strided Ramp (packing, transposes)
+  /// becomes its base pointer plus lane * stride, which is less IR than a vector of indices
+  /// taken apart lane by lane, and tells alias analysis how the lanes relate.
+  std::vector<llvm::Value*> lane_pointers(const std::string& buffer, const ir::Expr& index) {
+    const int lanes = index.type().lanes;
+    std::vector<llvm::Value*> pointers;
+    if (const ir::Ramp* ramp = index.as<ir::Ramp>()) {
+      llvm::Value* base = element_pointer(buffer, index_value(ramp->base));
+      const int64_t* constant_stride = ir::as_const_int(ramp->stride);
+      llvm::Value* stride = constant_stride == nullptr ? codegen(ramp->stride) : nullptr;
+      for (int i = 0; i < lanes; ++i) {
+        llvm::Value* offset =
+            constant_stride != nullptr
+                ? builder_.getInt64(*constant_stride * i)
+                : builder_.CreateMul(stride, builder_.getInt64(i), "", false, true);
+        pointers.push_back(i == 0 ? base : builder_.CreateInBoundsGEP(f32_, base, offset));
+      }
+      return pointers;
+    }
+    llvm::Value* indices = codegen(index);
+    for (int i = 0; i < lanes; ++i) {
+      llvm::Value* lane_index = builder_.CreateExtractElement(indices, builder_.getInt64(i));
+      pointers.push_back(element_pointer(buffer, lane_index));
+    }
+    return pointers;
+  }
+
   void compare(const ir::Expr& a_expr, const ir::Expr& b_expr, llvm::CmpInst::Predicate fp,
                llvm::CmpInst::Predicate signed_int, llvm::CmpInst::Predicate boolean) {
     llvm::Value* a = codegen(a_expr);
@@ -755,8 +772,7 @@ class CodeGen : public ir::IRVisitor {
     llvm::Value* q = builder_.CreateSDiv(a, b);
     llvm::Value* r = builder_.CreateSRem(a, b);
     llvm::Value* adjust = floor_adjustment(r, b);
-    return builder_.CreateSelect(adjust, builder_.CreateSub(q, llvm::ConstantInt::get(type, 1)),
-                                 q);
+    return builder_.CreateSelect(adjust, builder_.CreateSub(q, llvm::ConstantInt::get(type, 1)), q);
   }
 
   /// a - b * floor(a / b): the result has the sign of b.
@@ -799,8 +815,8 @@ class CodeGen : public ir::IRVisitor {
     vars_.push(op->var, var);
     codegen_region(op->body);
     vars_.pop(op->var);
-    llvm::Value* next = builder_.CreateAdd(var, builder_.getInt64(1), op->var + ".next", false,
-                                           true);
+    llvm::Value* next =
+        builder_.CreateAdd(var, builder_.getInt64(1), op->var + ".next", false, true);
     var->addIncoming(next, builder_.GetInsertBlock());
     builder_.CreateCondBr(builder_.CreateICmpSLT(next, end), loop, exit);
     builder_.SetInsertPoint(exit);
@@ -963,8 +979,8 @@ Result<std::unique_ptr<llvm::Module>> generate_module(const ir::LoweredFunc& fun
   llvm::raw_string_ostream os(message);
   if (llvm::verifyModule(*module, &os)) {
     os.flush();
-    return internal_error("llvm rejected the code generated for '" + func.name +
-                          "': " + message + "\nkiln IR:\n" + ir::to_string(func.body) +
+    return internal_error("llvm rejected the code generated for '" + func.name + "': " + message +
+                          "\nkiln IR:\n" + ir::to_string(func.body) +
                           "\nthis is a kiln bug; please report it with the IR above");
   }
   return module;
@@ -1053,8 +1069,7 @@ Result<std::unique_ptr<JitFunction>> jit_compile(const ir::LoweredFunc& func,
 
   // The target machine that optimized the module also compiles it: one per compile, because
   // a TargetMachine caches subtargets without a lock. The holder makes the creator copyable.
-  auto machine_holder = std::make_shared<std::unique_ptr<llvm::TargetMachine>>(
-      std::move(machine));
+  auto machine_holder = std::make_shared<std::unique_ptr<llvm::TargetMachine>>(std::move(machine));
   auto jit_or =
       llvm::orc::LLJITBuilder()
           .setJITTargetMachineBuilder(machine_builder)
@@ -1070,30 +1085,29 @@ Result<std::unique_ptr<JitFunction>> jit_compile(const ir::LoweredFunc& func,
           .setPlatformSetUp(llvm::orc::setUpInactivePlatform)
           .create();
   if (!jit_or) {
-    return internal_error("cannot create the llvm JIT: " +
-                          llvm_error_message(jit_or.takeError()));
+    return internal_error("cannot create the llvm JIT: " + llvm_error_message(jit_or.takeError()));
   }
   std::unique_ptr<llvm::orc::LLJIT> jit = std::move(*jit_or);
 
   llvm::orc::JITDylib& main = jit->getMainJITDylib();
   llvm::orc::SymbolMap runtime_symbols;
-  runtime_symbols[jit->mangleAndIntern("kiln_parallel_for")] = llvm::JITEvaluatedSymbol(
-      llvm::pointerToJITTargetAddress(&kiln_parallel_for),
-      llvm::JITSymbolFlags::Exported | llvm::JITSymbolFlags::Callable);
+  runtime_symbols[jit->mangleAndIntern("kiln_parallel_for")] =
+      llvm::JITEvaluatedSymbol(llvm::pointerToJITTargetAddress(&kiln_parallel_for),
+                               llvm::JITSymbolFlags::Exported | llvm::JITSymbolFlags::Callable);
   if (llvm::Error error = main.define(llvm::orc::absoluteSymbols(std::move(runtime_symbols)))) {
     return internal_error("cannot define kiln_parallel_for in the JIT: " +
                           llvm_error_message(std::move(error)));
   }
-  auto generator = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
-      layout.getGlobalPrefix());
+  auto generator =
+      llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(layout.getGlobalPrefix());
   if (!generator) {
     return internal_error("cannot search this process for symbols: " +
                           llvm_error_message(generator.takeError()));
   }
   main.addGenerator(std::move(*generator));
 
-  if (llvm::Error error = jit->addIRModule(
-          llvm::orc::ThreadSafeModule(std::move(module), std::move(ctx)))) {
+  if (llvm::Error error =
+          jit->addIRModule(llvm::orc::ThreadSafeModule(std::move(module), std::move(ctx)))) {
     return internal_error("cannot add the module for '" + func.name +
                           "' to the JIT: " + llvm_error_message(std::move(error)));
   }
@@ -1106,9 +1120,10 @@ Result<std::unique_ptr<JitFunction>> jit_compile(const ir::LoweredFunc& func,
 
   // The lookup ran the back end: instruction selection, register allocation, linking.
   const double machine_code_ms = lap_ms(&clock);
-  logger("core")->debug("jit compiled func={} generate_ms={:.2f} optimize_ms={:.2f} "
-                        "print_ms={:.2f} machine_code_ms={:.2f}",
-                        func.name, generate_ms, optimize_ms, print_ms, machine_code_ms);
+  logger("core")->debug(
+      "jit compiled func={} generate_ms={:.2f} optimize_ms={:.2f} "
+      "print_ms={:.2f} machine_code_ms={:.2f}",
+      func.name, generate_ms, optimize_ms, print_ms, machine_code_ms);
   return std::unique_ptr<JitFunction>(
       std::make_unique<LlvmJitFunction>(std::move(jit), entry, std::move(ir_text)));
 }
@@ -1137,16 +1152,14 @@ Result<std::vector<uint8_t>> compile_object(const ir::LoweredFunc& func, const T
   }
 
   llvm::LLVMContext ctx;
-  KILN_ASSIGN_OR_RETURN(std::unique_ptr<llvm::Module> module,
-                        generate_module(func, ctx, *machine));
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<llvm::Module> module, generate_module(func, ctx, *machine));
   optimize(*module, *machine);
 
   llvm::SmallVector<char, 0> buffer;
   llvm::raw_svector_ostream os(buffer);
   llvm::legacy::PassManager emit;
   if (machine->addPassesToEmitFile(emit, os, nullptr, llvm::CGFT_ObjectFile)) {
-    return internal_error("llvm cannot emit an object file for triple '" + resolved.triple +
-                          "'");
+    return internal_error("llvm cannot emit an object file for triple '" + resolved.triple + "'");
   }
   emit.run(*module);
   return std::vector<uint8_t>(buffer.begin(), buffer.end());

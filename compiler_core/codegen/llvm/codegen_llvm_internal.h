@@ -31,8 +31,7 @@ bool is_x86_triple(const std::string& triple);
 /// InvalidArgument when `target.cpu` is unknown to the back end for `triple` (LLVM itself would
 /// print a warning and ignore it). An empty CPU is accepted. Feature names are not checked:
 /// LLVM 16 has no query for them, and an unknown one is ignored with a warning on stderr.
-Status check_cpu(const llvm::Target& llvm_target, const std::string& triple,
-                 const Target& target);
+Status check_cpu(const llvm::Target& llvm_target, const std::string& triple, const Target& target);
 
 /// The subtarget `target` describes on `triple`, after check_cpu passed.
 std::unique_ptr<llvm::MCSubtargetInfo> create_subtarget_info(const llvm::Target& llvm_target,

@@ -72,8 +72,7 @@ Result<int> cross_target_lanes(const Target& target) {
   KILN_RETURN_IF_ERROR(codegen_llvm_internal::check_cpu(*llvm_target, target.triple, target));
   auto info = codegen_llvm_internal::create_subtarget_info(*llvm_target, target.triple, target);
   if (info == nullptr) {
-    return internal_error("llvm has no subtarget information for triple '" + target.triple +
-                          "'");
+    return internal_error("llvm has no subtarget information for triple '" + target.triple + "'");
   }
   if (info->checkFeatures("+avx512f")) return 16;
   if (info->checkFeatures("+avx2") || info->checkFeatures("+avx")) return 8;
