@@ -45,15 +45,14 @@ inline void cpu_relax() {
 #endif
 }
 
-/// One parallel_for call. Lives on the caller's stack; workers touch it only between seeing
-/// its generation and decrementing `pending`, and the caller returns only after pending is 0.
+/// One parallel_for call: the pool's single job slot, reused by every call (calls are
+/// serialised by the dispatch mutex).
 struct Job {
   void (*body)(int64_t, void*) = nullptr;
   void* env = nullptr;
   int64_t n = 0;
   int64_t num_chunks = 0;
   std::atomic<int64_t> next_chunk{0};
-  std::atomic<int> pending{0};  ///< workers of this job that have not finished
 
   void run_chunks() {
     for (;;) {
@@ -67,45 +66,50 @@ struct Job {
 };
 
 /// A persistent pool. Workers wait for a new value of `state_`, which packs a generation
-/// (upper 48 bits) with the number of workers that take part (lower 16 bits) so that one load
-/// tells a worker both that a job exists and whether it is one of its workers.
+/// (upper 48 bits) with the number of workers that may take part (lower 16 bits).
+///
+/// Workers join a job through `join_` (generation, a closed bit, and the count of workers
+/// inside the job). The caller runs chunks itself and, when none are left, closes the job and
+/// waits only for the workers that joined: a worker that the OS has not scheduled yet (the
+/// other core busy with something else) costs nothing, instead of a whole time slice.
 class Pool {
  public:
   void parallel_for(int64_t n, void (*body)(int64_t, void*), void* env, int threads) {
     std::lock_guard<std::mutex> dispatch(dispatch_mutex_);
     ensure_workers(threads - 1);
 
-    Job job;
-    job.body = body;
-    job.env = env;
-    job.n = n;
-    job.num_chunks = std::min<int64_t>(n, threads * kChunksPerThread);
-    const int helpers = static_cast<int>(std::min<int64_t>(threads - 1, job.num_chunks - 1));
-    job.pending.store(helpers, std::memory_order_relaxed);
-    job_ = &job;
+    job_.body = body;
+    job_.env = env;
+    job_.n = n;
+    job_.num_chunks = std::min<int64_t>(n, threads * kChunksPerThread);
+    job_.next_chunk.store(0, std::memory_order_relaxed);
+    const int helpers = static_cast<int>(std::min<int64_t>(threads - 1, job_.num_chunks - 1));
     {
       std::lock_guard<std::mutex> lock(wake_mutex_);
       generation_ += 1;
+      join_.store(generation_ << kJoinGenerationShift, std::memory_order_release);
       state_.store((generation_ << 16) | static_cast<uint64_t>(helpers), std::memory_order_release);
     }
-    wake_cv_.notify_all();
+    if (helpers > 0) wake_cv_.notify_all();
 
-    // Helpers read `job` until they decrement `pending`, so wait for them even if a C++ body
+    // Joined workers read the job until they leave it, so wait for them even if a C++ body
     // throws here (generated kernels never do).
     struct WaitOnExit {
       Pool* pool;
-      Job* job;
       ~WaitOnExit() {
         t_inside_parallel = false;
-        pool->wait_for_helpers(*job);
-        pool->job_ = nullptr;
+        pool->close_and_wait();
       }
-    } wait_on_exit{this, &job};
+    } wait_on_exit{this};
     t_inside_parallel = true;
-    job.run_chunks();
+    job_.run_chunks();
   }
 
  private:
+  static constexpr int kJoinGenerationShift = 20;
+  static constexpr uint64_t kClosed = uint64_t{1} << 19;
+  static constexpr uint64_t kCountMask = kClosed - 1;
+
   void ensure_workers(int count) {
     while (static_cast<int>(workers_.size()) < count) {
       // The worker starts from the current generation, read here rather than in the new
@@ -117,15 +121,25 @@ class Pool {
     }
   }
 
-  void wait_for_helpers(Job& job) {
+  void close_and_wait() {
+    join_.fetch_or(kClosed, std::memory_order_acq_rel);
     const auto spin_until = std::chrono::steady_clock::now() + kSpinTime;
-    for (int i = 0; job.pending.load(std::memory_order_acquire) != 0; ++i) {
+    for (int i = 0; (join_.load(std::memory_order_acquire) & kCountMask) != 0; ++i) {
       cpu_relax();
       if ((i & 63) == 63 && std::chrono::steady_clock::now() > spin_until) break;
     }
-    if (job.pending.load(std::memory_order_acquire) == 0) return;
+    if ((join_.load(std::memory_order_acquire) & kCountMask) == 0) return;
     std::unique_lock<std::mutex> lock(done_mutex_);
-    done_cv_.wait(lock, [&] { return job.pending.load(std::memory_order_acquire) == 0; });
+    done_cv_.wait(lock, [&] { return (join_.load(std::memory_order_acquire) & kCountMask) == 0; });
+  }
+
+  /// Joins the job of generation `generation` unless it is closed or already replaced.
+  bool join(uint64_t generation) {
+    uint64_t word = join_.load(std::memory_order_acquire);
+    for (;;) {
+      if ((word >> kJoinGenerationShift) != generation || (word & kClosed)) return false;
+      if (join_.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel)) return true;
+    }
   }
 
   /// Waits for a state whose generation differs from `seen`; spins first, then parks.
@@ -152,12 +166,10 @@ class Pool {
       const uint64_t state = wait_for_state(seen);
       seen = state >> 16;
       const int helpers = static_cast<int>(state & 0xffff);
-      if (id >= helpers) continue;
-      // This worker is counted in the job's `pending`, so the caller is still waiting and
-      // job_ still points at the job of generation `seen`.
-      Job* job = job_;
-      job->run_chunks();
-      if (job->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      if (id >= helpers || !join(seen)) continue;
+      job_.run_chunks();
+      const uint64_t after = join_.fetch_sub(1, std::memory_order_acq_rel) - 1;
+      if ((after & kCountMask) == 0 && (after & kClosed)) {
         // The caller may have parked; take the mutex so the notify cannot slip between its
         // check and its wait.
         { std::lock_guard<std::mutex> lock(done_mutex_); }
@@ -168,9 +180,10 @@ class Pool {
 
   std::mutex dispatch_mutex_;  ///< one job at a time; held by the caller for the whole call
   std::vector<std::thread> workers_;
-  Job* job_ = nullptr;
+  Job job_;
   uint64_t generation_ = 0;  ///< written under wake_mutex_ by the dispatching caller only
   std::atomic<uint64_t> state_{0};
+  std::atomic<uint64_t> join_{0};
   std::mutex wake_mutex_;
   std::condition_variable wake_cv_;
   std::mutex done_mutex_;
