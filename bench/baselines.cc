@@ -98,8 +98,9 @@ void reexec_without_openblas_overrides(int argc, char** argv) {
   setenv(kRemovedVar, removed.c_str(), 1);
   std::string line = "bench: restarting with";
   if (!removed.empty()) {
-    line += " " + removed + " removed from the environment (they force OpenBLAS onto its "
-            "half-speed AVX2 kernels, see ANCHORS.md)";
+    line += " " + removed +
+            " removed from the environment (they force OpenBLAS's Haswell "
+            "AVX2 kernels instead of the ones it detects, see ANCHORS.md)";
   }
   if (set_bind) line += std::string(removed.empty() ? "" : " and") + " OMP_PROC_BIND=true";
   std::fprintf(stderr, "%s\n", line.c_str());
@@ -199,19 +200,21 @@ std::string openblas_config() { return openblas_get_config(); }
 
 std::string onednn_version() {
   const dnnl_version_t* v = dnnl_version();
-  return std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
-         std::to_string(v->patch);
+  return std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
 }
 
 // ---------------------------------------------------------------------------------------------
 // OpenBLAS
 
-Result<std::unique_ptr<OpenblasSgemm>> OpenblasSgemm::create(
-    const Workload& w, std::span<const float* const> inputs, int threads) {
+Result<std::unique_ptr<OpenblasSgemm>> OpenblasSgemm::create(const Workload& w,
+                                                             std::span<const float* const> inputs,
+                                                             int threads) {
   const bool plain_dense = w.op == OpKind::kDense && !w.bias && w.act == core::Activation::kNone;
   if (w.op != OpKind::kMatmul && !plain_dense) {
-    return invalid_argument("the OpenBLAS baseline computes matmul and dense without bias or "
-                            "activation, not '" + w.canonical() + "'");
+    return invalid_argument(
+        "the OpenBLAS baseline computes matmul and dense without bias or "
+        "activation, not '" +
+        w.canonical() + "'");
   }
   KILN_RETURN_IF_ERROR(check_inputs(w, inputs));
   std::unique_ptr<OpenblasSgemm> b(new OpenblasSgemm());
@@ -235,8 +238,8 @@ void OpenblasSgemm::run() {
   }
   const auto m = static_cast<blasint>(m_), n = static_cast<blasint>(n_),
              k = static_cast<blasint>(k_);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, transpose_b_ ? CblasTrans : CblasNoTrans, m, n, k,
-              1.0f, a_.data(), k, b_.data(), transpose_b_ ? k : n, 0.0f, c_.data(), n);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, transpose_b_ ? CblasTrans : CblasNoTrans, m, n, k, 1.0f,
+              a_.data(), k, b_.data(), transpose_b_ ? k : n, 0.0f, c_.data(), n);
 }
 
 void OpenblasSgemm::read_output(float* out) { std::memcpy(out, c_.data(), c_.size() * 4); }
@@ -261,8 +264,10 @@ Result<std::unique_ptr<DnnlMatmul>> DnnlMatmul::create(const Workload& w,
                                                        std::span<const float* const> inputs,
                                                        int threads, bool packed_weights) {
   if (w.op != OpKind::kMatmul && w.op != OpKind::kBatchMatmul && w.op != OpKind::kDense) {
-    return invalid_argument("the oneDNN matmul baseline computes matmul, batch_matmul and "
-                            "dense, not '" + w.canonical() + "'");
+    return invalid_argument(
+        "the oneDNN matmul baseline computes matmul, batch_matmul and "
+        "dense, not '" +
+        w.canonical() + "'");
   }
   KILN_RETURN_IF_ERROR(check_inputs(w, inputs));
   using dt = dnnl::memory::data_type;
@@ -274,12 +279,12 @@ Result<std::unique_ptr<DnnlMatmul>> DnnlMatmul::create(const Workload& w,
 
   const bool batched = w.op == OpKind::kBatchMatmul;
   const int64_t b = batched ? w.batch : 1;
-  dnnl::memory::dims src_dims = batched ? dnnl::memory::dims{b, w.m, w.k}
-                                        : dnnl::memory::dims{w.m, w.k};
-  dnnl::memory::dims wei_dims = batched ? dnnl::memory::dims{b, w.k, w.n}
-                                        : dnnl::memory::dims{w.k, w.n};
-  dnnl::memory::dims dst_dims = batched ? dnnl::memory::dims{b, w.m, w.n}
-                                        : dnnl::memory::dims{w.m, w.n};
+  dnnl::memory::dims src_dims =
+      batched ? dnnl::memory::dims{b, w.m, w.k} : dnnl::memory::dims{w.m, w.k};
+  dnnl::memory::dims wei_dims =
+      batched ? dnnl::memory::dims{b, w.k, w.n} : dnnl::memory::dims{w.k, w.n};
+  dnnl::memory::dims dst_dims =
+      batched ? dnnl::memory::dims{b, w.m, w.n} : dnnl::memory::dims{w.m, w.n};
   const tag plain = batched ? tag::abc : tag::ab;
   // dense reads W[N, K]: the K×N weights stored column-major.
   const tag wei_plain = w.op == OpKind::kDense ? tag::ba : plain;
@@ -293,8 +298,8 @@ Result<std::unique_ptr<DnnlMatmul>> DnnlMatmul::create(const Workload& w,
   Status st = guard_dnnl("matmul set-up", [&] {
     dnnl::memory::desc src_md(src_dims, dt::f32, plain);
     dnnl::memory::desc user_wei_md(wei_dims, dt::f32, wei_plain);
-    dnnl::memory::desc wei_md = packed_weights ? dnnl::memory::desc(wei_dims, dt::f32, tag::any)
-                                               : user_wei_md;
+    dnnl::memory::desc wei_md =
+        packed_weights ? dnnl::memory::desc(wei_dims, dt::f32, tag::any) : user_wei_md;
     dnnl::memory::desc dst_md(dst_dims, dt::f32, plain);
     dnnl::memory::desc bias_md({1, w.n}, dt::f32, tag::ab);
     dnnl::primitive_attr attr;
@@ -350,8 +355,8 @@ struct DnnlConv2d::State {
   dnnl::stream stream{engine};
   dnnl::convolution_forward prim;
   ConvIo io = ConvIo::kBlocked;
-  dnnl::memory user_src, user_dst;  ///< kiln's layouts
-  dnnl::memory src, weights, dst;   ///< the convolution's layouts
+  dnnl::memory user_src, user_dst;               ///< kiln's layouts
+  dnnl::memory src, weights, dst;                ///< the convolution's layouts
   std::optional<dnnl::reorder> src_in, dst_out;  ///< present when the layouts differ
   std::vector<float> src_data, weights_data, dst_data;
   int threads = 1;
@@ -365,8 +370,10 @@ Result<std::unique_ptr<DnnlConv2d>> DnnlConv2d::create(const Workload& w,
                                                        std::span<const float* const> inputs,
                                                        int threads, ConvIo io) {
   if (w.op != OpKind::kConv2d && w.op != OpKind::kDepthwiseConv2d) {
-    return invalid_argument("the oneDNN convolution baseline computes conv2d and "
-                            "depthwise_conv2d, not '" + w.canonical() + "'");
+    return invalid_argument(
+        "the oneDNN convolution baseline computes conv2d and "
+        "depthwise_conv2d, not '" +
+        w.canonical() + "'");
   }
   KILN_RETURN_IF_ERROR(check_inputs(w, inputs));
   using dt = dnnl::memory::data_type;
@@ -388,8 +395,8 @@ Result<std::unique_ptr<DnnlConv2d>> DnnlConv2d::create(const Workload& w,
   // kiln's weights: NCHW W[K, C/g, R, S] (oihw, or goihw with K split as g, K/g);
   // NHWC W[R, S, C/g, K] (hwio, or hwigo); depthwise W[C, 1, R, S] or W[R, S, C, 1].
   const bool grouped = groups > 1;
-  const dims wei_dims = grouped ? dims{groups, kg, cg, w.kernel_h, w.kernel_w}
-                                : dims{k, cg, w.kernel_h, w.kernel_w};
+  const dims wei_dims =
+      grouped ? dims{groups, kg, cg, w.kernel_h, w.kernel_w} : dims{k, cg, w.kernel_h, w.kernel_w};
   const tag wei_plain = grouped ? (nchw ? tag::goihw : tag::hwigo) : (nchw ? tag::oihw : tag::hwio);
   const tag act_plain = nchw ? tag::nchw : tag::nhwc;
 
@@ -409,8 +416,8 @@ Result<std::unique_ptr<DnnlConv2d>> DnnlConv2d::create(const Workload& w,
     // oneDNN counts dilation from 0.
     dnnl::convolution_forward::desc desc(
         dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md, wei_md,
-        dst_md, {w.stride_h, w.stride_w}, {w.dilation_h - 1, w.dilation_w - 1},
-        {w.pad_h, w.pad_w}, {w.pad_h, w.pad_w});
+        dst_md, {w.stride_h, w.stride_w}, {w.dilation_h - 1, w.dilation_w - 1}, {w.pad_h, w.pad_w},
+        {w.pad_h, w.pad_w});
     dnnl::convolution_forward::primitive_desc pd(desc, s->engine);
     s->prim = dnnl::convolution_forward(pd);
     s->impl = pd.impl_info_str();

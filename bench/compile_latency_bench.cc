@@ -43,10 +43,12 @@ struct Options {
   bool json = false;
 };
 
+constexpr const char* kUsage =
+    "usage: kiln_compile_latency_bench [--count=50] [--seed=N] "
+    "[--workload=matmul:M=1024,N=1024,K=1024] [--no-split] [--json]\n";
+
 [[noreturn]] void usage_error(const std::string& message) {
-  std::cerr << "error: " << message << "\n"
-            << "usage: kiln_compile_latency_bench [--count=50] [--seed=N] "
-               "[--workload=matmul:M=1024,N=1024,K=1024] [--no-split] [--json]\n";
+  std::cerr << "error: " << message << "\n" << kUsage;
   std::exit(2);
 }
 
@@ -91,7 +93,8 @@ Options parse_flags(int argc, char** argv) {
     } else if (arg == "--workload") {
       o.workload = need_value();
     } else if (arg == "--help" || arg == "-h") {
-      usage_error("help requested");
+      std::cout << kUsage;
+      std::exit(0);
     } else {
       usage_error(std::string("unknown flag '") + argv[i] + "'");
     }
@@ -156,7 +159,8 @@ int run(int argc, char** argv) {
   // One untimed build first: LLVM's one-time initialisation (targets, JIT) is not per kernel.
   {
     auto warm = core::build_kernel(*workload, *target, space->default_config());
-    if (!warm) std::fprintf(stderr, "warm-up build failed: %s\n", warm.status().to_string().c_str());
+    if (!warm)
+      std::fprintf(stderr, "warm-up build failed: %s\n", warm.status().to_string().c_str());
   }
 
   for (int i = 0; i < o.count; ++i) {
@@ -184,8 +188,8 @@ int run(int argc, char** argv) {
       KILN_CHECK(schedule.is_ok()) << schedule.status().to_string();
       kiln::core::ir::LoweredFunc func;
       try {
-        func = core::lower::lower_schedule(*schedule, std::string("kiln_") +
-                                                          core::op_name(workload->op));
+        func = core::lower::lower_schedule(*schedule,
+                                           std::string("kiln_") + core::op_name(workload->op));
       } catch (const core::ScheduleError& e) {
         KILN_CHECK(false) << "config built once but not lowered the second time: " << e.what();
       }
@@ -224,16 +228,16 @@ int run(int argc, char** argv) {
   std::printf("compile latency of %s (space of %lld configs), %d random configs, seed %llu\n",
               workload->canonical().c_str(), static_cast<long long>(space->size()), o.count,
               static_cast<unsigned long long>(o.seed));
-  std::printf("%-28s %6s %10s %10s %10s %10s\n", "phase", "count", "median ms", "p90 ms",
-              "max ms", "min ms");
+  std::printf("%-28s %6s %10s %10s %10s %10s\n", "phase", "count", "median ms", "p90 ms", "max ms",
+              "min ms");
   auto line = [](const char* name, const json& s) {
     if (s["count"] == 0) {
       std::printf("%-28s %6d\n", name, 0);
       return;
     }
     std::printf("%-28s %6d %10.1f %10.1f %10.1f %10.1f\n", name, s["count"].get<int>(),
-                s["median_ms"].get<double>(), s["p90_ms"].get<double>(),
-                s["max_ms"].get<double>(), s["min_ms"].get<double>());
+                s["median_ms"].get<double>(), s["p90_ms"].get<double>(), s["max_ms"].get<double>(),
+                s["min_ms"].get<double>());
   };
   line("build_kernel (total)", doc["build_kernel"]);
   if (o.split) {

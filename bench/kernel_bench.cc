@@ -118,10 +118,12 @@ struct Options {
   core::TimingOptions timing{.number = 1, .repeat = 7, .min_repeat_ms = 200, .warmup = 2};
 };
 
+constexpr const char* kUsage =
+    "usage: kiln_kernel_bench [--json] [--threads=1,2] [--repeat=7] "
+    "[--min-repeat-ms=200] [--warmup=2] [--only=matmul|conv2d]\n";
+
 [[noreturn]] void usage_error(const std::string& message) {
-  std::cerr << "error: " << message << "\n"
-            << "usage: kiln_kernel_bench [--json] [--threads=1,2] [--repeat=7] "
-               "[--min-repeat-ms=200] [--warmup=2] [--only=matmul|conv2d]\n";
+  std::cerr << "error: " << message << "\n" << kUsage;
   std::exit(2);
 }
 
@@ -170,7 +172,8 @@ Options parse_flags(int argc, char** argv) {
     } else if (arg == "--only") {
       o.only = need_value();
     } else if (arg == "--help" || arg == "-h") {
-      usage_error("help requested");
+      std::cout << kUsage;
+      std::exit(0);
     } else {
       usage_error(std::string("unknown flag '") + argv[i] + "'");
     }
@@ -337,8 +340,7 @@ json run_case(const Case& c, const core::Target& target, const Options& o) {
         continue;
       }
       core::Kernel* kernel = k.kernel.get();
-      core::TimingResult r =
-          core::time_function([&] { kernel->run(kiln_args); }, o.timing);
+      core::TimingResult r = core::time_function([&] { kernel->run(kiln_args); }, o.timing);
       const double g = gflops(flops, r.median());
       entry["status"] = "ok";
       entry["timing"] = timing_json(r, flops);
@@ -371,10 +373,10 @@ json run_case(const Case& c, const core::Target& target, const Options& o) {
       add("onednn", bench::DnnlMatmul::create(w, input_ptrs, threads, false));
       add("onednn_packed", bench::DnnlMatmul::create(w, input_ptrs, threads, true));
     } else {
-      add("onednn_blocked", bench::DnnlConv2d::create(w, input_ptrs, threads,
-                                                      bench::ConvIo::kBlocked));
-      add("onednn_plain_io", bench::DnnlConv2d::create(w, input_ptrs, threads,
-                                                       bench::ConvIo::kPlainIo));
+      add("onednn_blocked",
+          bench::DnnlConv2d::create(w, input_ptrs, threads, bench::ConvIo::kBlocked));
+      add("onednn_plain_io",
+          bench::DnnlConv2d::create(w, input_ptrs, threads, bench::ConvIo::kPlainIo));
     }
     json baselines = json::object();
     std::optional<std::pair<double, std::string>> fastest;
@@ -383,8 +385,7 @@ json run_case(const Case& c, const core::Target& target, const Options& o) {
       if (!lib) {
         entry["status"] = "unavailable";
         entry["message"] = lib.status().to_string();
-        progress("  %s threads=%d: %s\n", name.c_str(), threads,
-                 lib.status().to_string().c_str());
+        progress("  %s threads=%d: %s\n", name.c_str(), threads, lib.status().to_string().c_str());
         baselines[name] = entry;
         continue;
       }
@@ -438,8 +439,11 @@ std::string cell(const json& row, const std::string& lib) {
 }
 
 void print_table(const json& doc) {
-  std::printf("\nkiln_kernel_bench  cpu: %s  target: %s\n", doc["host"]["cpu"].get<std::string>().c_str(),
-              doc["host"]["target"].get<std::string>().c_str());
+  // The full target string (every -mattr) is in the JSON; the CPU model and width suffice here.
+  std::printf("\nkiln_kernel_bench  cpu: %s  llvm cpu: %s  vector lanes: %d\n",
+              doc["host"]["cpu"].get<std::string>().c_str(),
+              doc["host"]["llvm_cpu"].get<std::string>().c_str(),
+              doc["host"]["vector_lanes"].get<int>());
   std::printf("OpenBLAS %s (core %s), oneDNN %s, OMP_PROC_BIND=%s\n",
               doc["host"]["openblas_config"].get<std::string>().c_str(),
               doc["host"]["openblas_core"].get<std::string>().c_str(),
@@ -467,8 +471,8 @@ void print_table(const json& doc) {
   const json& t = doc["timing"];
   std::printf("GFLOP/s from medians of %d samples (each >= %g ms, %d warm-up runs)\n\n",
               t["repeat"].get<int>(), t["min_repeat_ms"].get<double>(), t["warmup"].get<int>());
-  std::printf("%-56s %3s %8s %9s %8s %9s %9s %9s %10s  %s\n", "workload", "thr", "kiln",
-              "openblas", "onednn", "dnn_pack", "dnn_blk", "dnn_nchw", "kiln/best", "kiln best config");
+  std::printf("%-56s %3s %8s %9s %8s %9s %9s %9s %10s  %s\n", "workload", "thr", "kiln", "openblas",
+              "onednn", "dnn_pack", "dnn_blk", "dnn_nchw", "kiln/best", "kiln best config");
   for (const json& row : doc["results"]) {
     std::string kiln = "-", config = "(no valid config)", ratio = "-";
     char buf[64];
@@ -482,8 +486,8 @@ void print_table(const json& doc) {
       ratio = std::string(buf) + " " + row["fastest_library"].get<std::string>();
     }
     std::printf("%-56s %3d %8s %9s %8s %9s %9s %9s %10s  %s\n",
-                row["workload"].get<std::string>().c_str(), row["threads"].get<int>(),
-                kiln.c_str(), cell(row, "openblas").c_str(), cell(row, "onednn").c_str(),
+                row["workload"].get<std::string>().c_str(), row["threads"].get<int>(), kiln.c_str(),
+                cell(row, "openblas").c_str(), cell(row, "onednn").c_str(),
                 cell(row, "onednn_packed").c_str(), cell(row, "onednn_blocked").c_str(),
                 cell(row, "onednn_plain_io").c_str(), ratio.c_str(), config.c_str());
   }
@@ -528,6 +532,7 @@ int run(int argc, char** argv) {
   json doc;
   doc["host"] = {{"cpu", core::host_cpu_model_name()},
                  {"target", host->str()},
+                 {"llvm_cpu", host->cpu},
                  {"vector_lanes", host->vector_lanes},
                  {"hardware_threads", std::thread::hardware_concurrency()},
                  {"openblas_core", bench::openblas_core_name()},
@@ -544,7 +549,8 @@ int run(int argc, char** argv) {
   json peak = json::object();
   for (int t : o.threads) {
     peak[std::to_string(t)] = fma_peak(t);
-    progress("avx-512 fma peak, %d thread(s): %.1f GFLOP/s\n", t, peak[std::to_string(t)].get<double>());
+    progress("avx-512 fma peak, %d thread(s): %.1f GFLOP/s\n", t,
+             peak[std::to_string(t)].get<double>());
   }
   doc["host"]["fma_peak_gflops"] = peak;
   doc["results"] = json::array();

@@ -88,6 +88,9 @@ ConfigSpace conv2d_space(const Workload& w, const Target& t) {
       {"parallel", {1, 0}},
   };
   ConfigSpace space("conv2d", knobs);
+  // Default: one vector of output channels × 28 output columns (28 accumulators), input
+  // channels in blocks of 16 unrolled by 4: the fastest of a hand-picked set on AVX-512.
+  space.set_default(*space.from_values({1, 16, 28, 4, 1}));
   return space;
 }
 

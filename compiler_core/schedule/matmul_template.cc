@@ -30,6 +30,30 @@ MatmulShape shape_of(const Workload& w) {
   return s;
 }
 
+/// The K-blocked schedule: `acc` is the reduction itself, tiled mr × nr with the K block loop
+/// between the outer and the inner tile loop; each tile's update loops over its K block with
+/// the tile's rows unrolled and its columns as unrolled vectors.
+void schedule_k_blocked(Schedule& sch, const Tensor& acc, bool batched, int64_t mr, int64_t nr,
+                        int64_t lanes, int64_t k_block, int64_t uk, bool columns_outer,
+                        bool parallel) {
+  auto [io, ii] = sch.split(acc, sch.axis(acc, "i"), mr);
+  auto [jo, ji] = sch.split(acc, sch.axis(acc, "j"), nr);
+  auto [ko, ki] = sch.split(acc, sch.axis(acc, "k"), k_block);
+  auto [kio, kii] = sch.split(acc, ki, uk);
+  auto [jio, jii] = sch.split(acc, ji, lanes);
+  const std::string& tile_outer = columns_outer ? jo : io;
+  const std::string& tile_inner = columns_outer ? io : jo;
+  std::vector<std::string> order;
+  if (batched) order.push_back(sch.axis(acc, "b"));
+  order.insert(order.end(), {tile_outer, ko, tile_inner, kio, kii, ii, jio, jii});
+  sch.reorder(acc, order);
+  sch.unroll(acc, kii);
+  sch.unroll(acc, ii);
+  sch.unroll(acc, jio);
+  sch.vectorize(acc, jii);
+  if (parallel) sch.parallel(acc, batched ? sch.axis(acc, "b") : tile_outer);
+}
+
 }  // namespace
 
 ConfigSpace matmul_space(const Workload& w, const Target& t) {
@@ -43,10 +67,14 @@ ConfigSpace matmul_space(const Workload& w, const Target& t) {
       {"pack_b", {1, 0}},    // pack B into zero-padded column panels
       {"parallel", {1, 0}},  // run the outermost tile loop on the thread pool
       {"pack_a", {1, 0}},    // pack A into row panels of tile_m rows, read contiguously
+      // 0: each tile accumulates all of K in registers; else K is cut into blocks of this
+      // size, outside the row tiles, so a block of the B panel stays in L1 across them, and
+      // C accumulates in memory between blocks (as BLIS does).
+      {"k_block", {0, 128, 256, 512}},
   };
   ConfigSpace space("matmul", knobs);
   // Default: a 6 × 2-vector tile (12 accumulators), k unrolled by 4, packed panels.
-  space.set_default(*space.from_values({6, 2, 4, 0, 1, 1, 1}));
+  space.set_default(*space.from_values({6, 2, 4, 0, 1, 1, 1, 0}));
   return space;
 }
 
@@ -61,6 +89,7 @@ Schedule matmul_schedule(const Workload& w, const Target& t, const ConfigSpace& 
   const bool pack = space.value(c, "pack_b") == 1;
   const bool parallel = space.value(c, "parallel") == 1;
   const bool pack_a = space.value(c, "pack_a") == 1;
+  const int64_t k_block = space.value(c, "k_block");
 
   Schedule sch;
   Shape a_shape = s.batched ? Shape{s.b, s.m, s.k} : Shape{s.m, s.k};
@@ -96,7 +125,7 @@ Schedule matmul_schedule(const Workload& w, const Target& t, const ConfigSpace& 
       if (w.act == Activation::kRelu) v = ir::max(v, ir::f32(0));
       return v;
     });
-  } else {
+  } else if (k_block == 0) {
     acc = sch.cache_write(out);
   }
 
@@ -152,6 +181,16 @@ Schedule matmul_schedule(const Workload& w, const Target& t, const ConfigSpace& 
     // Read rows of A contiguously; the writes stride by tile_m.
     sch.reorder(packed, {sch.axis(packed, "iv"), sch.axis(packed, "k")});
     if (parallel) sch.parallel(packed, s.batched ? sch.axis(packed, "b") : sch.axis(packed, "ib"));
+  }
+
+  if (k_block > 0) {
+    schedule_k_blocked(sch, acc, s.batched, mr, nr, lanes, k_block, uk, columns_outer, parallel);
+    if (has_epilogue) {
+      auto [jo, ji] = sch.split(out, sch.axis(out, "j"), lanes);
+      sch.vectorize(out, ji);
+      if (parallel) sch.parallel(out, sch.axis(out, s.batched ? "b" : "i"));
+    }
+    return sch;
   }
 
   // Output tiles.
