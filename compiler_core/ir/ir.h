@@ -156,7 +156,7 @@ struct StmtNode : Node {
 class Expr : public Handle<ExprNode> {
  public:
   using Handle<ExprNode>::Handle;
-  Expr(int64_t value);  // NOLINT: an IntImm
+  Expr(int64_t value);                       // NOLINT: an IntImm
   Expr(int value) : Expr(int64_t{value}) {}  // NOLINT
   Type type() const { return get()->type; }
 };
@@ -235,7 +235,9 @@ struct Not : ExprNode {
 struct Select : ExprNode {
   static constexpr NodeKind kKind = NodeKind::kSelect;
   Select(Expr c, Expr t, Expr f)
-      : ExprNode(kKind, t.type()), condition(std::move(c)), true_value(std::move(t)),
+      : ExprNode(kKind, t.type()),
+        condition(std::move(c)),
+        true_value(std::move(t)),
         false_value(std::move(f)) {}
   static Expr make(Expr c, Expr t, Expr f) {
     KILN_CHECK(c.type().is_bool()) << "Select condition is not bool";
@@ -260,7 +262,9 @@ struct Cast : ExprNode {
 struct Ramp : ExprNode {
   static constexpr NodeKind kKind = NodeKind::kRamp;
   Ramp(Expr b, Expr s, int n)
-      : ExprNode(kKind, b.type().with_lanes(n)), base(std::move(b)), stride(std::move(s)),
+      : ExprNode(kKind, b.type().with_lanes(n)),
+        base(std::move(b)),
+        stride(std::move(s)),
         lanes(n) {}
   static Expr make(Expr base, Expr stride, int lanes) {
     KILN_CHECK(base.type().is_scalar() && stride.type().is_scalar()) << "Ramp of vectors";
@@ -273,7 +277,8 @@ struct Ramp : ExprNode {
 
 struct Broadcast : ExprNode {
   static constexpr NodeKind kKind = NodeKind::kBroadcast;
-  Broadcast(Expr v, int n) : ExprNode(kKind, v.type().with_lanes(n)), value(std::move(v)), lanes(n) {}
+  Broadcast(Expr v, int n)
+      : ExprNode(kKind, v.type().with_lanes(n)), value(std::move(v)), lanes(n) {}
   static Expr make(Expr value, int lanes) {
     KILN_CHECK(value.type().is_scalar()) << "Broadcast of a vector";
     KILN_CHECK(lanes > 1) << "Broadcast with " << lanes << " lanes";
@@ -318,8 +323,12 @@ const char* for_kind_name(ForKind kind);
 struct For : StmtNode {
   static constexpr NodeKind kKind = NodeKind::kFor;
   For(std::string v, Expr m, Expr e, ForKind k, Stmt b)
-      : StmtNode(kKind), var(std::move(v)), min(std::move(m)), extent(std::move(e)),
-        for_kind(k), body(std::move(b)) {}
+      : StmtNode(kKind),
+        var(std::move(v)),
+        min(std::move(m)),
+        extent(std::move(e)),
+        for_kind(k),
+        body(std::move(b)) {}
   static Stmt make(std::string var, Expr min, Expr extent, ForKind kind, Stmt body) {
     KILN_CHECK(min.type() == Type::i64() && extent.type() == Type::i64()) << "For bounds";
     KILN_CHECK(body.defined()) << "For without a body";
@@ -369,7 +378,9 @@ struct Block : StmtNode {
 struct IfThenElse : StmtNode {
   static constexpr NodeKind kKind = NodeKind::kIfThenElse;
   IfThenElse(Expr c, Stmt t, Stmt e)
-      : StmtNode(kKind), condition(std::move(c)), then_case(std::move(t)),
+      : StmtNode(kKind),
+        condition(std::move(c)),
+        then_case(std::move(t)),
         else_case(std::move(e)) {}
   static Stmt make(Expr c, Stmt then_case, Stmt else_case = Stmt()) {
     KILN_CHECK(c.type() == Type::boolean()) << "IfThenElse condition is not a scalar bool";

@@ -33,10 +33,10 @@ void IRVisitor::visit(const Stmt& s) {
 void IRVisitor::visit_node(const IntImm*) {}
 void IRVisitor::visit_node(const FloatImm*) {}
 void IRVisitor::visit_node(const Var*) {}
-#define KILN_BINARY(name)                       \
+#define KILN_BINARY(name)                      \
   void IRVisitor::visit_node(const name* op) { \
-    visit(op->a);                               \
-    visit(op->b);                               \
+    visit(op->a);                              \
+    visit(op->b);                              \
   }
 KILN_BINARY(Add)
 KILN_BINARY(Sub)
@@ -127,12 +127,12 @@ Stmt IRMutator::mutate(const Stmt& s) {
 Expr IRMutator::mutate_node(const IntImm*, const Expr& self) { return self; }
 Expr IRMutator::mutate_node(const FloatImm*, const Expr& self) { return self; }
 Expr IRMutator::mutate_node(const Var*, const Expr& self) { return self; }
-#define KILN_BINARY(name)                                            \
-  Expr IRMutator::mutate_node(const name* op, const Expr& self) {   \
-    Expr a = mutate(op->a);                                          \
-    Expr b = mutate(op->b);                                          \
-    if (a.same_as(op->a) && b.same_as(op->b)) return self;           \
-    return name::make(std::move(a), std::move(b));                   \
+#define KILN_BINARY(name)                                         \
+  Expr IRMutator::mutate_node(const name* op, const Expr& self) { \
+    Expr a = mutate(op->a);                                       \
+    Expr b = mutate(op->b);                                       \
+    if (a.same_as(op->a) && b.same_as(op->b)) return self;        \
+    return name::make(std::move(a), std::move(b));                \
   }
 KILN_BINARY(Add)
 KILN_BINARY(Sub)

@@ -83,18 +83,24 @@ class ConstBounds {
       ConstInterval a = of(op->a), b = of(op->b);
       ConstInterval r;
       if (a.lo && b.lo) r.lo = std::min(*a.lo, *b.lo);
-      if (a.hi && b.hi) r.hi = std::min(*a.hi, *b.hi);
-      else if (a.hi) r.hi = a.hi;
-      else if (b.hi) r.hi = b.hi;
+      if (a.hi && b.hi)
+        r.hi = std::min(*a.hi, *b.hi);
+      else if (a.hi)
+        r.hi = a.hi;
+      else if (b.hi)
+        r.hi = b.hi;
       return r;
     }
     if (const auto* op = e.as<ir::Max>()) {
       ConstInterval a = of(op->a), b = of(op->b);
       ConstInterval r;
       if (a.hi && b.hi) r.hi = std::max(*a.hi, *b.hi);
-      if (a.lo && b.lo) r.lo = std::max(*a.lo, *b.lo);
-      else if (a.lo) r.lo = a.lo;
-      else if (b.lo) r.lo = b.lo;
+      if (a.lo && b.lo)
+        r.lo = std::max(*a.lo, *b.lo);
+      else if (a.lo)
+        r.lo = a.lo;
+      else if (b.lo)
+        r.lo = b.lo;
       return r;
     }
     if (const auto* op = e.as<ir::Select>()) {
@@ -181,8 +187,6 @@ ConstInterval constant_bounds(const Expr& e, const ConstScope& scope) {
   return ConstBounds(scope).of(e);
 }
 
-SymInterval symbolic_bounds(const Expr& e, const SymScope& scope) {
-  return SymBounds(scope).of(e);
-}
+SymInterval symbolic_bounds(const Expr& e, const SymScope& scope) { return SymBounds(scope).of(e); }
 
 }  // namespace kiln::core::lower

@@ -124,8 +124,8 @@ class NestBuilder {
         const int64_t* ei = ir::as_const_int(simplify(extent.at(fu.inner)));
         if (!eo || !ei) fail(s, "fuse of '" + fu.outer + "' with a loop of non-constant extent");
         if (reduce_vars.count(fu.outer) != reduce_vars.count(fu.inner)) {
-          fail(s, "fuse of a reduction loop with a spatial loop ('" + fu.outer + "', '" +
-                      fu.inner + "')");
+          fail(s, "fuse of a reduction loop with a spatial loop ('" + fu.outer + "', '" + fu.inner +
+                      "')");
         }
         extent[fu.fused] = Expr(*eo * *ei);
         if (reduce_vars.count(fu.outer)) reduce_vars.insert(fu.fused);
@@ -219,8 +219,8 @@ class NestBuilder {
       for (const auto& indices : loads.loads) {
         SymInterval b = symbolic_bounds(indices[d], scope);
         if (!b.defined()) {
-          fail(consumer, "cannot infer the region of " + producer.name + " read by " +
-                             consumer.name);
+          fail(consumer,
+               "cannot infer the region of " + producer.name + " read by " + consumer.name);
         }
         lo = lo.defined() ? ir::min(lo, b.lo) : b.lo;
         hi = hi.defined() ? ir::max(hi, b.hi) : b.hi;
@@ -238,8 +238,7 @@ class NestBuilder {
     return region;
   }
 
-  Stmt attach_producers(const Stage& consumer, const StagePlan& plan, size_t position,
-                        Stmt inner) {
+  Stmt attach_producers(const Stage& consumer, const StagePlan& plan, size_t position, Stmt inner) {
     const std::string& var = plan.loops[position].var;
     for (auto it = stages_.rbegin(); it != stages_.rend(); ++it) {
       const Stage& p = *it;

@@ -23,17 +23,16 @@ class PartitionLoops : public ir::IRMutator {
     bool peelable = *extent >= 2 && op->for_kind != ir::ForKind::kVectorized &&
                     op->for_kind != ir::ForKind::kUnrolled;
     if (peelable) {
-      Stmt full = with_range(op->var, *min, *min + *extent - 1,
-                             [&] { return simplify(op->body, scope_); });
-      Stmt steady = with_range(op->var, *min, *min + *extent - 2,
-                               [&] { return simplify(op->body, scope_); });
+      Stmt full =
+          with_range(op->var, *min, *min + *extent - 1, [&] { return simplify(op->body, scope_); });
+      Stmt steady =
+          with_range(op->var, *min, *min + *extent - 2, [&] { return simplify(op->body, scope_); });
       if (!ir::equal(full, steady)) {
-        Stmt steady_body = with_range(op->var, *min, *min + *extent - 2,
-                                      [&] { return mutate(steady); });
+        Stmt steady_body =
+            with_range(op->var, *min, *min + *extent - 2, [&] { return mutate(steady); });
         Stmt tail = simplify(substitute(op->body, op->var, Expr(*min + *extent - 1)), scope_);
         tail = mutate(tail);
-        Stmt loop = ir::For::make(op->var, op->min, Expr(*extent - 1), op->for_kind,
-                                  steady_body);
+        Stmt loop = ir::For::make(op->var, op->min, Expr(*extent - 1), op->for_kind, steady_body);
         return ir::Block::make({loop, tail});
       }
     }

@@ -27,8 +27,8 @@ class PassLogger {
   Stmt run(const char* pass, const Stmt& input, F f) {
     auto start = std::chrono::steady_clock::now();
     Stmt output = f(input);
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                          start).count();
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     if (time_passes_) log_->info("pass={} ms={:.3f}", pass, ms);
     if (log_->should_log(spdlog::level::trace) && !output.same_as(input)) {
       log_->trace("after {}:\n{}", pass, ir::to_string(output));

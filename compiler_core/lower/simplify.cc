@@ -123,10 +123,14 @@ class Simplifier : public ir::IRMutator {
 
   Expr fold_index_binary(const Expr& self, const Expr& a, const Expr& b) {
     switch (self.kind()) {
-      case ir::NodeKind::kAdd: return canonical(ir::Add::make(a, b));
-      case ir::NodeKind::kSub: return canonical(ir::Sub::make(a, b));
-      case ir::NodeKind::kMul: return canonical(ir::Mul::make(a, b));
-      default: KILN_UNREACHABLE() << "not an additive node";
+      case ir::NodeKind::kAdd:
+        return canonical(ir::Add::make(a, b));
+      case ir::NodeKind::kSub:
+        return canonical(ir::Sub::make(a, b));
+      case ir::NodeKind::kMul:
+        return canonical(ir::Mul::make(a, b));
+      default:
+        KILN_UNREACHABLE() << "not an additive node";
     }
   }
 
@@ -138,10 +142,14 @@ class Simplifier : public ir::IRMutator {
     const auto* fb = b.as<ir::FloatImm>();
     if (fa && fb) {
       switch (self.kind()) {
-        case ir::NodeKind::kAdd: return ir::f32(float(fa->value) + float(fb->value));
-        case ir::NodeKind::kSub: return ir::f32(float(fa->value) - float(fb->value));
-        case ir::NodeKind::kMul: return ir::f32(float(fa->value) * float(fb->value));
-        default: break;
+        case ir::NodeKind::kAdd:
+          return ir::f32(float(fa->value) + float(fb->value));
+        case ir::NodeKind::kSub:
+          return ir::f32(float(fa->value) - float(fb->value));
+        case ir::NodeKind::kMul:
+          return ir::f32(float(fa->value) * float(fb->value));
+        default:
+          break;
       }
     }
     if (a.same_as(op->a) && b.same_as(op->b)) return self;
@@ -280,7 +288,8 @@ class Simplifier : public ir::IRMutator {
           if (c == 0) return boolean(false);
           if (c == -1 || c == 1) return boolean(true);
           break;
-        default: break;
+        default:
+          break;
       }
     }
     if (a.same_as(op->a) && b.same_as(op->b)) return self;

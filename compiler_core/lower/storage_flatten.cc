@@ -62,8 +62,8 @@ class StorageFlatten : public ir::IRMutator {
   Stmt mutate_node(const ir::For* op, const Stmt& self) override {
     ConstInterval m = constant_bounds(op->min, scope_);
     ConstInterval e = constant_bounds(op->extent, scope_);
-    ConstInterval range{m.lo, (m.hi && e.hi) ? std::optional<int64_t>(*m.hi + *e.hi - 1)
-                                             : std::nullopt};
+    ConstInterval range{m.lo,
+                        (m.hi && e.hi) ? std::optional<int64_t>(*m.hi + *e.hi - 1) : std::nullopt};
     auto saved = scope_;
     scope_[op->var] = range;
     Stmt result = IRMutator::mutate_node(op, self);

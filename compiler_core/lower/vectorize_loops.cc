@@ -23,7 +23,8 @@ Expr widen_to(const Expr& e, int lanes) {
 class Widen : public ir::IRMutator {
  public:
   Widen(std::string var, Expr min, int lanes)
-      : var_(std::move(var)), ramp_(ir::Ramp::make(std::move(min), Expr(1), lanes)),
+      : var_(std::move(var)),
+        ramp_(ir::Ramp::make(std::move(min), Expr(1), lanes)),
         lanes_(lanes) {}
 
   using ir::IRMutator::mutate;
@@ -132,9 +133,9 @@ class Widen : public ir::IRMutator {
   Expr materialize(const Expr& e) {
     const auto* r = e.as<ir::Ramp>();
     if (!r) return e;
-    return ir::Add::make(ir::Broadcast::make(r->base, r->lanes),
-                         ir::Mul::make(ir::Broadcast::make(r->stride, r->lanes),
-                                       lane_indices(r->lanes)));
+    return ir::Add::make(
+        ir::Broadcast::make(r->base, r->lanes),
+        ir::Mul::make(ir::Broadcast::make(r->stride, r->lanes), lane_indices(r->lanes)));
   }
 
   static Expr lane_indices(int lanes) {

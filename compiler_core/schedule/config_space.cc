@@ -49,8 +49,8 @@ Result<Config> ConfigSpace::from_values(const std::vector<int64_t>& values) cons
       std::string accepted;
       for (int64_t c : k.choices) accepted += (accepted.empty() ? "" : ", ") + std::to_string(c);
       return invalid_config("knob '" + k.name + "' = " + std::to_string(values[i]) +
-                            " is not in the space of " + template_name_ + " (accepted: " +
-                            accepted + ")");
+                            " is not in the space of " + template_name_ +
+                            " (accepted: " + accepted + ")");
     }
     index += int64_t(it - k.choices.begin()) * radix;
     radix *= int64_t(k.choices.size());
@@ -79,13 +79,13 @@ Result<Config> ConfigSpace::parse(std::string_view text) const {
       values.push_back(knobs[k.name].get<int64_t>());
     }
     for (const auto& [name, value] : knobs.items()) {
-      bool known = std::any_of(knobs_.begin(), knobs_.end(),
-                               [&](const Knob& k) { return k.name == name; });
+      bool known =
+          std::any_of(knobs_.begin(), knobs_.end(), [&](const Knob& k) { return k.name == name; });
       if (!known) return invalid_config("unknown knob '" + name + "' for " + template_name_);
     }
     KILN_ASSIGN_OR_RETURN(Config c, from_values(values));
-    if (j.contains("index") && (!j["index"].is_number_integer() ||
-                                j["index"].get<int64_t>() != c.index)) {
+    if (j.contains("index") &&
+        (!j["index"].is_number_integer() || j["index"].get<int64_t>() != c.index)) {
       return invalid_config("config index does not match its knobs (knobs give " +
                             std::to_string(c.index) + ")");
     }

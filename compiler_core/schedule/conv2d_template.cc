@@ -24,9 +24,8 @@ Expr in_range(const Expr& x, int64_t extent) {
 }
 
 /// Reads input element (n, channel, h, w) of the padded input, zero outside.
-Expr read_padded_input(const Workload& w, const Tensor& input, const Expr& n,
-                       const Expr& channel, const Expr& channel_valid, const Expr& h,
-                       const Expr& x) {
+Expr read_padded_input(const Workload& w, const Tensor& input, const Expr& n, const Expr& channel,
+                       const Expr& channel_valid, const Expr& h, const Expr& x) {
   Expr ih = h - Expr(w.pad_h), iw = x - Expr(w.pad_w);
   Expr valid = channel_valid && in_range(ih, w.height) && in_range(iw, w.width);
   Expr c = clamp(channel, w.in_channels - 1);
@@ -45,18 +44,16 @@ int64_t padded_width(const Workload& w) {
 
 /// The unpacking stage from a blocked output `blocked(n, group, block, oh, ow, lane)`, given a
 /// channel's (group, block, lane) decomposition.
-Tensor unpack_output(Schedule& sch, const Workload& w,
-                     const std::function<Expr(const Expr& n, const Expr& k, const Expr& oh,
-                                              const Expr& ow)>& read) {
+Tensor unpack_output(
+    Schedule& sch, const Workload& w,
+    const std::function<Expr(const Expr& n, const Expr& k, const Expr& oh, const Expr& ow)>& read) {
   Shape shape = w.output_shape();
   if (w.layout == Layout::kNCHW) {
-    return sch.compute("O", shape, {"n", "k", "oh", "ow"}, [&](const std::vector<Expr>& x) {
-      return read(x[0], x[1], x[2], x[3]);
-    });
+    return sch.compute("O", shape, {"n", "k", "oh", "ow"},
+                       [&](const std::vector<Expr>& x) { return read(x[0], x[1], x[2], x[3]); });
   }
-  return sch.compute("O", shape, {"n", "oh", "ow", "k"}, [&](const std::vector<Expr>& x) {
-    return read(x[0], x[3], x[1], x[2]);
-  });
+  return sch.compute("O", shape, {"n", "oh", "ow", "k"},
+                     [&](const std::vector<Expr>& x) { return read(x[0], x[3], x[1], x[2]); });
 }
 
 void schedule_unpack(Schedule& sch, const Workload& w, const Tensor& out, int64_t block,
@@ -81,10 +78,10 @@ ConfigSpace conv2d_space(const Workload& w, const Target& t) {
   (void)w;
   (void)t;
   std::vector<Knob> knobs = {
-      {"block_k_vectors", {1, 2, 4}},                      // output channels per block
-      {"block_c", {16, 8, 4, 1, 32, 64}},                  // input channels per block
-      {"tile_ow", {7, 14, 8, 4, 2, 1, 6, 12, 16, 28}},     // output columns per register tile
-      {"unroll_c", {1, 2, 4, 8}},                          // unroll of the in-block channel loop
+      {"block_k_vectors", {1, 2, 4}},                   // output channels per block
+      {"block_c", {16, 8, 4, 1, 32, 64}},               // input channels per block
+      {"tile_ow", {7, 14, 8, 4, 2, 1, 6, 12, 16, 28}},  // output columns per register tile
+      {"unroll_c", {1, 2, 4, 8}},                       // unroll of the in-block channel loop
       {"parallel", {1, 0}},
   };
   ConfigSpace space("conv2d", knobs);
@@ -112,39 +109,39 @@ Schedule conv2d_schedule(const Workload& w, const Target& t, const ConfigSpace& 
   Tensor input = sch.placeholder("I", in_shapes[0]);
   Tensor weight = sch.placeholder("W", in_shapes[1]);
 
-  Tensor data = sch.compute(
-      "data.packed", {w.batch_n, groups, c_blocks, padded_height(w), padded_width(w), cb},
-      {"n", "g", "cb", "h", "w", "ci"}, [&](const std::vector<Expr>& x) {
-        Expr local = x[2] * Expr(cb) + x[5];
-        Expr channel = x[1] * Expr(cg) + ir::min(local, Expr(cg - 1));
-        return read_padded_input(w, input, x[0], channel, ir::LT::make(local, Expr(cg)), x[3],
-                                 x[4]);
+  Tensor data = sch.compute("data.packed",
+                            {w.batch_n, groups, c_blocks, padded_height(w), padded_width(w), cb},
+                            {"n", "g", "cb", "h", "w", "ci"}, [&](const std::vector<Expr>& x) {
+                              Expr local = x[2] * Expr(cb) + x[5];
+                              Expr channel = x[1] * Expr(cg) + ir::min(local, Expr(cg - 1));
+                              return read_padded_input(w, input, x[0], channel,
+                                                       ir::LT::make(local, Expr(cg)), x[3], x[4]);
+                            });
+  Tensor kernel =
+      sch.compute("kernel.packed", {groups, k_blocks, c_blocks, w.kernel_h, w.kernel_w, cb, kb},
+                  {"g", "kb", "cb", "r", "s", "ci", "ko"}, [&](const std::vector<Expr>& x) {
+                    Expr kl = x[1] * Expr(kb) + x[6], cl = x[2] * Expr(cb) + x[5];
+                    Expr valid = ir::LT::make(kl, Expr(kg)) && ir::LT::make(cl, Expr(cg));
+                    Expr k = x[0] * Expr(kg) + ir::min(kl, Expr(kg - 1));
+                    Expr ch = ir::min(cl, Expr(cg - 1));
+                    Expr v = w.layout == Layout::kNCHW ? weight({k, ch, x[3], x[4]})
+                                                       : weight({x[3], x[4], ch, k});
+                    return ir::select(valid, v, ir::f32(0));
+                  });
+  Tensor blocked = sch.compute_sum("out.blocked", {w.batch_n, groups, k_blocks, oh, ow, kb},
+                                   {"n", "g", "kb", "oh", "ow", "ko"},
+                                   {c_blocks, w.kernel_h, w.kernel_w, cb}, {"cb", "r", "s", "ci"},
+                                   [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
+                                     Expr h = x[3] * Expr(w.stride_h) + r[1] * Expr(w.dilation_h);
+                                     Expr col = x[4] * Expr(w.stride_w) + r[2] * Expr(w.dilation_w);
+                                     return data({x[0], x[1], r[0], h, col, r[3]}) *
+                                            kernel({x[1], x[2], r[0], r[1], r[2], r[3], x[5]});
+                                   });
+  Tensor out =
+      unpack_output(sch, w, [&](const Expr& n, const Expr& k, const Expr& y, const Expr& x) {
+        Expr g = k / Expr(kg), kl = k % Expr(kg);
+        return blocked({n, g, kl / Expr(kb), y, x, kl % Expr(kb)});
       });
-  Tensor kernel = sch.compute(
-      "kernel.packed", {groups, k_blocks, c_blocks, w.kernel_h, w.kernel_w, cb, kb},
-      {"g", "kb", "cb", "r", "s", "ci", "ko"}, [&](const std::vector<Expr>& x) {
-        Expr kl = x[1] * Expr(kb) + x[6], cl = x[2] * Expr(cb) + x[5];
-        Expr valid = ir::LT::make(kl, Expr(kg)) && ir::LT::make(cl, Expr(cg));
-        Expr k = x[0] * Expr(kg) + ir::min(kl, Expr(kg - 1));
-        Expr ch = ir::min(cl, Expr(cg - 1));
-        Expr v = w.layout == Layout::kNCHW ? weight({k, ch, x[3], x[4]})
-                                           : weight({x[3], x[4], ch, k});
-        return ir::select(valid, v, ir::f32(0));
-      });
-  Tensor blocked = sch.compute_sum(
-      "out.blocked", {w.batch_n, groups, k_blocks, oh, ow, kb}, {"n", "g", "kb", "oh", "ow", "ko"},
-      {c_blocks, w.kernel_h, w.kernel_w, cb}, {"cb", "r", "s", "ci"},
-      [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
-        Expr h = x[3] * Expr(w.stride_h) + r[1] * Expr(w.dilation_h);
-        Expr col = x[4] * Expr(w.stride_w) + r[2] * Expr(w.dilation_w);
-        return data({x[0], x[1], r[0], h, col, r[3]}) *
-               kernel({x[1], x[2], r[0], r[1], r[2], r[3], x[5]});
-      });
-  Tensor out = unpack_output(sch, w, [&](const Expr& n, const Expr& k, const Expr& y,
-                                         const Expr& x) {
-    Expr g = k / Expr(kg), kl = k % Expr(kg);
-    return blocked({n, g, kl / Expr(kb), y, x, kl % Expr(kb)});
-  });
 
   // Packing stages.
   {
@@ -185,9 +182,9 @@ ConfigSpace depthwise_space(const Workload& w, const Target& t) {
   (void)w;
   (void)t;
   std::vector<Knob> knobs = {
-      {"block_c_vectors", {1, 2, 4}},                  // channels per block
+      {"block_c_vectors", {1, 2, 4}},                   // channels per block
       {"tile_ow", {7, 14, 8, 4, 2, 1, 6, 12, 16, 28}},  // output columns per register tile
-      {"unroll_rs", {1, 0}},                           // unroll the kernel window
+      {"unroll_rs", {1, 0}},                            // unroll the kernel window
       {"parallel", {1, 0}},
   };
   return ConfigSpace("depthwise_conv2d", knobs);
@@ -211,30 +208,29 @@ Schedule depthwise_schedule(const Workload& w, const Target& t, const ConfigSpac
       "data.packed", {w.batch_n, c_blocks, padded_height(w), padded_width(w), cb},
       {"n", "cb", "h", "w", "ci"}, [&](const std::vector<Expr>& x) {
         Expr ch = x[1] * Expr(cb) + x[4];
-        return read_padded_input(w, input, x[0], ch, ir::LT::make(ch, Expr(channels)), x[2],
-                                 x[3]);
+        return read_padded_input(w, input, x[0], ch, ir::LT::make(ch, Expr(channels)), x[2], x[3]);
       });
-  Tensor kernel = sch.compute(
-      "kernel.packed", {c_blocks, w.kernel_h, w.kernel_w, cb}, {"cb", "r", "s", "ci"},
-      [&](const std::vector<Expr>& x) {
-        Expr ch = x[0] * Expr(cb) + x[3];
-        Expr cc = ir::min(ch, Expr(channels - 1));
-        Expr v = w.layout == Layout::kNCHW ? weight({cc, Expr(0), x[1], x[2]})
-                                           : weight({x[1], x[2], cc, Expr(0)});
-        return ir::select(ir::LT::make(ch, Expr(channels)), v, ir::f32(0));
+  Tensor kernel = sch.compute("kernel.packed", {c_blocks, w.kernel_h, w.kernel_w, cb},
+                              {"cb", "r", "s", "ci"}, [&](const std::vector<Expr>& x) {
+                                Expr ch = x[0] * Expr(cb) + x[3];
+                                Expr cc = ir::min(ch, Expr(channels - 1));
+                                Expr v = w.layout == Layout::kNCHW
+                                             ? weight({cc, Expr(0), x[1], x[2]})
+                                             : weight({x[1], x[2], cc, Expr(0)});
+                                return ir::select(ir::LT::make(ch, Expr(channels)), v, ir::f32(0));
+                              });
+  Tensor blocked =
+      sch.compute_sum("out.blocked", {w.batch_n, c_blocks, oh, ow, cb},
+                      {"n", "cb", "oh", "ow", "ci"}, {w.kernel_h, w.kernel_w}, {"r", "s"},
+                      [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
+                        Expr h = x[2] * Expr(w.stride_h) + r[0] * Expr(w.dilation_h);
+                        Expr col = x[3] * Expr(w.stride_w) + r[1] * Expr(w.dilation_w);
+                        return data({x[0], x[1], h, col, x[4]}) * kernel({x[1], r[0], r[1], x[4]});
+                      });
+  Tensor out =
+      unpack_output(sch, w, [&](const Expr& n, const Expr& k, const Expr& y, const Expr& x) {
+        return blocked({n, k / Expr(cb), y, x, k % Expr(cb)});
       });
-  Tensor blocked = sch.compute_sum(
-      "out.blocked", {w.batch_n, c_blocks, oh, ow, cb}, {"n", "cb", "oh", "ow", "ci"},
-      {w.kernel_h, w.kernel_w}, {"r", "s"},
-      [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
-        Expr h = x[2] * Expr(w.stride_h) + r[0] * Expr(w.dilation_h);
-        Expr col = x[3] * Expr(w.stride_w) + r[1] * Expr(w.dilation_w);
-        return data({x[0], x[1], h, col, x[4]}) * kernel({x[1], r[0], r[1], x[4]});
-      });
-  Tensor out = unpack_output(sch, w, [&](const Expr& n, const Expr& k, const Expr& y,
-                                         const Expr& x) {
-    return blocked({n, k / Expr(cb), y, x, k % Expr(cb)});
-  });
 
   {
     auto [cvo, cvi] = sch.split(data, sch.axis(data, "ci"), lanes);
@@ -256,8 +252,8 @@ Schedule depthwise_schedule(const Workload& w, const Target& t, const ConfigSpac
   {
     auto [cvo, cvi] = sch.split(acc, sch.axis(acc, "ci"), lanes);
     std::string aow = sch.axis(acc, "ow"), r = sch.axis(acc, "r"), s = sch.axis(acc, "s");
-    sch.reorder(acc, {sch.axis(acc, "n"), sch.axis(acc, "cb"), sch.axis(acc, "oh"), r, s, aow,
-                      cvo, cvi});
+    sch.reorder(
+        acc, {sch.axis(acc, "n"), sch.axis(acc, "cb"), sch.axis(acc, "oh"), r, s, aow, cvo, cvi});
     if (unroll_rs) {
       sch.unroll(acc, r);
       sch.unroll(acc, s);

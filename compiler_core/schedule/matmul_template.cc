@@ -93,8 +93,8 @@ Schedule matmul_schedule(const Workload& w, const Target& t, const ConfigSpace& 
 
   Schedule sch;
   Shape a_shape = s.batched ? Shape{s.b, s.m, s.k} : Shape{s.m, s.k};
-  Shape b_shape = s.batched ? Shape{s.b, s.k, s.n}
-                            : (s.weights_transposed ? Shape{s.n, s.k} : Shape{s.k, s.n});
+  Shape b_shape =
+      s.batched ? Shape{s.b, s.k, s.n} : (s.weights_transposed ? Shape{s.n, s.k} : Shape{s.k, s.n});
   Tensor a = sch.placeholder("A", a_shape);
   Tensor b = sch.placeholder(s.weights_transposed ? "W" : "B", b_shape);
   Tensor bias;
@@ -102,21 +102,20 @@ Schedule matmul_schedule(const Workload& w, const Target& t, const ConfigSpace& 
   if (w.op == OpKind::kDense && w.bias) bias = sch.placeholder("bias", {s.n});
 
   Shape out_shape = s.batched ? Shape{s.b, s.m, s.n} : Shape{s.m, s.n};
-  std::vector<std::string> out_axes = s.batched ? std::vector<std::string>{"b", "i", "j"}
-                                                : std::vector<std::string>{"i", "j"};
+  std::vector<std::string> out_axes =
+      s.batched ? std::vector<std::string>{"b", "i", "j"} : std::vector<std::string>{"i", "j"};
   auto read_b = [&](const Expr& bi, const Expr& k, const Expr& j) {
     if (s.batched) return b({bi, k, j});
     return s.weights_transposed ? b({j, k}) : b({k, j});
   };
-  Tensor acc = sch.compute_sum(
-      has_epilogue ? "acc" : "C", out_shape, out_axes, {s.k}, {"k"},
-      [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
-        Expr bi = s.batched ? x[0] : Expr();
-        const Expr& i = x[x.size() - 2];
-        const Expr& j = x[x.size() - 1];
-        Expr av = s.batched ? a({bi, i, r[0]}) : a({i, r[0]});
-        return av * read_b(bi, r[0], j);
-      });
+  Tensor acc = sch.compute_sum(has_epilogue ? "acc" : "C", out_shape, out_axes, {s.k}, {"k"},
+                               [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
+                                 Expr bi = s.batched ? x[0] : Expr();
+                                 const Expr& i = x[x.size() - 2];
+                                 const Expr& j = x[x.size() - 1];
+                                 Expr av = s.batched ? a({bi, i, r[0]}) : a({i, r[0]});
+                                 return av * read_b(bi, r[0], j);
+                               });
   Tensor out = acc;
   if (has_epilogue) {
     out = sch.compute("C", out_shape, out_axes, [&](const std::vector<Expr>& x) {
@@ -132,9 +131,9 @@ Schedule matmul_schedule(const Workload& w, const Target& t, const ConfigSpace& 
   if (pack) {
     const int64_t panels = ceil_div(s.n, nr);
     Shape packed_shape = s.batched ? Shape{s.b, panels, s.k, nr} : Shape{panels, s.k, nr};
-    std::vector<std::string> packed_axes =
-        s.batched ? std::vector<std::string>{"b", "jb", "k", "jv"}
-                  : std::vector<std::string>{"jb", "k", "jv"};
+    std::vector<std::string> packed_axes = s.batched
+                                               ? std::vector<std::string>{"b", "jb", "k", "jv"}
+                                               : std::vector<std::string>{"jb", "k", "jv"};
     Tensor packed = sch.layout_transform(
         b, "B.packed", packed_shape, packed_axes,
         [&](const std::vector<Expr>& x) -> std::vector<Expr> {
@@ -160,9 +159,9 @@ Schedule matmul_schedule(const Workload& w, const Target& t, const ConfigSpace& 
     // tile_m rows walk one contiguous stream instead of tile_m streams 4·K bytes apart.
     const int64_t panels = ceil_div(s.m, mr);
     Shape packed_shape = s.batched ? Shape{s.b, panels, s.k, mr} : Shape{panels, s.k, mr};
-    std::vector<std::string> packed_axes =
-        s.batched ? std::vector<std::string>{"b", "ib", "k", "iv"}
-                  : std::vector<std::string>{"ib", "k", "iv"};
+    std::vector<std::string> packed_axes = s.batched
+                                               ? std::vector<std::string>{"b", "ib", "k", "iv"}
+                                               : std::vector<std::string>{"ib", "k", "iv"};
     Tensor packed = sch.layout_transform(
         a, "A.packed", packed_shape, packed_axes,
         [&](const std::vector<Expr>& x) -> std::vector<Expr> {

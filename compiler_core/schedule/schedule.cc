@@ -39,9 +39,8 @@ class ReplaceLoads : public ir::IRMutator {
 }  // namespace
 
 Expr Tensor::operator()(std::vector<Expr> indices) const {
-  KILN_CHECK(indices.size() == shape.size())
-      << "tensor " << name << " has " << shape.size() << " dimensions, read with "
-      << indices.size();
+  KILN_CHECK(indices.size() == shape.size()) << "tensor " << name << " has " << shape.size()
+                                             << " dimensions, read with " << indices.size();
   return ir::TensorLoad::make(name, std::move(indices));
 }
 
@@ -135,9 +134,9 @@ std::pair<std::string, std::string> Schedule::split(const Tensor& t, const std::
   Stage& s = mutable_stage(t.name);
   int pos = leaf_position(s, var);
   if (factor < 1) {
-    throw ScheduleError("split of '" + var + "' by " + std::to_string(factor) +
-                            "; the factor must be at least 1",
-                        describe(s));
+    throw ScheduleError(
+        "split of '" + var + "' by " + std::to_string(factor) + "; the factor must be at least 1",
+        describe(s));
   }
   Relation r{Relation::Kind::kSplit, {var, var + ".o", var + ".i", factor}, {}};
   s.relations.push_back(r);
@@ -174,8 +173,8 @@ void Schedule::reorder(const Tensor& t, const std::vector<std::string>& order) {
   for (size_t i = 0; i < order.size(); ++i) s.leaves[sorted[i]] = order[i];
 }
 
-std::vector<std::string> Schedule::tile(const Tensor& t, const std::string& x,
-                                        const std::string& y, int64_t fx, int64_t fy) {
+std::vector<std::string> Schedule::tile(const Tensor& t, const std::string& x, const std::string& y,
+                                        int64_t fx, int64_t fy) {
   auto [xo, xi] = split(t, x, fx);
   auto [yo, yi] = split(t, y, fy);
   reorder(t, {xo, yo, xi, yi});
@@ -200,8 +199,7 @@ void Schedule::parallel(const Tensor& t, const std::string& var) {
   s.kinds[var] = ir::ForKind::kParallel;
 }
 
-void Schedule::compute_at(const Tensor& producer, const Tensor& consumer,
-                          const std::string& var) {
+void Schedule::compute_at(const Tensor& producer, const Tensor& consumer, const std::string& var) {
   Stage& c = mutable_stage(consumer.name);
   leaf_position(c, var);
   Stage& p = mutable_stage(producer.name);

@@ -91,11 +91,11 @@ class Schedule {
                  const std::function<ir::Expr(const std::vector<ir::Expr>&)>& body);
 
   /// `name(axes) = sum over reduce axes of body(axes, reduce_axes)`, starting from 0.
-  Tensor compute_sum(
-      const std::string& name, const Shape& shape, const std::vector<std::string>& axis_names,
-      const Shape& reduce_shape, const std::vector<std::string>& reduce_names,
-      const std::function<ir::Expr(const std::vector<ir::Expr>&, const std::vector<ir::Expr>&)>&
-          body);
+  Tensor compute_sum(const std::string& name, const Shape& shape,
+                     const std::vector<std::string>& axis_names, const Shape& reduce_shape,
+                     const std::vector<std::string>& reduce_names,
+                     const std::function<ir::Expr(const std::vector<ir::Expr>&,
+                                                  const std::vector<ir::Expr>&)>& body);
 
   /// The loop variable `<stage>.<axis>`, checked to exist.
   std::string axis(const Tensor& t, const std::string& axis_name) const;

@@ -12,9 +12,12 @@ Result<ConfigSpace> config_space(const Workload& workload, const Target& target)
   switch (workload.op) {
     case OpKind::kMatmul:
     case OpKind::kDense:
-    case OpKind::kBatchMatmul: return templates::matmul_space(workload, target);
-    case OpKind::kConv2d: return templates::conv2d_space(workload, target);
-    case OpKind::kDepthwiseConv2d: return templates::depthwise_space(workload, target);
+    case OpKind::kBatchMatmul:
+      return templates::matmul_space(workload, target);
+    case OpKind::kConv2d:
+      return templates::conv2d_space(workload, target);
+    case OpKind::kDepthwiseConv2d:
+      return templates::depthwise_space(workload, target);
   }
   KILN_UNREACHABLE() << "operator kind";
 }
@@ -34,7 +37,8 @@ Result<Schedule> make_schedule(const Workload& workload, const Target& target,
       case OpKind::kDense:
       case OpKind::kBatchMatmul:
         return templates::matmul_schedule(workload, target, space, checked);
-      case OpKind::kConv2d: return templates::conv2d_schedule(workload, target, space, checked);
+      case OpKind::kConv2d:
+        return templates::conv2d_schedule(workload, target, space, checked);
       case OpKind::kDepthwiseConv2d:
         return templates::depthwise_schedule(workload, target, space, checked);
     }

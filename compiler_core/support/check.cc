@@ -3,8 +3,7 @@
 namespace kiln::detail {
 
 CheckFailure::CheckFailure(const char* file, int line, const char* condition) {
-  stream_ << "internal error at " << file << ":" << line << ": check failed: " << condition
-          << ": ";
+  stream_ << "internal error at " << file << ":" << line << ": check failed: " << condition << ": ";
 }
 
 CheckFailure::~CheckFailure() noexcept(false) { throw InternalError(stream_.str()); }

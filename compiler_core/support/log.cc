@@ -9,8 +9,8 @@
 namespace kiln {
 namespace {
 
-constexpr const char* kComponents[] = {"core", "lower", "codegen", "cost", "tuner",
-                                       "tracker", "agent", "db"};
+constexpr const char* kComponents[] = {"core",  "lower",   "codegen", "cost",
+                                       "tuner", "tracker", "agent",   "db"};
 
 spdlog::level::level_enum& default_level() {
   static spdlog::level::level_enum level = spdlog::level::warn;

@@ -18,15 +18,15 @@ namespace kiln {
 /// NotFound to exit code 2 (bad input) and everything else to 1.
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,    ///< malformed input: workload, target, config, flag
-  kInvalidConfig,      ///< a config that the workload's space does not contain or cannot build
-  kOutOfRange,         ///< an index past the end of a space
-  kNotFound,           ///< a file, job or record that does not exist
-  kResourceExhausted,  ///< a buffer or queue beyond its limit
-  kFailedPrecondition, ///< the environment is not in the state the call needs
-  kUnavailable,        ///< a service or device is not reachable
-  kDataLoss,           ///< corrupt stored data
-  kInternal,           ///< a failure inside a library kiln calls (LLVM, SQLite, ...)
+  kInvalidArgument,     ///< malformed input: workload, target, config, flag
+  kInvalidConfig,       ///< a config that the workload's space does not contain or cannot build
+  kOutOfRange,          ///< an index past the end of a space
+  kNotFound,            ///< a file, job or record that does not exist
+  kResourceExhausted,   ///< a buffer or queue beyond its limit
+  kFailedPrecondition,  ///< the environment is not in the state the call needs
+  kUnavailable,         ///< a service or device is not reachable
+  kDataLoss,            ///< corrupt stored data
+  kInternal,            ///< a failure inside a library kiln calls (LLVM, SQLite, ...)
 };
 
 /// Returns the name of `code` as written in logs and JSON ("invalid_argument", ...).
@@ -72,7 +72,7 @@ inline Status internal_error(std::string message) {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}          // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {}  // NOLINT: implicit by design
 
   bool is_ok() const { return value_.has_value(); }
@@ -95,9 +95,9 @@ class [[nodiscard]] Result {
 }  // namespace kiln
 
 /// Returns the failed Status of `expr` (a Status) from the enclosing function.
-#define KILN_RETURN_IF_ERROR(expr)             \
-  do {                                         \
-    ::kiln::Status kiln_status_ = (expr);      \
+#define KILN_RETURN_IF_ERROR(expr)                  \
+  do {                                              \
+    ::kiln::Status kiln_status_ = (expr);           \
     if (!kiln_status_.is_ok()) return kiln_status_; \
   } while (0)
 

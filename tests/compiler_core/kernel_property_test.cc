@@ -85,13 +85,14 @@ void check_case(const std::string& text, const Config* config, std::mt19937_64& 
 }
 
 std::string random_matmul(std::mt19937_64& rng) {
-  return "matmul:M=" + std::to_string(pick(rng, 1, 96)) + ",N=" + std::to_string(pick(rng, 1, 150)) +
-         ",K=" + std::to_string(pick(rng, 1, 80));
+  return "matmul:M=" + std::to_string(pick(rng, 1, 96)) +
+         ",N=" + std::to_string(pick(rng, 1, 150)) + ",K=" + std::to_string(pick(rng, 1, 80));
 }
 
 std::string random_dense(std::mt19937_64& rng) {
   std::string s = "dense:M=" + std::to_string(pick(rng, 1, 40)) +
-                  ",N=" + std::to_string(pick(rng, 1, 130)) + ",K=" + std::to_string(pick(rng, 1, 90));
+                  ",N=" + std::to_string(pick(rng, 1, 130)) +
+                  ",K=" + std::to_string(pick(rng, 1, 90));
   s += ",bias=" + std::to_string(pick(rng, 0, 1));
   s += pick(rng, 0, 1) ? ",act=relu" : ",act=none";
   return s;
@@ -152,20 +153,19 @@ TEST(KernelProperty, ShapesNoTileDivides) {
   check_case("matmul:M=1000,N=257,K=333", nullptr, rng);
   check_case("matmul:M=1000,N=257,K=333", nullptr, rng);
   check_case("dense:M=7,N=1000,K=333,bias=1,act=relu", nullptr, rng);
-  check_case("conv2d:N=1,C=13,H=17,W=19,K=29,R=3,S=5,stride=2,pad=3,dilation=2,groups=1",
-             nullptr, rng);
-  check_case("conv2d:N=1,C=12,H=15,W=9,K=18,R=1,S=3,stride=2,pad=0,groups=3,layout=NHWC",
-             nullptr, rng);
-  check_case("depthwise_conv2d:N=1,C=37,H=11,W=13,R=3,S=2,stride=2,pad=1,dilation=2", nullptr,
+  check_case("conv2d:N=1,C=13,H=17,W=19,K=29,R=3,S=5,stride=2,pad=3,dilation=2,groups=1", nullptr,
              rng);
+  check_case("conv2d:N=1,C=12,H=15,W=9,K=18,R=1,S=3,stride=2,pad=0,groups=3,layout=NHWC", nullptr,
+             rng);
+  check_case("depthwise_conv2d:N=1,C=37,H=11,W=13,R=3,S=2,stride=2,pad=1,dilation=2", nullptr, rng);
 }
 
 TEST(KernelProperty, DefaultConfigsMatchReference) {
   std::mt19937_64 rng(test_seed());
-  for (const char* text : {"matmul:M=128,N=96,K=64", "dense:M=1,N=100,K=64,bias=1,act=relu",
-                           "batch_matmul:B=3,M=16,N=40,K=24",
-                           "conv2d:N=1,C=16,H=14,W=14,K=32,R=3,S=3,stride=1,pad=1",
-                           "depthwise_conv2d:N=1,C=32,H=14,W=14,R=3,S=3,stride=1,pad=1"}) {
+  for (const char* text :
+       {"matmul:M=128,N=96,K=64", "dense:M=1,N=100,K=64,bias=1,act=relu",
+        "batch_matmul:B=3,M=16,N=40,K=24", "conv2d:N=1,C=16,H=14,W=14,K=32,R=3,S=3,stride=1,pad=1",
+        "depthwise_conv2d:N=1,C=32,H=14,W=14,R=3,S=3,stride=1,pad=1"}) {
     Result<Workload> w = parse_workload(text);
     ASSERT_TRUE(w.is_ok());
     Config def = config_space(*w, host())->default_config();

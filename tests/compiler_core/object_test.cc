@@ -15,7 +15,11 @@ constexpr uint16_t kElfMachineAarch64 = 183;
 constexpr uint16_t kElfMachineX86_64 = 62;
 
 uint16_t elf_machine(const std::vector<uint8_t>& object) {
-  if (object.size() < 20 || std::memcmp(object.data(), "\x7f" "ELF", 4) != 0) return 0;
+  if (object.size() < 20 || std::memcmp(object.data(),
+                                        "\x7f"
+                                        "ELF",
+                                        4) != 0)
+    return 0;
   return uint16_t(object[18] | (object[19] << 8));  // e_machine, little-endian
 }
 
@@ -67,8 +71,7 @@ TEST(Object, KernelsForOtherTriplesAreNotRunHere) {
   Result<Workload> w = parse_workload("matmul:M=32,N=32,K=32");
   Result<Target> t = parse_target("llvm -mtriple=aarch64-linux-gnu");
   ASSERT_TRUE(w.is_ok() && t.is_ok());
-  Result<std::unique_ptr<Kernel>> k =
-      build_kernel(*w, *t, config_space(*w, *t)->default_config());
+  Result<std::unique_ptr<Kernel>> k = build_kernel(*w, *t, config_space(*w, *t)->default_config());
   ASSERT_FALSE(k.is_ok());
   EXPECT_EQ(k.status().code(), StatusCode::kInvalidArgument);
 }

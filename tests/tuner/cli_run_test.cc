@@ -19,7 +19,8 @@ struct Outcome {
 };
 
 Outcome run_kiln(const std::string& arguments, bool stdout_only = false) {
-  std::string command = std::string(KILN_BINARY) + " " + arguments + (stdout_only ? " 2>/dev/null" : " 2>&1");
+  std::string command =
+      std::string(KILN_BINARY) + " " + arguments + (stdout_only ? " 2>/dev/null" : " 2>&1");
   Outcome o;
   FILE* pipe = popen(command.c_str(), "r");
   if (!pipe) return o;
@@ -77,14 +78,12 @@ TEST(KilnRun, RejectsBadWorkloads) {
 }
 
 TEST(KilnRun, RejectsAbsurdSizesWithoutAllocating) {
-  expect_usage_error("run --workload matmul:M=1000000,N=1000000,K=1000000 --target llvm",
-                     "limit");
+  expect_usage_error("run --workload matmul:M=1000000,N=1000000,K=1000000 --target llvm", "limit");
 }
 
 TEST(KilnRun, RejectsKernelsLargerThanThePaddedInput) {
   expect_usage_error(
-      "run --workload conv2d:N=1,C=3,H=4,W=4,K=8,R=7,S=7,stride=1,pad=1 --target llvm",
-      "kernel");
+      "run --workload conv2d:N=1,C=3,H=4,W=4,K=8,R=7,S=7,stride=1,pad=1 --target llvm", "kernel");
 }
 
 TEST(KilnRun, RejectsInvalidConfigs) {
@@ -94,15 +93,13 @@ TEST(KilnRun, RejectsInvalidConfigs) {
   expect_usage_error(
       "run --workload matmul:M=64,N=64,K=64 --target llvm --config '{\"knobs\": {\"tile_m\": 5}}'",
       "knob");
-  expect_usage_error("run --workload matmul:M=64,N=64,K=64 --target llvm --config 'nope'",
-                     "JSON");
+  expect_usage_error("run --workload matmul:M=64,N=64,K=64 --target llvm --config 'nope'", "JSON");
 }
 
 TEST(KilnRun, RejectsBadTargetsAndFlags) {
   expect_usage_error("run --workload matmul:M=4,N=4,K=4 --target tpu", "tpu");
-  expect_usage_error(
-      "run --workload matmul:M=4,N=4,K=4 --target 'llvm -mtriple=aarch64-linux-gnu'",
-      "host");
+  expect_usage_error("run --workload matmul:M=4,N=4,K=4 --target 'llvm -mtriple=aarch64-linux-gnu'",
+                     "host");
   expect_usage_error("run --workload matmul:M=4,N=4,K=4 --target llvm --threads 0", "threads");
   expect_usage_error("run --workload matmul:M=4,N=4,K=4 --target llvm --bogus", "bogus");
   expect_usage_error("frobnicate", "frobnicate");
