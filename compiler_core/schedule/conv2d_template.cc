@@ -72,6 +72,22 @@ void schedule_unpack(Schedule& sch, const Workload& w, const Tensor& out, int64_
   if (parallel) sch.parallel(out, sch.axis(out, "oh"));
 }
 
+/// Tiles the blocked output `blocked` (axes n, ..., `block`, oh, ow, `lane`) into tiles of
+/// tile_ow columns × one channel block, each accumulated in a local stage (returned) computed
+/// at the tile; the channel lanes are vectorized and (block, oh) run in parallel.
+Tensor tile_blocked_output(Schedule& sch, const Tensor& blocked, const std::string& block,
+                           const std::string& lane, int64_t tile_ow, int64_t lanes, bool parallel) {
+  Tensor acc = sch.cache_write(blocked);
+  auto [owo, owi] = sch.split(blocked, sch.axis(blocked, "ow"), tile_ow);
+  auto [vo, vi] = sch.split(blocked, sch.axis(blocked, lane), lanes);
+  sch.vectorize(blocked, vi);
+  if (parallel) {
+    sch.parallel(blocked, sch.fuse(blocked, sch.axis(blocked, block), sch.axis(blocked, "oh")));
+  }
+  sch.compute_at(acc, blocked, owo);
+  return acc;
+}
+
 }  // namespace
 
 ConfigSpace conv2d_space(const Workload& w, const Target& t) {
@@ -152,16 +168,7 @@ Schedule conv2d_schedule(const Workload& w, const Target& t, const ConfigSpace& 
     sch.vectorize(kernel, kvi);
   }
   // The blocked output: tiles of tile_ow × kb, accumulated locally.
-  Tensor acc = sch.cache_write(blocked);
-  {
-    auto [owo, owi] = sch.split(blocked, sch.axis(blocked, "ow"), tile_ow);
-    auto [kvo, kvi] = sch.split(blocked, sch.axis(blocked, "ko"), lanes);
-    sch.vectorize(blocked, kvi);
-    if (parallel) {
-      sch.parallel(blocked, sch.fuse(blocked, sch.axis(blocked, "kb"), sch.axis(blocked, "oh")));
-    }
-    sch.compute_at(acc, blocked, owo);
-  }
+  Tensor acc = tile_blocked_output(sch, blocked, "kb", "ko", tile_ow, lanes, parallel);
   {
     auto [cio, cii] = sch.split(acc, sch.axis(acc, "ci"), unroll_c);
     auto [kvo, kvi] = sch.split(acc, sch.axis(acc, "ko"), lanes);
@@ -239,16 +246,7 @@ Schedule depthwise_schedule(const Workload& w, const Target& t, const ConfigSpac
     auto [kvo, kvi] = sch.split(kernel, sch.axis(kernel, "ci"), lanes);
     sch.vectorize(kernel, kvi);
   }
-  Tensor acc = sch.cache_write(blocked);
-  {
-    auto [owo, owi] = sch.split(blocked, sch.axis(blocked, "ow"), tile_ow);
-    auto [cvo, cvi] = sch.split(blocked, sch.axis(blocked, "ci"), lanes);
-    sch.vectorize(blocked, cvi);
-    if (parallel) {
-      sch.parallel(blocked, sch.fuse(blocked, sch.axis(blocked, "cb"), sch.axis(blocked, "oh")));
-    }
-    sch.compute_at(acc, blocked, owo);
-  }
+  Tensor acc = tile_blocked_output(sch, blocked, "cb", "ci", tile_ow, lanes, parallel);
   {
     auto [cvo, cvi] = sch.split(acc, sch.axis(acc, "ci"), lanes);
     std::string aow = sch.axis(acc, "ow"), r = sch.axis(acc, "r"), s = sch.axis(acc, "s");
