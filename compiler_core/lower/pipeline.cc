@@ -84,4 +84,10 @@ ir::LoweredFunc lower_schedule(const Schedule& schedule, const std::string& name
   return ir::LoweredFunc{name, nest.args, s};
 }
 
+LoopNest lower_for_features(const Schedule& schedule) {
+  // No pass runs: the simplifier alone would cost as much as building the nest, and features
+  // read extents and strides through their own interval and stride analysis.
+  return build_loop_nest(schedule);
+}
+
 }  // namespace kiln::core::lower

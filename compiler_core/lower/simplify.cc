@@ -29,7 +29,9 @@ struct Linear {
 
   void add_term(const Expr& term, int64_t coeff) {
     if (coeff == 0) return;
-    std::string key = ir::to_string(term);
+    // Variables, most terms, print as their name: skip the printer for them (same key).
+    const auto* var = term.as<ir::Var>();
+    std::string key = var ? var->name : ir::to_string(term);
     auto [it, inserted] = terms.emplace(key, std::make_pair(term, coeff));
     if (!inserted) {
       it->second.second += coeff;

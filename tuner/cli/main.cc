@@ -27,6 +27,8 @@ struct Command {
 constexpr Command kCommands[] = {
     {"run", "build a kernel for this machine, check it against the reference, time it",
      run_command},
+    {"best", "list the fastest stored records of a workload on a target", best_command},
+    {"db", "export, import or count the records of a tuning log", db_command},
 };
 
 const Command* find_command(std::string_view name) {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <random>
@@ -15,6 +16,8 @@
 
 #include "compiler_core/build.h"
 #include "compiler_core/codegen/llvm/host.h"
+#include "compiler_core/db/apply_best.h"
+#include "compiler_core/db/tuning_log.h"
 #include "compiler_core/runtime/buffer.h"
 #include "compiler_core/runtime/thread_pool.h"
 #include "compiler_core/runtime/timer.h"
@@ -26,6 +29,7 @@
 #include "compiler_core/te/workload.h"
 #include "tuner/cli/commands.h"
 #include "tuner/cli/flags.h"
+#include "tuner/cli/tuning_log_flag.h"
 
 namespace kiln::tuner {
 namespace {
@@ -44,15 +48,18 @@ int default_threads() {
 
 FlagSet make_flags() {
   FlagSet flags("run",
-                "Builds the kernel of a workload for this machine with the given config, or the "
-                "schedule template's default config, checks its output against the reference "
+                "Builds the kernel of a workload for this machine with the given config, else the "
+                "fastest valid config the tuning log holds for this machine, else the schedule "
+                "template's default config, checks its output against the reference "
                 "implementation, and times it.",
                 "The output is correct when its largest relative error against the reference is "
                 "at most 1e-4. Timing: one warm-up run, then the median of 5 samples of at least "
-                "100 ms each.\nWith --json: one object with workload, target, config, source "
-                "(\"default\", or \"flag\" for --config), correct, max_relative_error, time_s, "
-                "gflops and threads.\nExit codes: 0 correct, 1 wrong output or a failed build, 2 "
-                "bad flags, workload, target or config.");
+                "100 ms each. A tuning log that does not exist is not created: the default "
+                "config is used.\nWith --json: one object with workload, target, config, source "
+                "(\"record\" from the tuning log, \"default\", or \"flag\" for --config), "
+                "correct, max_relative_error, time_s, gflops and threads.\nExit codes: 0 correct, "
+                "1 wrong output, a failed build or a damaged tuning log, 2 bad flags, workload, "
+                "target or config, or a --db file that is not a tuning log.");
   flags.add_required_string("workload", "W",
                             "the workload, e.g. matmul:M=1024,N=1024,K=1024 or "
                             "conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,stride=1,pad=1");
@@ -61,12 +68,31 @@ FlagSet make_flags() {
                             "-mcpu=CPU -mattr=+feat,...");
   flags.add_string("config", "JSON",
                    "the config to build, {\"index\": N} or {\"knobs\": {\"name\": value, ...}}; "
-                   "without it, the template's default");
+                   "without it, the best stored config, else the template's default");
+  add_db_flag(flags, "the tuning log to take the best config from; read only");
   int cores = default_threads();
   flags.add_int("threads", "N", "threads for parallel loops", cores, 1, kMaxThreads,
                 "this machine's cores, " + std::to_string(cores));
   flags.add_bool("json", "print one JSON object on stdout instead of a line of text");
   return flags;
+}
+
+// The config apply-best picks from the tuning log `--db` names. A log that does not exist is
+// read as an empty one, never created; no --db and no default location means no log either.
+Result<core::BestConfig> best_stored_config(const FlagSet& flags, const core::Workload& workload,
+                                            const core::Target& target,
+                                            const core::ConfigSpace& space) {
+  Result<std::filesystem::path> path = db_path(flags);
+  if (!path && flags.is_set("db")) return path.status();
+  std::error_code error;
+  if (!path || !std::filesystem::exists(*path, error)) {
+    logger("tuner")->debug("no tuning log ({}); using the default config",
+                           path ? "none at " + path->string() : path.status().message());
+    return core::select_best_config(nullptr, workload, core::TargetKey{}, space);
+  }
+  KILN_ASSIGN_OR_RETURN(core::TuningLog log, core::TuningLog::open(*path, {.read_only = true}));
+  KILN_ASSIGN_OR_RETURN(core::TargetKey key, core::make_target_key(target));
+  return core::select_best_config(&log, workload, key, space);
 }
 
 struct RunOutcome {
@@ -104,6 +130,11 @@ int run_command(const std::vector<std::string>& args) {
     if (!given) return report_error(given.status());
     config = *given;
     outcome.source = "flag";
+  } else {
+    Result<core::BestConfig> best = best_stored_config(flags, *workload, *target, *space);
+    if (!best) return report_error(best.status());
+    config = best->config;
+    outcome.source = core::config_source_name(best->source);
   }
   outcome.config_index = config.index;
   outcome.config_json = space->to_json(config);
@@ -159,7 +190,9 @@ int run_command(const std::vector<std::string>& args) {
     };
     std::cout << object.dump() << "\n";
   } else {
-    std::string source = outcome.source == "flag" ? "from --config" : outcome.source;
+    std::string source = outcome.source == "flag"     ? "from --config"
+                         : outcome.source == "record" ? "best record"
+                                                      : outcome.source;
     std::cout << fmt::format("{}  {}  config #{} ({})  {}  {:.3g} s  {:.1f} GFLOP/s\n",
                              workload->canonical(), parsed_target->str(), outcome.config_index,
                              source, outcome.correct ? "correct" : "WRONG", outcome.time_s,

@@ -1,0 +1,126 @@
+/// \file
+/// The tuning log: every measurement kiln makes, in one SQLite file (WAL mode), and the queries
+/// that apply-best, `kiln best` and the tuner ask of it.
+///
+/// Schema (version kTuningLogSchemaVersion, in PRAGMA user_version):
+/// - `meta(key, value)`: `application` = "kiln-tuning-log" marks a kiln file, `schema_version`;
+/// - `workloads(id, key UNIQUE, op)`: `key` is Workload::canonical();
+/// - `targets(id, target, model, features, UNIQUE(target, model))`: one row per TargetKey;
+/// - `records(id, workload_id, target_id, config_index, config_knobs, costs, median_cost,
+///   error_code, error_message, agent, device, measure_options, measured_at_ms, kiln_version)`
+///   with an index on (workload_id, target_id, error_code, median_cost) for best queries.
+///
+/// Several processes may use one file at once: writes go through `BEGIN IMMEDIATE` with a busy
+/// timeout and retry until `lock_timeout_ms` runs out, reads never block writers (WAL), and a
+/// process killed mid-append leaves every committed batch whole and the rest absent.
+///
+/// Opening checks the file read-only first: a file that is not SQLite, a SQLite file that is not
+/// a kiln tuning log, and a log of a newer schema are refused without writing a byte to them.
+/// Errors: InvalidArgument (not a tuning log: CLI exit 2), NotFound (read-only open of a missing
+/// file), FailedPrecondition (newer schema, read-only file), DataLoss (a damaged tuning log),
+/// Unavailable (locked by another process past the timeout), Internal (any other SQLite
+/// failure). A TuningLog is used by one thread at a time.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <iosfwd>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "compiler_core/db/record.h"
+#include "compiler_core/support/status.h"
+#include "compiler_core/te/workload.h"
+
+namespace kiln::core {
+
+/// The schema version this build reads and writes. History: 1 = tables; 2 = the best-query
+/// index.
+inline constexpr int kTuningLogSchemaVersion = 2;
+
+/// The value of meta's `application` row in every kiln tuning log.
+inline constexpr const char* kTuningLogApplication = "kiln-tuning-log";
+
+struct TuningLogOptions {
+  /// Open without writing: a missing file is NotFound (never created), no migration runs, and
+  /// append/import fail with FailedPrecondition. Logs of an older schema are read as they are.
+  bool read_only = false;
+  /// How long one statement waits for another process's lock (SQLite's busy timeout).
+  int busy_timeout_ms = 5000;
+  /// How long a write keeps retrying a locked database before it fails with Unavailable.
+  int lock_timeout_ms = 60000;
+  /// The schema version to migrate to and accept as current. Tests set a lower one to stand in
+  /// for an older kiln; anything else keeps the default.
+  int schema_version = kTuningLogSchemaVersion;
+};
+
+/// Counts over the whole log.
+struct TuningLogStats {
+  int schema_version = 0;
+  int64_t records = 0;
+  int64_t workloads = 0;  ///< distinct workloads with at least one record
+  int64_t targets = 0;    ///< distinct target keys with at least one record
+  std::array<int64_t, kNumMeasureErrors> by_error{};  ///< records per MeasureError value
+  int64_t first_measured_at_ms = 0;                   ///< 0 when the log is empty
+  int64_t last_measured_at_ms = 0;
+};
+
+class TuningLog {
+ public:
+  /// Opens the log at `path`, creating it (and its parent folders) unless it exists or
+  /// `options.read_only` is set, and migrating an older schema unless read-only. An existing
+  /// file is inspected read-only first (see the file comment for the errors). An empty file is
+  /// a new log.
+  static Result<TuningLog> open(const std::filesystem::path& path,
+                                const TuningLogOptions& options = {});
+
+  TuningLog(TuningLog&&) noexcept;
+  TuningLog& operator=(TuningLog&&) noexcept;
+  ~TuningLog();
+
+  const std::filesystem::path& path() const;
+  /// The schema version of the open file (kTuningLogSchemaVersion after a writable open).
+  int schema_version() const;
+
+  /// Appends `records` in one transaction: all or none. Each is canonicalised and checked first
+  /// (canonical_record, stamping this build's KILN_VERSION on records without one);
+  /// InvalidArgument names the first bad record by its position, and then nothing is written.
+  /// FailedPrecondition on a read-only log.
+  Status append(std::span<const TuningRecord> records);
+
+  /// Up to `k` records of `workload` on `target` with error OK, fastest median cost first, at
+  /// most one per config (its fastest). Empty when there are none.
+  Result<std::vector<TuningRecord>> best(const Workload& workload, const TargetKey& target,
+                                         int k = 1) const;
+
+  /// Every record of `workload` on `target`, in the order they were appended; the latest
+  /// `limit` of them when limit > 0.
+  Result<std::vector<TuningRecord>> history(const Workload& workload, const TargetKey& target,
+                                            int64_t limit = 0) const;
+
+  Result<TuningLogStats> stats() const;
+
+  /// Writes every record as a JSON line (record_to_json_line), in the order appended. Returns
+  /// the number written.
+  Result<int64_t> export_jsonl(std::ostream& out) const;
+
+  /// Reads JSON lines (blank lines are skipped) and appends them in one transaction. A line that
+  /// does not parse fails the whole import with InvalidArgument "line N: ..." and writes
+  /// nothing. Returns the number of records imported.
+  Result<int64_t> import_jsonl(std::istream& in);
+
+ private:
+  struct Impl;
+  explicit TuningLog(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// The default location of the tuning log: $KILN_DB when set and not empty, else
+/// $XDG_DATA_HOME/kiln/tuning.db when XDG_DATA_HOME is set to an absolute path, else
+/// $HOME/.local/share/kiln/tuning.db. NotFound when none of these variables is usable.
+Result<std::filesystem::path> default_tuning_log_path();
+
+}  // namespace kiln::core

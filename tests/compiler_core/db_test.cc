@@ -1,0 +1,705 @@
+// The tuning log, in-process: record keys and JSON lines, the schema and its migrations, best
+// queries, export/import, refusing files that are not kiln's, and apply-best.
+
+#include "compiler_core/db/tuning_log.h"
+
+#include <stdlib.h>
+
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <nlohmann/json.hpp>
+
+#include "compiler_core/codegen/llvm/host.h"
+#include "compiler_core/db/apply_best.h"
+#include "compiler_core/db/record.h"
+#include "compiler_core/runtime/buffer.h"
+#include "compiler_core/schedule/templates.h"
+#include "compiler_core/te/reference.h"
+
+namespace kiln::core {
+
+// Failures print records as their JSON line.
+void PrintTo(const TuningRecord& record, std::ostream* out) { *out << record_to_json_line(record); }
+
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+Workload workload_of(std::string_view text) {
+  Result<Workload> workload = parse_workload(text);
+  EXPECT_TRUE(workload.is_ok()) << text << ": " << workload.status().to_string();
+  return workload.is_ok() ? *workload : Workload{};
+}
+
+TargetKey host_key() {
+  Result<TargetKey> key = make_target_key(Target{});
+  EXPECT_TRUE(key.is_ok()) << key.status().to_string();
+  return key.is_ok() ? *key : TargetKey{};
+}
+
+/// A valid record of `workload` on `target` whose runs took `costs`.
+TuningRecord record_of(std::string workload, TargetKey target, int64_t config_index,
+                       std::vector<double> costs, MeasureError error = MeasureError::kOk) {
+  TuningRecord record;
+  record.workload = std::move(workload);
+  record.target = std::move(target);
+  record.config_index = config_index;
+  record.config_knobs = "{\"tile\":" + std::to_string(config_index) + "}";
+  record.costs = std::move(costs);
+  record.error = error;
+  record.agent = "test";
+  record.device = "this-machine";
+  record.measured_at_ms = 1717243200000 + config_index;
+  return record;
+}
+
+/// Runs `sql` on the file with SQLite directly; returns the first column of the first row.
+std::string raw_sql(const fs::path& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  std::string first;
+  auto collect = [](void* out, int columns, char** values, char**) {
+    auto* text = static_cast<std::string*>(out);
+    if (text->empty() && columns > 0 && values[0] != nullptr) *text = values[0];
+    return 0;
+  };
+  char* error = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), collect, &first, &error), SQLITE_OK)
+      << sql << ": " << (error ? error : "");
+  sqlite3_free(error);
+  sqlite3_close(db);
+  return first;
+}
+
+std::string file_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+class TuningLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "kiln_db_test_XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override {
+    std::error_code error;
+    fs::remove_all(dir_, error);
+  }
+
+  TuningLog open_log(const std::string& name = "tuning.db", TuningLogOptions options = {}) {
+    Result<TuningLog> log = TuningLog::open(dir_ / name, options);
+    EXPECT_TRUE(log.is_ok()) << log.status().to_string();
+    if (!log.is_ok()) throw std::runtime_error("cannot open the test log");
+    return std::move(log).value();
+  }
+
+  fs::path dir_;
+};
+
+TEST(MeasureError, NamesRoundTrip) {
+  for (int i = 0; i < kNumMeasureErrors; ++i) {
+    const auto error = static_cast<MeasureError>(i);
+    Result<MeasureError> parsed = parse_measure_error(measure_error_name(error));
+    ASSERT_TRUE(parsed.is_ok());
+    EXPECT_EQ(*parsed, error);
+  }
+  EXPECT_STREQ(measure_error_name(MeasureError::kWrongAnswer), "WRONG_ANSWER");
+  EXPECT_THAT(parse_measure_error("CRASHED").status().message(), HasSubstr("CRASHED"));
+}
+
+TEST(TargetKeyTest, HostKeyHoldsCpuModelAndEveryFeature) {
+  TargetKey key = host_key();
+  EXPECT_THAT(key.target, StartsWith("llvm -mcpu="));
+  EXPECT_THAT(key.target, HasSubstr(" -mattr=+"));
+  EXPECT_EQ(key.model, host_cpu_model_name());
+  EXPECT_FALSE(key.features().empty());
+  EXPECT_THAT(key.target, HasSubstr(key.features()));
+  // Features are spelled out on and off, so a CPU lacking one differs from one having it.
+  EXPECT_THAT(key.features(), HasSubstr(",-"));
+}
+
+TEST(TargetKeyTest, ResolvedHostTargetGivesTheSameKey) {
+  Result<Target> resolved = resolve_host_target(Target{});
+  ASSERT_TRUE(resolved.is_ok());
+  Result<TargetKey> again = make_target_key(*resolved);
+  ASSERT_TRUE(again.is_ok());
+  EXPECT_EQ(*again, host_key());
+}
+
+TEST(TargetKeyTest, CudaAndCrossTargetsKeepTheirStringAndNoModel) {
+  Result<TargetKey> cuda = make_target_key(*parse_target("cuda   -arch=sm_80"));
+  ASSERT_TRUE(cuda.is_ok());
+  EXPECT_EQ(cuda->target, "cuda -arch=sm_80");
+  EXPECT_EQ(cuda->model, "");
+  EXPECT_EQ(cuda->features(), "");
+  Result<TargetKey> arm =
+      make_target_key(*parse_target("llvm -mtriple=aarch64-linux-gnu -mcpu=cortex-a72 "
+                                    "-mattr=+neon"));
+  ASSERT_TRUE(arm.is_ok());
+  EXPECT_EQ(arm->target, "llvm -mtriple=aarch64-linux-gnu -mcpu=cortex-a72 -mattr=+neon");
+  EXPECT_EQ(arm->features(), "+neon");
+}
+
+TEST(TuningRecordTest, MedianCost) {
+  TuningRecord record;
+  EXPECT_TRUE(std::isinf(record.median_cost()));
+  record.costs = {3, 1, 2};
+  EXPECT_DOUBLE_EQ(record.median_cost(), 2);
+  record.costs = {4, 1, 3, 2};
+  EXPECT_DOUBLE_EQ(record.median_cost(), 2.5);
+}
+
+TEST(RecordJson, RoundTripsEveryField) {
+  TuningRecord record =
+      record_of("matmul:M=8,N=8,K=8", {"cuda -arch=sm_90", ""}, 3, {0.5, 0.25, 1e-7});
+  record.error = MeasureError::kOk;
+  record.measure_options = "{\"number\":2,\"repeat\":3}";
+  record.kiln_version = "0.1.0";
+  Result<TuningRecord> parsed = record_from_json_line(record_to_json_line(record));
+  ASSERT_TRUE(parsed.is_ok()) << parsed.status().to_string();
+  EXPECT_EQ(*parsed, record);
+}
+
+TEST(RecordJson, RejectsMalformedLinesNamingTheField) {
+  const std::string good =
+      record_to_json_line(record_of("matmul:M=8,N=8,K=8", {"cuda -arch=sm_90", ""}, 3, {0.5}));
+  auto expect_error = [](const std::string& line, const std::string& substring) {
+    Result<TuningRecord> parsed = record_from_json_line(line);
+    ASSERT_FALSE(parsed.is_ok()) << line;
+    EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_THAT(parsed.status().message(), HasSubstr(substring)) << line;
+  };
+  auto with = [&](const std::string& field, nlohmann::json value) {
+    nlohmann::json line = nlohmann::json::parse(good);
+    if (value.is_null()) {
+      line.erase(field);
+    } else {
+      line[field] = value;
+    }
+    return line.dump();
+  };
+  expect_error("{\"workload\": ", "JSON");
+  expect_error("[1, 2]", "object");
+  expect_error(with("workload", nullptr), "workload");
+  expect_error(with("workload", "softmax:N=3"), "softmax");
+  expect_error(with("target", "tpu"), "tpu");
+  expect_error(with("error", "EXPLODED"), "EXPLODED");
+  expect_error(with("costs", nlohmann::json::array()), "at least one");
+  expect_error(with("costs", {0.1, -1.0}), "cost");
+  expect_error(with("config", {{"index", 3}}), "config");
+  expect_error(with("measured_at_ms", "yesterday"), "measured_at_ms");
+}
+
+TEST_F(TuningLogTest, CreatesAWalLogWithSchemaVersionAndMeta) {
+  const fs::path path = dir_ / "nested" / "folder" / "tuning.db";
+  {
+    Result<TuningLog> log = TuningLog::open(path);
+    ASSERT_TRUE(log.is_ok()) << log.status().to_string();
+    EXPECT_EQ(log->schema_version(), kTuningLogSchemaVersion);
+    EXPECT_EQ(raw_sql(path, "PRAGMA journal_mode"), "wal");
+  }
+  EXPECT_EQ(raw_sql(path, "PRAGMA user_version"), std::to_string(kTuningLogSchemaVersion));
+  EXPECT_EQ(raw_sql(path, "SELECT value FROM meta WHERE key = 'application'"),
+            kTuningLogApplication);
+  EXPECT_EQ(raw_sql(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'records_best'"), "1");
+}
+
+TEST_F(TuningLogTest, StoresEveryFieldOfARecord) {
+  TuningLog log = open_log();
+  TuningRecord record =
+      record_of("conv2d:N=1,C=8,H=9,W=9,K=8,R=3,S=3,pad=1", host_key(), 42, {0.003, 0.001, 0.002});
+  record.measure_options = "{\"number\":1,\"repeat\":3,\"min_repeat_ms\":100}";
+  record.kiln_version = "9.9.9";
+  TuningRecord failed = record_of("conv2d:N=1,C=8,H=9,W=9,K=8,R=3,S=3,pad=1", host_key(), 43, {},
+                                  MeasureError::kTimeout);
+  failed.error_message = "took longer than 10 s";
+  failed.measured_at_ms = 0;  // stamped at append
+  ASSERT_TRUE(log.append(std::vector<TuningRecord>{record, failed}).is_ok());
+
+  Result<std::vector<TuningRecord>> history = log.history(workload_of(record.workload), host_key());
+  ASSERT_TRUE(history.is_ok()) << history.status().to_string();
+  ASSERT_EQ(history->size(), 2u);
+  record.workload = workload_of(record.workload).canonical();
+  EXPECT_EQ((*history)[0], record);
+  const TuningRecord& stored = (*history)[1];
+  EXPECT_EQ(stored.error, MeasureError::kTimeout);
+  EXPECT_EQ(stored.error_message, "took longer than 10 s");
+  EXPECT_GT(stored.measured_at_ms, 1717243200000);
+  EXPECT_EQ(stored.kiln_version, KILN_TEST_VERSION);
+}
+
+TEST_F(TuningLogTest, OneWorkloadUnderEverySpelling) {
+  TuningLog log = open_log();
+  TuningRecord matmul = record_of("matmul:K=64,N=32,M=16", host_key(), 1, {0.1});
+  TuningRecord conv = record_of(
+      "conv2d:N=1,C=8,H=9,W=9,K=8,R=3,S=3,stride=1,pad=0,dilation=1,groups=1,layout=NCHW,"
+      "dtype=float32",
+      host_key(), 2, {0.2});
+  ASSERT_TRUE(log.append(std::vector<TuningRecord>{matmul, conv}).is_ok());
+
+  Result<std::vector<TuningRecord>> best =
+      log.best(workload_of("matmul:M=16,N=32,K=64"), host_key());
+  ASSERT_TRUE(best.is_ok());
+  ASSERT_EQ(best->size(), 1u);
+  EXPECT_EQ((*best)[0].workload, "matmul:M=16,N=32,K=64");
+  best = log.best(workload_of("conv2d:K=8,S=3,R=3,W=9,H=9,C=8,N=1"), host_key());
+  ASSERT_TRUE(best.is_ok());
+  ASSERT_EQ(best->size(), 1u);
+  EXPECT_EQ((*best)[0].config_index, 2);
+  Result<TuningLogStats> stats = log.stats();
+  ASSERT_TRUE(stats.is_ok());
+  EXPECT_EQ(stats->workloads, 2);
+}
+
+TEST_F(TuningLogTest, RecordsAnswerOnlyForTheHardwareTheyWereMeasuredOn) {
+  TuningLog log = open_log();
+  const std::string w = "matmul:M=16,N=16,K=16";
+  const TargetKey sm80{"cuda -arch=sm_80", ""};
+  const TargetKey sm90{"cuda -arch=sm_90", ""};
+  const TargetKey epyc{"llvm -mcpu=znver4 -mattr=+avx2,+avx512f", "AMD EPYC 9B45"};
+  const TargetKey xeon{"llvm -mcpu=znver4 -mattr=+avx2,+avx512f", "Intel Xeon Platinum 8480"};
+  const TargetKey no_avx512{"llvm -mcpu=znver4 -mattr=+avx2,-avx512f", "AMD EPYC 9B45"};
+  ASSERT_TRUE(log.append(std::vector<TuningRecord>{record_of(w, sm80, 1, {0.1}),
+                                                   record_of(w, epyc, 2, {0.2})})
+                  .is_ok());
+  auto best_index = [&](const TargetKey& key) -> std::optional<int64_t> {
+    Result<std::vector<TuningRecord>> best = log.best(workload_of(w), key);
+    EXPECT_TRUE(best.is_ok()) << best.status().to_string();
+    if (!best.is_ok() || best->empty()) return std::nullopt;
+    return (*best)[0].config_index;
+  };
+  EXPECT_EQ(best_index(sm80), 1);
+  EXPECT_EQ(best_index(sm90), std::nullopt);
+  EXPECT_EQ(best_index(epyc), 2);
+  EXPECT_EQ(best_index(xeon), std::nullopt);
+  EXPECT_EQ(best_index(no_avx512), std::nullopt);
+  EXPECT_EQ(best_index(host_key()), std::nullopt);
+  // The key's target string is canonicalised like the record's.
+  EXPECT_EQ(best_index({"cuda    -arch=sm_80", ""}), 1);
+}
+
+TEST_F(TuningLogTest, BestIsTheFastestValidMedianOncePerConfig) {
+  TuningLog log = open_log();
+  const std::string w = "matmul:M=16,N=16,K=16";
+  const TargetKey key = host_key();
+  std::vector<TuningRecord> records = {
+      record_of(w, key, 1, {0.30, 0.30, 0.30}),
+      record_of(w, key, 2, {0.01, 0.50, 0.50}),  // fastest single run, slow median
+      record_of(w, key, 3, {0.20}),
+      record_of(w, key, 4, {0.001}, MeasureError::kWrongAnswer),
+      record_of(w, key, 5, {}, MeasureError::kCompileError),
+      record_of(w, key, 3, {0.10}),  // config 3 again, faster
+      record_of(w, key, 6, {0.25}),
+  };
+  ASSERT_TRUE(log.append(records).is_ok());
+  Result<std::vector<TuningRecord>> best = log.best(workload_of(w), key, 3);
+  ASSERT_TRUE(best.is_ok());
+  std::vector<int64_t> indices;
+  std::vector<double> medians;
+  for (const TuningRecord& r : *best) {
+    indices.push_back(r.config_index);
+    medians.push_back(r.median_cost());
+  }
+  EXPECT_EQ(indices, (std::vector<int64_t>{3, 6, 1}));
+  EXPECT_EQ(medians, (std::vector<double>{0.10, 0.25, 0.30}));
+  best = log.best(workload_of(w), key, 100);
+  ASSERT_TRUE(best.is_ok());
+  EXPECT_EQ(best->size(), 4u);  // configs 3, 6, 1, 2; never the failed 4 and 5
+  best = log.best(workload_of("matmul:M=17,N=16,K=16"), key, 3);
+  ASSERT_TRUE(best.is_ok());
+  EXPECT_TRUE(best->empty());
+}
+
+TEST_F(TuningLogTest, AppendIsAllOrNothing) {
+  TuningLog log = open_log();
+  const std::string w = "matmul:M=16,N=16,K=16";
+  std::vector<TuningRecord> batch = {record_of(w, host_key(), 1, {0.1}),
+                                     record_of(w, host_key(), 2, {0.1}),
+                                     record_of("matmul:M=0,N=1,K=1", host_key(), 3, {0.1})};
+  Status status = log.append(batch);
+  ASSERT_FALSE(status.is_ok());
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("record 2"));
+  batch[2] = record_of(w, {"cuda -arch=sm_80", ""}, 3, {0.1}, MeasureError::kOk);
+  batch[2].config_knobs = "not json";
+  status = log.append(batch);
+  EXPECT_THAT(status.message(), HasSubstr("knobs"));
+  Result<TuningLogStats> stats = log.stats();
+  ASSERT_TRUE(stats.is_ok());
+  EXPECT_EQ(stats->records, 0);
+  EXPECT_EQ(stats->workloads, 0);
+}
+
+TEST_F(TuningLogTest, HistoryKeepsAppendOrderAndGivesTheLatest) {
+  TuningLog log = open_log();
+  const std::string w = "matmul:M=16,N=16,K=16";
+  for (int64_t i = 0; i < 5; ++i) {
+    ASSERT_TRUE(
+        log.append(std::vector<TuningRecord>{record_of(w, host_key(), 10 - i, {0.1})}).is_ok());
+  }
+  Result<std::vector<TuningRecord>> all = log.history(workload_of(w), host_key());
+  ASSERT_TRUE(all.is_ok());
+  ASSERT_EQ(all->size(), 5u);
+  EXPECT_EQ((*all)[0].config_index, 10);
+  EXPECT_EQ((*all)[4].config_index, 6);
+  Result<std::vector<TuningRecord>> latest = log.history(workload_of(w), host_key(), 2);
+  ASSERT_TRUE(latest.is_ok());
+  ASSERT_EQ(latest->size(), 2u);
+  EXPECT_EQ((*latest)[0].config_index, 7);
+  EXPECT_EQ((*latest)[1].config_index, 6);
+}
+
+TEST_F(TuningLogTest, StatsCountByOutcome) {
+  TuningLog log = open_log();
+  std::vector<TuningRecord> records = {
+      record_of("matmul:M=1,N=1,K=1", host_key(), 1, {0.1}),
+      record_of("matmul:M=2,N=1,K=1", host_key(), 1, {0.1}),
+      record_of("matmul:M=2,N=1,K=1", {"cuda -arch=sm_80", ""}, 1, {}, MeasureError::kTimeout),
+      record_of("matmul:M=2,N=1,K=1", {"cuda -arch=sm_80", ""}, 2, {}, MeasureError::kDeviceLost),
+  };
+  ASSERT_TRUE(log.append(records).is_ok());
+  Result<TuningLogStats> stats = log.stats();
+  ASSERT_TRUE(stats.is_ok());
+  EXPECT_EQ(stats->schema_version, kTuningLogSchemaVersion);
+  EXPECT_EQ(stats->records, 4);
+  EXPECT_EQ(stats->workloads, 2);
+  EXPECT_EQ(stats->targets, 2);
+  EXPECT_EQ(stats->by_error[0], 2);
+  EXPECT_EQ(stats->by_error[static_cast<size_t>(MeasureError::kTimeout)], 1);
+  EXPECT_EQ(stats->by_error[static_cast<size_t>(MeasureError::kDeviceLost)], 1);
+  EXPECT_EQ(stats->first_measured_at_ms, 1717243200001);
+  EXPECT_EQ(stats->last_measured_at_ms, 1717243200002);
+}
+
+TEST_F(TuningLogTest, ExportThenImportGivesTheSameBestAnswers) {
+  TuningLog source = open_log("source.db");
+  const std::vector<std::string> workloads = {"matmul:M=16,N=16,K=16", "dense:M=1,N=8,K=4,bias=1",
+                                              "batch_matmul:B=2,M=4,N=4,K=4"};
+  const std::vector<TargetKey> targets = {host_key(), {"cuda -arch=sm_80", ""}};
+  std::vector<TuningRecord> records;
+  for (size_t w = 0; w < workloads.size(); ++w) {
+    for (const TargetKey& target : targets) {
+      for (int64_t i = 0; i < 6; ++i) {
+        const double cost = 0.001 * double((i * 7 + w) % 6 + 1) / 3.0;
+        records.push_back(record_of(workloads[w], target, i, {cost, cost * 1.1},
+                                    i == 4 ? MeasureError::kRuntimeError : MeasureError::kOk));
+      }
+    }
+  }
+  ASSERT_TRUE(source.append(records).is_ok());
+  std::stringstream lines;
+  Result<int64_t> exported = source.export_jsonl(lines);
+  ASSERT_TRUE(exported.is_ok());
+  EXPECT_EQ(*exported, static_cast<int64_t>(records.size()));
+
+  TuningLog copy = open_log("copy.db");
+  Result<int64_t> imported = copy.import_jsonl(lines);
+  ASSERT_TRUE(imported.is_ok()) << imported.status().to_string();
+  EXPECT_EQ(*imported, *exported);
+  for (const std::string& w : workloads) {
+    for (const TargetKey& target : targets) {
+      Result<std::vector<TuningRecord>> a = source.best(workload_of(w), target, 10);
+      Result<std::vector<TuningRecord>> b = copy.best(workload_of(w), target, 10);
+      ASSERT_TRUE(a.is_ok() && b.is_ok());
+      EXPECT_EQ(*a, *b) << w << " on " << target.str();
+      EXPECT_EQ(a->size(), 5u);
+    }
+  }
+}
+
+TEST_F(TuningLogTest, AMalformedImportLineNamesItsNumberAndImportsNothing) {
+  TuningLog log = open_log();
+  const std::string good =
+      record_to_json_line(record_of("matmul:M=8,N=8,K=8", {"cuda -arch=sm_90", ""}, 3, {0.5}));
+  std::stringstream lines(good + "\n\n" + good + "\n" + "{\"workload\": \"matmul:M=8\"}\n" + good +
+                          "\n");
+  Result<int64_t> imported = log.import_jsonl(lines);
+  ASSERT_FALSE(imported.is_ok());
+  EXPECT_EQ(imported.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(imported.status().message(), HasSubstr("line 4"));
+  Result<TuningLogStats> stats = log.stats();
+  ASSERT_TRUE(stats.is_ok());
+  EXPECT_EQ(stats->records, 0);
+}
+
+TEST_F(TuningLogTest, ReadOnlyOpenOfAMissingFileCreatesNothing) {
+  const fs::path path = dir_ / "missing" / "tuning.db";
+  Result<TuningLog> log = TuningLog::open(path, {.read_only = true});
+  ASSERT_FALSE(log.is_ok());
+  EXPECT_EQ(log.status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(log.status().message(), HasSubstr(path.string()));
+  EXPECT_FALSE(fs::exists(dir_ / "missing"));
+}
+
+TEST_F(TuningLogTest, ReadOnlyLogAnswersAndRefusesWrites) {
+  { std::ofstream(dir_ / "empty.db"); }
+  TuningLog empty = open_log("empty.db", {.read_only = true});
+  Result<std::vector<TuningRecord>> best =
+      empty.best(workload_of("matmul:M=1,N=1,K=1"), host_key());
+  ASSERT_TRUE(best.is_ok());
+  EXPECT_TRUE(best->empty());
+  EXPECT_EQ(fs::file_size(dir_ / "empty.db"), 0u);
+
+  {
+    TuningLog writer = open_log();
+    ASSERT_TRUE(writer
+                    .append(std::vector<TuningRecord>{
+                        record_of("matmul:M=1,N=1,K=1", host_key(), 1, {0.1})})
+                    .is_ok());
+  }
+  TuningLog reader = open_log("tuning.db", {.read_only = true});
+  best = reader.best(workload_of("matmul:M=1,N=1,K=1"), host_key());
+  ASSERT_TRUE(best.is_ok());
+  EXPECT_EQ(best->size(), 1u);
+  Status status = reader.append(
+      std::vector<TuningRecord>{record_of("matmul:M=1,N=1,K=1", host_key(), 2, {0.1})});
+  EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(TuningLogTest, MigratesALogOfAnOlderSchema) {
+  const std::string w = "matmul:M=16,N=16,K=16";
+  {
+    TuningLog old = open_log("tuning.db", {.schema_version = 1});
+    EXPECT_EQ(old.schema_version(), 1);
+    ASSERT_TRUE(old.append(std::vector<TuningRecord>{record_of(w, host_key(), 1, {0.2}),
+                                                     record_of(w, host_key(), 2, {0.1})})
+                    .is_ok());
+  }
+  const fs::path path = dir_ / "tuning.db";
+  EXPECT_EQ(raw_sql(path, "PRAGMA user_version"), "1");
+  EXPECT_EQ(raw_sql(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'records_best'"), "0");
+  {
+    // A reader takes the older log as it is.
+    TuningLog reader = open_log("tuning.db", {.read_only = true});
+    EXPECT_EQ(reader.schema_version(), 1);
+    Result<std::vector<TuningRecord>> best = reader.best(workload_of(w), host_key());
+    ASSERT_TRUE(best.is_ok());
+    ASSERT_EQ(best->size(), 1u);
+  }
+  EXPECT_EQ(raw_sql(path, "PRAGMA user_version"), "1");
+
+  TuningLog log = open_log();
+  EXPECT_EQ(log.schema_version(), kTuningLogSchemaVersion);
+  EXPECT_EQ(raw_sql(path, "PRAGMA user_version"), std::to_string(kTuningLogSchemaVersion));
+  EXPECT_EQ(raw_sql(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'records_best'"), "1");
+  EXPECT_EQ(raw_sql(path, "SELECT value FROM meta WHERE key = 'schema_version'"),
+            std::to_string(kTuningLogSchemaVersion));
+  Result<std::vector<TuningRecord>> best = log.best(workload_of(w), host_key(), 5);
+  ASSERT_TRUE(best.is_ok());
+  ASSERT_EQ(best->size(), 2u);
+  EXPECT_EQ((*best)[0].config_index, 2);
+}
+
+TEST_F(TuningLogTest, RefusesANewerSchemaAndLeavesTheFileAlone) {
+  const fs::path path = dir_ / "tuning.db";
+  {
+    TuningLog log = open_log();
+    ASSERT_TRUE(
+        log.append(std::vector<TuningRecord>{record_of("matmul:M=1,N=1,K=1", host_key(), 1, {0.1})})
+            .is_ok());
+  }
+  raw_sql(path, "PRAGMA user_version = 99");
+  const std::string before = file_bytes(path);
+  for (bool read_only : {false, true}) {
+    Result<TuningLog> log = TuningLog::open(path, {.read_only = read_only});
+    ASSERT_FALSE(log.is_ok());
+    EXPECT_EQ(log.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_THAT(log.status().message(), HasSubstr("schema version 99"));
+    EXPECT_THAT(log.status().message(), HasSubstr("newer"));
+  }
+  EXPECT_EQ(file_bytes(path), before);
+  EXPECT_EQ(raw_sql(path, "PRAGMA user_version"), "99");
+
+  // An older kiln (schema 1) meeting this kiln's log is the same case.
+  raw_sql(path, "PRAGMA user_version = " + std::to_string(kTuningLogSchemaVersion));
+  Result<TuningLog> old = TuningLog::open(path, {.schema_version = 1});
+  ASSERT_FALSE(old.is_ok());
+  EXPECT_EQ(old.status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(TuningLogTest, RefusesAForeignSqliteFileAndCreatesNoTablesInIt) {
+  const fs::path path = dir_ / "app.db";
+  raw_sql(path, "CREATE TABLE people (name TEXT); INSERT INTO people VALUES ('ada')");
+  const std::string before = file_bytes(path);
+  for (bool read_only : {false, true}) {
+    Result<TuningLog> log = TuningLog::open(path, {.read_only = read_only});
+    ASSERT_FALSE(log.is_ok());
+    EXPECT_EQ(log.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_THAT(log.status().message(), HasSubstr("is not a kiln tuning log"));
+    EXPECT_THAT(log.status().message(), HasSubstr(path.string()));
+  }
+  EXPECT_EQ(file_bytes(path), before);
+  EXPECT_EQ(raw_sql(path, "SELECT group_concat(name) FROM sqlite_schema"), "people");
+
+  // A meta table that names another application is just as foreign.
+  const fs::path other = dir_ / "other.db";
+  raw_sql(other,
+          "CREATE TABLE meta (key TEXT, value TEXT);"
+          "INSERT INTO meta VALUES ('application', 'someone-else')");
+  Result<TuningLog> log = TuningLog::open(other);
+  ASSERT_FALSE(log.is_ok());
+  EXPECT_THAT(log.status().message(), HasSubstr("does not name kiln"));
+}
+
+TEST_F(TuningLogTest, RefusesAFileThatIsNotSqlite) {
+  const fs::path path = dir_ / "notes.db";
+  std::ofstream(path) << "these are my notes, not a database\n" << std::string(5000, 'x');
+  const std::string before = file_bytes(path);
+  Result<TuningLog> log = TuningLog::open(path);
+  ASSERT_FALSE(log.is_ok());
+  EXPECT_EQ(log.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(log.status().message(), HasSubstr("not a SQLite database"));
+  EXPECT_EQ(file_bytes(path), before);
+  EXPECT_FALSE(fs::exists(dir_ / "notes.db-wal"));
+}
+
+TEST_F(TuningLogTest, ReportsADamagedLogAsDataLossAndLeavesItAlone) {
+  const fs::path path = dir_ / "tuning.db";
+  {
+    TuningLog log = open_log();
+    ASSERT_TRUE(
+        log.append(std::vector<TuningRecord>{record_of("matmul:M=1,N=1,K=1", host_key(), 1, {0.1})})
+            .is_ok());
+  }
+  // Keep the 100-byte header (so SQLite sees its own file) and wreck the rest of page 1, which
+  // holds the schema.
+  std::string bytes = file_bytes(path);
+  ASSERT_GT(bytes.size(), 4096u);
+  for (size_t i = 100; i < 4096; ++i) bytes[i] = static_cast<char>(0xA5);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+  for (bool read_only : {false, true}) {
+    Result<TuningLog> log = TuningLog::open(path, {.read_only = read_only});
+    ASSERT_FALSE(log.is_ok());
+    EXPECT_EQ(log.status().code(), StatusCode::kDataLoss) << log.status().to_string();
+    EXPECT_THAT(log.status().message(), HasSubstr("damaged"));
+  }
+  EXPECT_EQ(file_bytes(path), bytes);
+}
+
+TEST(DefaultTuningLogPath, PrefersKilnDbThenXdgDataHomeThenHome) {
+  struct SavedEnv {
+    std::string name;
+    std::optional<std::string> value;
+  };
+  std::vector<SavedEnv> saved;
+  for (const char* name : {"KILN_DB", "XDG_DATA_HOME", "HOME"}) {
+    const char* value = getenv(name);
+    saved.push_back({name, value ? std::optional<std::string>(value) : std::nullopt});
+  }
+  setenv("KILN_DB", "/data/kiln.db", 1);
+  setenv("XDG_DATA_HOME", "/xdg", 1);
+  setenv("HOME", "/home/ada", 1);
+  EXPECT_EQ(default_tuning_log_path().value(), fs::path("/data/kiln.db"));
+  unsetenv("KILN_DB");
+  EXPECT_EQ(default_tuning_log_path().value(), fs::path("/xdg/kiln/tuning.db"));
+  setenv("XDG_DATA_HOME", "relative/ignored", 1);
+  EXPECT_EQ(default_tuning_log_path().value(), fs::path("/home/ada/.local/share/kiln/tuning.db"));
+  unsetenv("XDG_DATA_HOME");
+  EXPECT_EQ(default_tuning_log_path().value(), fs::path("/home/ada/.local/share/kiln/tuning.db"));
+  unsetenv("HOME");
+  EXPECT_EQ(default_tuning_log_path().status().code(), StatusCode::kNotFound);
+  for (const SavedEnv& env : saved) {
+    if (env.value) {
+      setenv(env.name.c_str(), env.value->c_str(), 1);
+    } else {
+      unsetenv(env.name.c_str());
+    }
+  }
+}
+
+/// A record of `workload` on this host for point `index` of its space.
+TuningRecord host_record(const Workload& workload, const ConfigSpace& space, int64_t index,
+                         double cost) {
+  Config config = *space.at(index);
+  nlohmann::json json = nlohmann::json::parse(space.to_json(config));
+  TuningRecord record = record_of(workload.canonical(), host_key(), index, {cost});
+  record.config_knobs = json["knobs"].dump();
+  return record;
+}
+
+/// Runs `kernel` on random inputs and checks it against the reference implementation.
+void expect_correct(const Workload& workload, Kernel& kernel) {
+  std::mt19937_64 rng(7);
+  std::vector<Buffer> buffers;
+  for (const Shape& shape : workload.input_shapes()) {
+    buffers.push_back(Buffer::create(shape).value());
+    buffers.back().fill_random(rng);
+  }
+  buffers.push_back(Buffer::create(workload.output_shape()).value());
+  Buffer expected = Buffer::create(workload.output_shape()).value();
+  std::vector<float*> args;
+  for (Buffer& b : buffers) args.push_back(b.data());
+  kernel.run(args);
+  std::vector<const float*> inputs(args.begin(), args.end() - 1);
+  run_reference(workload, inputs, expected.data(), 1);
+  EXPECT_LE(max_relative_error(args.back(), expected.data(), expected.size()), 1e-4);
+}
+
+TEST_F(TuningLogTest, ApplyBestFallsBackToTheDefaultConfig) {
+  const Workload workload = workload_of("matmul:M=24,N=16,K=8");
+  const Target host = *resolve_host_target(Target{});
+  const ConfigSpace space = *config_space(workload, host);
+  Result<AppliedBest> without_log = apply_best(nullptr, workload, Target{});
+  ASSERT_TRUE(without_log.is_ok()) << without_log.status().to_string();
+  EXPECT_EQ(without_log->choice.source, ConfigSource::kDefault);
+  EXPECT_EQ(without_log->choice.config.index, space.default_config().index);
+  EXPECT_FALSE(without_log->choice.record.has_value());
+  expect_correct(workload, *without_log->kernel);
+
+  // Records for other hardware or other workloads do not count.
+  TuningLog log = open_log();
+  TuningRecord elsewhere = host_record(workload, space, 1, 0.001);
+  elsewhere.target = {"cuda -arch=sm_80", ""};
+  TuningRecord other_workload = host_record(workload, space, 1, 0.001);
+  other_workload.workload = "matmul:M=25,N=16,K=8";
+  ASSERT_TRUE(log.append(std::vector<TuningRecord>{elsewhere, other_workload}).is_ok());
+  Result<AppliedBest> applied = apply_best(&log, workload, Target{});
+  ASSERT_TRUE(applied.is_ok());
+  EXPECT_EQ(applied->choice.source, ConfigSource::kDefault);
+  EXPECT_STREQ(config_source_name(applied->choice.source), "default");
+}
+
+TEST_F(TuningLogTest, ApplyBestBuildsTheFastestValidRecordsConfig) {
+  const Workload workload = workload_of("matmul:M=24,N=16,K=8");
+  const Target host = *resolve_host_target(Target{});
+  const ConfigSpace space = *config_space(workload, host);
+  ASSERT_GT(space.size(), 4);
+  const int64_t fast = space.size() - 1, slow = 1, stale = space.size() + 5;
+  TuningLog log = open_log();
+  TuningRecord gone = host_record(workload, space, 0, 0.0001);  // left the space
+  gone.config_index = stale;
+  TuningRecord wrong = host_record(workload, space, 2, 0.00001);
+  wrong.error = MeasureError::kWrongAnswer;
+  ASSERT_TRUE(
+      log.append(std::vector<TuningRecord>{host_record(workload, space, slow, 0.002),
+                                           host_record(workload, space, fast, 0.001), gone, wrong})
+          .is_ok());
+  Result<AppliedBest> applied = apply_best(&log, workload, Target{});
+  ASSERT_TRUE(applied.is_ok()) << applied.status().to_string();
+  EXPECT_EQ(applied->choice.source, ConfigSource::kRecord);
+  EXPECT_STREQ(config_source_name(applied->choice.source), "record");
+  EXPECT_EQ(applied->choice.config.index, fast);
+  ASSERT_TRUE(applied->choice.record.has_value());
+  EXPECT_DOUBLE_EQ(applied->choice.record->median_cost(), 0.001);
+  expect_correct(workload, *applied->kernel);
+}
+
+}  // namespace
+}  // namespace kiln::core

@@ -1,0 +1,39 @@
+#include "tuner/cli/tuning_log_flag.h"
+
+#include <ctime>
+#include <string>
+
+#include <spdlog/fmt/fmt.h>
+
+namespace kiln::tuner {
+
+void add_db_flag(FlagSet& flags, const std::string& use) {
+  // The default is spelled out in the help instead of resolved: it depends on the environment.
+  flags.add_string("db", "PATH",
+                   use +
+                       " (default: $KILN_DB, else $XDG_DATA_HOME/kiln/tuning.db, else "
+                       "~/.local/share/kiln/tuning.db)");
+}
+
+Result<std::filesystem::path> db_path(const FlagSet& flags) {
+  if (!flags.is_set("db")) return core::default_tuning_log_path();
+  const std::string& path = flags.get_string("db");
+  if (path.empty()) return invalid_argument("--db needs a file path, got an empty string");
+  return std::filesystem::path(path);
+}
+
+Result<core::TuningLog> open_db_for_reading(const FlagSet& flags) {
+  KILN_ASSIGN_OR_RETURN(std::filesystem::path path, db_path(flags));
+  return core::TuningLog::open(path, {.read_only = true});
+}
+
+std::string format_unix_ms(int64_t unix_ms) {
+  const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &utc);
+  return fmt::format("{}.{:03}Z", text, unix_ms % 1000);
+}
+
+}  // namespace kiln::tuner

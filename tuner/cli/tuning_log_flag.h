@@ -1,0 +1,30 @@
+/// \file
+/// The `--db PATH` flag that `kiln run`, `kiln best` and `kiln db` share, and how they open the
+/// tuning log it names.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "compiler_core/db/tuning_log.h"
+#include "compiler_core/support/status.h"
+#include "tuner/cli/flags.h"
+
+namespace kiln::tuner {
+
+/// Declares `--db PATH` on `flags`; `use` says what the command does with the log.
+void add_db_flag(FlagSet& flags, const std::string& use);
+
+/// The path `--db` names, else the default (core::default_tuning_log_path()). InvalidArgument
+/// for an empty --db; NotFound when there is no default.
+Result<std::filesystem::path> db_path(const FlagSet& flags);
+
+/// Opens the tuning log `--db` names for reading. NotFound when the file does not exist (it is
+/// never created), and the errors of core::TuningLog::open.
+Result<core::TuningLog> open_db_for_reading(const FlagSet& flags);
+
+/// `unix_ms` (milliseconds since the Unix epoch) in RFC 3339, UTC: 2024-06-01T12:00:00.000Z.
+std::string format_unix_ms(int64_t unix_ms);
+
+}  // namespace kiln::tuner
