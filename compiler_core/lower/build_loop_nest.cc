@@ -66,8 +66,8 @@ struct StagePlan {
 
 class NestBuilder {
  public:
-  NestBuilder(std::vector<Stage> stages, const Schedule& schedule)
-      : stages_(std::move(stages)), schedule_(schedule) {}
+  NestBuilder(const std::vector<Stage>& stages, const Schedule& schedule)
+      : stages_(stages), schedule_(schedule) {}
 
   Stmt build_root() {
     std::vector<Stmt> nests;
@@ -305,23 +305,30 @@ class NestBuilder {
     return stmt;
   }
 
-  std::vector<Stage> stages_;
+  const std::vector<Stage>& stages_;
   const Schedule& schedule_;
 };
 
 }  // namespace
 
 LoopNest build_loop_nest(const Schedule& schedule) {
-  std::vector<Stage> stages = schedule.stages();
-  KILN_CHECK(!stages.empty() && !stages.back().is_placeholder) << "schedule without output";
-  // Inline elementwise stages into their readers, in definition order.
-  for (size_t i = 0; i < stages.size(); ++i) {
-    if (stages[i].attach != Stage::Attach::kInline) continue;
-    Inliner inliner(stages[i]);
-    for (size_t j = i + 1; j < stages.size(); ++j) {
-      if (stages[j].body.defined()) stages[j].body = inliner.mutate(stages[j].body);
+  KILN_CHECK(!schedule.stages().empty() && !schedule.stages().back().is_placeholder)
+      << "schedule without output";
+  // Inline elementwise stages into their readers, in definition order. Only then do the
+  // stages need a copy: cost-model features build a nest for every candidate a search sees.
+  const bool inlines =
+      std::any_of(schedule.stages().begin(), schedule.stages().end(),
+                  [](const Stage& s) { return s.attach == Stage::Attach::kInline; });
+  std::vector<Stage> inlined;
+  if (inlines) inlined = schedule.stages();
+  for (size_t i = 0; i < inlined.size(); ++i) {
+    if (inlined[i].attach != Stage::Attach::kInline) continue;
+    Inliner inliner(inlined[i]);
+    for (size_t j = i + 1; j < inlined.size(); ++j) {
+      if (inlined[j].body.defined()) inlined[j].body = inliner.mutate(inlined[j].body);
     }
   }
+  const std::vector<Stage>& stages = inlines ? inlined : schedule.stages();
   for (const Stage& s : stages) {
     if (s.attach != Stage::Attach::kAt) continue;
     bool found = false;

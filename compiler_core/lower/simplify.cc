@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "compiler_core/ir/ir_visitor.h"
 #include "compiler_core/ir/printer.h"
@@ -22,21 +25,69 @@ int64_t floor_div(int64_t a, int64_t b) {
 
 int64_t floor_mod(int64_t a, int64_t b) { return a - floor_div(a, b) * b; }
 
-/// sum(coeff * term) + constant, terms keyed by their printed form.
+/// Appends the printed form of `e` (exactly what ir::to_string prints) to `out`. Index terms
+/// are variables, constants and integer arithmetic; those print here without the cost of a
+/// stream, anything else through the printer.
+void append_key(const Expr& e, std::string& out) {
+  auto binary = [&](const char* op, const Expr& a, const Expr& b) {
+    out += '(';
+    append_key(a, out);
+    out += op;
+    append_key(b, out);
+    out += ')';
+  };
+  auto call = [&](const char* name, const Expr& a, const Expr& b) {
+    out += name;
+    append_key(a, out);
+    out += ", ";
+    append_key(b, out);
+    out += ')';
+  };
+  switch (e.kind()) {
+    case ir::NodeKind::kVar:
+      out += e.as<ir::Var>()->name;
+      return;
+    case ir::NodeKind::kIntImm:
+      out += std::to_string(e.as<ir::IntImm>()->value);
+      return;
+    case ir::NodeKind::kAdd:
+      return binary(" + ", e.as<ir::Add>()->a, e.as<ir::Add>()->b);
+    case ir::NodeKind::kSub:
+      return binary(" - ", e.as<ir::Sub>()->a, e.as<ir::Sub>()->b);
+    case ir::NodeKind::kMul:
+      return binary(" * ", e.as<ir::Mul>()->a, e.as<ir::Mul>()->b);
+    case ir::NodeKind::kDiv:
+      return binary(" / ", e.as<ir::Div>()->a, e.as<ir::Div>()->b);
+    case ir::NodeKind::kMod:
+      return binary(" % ", e.as<ir::Mod>()->a, e.as<ir::Mod>()->b);
+    case ir::NodeKind::kMin:
+      return call("min(", e.as<ir::Min>()->a, e.as<ir::Min>()->b);
+    case ir::NodeKind::kMax:
+      return call("max(", e.as<ir::Max>()->a, e.as<ir::Max>()->b);
+    default:
+      out += ir::to_string(e);
+      return;
+  }
+}
+
+/// sum(coeff * term) + constant, terms keyed by their printed form and kept sorted by it (a
+/// flat vector: index sums have a handful of terms).
 struct Linear {
-  std::map<std::string, std::pair<Expr, int64_t>> terms;
+  std::vector<std::pair<std::string, std::pair<Expr, int64_t>>> terms;
   int64_t constant = 0;
 
   void add_term(const Expr& term, int64_t coeff) {
     if (coeff == 0) return;
-    // Variables, most terms, print as their name: skip the printer for them (same key).
-    const auto* var = term.as<ir::Var>();
-    std::string key = var ? var->name : ir::to_string(term);
-    auto [it, inserted] = terms.emplace(key, std::make_pair(term, coeff));
-    if (!inserted) {
-      it->second.second += coeff;
-      if (it->second.second == 0) terms.erase(it);
+    std::string key;
+    append_key(term, key);
+    auto it = std::lower_bound(terms.begin(), terms.end(), key,
+                               [](const auto& t, const std::string& k) { return t.first < k; });
+    if (it == terms.end() || it->first != key) {
+      terms.insert(it, {std::move(key), std::make_pair(term, coeff)});
+      return;
     }
+    it->second.second += coeff;
+    if (it->second.second == 0) terms.erase(it);
   }
   void add(const Linear& o, int64_t scale) {
     for (const auto& [key, tc] : o.terms) add_term(tc.first, tc.second * scale);

@@ -11,6 +11,13 @@ namespace {
 
 using ir::Expr;
 
+/// Appends a stage. Room for a template's stages is made once: Stage is large, and cost-model
+/// features build a schedule for every candidate a search looks at.
+void add_stage(std::vector<Stage>& stages, Stage s) {
+  if (stages.capacity() == 0) stages.reserve(8);
+  stages.push_back(std::move(s));
+}
+
 std::vector<Expr> vars_of(const std::vector<std::string>& names) {
   std::vector<Expr> vars;
   for (const std::string& n : names) vars.push_back(ir::Var::make(n));
@@ -49,7 +56,7 @@ Tensor Schedule::placeholder(const std::string& name, const Shape& shape) {
   s.name = name;
   s.shape = shape;
   s.is_placeholder = true;
-  stages_.push_back(std::move(s));
+  add_stage(stages_, std::move(s));
   return {name, shape};
 }
 
@@ -63,7 +70,7 @@ Tensor Schedule::compute(const std::string& name, const Shape& shape,
   for (const std::string& a : axis_names) s.axes.push_back(name + "." + a);
   s.body = body(vars_of(s.axes));
   s.leaves = s.axes;
-  stages_.push_back(std::move(s));
+  add_stage(stages_, std::move(s));
   return {name, shape};
 }
 
@@ -83,7 +90,7 @@ Tensor Schedule::compute_sum(
   s.body = body(vars_of(s.axes), vars_of(s.reduce_axes));
   s.leaves = s.axes;
   s.leaves.insert(s.leaves.end(), s.reduce_axes.begin(), s.reduce_axes.end());
-  stages_.push_back(std::move(s));
+  add_stage(stages_, std::move(s));
   return {name, shape};
 }
 

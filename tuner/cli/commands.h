@@ -13,11 +13,18 @@ namespace kiln::tuner {
 /// implementation and times it (run.cc).
 int run_command(const std::vector<std::string>& args);
 
+/// `kiln tune`: searches a workload's space on this machine into the tuning log (tune.cc).
+int tune_command(const std::vector<std::string>& args);
+
 /// `kiln best`: lists the fastest valid records of a workload on a target from the tuning log
 /// (best.cc).
 int best_command(const std::vector<std::string>& args);
 
 /// `kiln db export|import|stats`: the tuning log as JSON lines, and its counts (db.cc).
 int db_command(const std::vector<std::string>& args);
+
+/// `kiln model eval`: the cost model's ranking of a workload's held-out records, trained and
+/// pre-trained on other shapes (model.cc).
+int model_command(const std::vector<std::string>& args);
 
 }  // namespace kiln::tuner

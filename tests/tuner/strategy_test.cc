@@ -1,0 +1,85 @@
+// Search strategies: valid, unmeasured, distinct proposals, reproducible from the seed.
+
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "compiler_core/schedule/templates.h"
+#include "tuner/strategy/strategy.h"
+
+namespace kiln::tuner {
+namespace {
+
+core::ConfigSpace matmul_space() {
+  core::Target target;
+  target.vector_lanes = 16;
+  return *core::config_space(*core::parse_workload("matmul:M=128,N=128,K=128"), target);
+}
+
+class EveryStrategy : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(EveryStrategy, ProposesOnlyValidUnmeasuredDistinctConfigs) {
+  core::ConfigSpace space = matmul_space();
+  auto strategy = make_strategy(GetParam(), space, 7);
+  ASSERT_TRUE(strategy.is_ok());
+  std::set<int64_t> measured;
+  for (int round = 0; round < 10; ++round) {
+    std::vector<core::Config> batch = (*strategy)->propose(32, measured);
+    ASSERT_EQ(batch.size(), 32u);
+    std::vector<Observation> observed;
+    for (const core::Config& c : batch) {
+      Result<core::Config> checked = space.from_values(c.values);
+      ASSERT_TRUE(checked.is_ok()) << checked.status().to_string();
+      EXPECT_EQ(checked->index, c.index);
+      EXPECT_TRUE(measured.insert(c.index).second) << "config " << c.index << " proposed twice";
+      // A made-up throughput that favours small indices, so the genetic search has parents.
+      observed.push_back({c, 1000.0 / double(1 + c.index % 97), true});
+    }
+    (*strategy)->observe(observed);
+  }
+}
+
+TEST_P(EveryStrategy, SameSeedGivesTheSameProposals) {
+  core::ConfigSpace space = matmul_space();
+  auto a = make_strategy(GetParam(), space, 42);
+  auto b = make_strategy(GetParam(), space, 42);
+  ASSERT_TRUE(a.is_ok() && b.is_ok());
+  std::set<int64_t> measured;
+  for (int round = 0; round < 5; ++round) {
+    std::vector<core::Config> x = (*a)->propose(16, measured);
+    std::vector<core::Config> y = (*b)->propose(16, measured);
+    ASSERT_EQ(x.size(), y.size());
+    std::vector<Observation> observed;
+    for (size_t i = 0; i < x.size(); ++i) {
+      EXPECT_EQ(x[i].index, y[i].index);
+      measured.insert(x[i].index);
+      observed.push_back({x[i], double(x[i].index % 13), true});
+    }
+    (*a)->observe(observed);
+    (*b)->observe(observed);
+  }
+}
+
+TEST_P(EveryStrategy, StopsWhenTheSpaceIsExhausted) {
+  core::ConfigSpace space("tiny", {{"a", {1, 2, 3}}, {"b", {1, 2}}});
+  auto strategy = make_strategy(GetParam(), space, 3);
+  ASSERT_TRUE(strategy.is_ok());
+  std::set<int64_t> measured = {0, 4};
+  std::vector<core::Config> batch = (*strategy)->propose(10, measured);
+  std::set<int64_t> indices;
+  for (const core::Config& c : batch) indices.insert(c.index);
+  EXPECT_EQ(indices, (std::set<int64_t>{1, 2, 3, 5}));
+}
+
+INSTANTIATE_TEST_SUITE_P(Strategies, EveryStrategy, ::testing::Values("random", "grid", "ga"));
+
+TEST(MakeStrategy, UnknownNameIsInvalidArgument) {
+  core::ConfigSpace space = matmul_space();
+  auto s = make_strategy("annealing", space, 1);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.status().message().find("annealing"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace kiln::tuner

@@ -1,0 +1,114 @@
+// `kiln tune` killed with SIGKILL mid-job and run again: the job ends with exactly its trials
+// and no config measured twice.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "compiler_core/db/tuning_log.h"
+
+extern char** environ;
+
+namespace kiln {
+namespace {
+
+constexpr const char* kWorkload = "matmul:M=48,N=40,K=32";
+
+pid_t spawn_tune(const std::string& db, int trials) {
+  std::vector<std::string> args = {KILN_BINARY, "tune", "--workload", kWorkload,
+                                   "--target",  "llvm", "--trials",   std::to_string(trials),
+                                   "--batch",   "4",    "--threads",  "1",
+                                   "--db",      db,     "--tuner",    "random"};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  return rc == 0 ? pid : -1;
+}
+
+int64_t records_in(const std::string& db) {
+  if (!std::filesystem::exists(db)) return 0;
+  core::TuningLogOptions options;
+  options.read_only = true;
+  Result<core::TuningLog> log = core::TuningLog::open(db, options);
+  if (!log.is_ok()) return 0;
+  Result<core::TuningLogStats> stats = log->stats();
+  return stats.is_ok() ? stats->records : 0;
+}
+
+TEST(TuneResume, KilledJobResumesWithoutDuplicates) {
+  std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("kiln_tune_resume_" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::string db = (dir / "log.db").string();
+  constexpr int kTrials = 40;
+
+  pid_t pid = spawn_tune(db, kTrials);
+  ASSERT_GT(pid, 0);
+  // Kill it once a few batches are committed (polled against a deadline, not slept for).
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (records_in(db) < 8 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GE(records_in(db), 8) << "the first run committed nothing in time";
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  int64_t after_kill = records_in(db);
+  EXPECT_LT(after_kill, kTrials) << "the job finished before it could be killed";
+
+  pid = spawn_tune(db, kTrials);
+  ASSERT_GT(pid, 0);
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+
+  Result<core::TuningLog> log = core::TuningLog::open(db);
+  ASSERT_TRUE(log.is_ok()) << log.status().to_string();
+  Result<core::Workload> workload = core::parse_workload(kWorkload);
+  ASSERT_TRUE(workload.is_ok());
+  Result<core::TuningLogStats> stats = log->stats();
+  ASSERT_TRUE(stats.is_ok());
+  EXPECT_EQ(stats->records, kTrials);
+  Result<core::TargetKey> key = [&]() -> Result<core::TargetKey> {
+    // The only target in the log is this machine's.
+    std::stringstream out;
+    KILN_RETURN_IF_ERROR(log->export_jsonl(out).status());
+    std::string line;
+    std::getline(out, line);
+    KILN_ASSIGN_OR_RETURN(core::TuningRecord r, core::record_from_json_line(line));
+    return r.target;
+  }();
+  ASSERT_TRUE(key.is_ok()) << key.status().to_string();
+  Result<std::vector<core::TuningRecord>> history = log->history(*workload, *key);
+  ASSERT_TRUE(history.is_ok());
+  std::set<int64_t> configs;
+  for (const core::TuningRecord& r : *history) {
+    EXPECT_TRUE(configs.insert(r.config_index).second)
+        << "config " << r.config_index << " measured twice";
+  }
+  EXPECT_EQ(configs.size(), size_t(kTrials));
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace kiln

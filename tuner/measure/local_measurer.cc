@@ -1,0 +1,120 @@
+#include "tuner/measure/local_measurer.h"
+
+#include <atomic>
+#include <chrono>
+#include <random>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "compiler_core/build.h"
+#include "compiler_core/codegen/llvm/host.h"
+#include "compiler_core/runtime/thread_pool.h"
+#include "compiler_core/support/log.h"
+#include "compiler_core/te/reference.h"
+
+namespace kiln::tuner {
+namespace {
+
+constexpr uint64_t kInputSeed = 20240601;
+constexpr double kMaxRelativeError = 1e-4;
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<LocalMeasurer>> LocalMeasurer::create(const core::Workload& workload,
+                                                             const core::Target& target,
+                                                             const core::ConfigSpace& space,
+                                                             const MeasureSettings& settings) {
+  std::unique_ptr<LocalMeasurer> m(new LocalMeasurer());
+  m->workload_ = workload;
+  m->target_ = target;
+  m->space_ = &space;
+  m->settings_ = settings;
+  m->device_ = core::host_cpu_model_name();
+  KILN_ASSIGN_OR_RETURN(m->target_key_, core::make_target_key(target));
+  std::mt19937_64 rng(kInputSeed);
+  std::vector<const float*> inputs;
+  for (const core::Shape& shape : workload.input_shapes()) {
+    KILN_ASSIGN_OR_RETURN(core::Buffer b, core::Buffer::create(shape));
+    b.fill_random(rng);
+    m->buffers_.push_back(std::move(b));
+  }
+  for (const core::Buffer& b : m->buffers_) inputs.push_back(b.data());
+  KILN_ASSIGN_OR_RETURN(core::Buffer out, core::Buffer::create(workload.output_shape()));
+  m->buffers_.push_back(std::move(out));
+  KILN_ASSIGN_OR_RETURN(m->expected_, core::Buffer::create(workload.output_shape()));
+  core::run_reference(workload, inputs, m->expected_.data(), std::max(1, settings.threads));
+  return m;
+}
+
+std::vector<core::TuningRecord> LocalMeasurer::measure(const std::vector<core::Config>& configs) {
+  // Build phase: candidates compile in parallel; nothing is timed meanwhile.
+  std::vector<Result<std::unique_ptr<core::Kernel>>> kernels;
+  kernels.reserve(configs.size());
+  for (size_t i = 0; i < configs.size(); ++i) kernels.emplace_back(internal_error("not built"));
+  std::atomic<size_t> next{0};
+  auto builder = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < configs.size();) {
+      kernels[i] = core::build_kernel(workload_, target_, configs[i]);
+    }
+  };
+  std::vector<std::thread> builders;
+  for (int t = 1; t < settings_.build_threads; ++t) builders.emplace_back(builder);
+  builder();
+  for (std::thread& t : builders) t.join();
+
+  // Timing phase: one kernel at a time.
+  nlohmann::json options = {{"number", settings_.timing.number},
+                            {"repeat", settings_.timing.repeat},
+                            {"min_repeat_ms", settings_.timing.min_repeat_ms},
+                            {"warmup", settings_.timing.warmup},
+                            {"threads", settings_.threads}};
+  core::set_num_threads(settings_.threads);
+  std::vector<float*> args;
+  for (core::Buffer& b : buffers_) args.push_back(b.data());
+  core::Buffer& output = buffers_.back();
+
+  std::vector<core::TuningRecord> records;
+  for (size_t i = 0; i < configs.size(); ++i) {
+    core::TuningRecord r;
+    r.workload = workload_.canonical();
+    r.target = target_key_;
+    r.config_index = configs[i].index;
+    r.config_knobs = nlohmann::json::parse(space_->to_json(configs[i]))["knobs"].dump();
+    r.agent = "local";
+    r.device = device_;
+    r.measure_options = options.dump();
+    if (!kernels[i].is_ok()) {
+      const Status& s = kernels[i].status();
+      r.error = s.code() == StatusCode::kInvalidConfig ? core::MeasureError::kInvalidConfig
+                                                       : core::MeasureError::kCompileError;
+      r.error_message = s.message();
+    } else {
+      std::fill(output.data(), output.data() + output.size(), 0.0f);
+      (*kernels[i])->run(args);
+      double err = core::max_relative_error(output.data(), expected_.data(), output.size());
+      if (!(err <= kMaxRelativeError)) {
+        r.error = core::MeasureError::kWrongAnswer;
+        r.error_message = "max relative error " + std::to_string(err);
+      } else {
+        core::TimingResult t =
+            core::time_function([&] { (*kernels[i])->run(args); }, settings_.timing);
+        r.costs = t.seconds;
+      }
+    }
+    r.measured_at_ms = now_ms();
+    logger("tuner")->debug("measured config={} error={} median_s={}", r.config_index,
+                           core::measure_error_name(r.error),
+                           r.costs.empty() ? 0 : r.median_cost());
+    records.push_back(std::move(r));
+  }
+  return records;
+}
+
+}  // namespace kiln::tuner
