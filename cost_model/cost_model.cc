@@ -1,5 +1,6 @@
 #include "cost_model/cost_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -89,6 +90,37 @@ class XgbCostModel : public CostModel {
     Dataset data = make_dataset(records);
     if (data.rows() == 0) return Status::ok();  // nothing new to learn from
     return model_->update(data.view());
+  }
+
+  Status fit(std::span<const Sample> samples, bool continue_training) override {
+    if (!workload_) {
+      return Status(StatusCode::kFailedPrecondition,
+                    "no workload set: call set_workload before fitting samples");
+    }
+    std::vector<float> features(samples.size() * kNumFeatures);
+    std::vector<float> labels;
+    labels.reserve(samples.size());
+    double best = 0;
+    for (const Sample& sample : samples) {
+      std::span<float> row(features.data() + labels.size() * kNumFeatures, kNumFeatures);
+      if (!this->features(sample.config, row)) continue;
+      labels.push_back(static_cast<float>(sample.throughput));
+      best = std::max(best, sample.throughput);
+    }
+    if (labels.empty()) {
+      return invalid_argument("none of the " + std::to_string(samples.size()) +
+                              " samples lowers to a loop nest the model can learn from");
+    }
+    for (float& label : labels) label = best > 0 ? static_cast<float>(label / best) : 0.0f;
+    const unsigned group = static_cast<unsigned>(labels.size());
+    TrainingData data{std::span<const float>(features.data(), labels.size() * kNumFeatures), labels,
+                      std::span<const unsigned>(&group, 1)};
+    if (continue_training && is_trained()) return model_->update(data);
+    KILN_ASSIGN_OR_RETURN(XgbModel model,
+                          XgbModel::create(kNumFeatures, kFeatureVersion, options_.xgb));
+    KILN_RETURN_IF_ERROR(model.train(data));
+    model_ = std::move(model);
+    return Status::ok();
   }
 
   Status save(const std::filesystem::path& path) const override {

@@ -24,6 +24,14 @@
 
 namespace kiln::cost {
 
+/// One measured candidate of the current workload, for CostModel::fit.
+struct Sample {
+  core::Config config;
+  /// Runs per second (1 / seconds per run); 0 for a config that failed to build, crashed or
+  /// computed a wrong answer. Only the order of samples matters.
+  double throughput = 0;
+};
+
 class CostModel {
  public:
   virtual ~CostModel() = default;
@@ -54,6 +62,13 @@ class CostModel {
   /// Continues training on new `records` alone, adding trees to the current model instead of
   /// starting over; train() when the model is untrained.
   virtual Status update(std::span<const core::TuningRecord> records) = 0;
+
+  /// Trains on `samples` of the current workload (one ranking group), through the feature
+  /// cache: a search that scored a config already pays nothing to learn from it. With
+  /// `continue_training` and a trained model, adds trees fitted to these samples alone (as
+  /// update()); else trains from scratch. Samples whose config does not lower are left out.
+  /// FailedPrecondition when no workload is set; InvalidArgument when nothing is left.
+  virtual Status fit(std::span<const Sample> samples, bool continue_training) = 0;
 
   /// Writes the model to `path` (see XgbModel::save). FailedPrecondition when untrained.
   virtual Status save(const std::filesystem::path& path) const = 0;

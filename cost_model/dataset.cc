@@ -23,8 +23,11 @@ struct Group {
   std::vector<size_t> records;  ///< indices of its records
 };
 
+/// INVALID_CONFIG is no kernel at all; DEVICE_LOST and TIMEOUT may be the fleet's fault (a board
+/// that crashed, a lease that ran out) rather than the config's, so they teach nothing about it.
 bool featurisable(core::MeasureError error) {
-  return error != core::MeasureError::kInvalidConfig && error != core::MeasureError::kDeviceLost;
+  return error != core::MeasureError::kInvalidConfig && error != core::MeasureError::kDeviceLost &&
+         error != core::MeasureError::kTimeout;
 }
 
 }  // namespace

@@ -31,7 +31,8 @@ struct Dataset {
 };
 
 /// Featurises `records`. Measurements that failed for the config's sake (COMPILE_ERROR,
-/// RUNTIME_ERROR, WRONG_ANSWER, TIMEOUT) get label 0; INVALID_CONFIG and DEVICE_LOST records,
+/// RUNTIME_ERROR, WRONG_ANSWER) get label 0; INVALID_CONFIG records, DEVICE_LOST and TIMEOUT
+/// records (which an infrastructure fault can cause, so they say nothing of the config),
 /// records whose workload or target no longer parses, and configs that are no longer points
 /// of their space are skipped and counted. Never fails.
 Dataset make_dataset(std::span<const core::TuningRecord> records);

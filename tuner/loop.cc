@@ -1,7 +1,11 @@
 #include "tuner/loop.h"
 
+#include <algorithm>
 #include <chrono>
+#include <map>
 #include <set>
+
+#include <nlohmann/json.hpp>
 
 #include "compiler_core/support/log.h"
 #include "tuner/strategy/strategy.h"
@@ -9,50 +13,78 @@
 namespace kiln::tuner {
 namespace {
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+void tag_remeasurement(core::TuningRecord& record) {
+  nlohmann::json options = nlohmann::json::parse(record.measure_options, nullptr, false);
+  if (!options.is_object()) options = nlohmann::json::object();
+  options["remeasure"] = true;
+  record.measure_options = options.dump();
 }
 
 }  // namespace
 
+bool is_remeasurement(const core::TuningRecord& record) {
+  nlohmann::json options = nlohmann::json::parse(record.measure_options, nullptr, false);
+  return options.is_object() && options.value("remeasure", false) == true;
+}
+
 Result<TuneSummary> run_tuning(const core::Workload& workload, const core::Target& target,
                                const core::ConfigSpace& space, core::TuningLog& log,
-                               const TuneOptions& options,
+                               const TuneOptions& options, const MeasurerFactory& make_measurer,
                                const std::function<void(const TuneProgress&)>& progress) {
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = Clock::now();
+  SearchTask task{workload, target, &space, &log};
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Strategy> strategy,
-                        make_strategy(options.tuner, space, options.seed));
+                        make_strategy(options.tuner, task, options.seed));
   KILN_ASSIGN_OR_RETURN(core::TargetKey key, core::make_target_key(target));
   KILN_ASSIGN_OR_RETURN(std::vector<core::TuningRecord> history, log.history(workload, key));
 
   TuneSummary summary;
   std::set<int64_t> measured;
-  std::vector<double> best_so_far;  // after each trial
+  std::map<int64_t, double> trial_gflops;            // config -> GFLOP/s of its valid trial
+  std::map<int64_t, core::TuningRecord> remeasured;  // config -> its re-measurement
+  int64_t last_improvement = 0;                      // trial count at the latest new best
+  auto gflops_of = [&](const core::TuningRecord& r) {
+    return workload.flops() / r.median_cost() / 1e9;
+  };
   auto account = [&](const core::TuningRecord& r) -> Observation {
     Observation o;
     Result<core::Config> config = space.at(r.config_index);
     if (config.is_ok()) o.config = *config;
+    o.error = r.error;
     o.valid = r.error == core::MeasureError::kOk && !r.costs.empty() && config.is_ok();
-    if (o.valid) o.gflops = workload.flops() / r.median_cost() / 1e9;
+    if (o.valid) o.gflops = gflops_of(r);
     measured.insert(r.config_index);
     summary.trials += 1;
     if (o.valid) {
       summary.valid += 1;
+      trial_gflops[r.config_index] = o.gflops;
       if (o.gflops > summary.best_gflops) {
         summary.found = true;
         summary.best = o.config;
         summary.best_gflops = o.gflops;
         summary.best_time_s = r.median_cost();
+        summary.best_costs = r.costs;
+        last_improvement = summary.trials;
       }
     }
-    best_so_far.push_back(summary.best_gflops);
+    summary.best_so_far.push_back(summary.best_gflops);
     return o;
   };
 
   std::vector<Observation> seen;
   for (const core::TuningRecord& r : history) {
+    if (is_remeasurement(r)) {
+      remeasured[r.config_index] = r;
+      continue;
+    }
     Observation o = account(r);
-    if (o.valid || o.config.values.size() == space.knobs().size()) seen.push_back(o);
+    if (o.config.values.size() == space.knobs().size()) seen.push_back(o);
   }
   summary.resumed = summary.trials;
   strategy->observe(seen);
@@ -61,17 +93,31 @@ Result<TuneSummary> run_tuning(const core::Workload& workload, const core::Targe
                           summary.resumed, log.path().string());
   }
 
-  std::unique_ptr<LocalMeasurer> measurer;
+  std::unique_ptr<Measurer> measurer;
+  auto measure = [&](const std::vector<core::Config>& configs,
+                     const core::TimingOptions& timing) -> Result<std::vector<core::TuningRecord>> {
+    if (!measurer) {
+      KILN_ASSIGN_OR_RETURN(measurer, make_measurer());
+    }
+    const auto begin = Clock::now();
+    std::vector<core::TuningRecord> records = measurer->measure(configs, timing);
+    summary.measure_s += seconds_since(begin);
+    return records;
+  };
+
   const int64_t resumed = summary.trials;
   while (summary.trials < options.trials) {
+    if (options.early_stopping > 0 && summary.found &&
+        summary.trials - last_improvement >= options.early_stopping) {
+      summary.stopped_early = true;
+      logger("tuner")->info("early stop workload={} after {} trials without a new best",
+                            workload.canonical(), summary.trials - last_improvement);
+      break;
+    }
     int n = int(std::min<int64_t>(options.batch, options.trials - summary.trials));
     std::vector<core::Config> batch = strategy->propose(n, measured);
     if (batch.empty()) break;  // every point of the space is measured
-    if (!measurer) {
-      KILN_ASSIGN_OR_RETURN(measurer,
-                            LocalMeasurer::create(workload, target, space, options.measure));
-    }
-    std::vector<core::TuningRecord> records = measurer->measure(batch);
+    KILN_ASSIGN_OR_RETURN(std::vector<core::TuningRecord> records, measure(batch, options.timing));
     KILN_RETURN_IF_ERROR(log.append(records));
     std::vector<Observation> observed;
     for (const core::TuningRecord& r : records) observed.push_back(account(r));
@@ -87,10 +133,44 @@ Result<TuneSummary> run_tuning(const core::Workload& workload, const core::Targe
       progress(p);
     }
   }
-  for (size_t i = 0; i < best_so_far.size(); ++i) {
-    if (summary.best_gflops > 0 && best_so_far[i] >= 0.95 * summary.best_gflops) {
+  const double best_trial_gflops = summary.best_gflops;
+  for (size_t i = 0; i < summary.best_so_far.size(); ++i) {
+    if (best_trial_gflops > 0 && summary.best_so_far[i] >= 0.95 * best_trial_gflops) {
       summary.trials_to_95pct = int64_t(i) + 1;
       break;
+    }
+  }
+
+  // Re-measure the fastest trials that have not been, then declare the best among them by
+  // their re-measured medians: one lucky sample on a noisy machine does not make a best.
+  if (options.remeasure_top > 0 && summary.found) {
+    std::vector<std::pair<double, int64_t>> ranked;
+    for (const auto& [index, gflops] : trial_gflops) ranked.emplace_back(gflops, index);
+    std::stable_sort(ranked.begin(), ranked.end(), std::greater<>());
+    if (ranked.size() > size_t(options.remeasure_top)) ranked.resize(size_t(options.remeasure_top));
+    std::vector<core::Config> again;
+    for (const auto& [gflops, index] : ranked) {
+      if (!remeasured.count(index)) again.push_back(*space.at(index));
+    }
+    if (!again.empty()) {
+      KILN_ASSIGN_OR_RETURN(std::vector<core::TuningRecord> records,
+                            measure(again, options.remeasure_timing));
+      for (core::TuningRecord& r : records) tag_remeasurement(r);
+      KILN_RETURN_IF_ERROR(log.append(records));
+      for (core::TuningRecord& r : records) remeasured[r.config_index] = std::move(r);
+    }
+    double best = 0;
+    for (const auto& [gflops, index] : ranked) {
+      const core::TuningRecord& r = remeasured[index];
+      if (r.error != core::MeasureError::kOk || r.costs.empty()) continue;
+      if (gflops_of(r) > best) {
+        best = gflops_of(r);
+        summary.best = *space.at(index);
+        summary.best_gflops = best;
+        summary.best_time_s = r.median_cost();
+        summary.best_costs = r.costs;
+        summary.best_remeasured = true;
+      }
     }
   }
   summary.wall_s = seconds_since(start);

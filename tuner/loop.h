@@ -1,32 +1,47 @@
 /// \file
 /// The tuning loop: plan a batch with a strategy, measure it, store every result in the
-/// tuning log, learn, repeat until the trials are done or the space is exhausted.
+/// tuning log, learn, repeat until the trials are done, the search stops improving (early
+/// stopping) or the space is exhausted; then re-measure the fastest few before declaring a best.
 ///
 /// Resuming is reading: the records of (workload, target) already in the log count as trials
 /// and their configs are never proposed again, so a job interrupted at any moment and run
 /// again with the same arguments loses no committed trial and repeats none (a batch that was
 /// not committed is measured again).
+///
+/// Re-measurements are records too, tagged `"remeasure": true` in their measure options: they
+/// keep their own samples (the spread of each result stays visible), never count as trials,
+/// and a config is re-measured at most once.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "compiler_core/db/tuning_log.h"
+#include "compiler_core/runtime/timer.h"
 #include "compiler_core/schedule/config_space.h"
 #include "compiler_core/support/status.h"
 #include "compiler_core/target/target.h"
 #include "compiler_core/te/workload.h"
-#include "tuner/measure/local_measurer.h"
+#include "tuner/measure/measurer.h"
 
 namespace kiln::tuner {
 
 struct TuneOptions {
-  std::string tuner = "ga";
+  std::string tuner = "xgb";
   int64_t trials = 200;  ///< total trials of the job, those of earlier runs included
   int batch = 16;
   uint64_t seed = 1;
-  MeasureSettings measure;
+  /// Stop once this many trials in a row brought no new best (0: never stop early).
+  int64_t early_stopping = 0;
+  /// How each trial is timed: a warm-up run, then 3 samples of at least 20 ms each.
+  core::TimingOptions timing{.number = 1, .repeat = 3, .min_repeat_ms = 20, .warmup = 1};
+  /// The fastest this many configs are re-measured at the end, and the best is declared from
+  /// those re-measurements. 0 turns re-measuring off.
+  int remeasure_top = 5;
+  core::TimingOptions remeasure_timing{.number = 1, .repeat = 10, .min_repeat_ms = 50, .warmup = 2};
 };
 
 struct TuneProgress {
@@ -42,17 +57,31 @@ struct TuneSummary {
   int64_t valid = 0;
   int64_t resumed = 0;  ///< trials found in the log at the start
   bool found = false;   ///< a valid config exists
+  bool stopped_early = false;
   core::Config best;
-  double best_time_s = 0;
+  double best_time_s = 0;  ///< median of the best's re-measurement (else of its trial)
   double best_gflops = 0;
-  int64_t trials_to_95pct = 0;  ///< trials until the best so far reached 95% of the final best
+  std::vector<double> best_costs;  ///< every sample behind best_time_s, in seconds
+  bool best_remeasured = false;
+  /// Trials until the best of the trials so far reached 95% of the final one.
+  int64_t trials_to_95pct = 0;
+  /// The best trial GFLOP/s after each trial, in trial order (resumed trials first).
+  std::vector<double> best_so_far;
   double wall_s = 0;
+  double measure_s = 0;  ///< time spent inside the measurer (building and timing)
 };
 
-/// Tunes `workload` on the resolved host `target`, appending every result to `log`.
+/// Creates the measurer when the first batch needs one (a job that is already complete never
+/// prepares inputs or references).
+using MeasurerFactory = std::function<Result<std::unique_ptr<Measurer>>()>;
+
+/// Tunes `workload` on the resolved `target`, appending every result to `log`.
 Result<TuneSummary> run_tuning(const core::Workload& workload, const core::Target& target,
                                const core::ConfigSpace& space, core::TuningLog& log,
-                               const TuneOptions& options,
+                               const TuneOptions& options, const MeasurerFactory& make_measurer,
                                const std::function<void(const TuneProgress&)>& progress);
+
+/// True for a record the loop wrote when re-measuring (its measure options say so).
+bool is_remeasurement(const core::TuningRecord& record);
 
 }  // namespace kiln::tuner

@@ -10,17 +10,24 @@
 namespace kiln::tuner {
 namespace {
 
-core::ConfigSpace matmul_space() {
-  core::Target target;
-  target.vector_lanes = 16;
-  return *core::config_space(*core::parse_workload("matmul:M=128,N=128,K=128"), target);
-}
+/// A matmul search task on an AVX-512-like target (nothing is built: strategies only lower).
+struct MatmulTask {
+  core::Workload workload = *core::parse_workload("matmul:M=128,N=128,K=128");
+  core::Target target = [] {
+    core::Target t;
+    t.vector_lanes = 16;
+    return t;
+  }();
+  core::ConfigSpace space = *core::config_space(workload, target);
+  SearchTask task() const { return {workload, target, &space, nullptr}; }
+};
 
 class EveryStrategy : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(EveryStrategy, ProposesOnlyValidUnmeasuredDistinctConfigs) {
-  core::ConfigSpace space = matmul_space();
-  auto strategy = make_strategy(GetParam(), space, 7);
+  MatmulTask m;
+  const core::ConfigSpace& space = m.space;
+  auto strategy = make_strategy(GetParam(), m.task(), 7);
   ASSERT_TRUE(strategy.is_ok());
   std::set<int64_t> measured;
   for (int round = 0; round < 10; ++round) {
@@ -40,9 +47,9 @@ TEST_P(EveryStrategy, ProposesOnlyValidUnmeasuredDistinctConfigs) {
 }
 
 TEST_P(EveryStrategy, SameSeedGivesTheSameProposals) {
-  core::ConfigSpace space = matmul_space();
-  auto a = make_strategy(GetParam(), space, 42);
-  auto b = make_strategy(GetParam(), space, 42);
+  MatmulTask m;
+  auto a = make_strategy(GetParam(), m.task(), 42);
+  auto b = make_strategy(GetParam(), m.task(), 42);
   ASSERT_TRUE(a.is_ok() && b.is_ok());
   std::set<int64_t> measured;
   for (int round = 0; round < 5; ++round) {
@@ -61,8 +68,10 @@ TEST_P(EveryStrategy, SameSeedGivesTheSameProposals) {
 }
 
 TEST_P(EveryStrategy, StopsWhenTheSpaceIsExhausted) {
+  MatmulTask m;
   core::ConfigSpace space("tiny", {{"a", {1, 2, 3}}, {"b", {1, 2}}});
-  auto strategy = make_strategy(GetParam(), space, 3);
+  SearchTask task{m.workload, m.target, &space, nullptr};
+  auto strategy = make_strategy(GetParam(), task, 3);
   ASSERT_TRUE(strategy.is_ok());
   std::set<int64_t> measured = {0, 4};
   std::vector<core::Config> batch = (*strategy)->propose(10, measured);
@@ -71,11 +80,12 @@ TEST_P(EveryStrategy, StopsWhenTheSpaceIsExhausted) {
   EXPECT_EQ(indices, (std::set<int64_t>{1, 2, 3, 5}));
 }
 
-INSTANTIATE_TEST_SUITE_P(Strategies, EveryStrategy, ::testing::Values("random", "grid", "ga"));
+INSTANTIATE_TEST_SUITE_P(Strategies, EveryStrategy,
+                         ::testing::Values("random", "grid", "ga", "xgb"));
 
 TEST(MakeStrategy, UnknownNameIsInvalidArgument) {
-  core::ConfigSpace space = matmul_space();
-  auto s = make_strategy("annealing", space, 1);
+  MatmulTask m;
+  auto s = make_strategy("annealing", m.task(), 1);
   ASSERT_FALSE(s.is_ok());
   EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.status().message().find("annealing"), std::string::npos);

@@ -21,6 +21,8 @@
 #include "tuner/cli/flags.h"
 #include "tuner/cli/tuning_log_flag.h"
 #include "tuner/loop.h"
+#include "tuner/measure/local_measurer.h"
+#include "tuner/plot.h"
 
 namespace kiln::tuner {
 namespace {
@@ -41,15 +43,20 @@ FlagSet make_flags() {
   flags.add_int("trials", "N", "trials of the job in all, those already in the log included", 200,
                 1, int64_t{1} << 40);
   flags.add_string("tuner", "NAME",
-                   "the search strategy: ga (genetic), random or grid; xgb comes with the cost "
-                   "model",
-                   "ga");
+                   "the search strategy: xgb (simulated annealing over the XGBoost cost model), "
+                   "ga (genetic), random or grid",
+                   "xgb");
+  flags.add_int("early-stopping", "N",
+                "stop once N trials in a row bring no new best; 0 never stops early", 0, 0,
+                int64_t{1} << 40);
   flags.add_int("batch", "N", "candidates built and measured per round", 16, 1, 4096);
   flags.add_int("seed", "S", "seed of the search", 1, 0, int64_t{1} << 62);
   int cores = int(std::max(1u, std::thread::hardware_concurrency()));
   flags.add_int("threads", "N", "threads of the kernels being timed", cores, 1, 1024,
                 "this machine's cores, " + std::to_string(cores));
   add_db_flag(flags, "the tuning log to append to (created when missing)");
+  flags.add_string("plot", "FILE.svg", "write the best GFLOP/s so far against trials to FILE.svg",
+                   "");
   flags.add_bool("json", "print one JSON summary object on stdout");
   return flags;
 }
@@ -83,7 +90,15 @@ int tune_command(const std::vector<std::string>& args) {
   options.trials = flags.get_int("trials");
   options.batch = int(flags.get_int("batch"));
   options.seed = uint64_t(flags.get_int("seed"));
-  options.measure.threads = int(flags.get_int("threads"));
+  options.early_stopping = flags.get_int("early-stopping");
+  MeasureSettings measure;
+  measure.threads = int(flags.get_int("threads"));
+  auto make_measurer = [&]() -> Result<std::unique_ptr<Measurer>> {
+    KILN_ASSIGN_OR_RETURN(std::unique_ptr<LocalMeasurer> m,
+                          LocalMeasurer::create(*workload, *target, *space, measure));
+    return std::unique_ptr<Measurer>(std::move(m));
+  };
+  const std::string plot = flags.get_string("plot");
 
   const bool terminal = isatty(STDERR_FILENO);
   auto progress = [&](const TuneProgress& p) {
@@ -96,9 +111,18 @@ int tune_command(const std::vector<std::string>& args) {
       std::cerr << line << "\n";
     }
   };
-  Result<TuneSummary> summary = run_tuning(*workload, *target, *space, *log, options, progress);
+  Result<TuneSummary> summary =
+      run_tuning(*workload, *target, *space, *log, options, make_measurer, progress);
   if (terminal) std::cerr << "\n";
   if (!summary) return report_error(summary.status());
+  if (!plot.empty()) {
+    std::string title = workload->canonical() + "  (" + options.tuner + ", " +
+                        std::to_string(measure.threads) + " thread" +
+                        (measure.threads == 1 ? "" : "s") + ")";
+    Status written =
+        write_convergence_svg(plot, summary->best_so_far, title, size_t(summary->resumed));
+    if (!written.is_ok()) return report_error(written);
+  }
   if (!summary->found) {
     std::cerr << "error: no valid config among " << summary->trials << " trials of "
               << workload->canonical() << "\n";
@@ -106,16 +130,23 @@ int tune_command(const std::vector<std::string>& args) {
   }
   nlohmann::json config = nlohmann::json::parse(space->to_json(summary->best));
   if (json) {
-    nlohmann::ordered_json object = {
-        {"workload", workload->canonical()},
-        {"target", target->str()},
-        {"trials", summary->trials},
-        {"valid", summary->valid},
-        {"best",
-         {{"config", config}, {"time_s", summary->best_time_s}, {"gflops", summary->best_gflops}}},
-        {"trials_to_95pct", summary->trials_to_95pct},
-        {"wall_s", summary->wall_s},
-        {"db", path->string()}};
+    nlohmann::ordered_json object = {{"workload", workload->canonical()},
+                                     {"target", target->str()},
+                                     {"trials", summary->trials},
+                                     {"valid", summary->valid},
+                                     {"best",
+                                      {{"config", config},
+                                       {"time_s", summary->best_time_s},
+                                       {"gflops", summary->best_gflops},
+                                       {"costs", summary->best_costs},
+                                       {"remeasured", summary->best_remeasured}}},
+                                     {"tuner", options.tuner},
+                                     {"threads", measure.threads},
+                                     {"stopped_early", summary->stopped_early},
+                                     {"trials_to_95pct", summary->trials_to_95pct},
+                                     {"wall_s", summary->wall_s},
+                                     {"measure_s", summary->measure_s},
+                                     {"db", path->string()}};
     std::cout << object.dump() << "\n";
   } else {
     std::cout << fmt::format(

@@ -53,7 +53,8 @@ Result<std::unique_ptr<LocalMeasurer>> LocalMeasurer::create(const core::Workloa
   return m;
 }
 
-std::vector<core::TuningRecord> LocalMeasurer::measure(const std::vector<core::Config>& configs) {
+std::vector<core::TuningRecord> LocalMeasurer::measure(const std::vector<core::Config>& configs,
+                                                       const core::TimingOptions& timing) {
   // Build phase: candidates compile in parallel; nothing is timed meanwhile.
   std::vector<Result<std::unique_ptr<core::Kernel>>> kernels;
   kernels.reserve(configs.size());
@@ -70,10 +71,10 @@ std::vector<core::TuningRecord> LocalMeasurer::measure(const std::vector<core::C
   for (std::thread& t : builders) t.join();
 
   // Timing phase: one kernel at a time.
-  nlohmann::json options = {{"number", settings_.timing.number},
-                            {"repeat", settings_.timing.repeat},
-                            {"min_repeat_ms", settings_.timing.min_repeat_ms},
-                            {"warmup", settings_.timing.warmup},
+  nlohmann::json options = {{"number", timing.number},
+                            {"repeat", timing.repeat},
+                            {"min_repeat_ms", timing.min_repeat_ms},
+                            {"warmup", timing.warmup},
                             {"threads", settings_.threads}};
   core::set_num_threads(settings_.threads);
   std::vector<float*> args;
@@ -103,8 +104,7 @@ std::vector<core::TuningRecord> LocalMeasurer::measure(const std::vector<core::C
         r.error = core::MeasureError::kWrongAnswer;
         r.error_message = "max relative error " + std::to_string(err);
       } else {
-        core::TimingResult t =
-            core::time_function([&] { (*kernels[i])->run(args); }, settings_.timing);
+        core::TimingResult t = core::time_function([&] { (*kernels[i])->run(args); }, timing);
         r.costs = t.seconds;
       }
     }

@@ -15,6 +15,7 @@
 #include "compiler_core/support/status.h"
 #include "compiler_core/target/target.h"
 #include "compiler_core/te/workload.h"
+#include "tuner/measure/measurer.h"
 
 namespace kiln::tuner {
 
@@ -25,7 +26,7 @@ struct MeasureSettings {
   core::TimingOptions timing{.number = 1, .repeat = 3, .min_repeat_ms = 20, .warmup = 1};
 };
 
-class LocalMeasurer {
+class LocalMeasurer : public Measurer {
  public:
   /// Prepares inputs (fixed seed) and the reference output of `workload`. `target` must be the
   /// resolved host target. ResourceExhausted when the buffers cannot be allocated.
@@ -35,8 +36,10 @@ class LocalMeasurer {
                                                        const MeasureSettings& settings);
 
   /// One record per config, in order: OK with every timing sample, or the error that stopped
-  /// it (INVALID_CONFIG, COMPILE_ERROR, WRONG_ANSWER) with its message.
-  std::vector<core::TuningRecord> measure(const std::vector<core::Config>& configs);
+  /// it (INVALID_CONFIG, COMPILE_ERROR, WRONG_ANSWER) with its message. Builds run on
+  /// `build_threads` threads first; then each kernel is checked and timed alone.
+  std::vector<core::TuningRecord> measure(const std::vector<core::Config>& configs,
+                                          const core::TimingOptions& timing) override;
 
  private:
   LocalMeasurer() = default;

@@ -3,11 +3,12 @@
 #include <algorithm>
 #include <random>
 
-namespace kiln::tuner {
-namespace {
+#include "compiler_core/support/check.h"
+#include "tuner/strategy/strategy_internal.h"
+#include "tuner/strategy/xgb_strategy.h"
 
-/// Uniform samples of unmeasured indices; falls back to a scan once sampling stops finding new
-/// points, so that a nearly exhausted space still yields all it has.
+namespace kiln::tuner {
+
 std::vector<core::Config> sample_unmeasured(const core::ConfigSpace& space, std::mt19937_64& rng,
                                             int n, const std::set<int64_t>& measured,
                                             std::set<int64_t>& taken) {
@@ -30,6 +31,8 @@ std::vector<core::Config> sample_unmeasured(const core::ConfigSpace& space, std:
   }
   return out;
 }
+
+namespace {
 
 class RandomStrategy : public Strategy {
  public:
@@ -125,14 +128,19 @@ class GeneticStrategy : public Strategy {
 
 }  // namespace
 
-Result<std::unique_ptr<Strategy>> make_strategy(const std::string& name,
-                                                const core::ConfigSpace& space, uint64_t seed) {
+const char* strategy_names() { return "xgb, ga, random, grid"; }
+
+Result<std::unique_ptr<Strategy>> make_strategy(const std::string& name, const SearchTask& task,
+                                                uint64_t seed) {
+  KILN_CHECK(task.space != nullptr) << "a search task needs its config space";
+  const core::ConfigSpace& space = *task.space;
+  if (name == "xgb") return make_xgb_strategy(task, seed);
   std::unique_ptr<Strategy> s;
   if (name == "random") s = std::make_unique<RandomStrategy>(space, seed);
   if (name == "grid") s = std::make_unique<GridStrategy>(space);
   if (name == "ga") s = std::make_unique<GeneticStrategy>(space, seed);
   if (!s) {
-    return invalid_argument("unknown tuner '" + name + "'; accepted: random, grid, ga");
+    return invalid_argument("unknown tuner '" + name + "'; accepted: " + strategy_names());
   }
   return s;
 }

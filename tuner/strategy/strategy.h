@@ -13,8 +13,12 @@
 #include <string>
 #include <vector>
 
+#include "compiler_core/db/record.h"
+#include "compiler_core/db/tuning_log.h"
 #include "compiler_core/schedule/config_space.h"
 #include "compiler_core/support/status.h"
+#include "compiler_core/target/target.h"
+#include "compiler_core/te/workload.h"
 
 namespace kiln::tuner {
 
@@ -23,6 +27,21 @@ struct Observation {
   core::Config config;
   double gflops = 0;
   bool valid = false;
+  /// Why an invalid measurement failed. DEVICE_LOST and TIMEOUT can be faults of the
+  /// infrastructure rather than properties of the config: strategies must not learn from them
+  /// that the config is slow.
+  core::MeasureError error = core::MeasureError::kOk;
+};
+
+/// What a strategy searches: the workload's space on one target. Strategies that rank
+/// candidates by their lowered code (xgb) need the workload and target; the others the space.
+struct SearchTask {
+  core::Workload workload;
+  core::Target target;  ///< resolved: vector widths decide what the configs lower to
+  const core::ConfigSpace* space = nullptr;
+  /// Records of other workloads of the same operator here pre-train the cost model (xgb), so a
+  /// new shape starts with what other shapes taught. Optional.
+  const core::TuningLog* log = nullptr;
 };
 
 class Strategy {
@@ -35,9 +54,13 @@ class Strategy {
   virtual void observe(const std::vector<Observation>& observations) { (void)observations; }
 };
 
-/// The strategy `name` ("random", "grid" or "ga") over `space`, seeded with `seed`.
+/// The names make_strategy accepts, for help texts and errors: "xgb, ga, random, grid".
+const char* strategy_names();
+
+/// The strategy `name` over `task`, seeded with `seed`: "xgb" (simulated annealing over the
+/// XGBoost cost model, see xgb_strategy.h), "ga" (genetic), "random" or "grid".
 /// InvalidArgument names the accepted strategies for any other name.
-Result<std::unique_ptr<Strategy>> make_strategy(const std::string& name,
-                                                const core::ConfigSpace& space, uint64_t seed);
+Result<std::unique_ptr<Strategy>> make_strategy(const std::string& name, const SearchTask& task,
+                                                uint64_t seed);
 
 }  // namespace kiln::tuner

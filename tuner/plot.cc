@@ -1,0 +1,130 @@
+#include "tuner/plot.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+
+#include <spdlog/fmt/fmt.h>
+
+namespace kiln::tuner {
+namespace {
+
+constexpr double kWidth = 720, kHeight = 420;
+constexpr double kLeft = 70, kRight = 20, kTop = 40, kBottom = 55;
+
+/// A "nice" tick step (1, 2 or 5 times a power of ten) for about `ticks` ticks over `range`.
+double nice_step(double range, int ticks) {
+  if (!(range > 0)) return 1;
+  double raw = range / ticks;
+  double power = std::pow(10.0, std::floor(std::log10(raw)));
+  for (double m : {1.0, 2.0, 5.0, 10.0}) {
+    if (raw <= m * power) return m * power;
+  }
+  return 10 * power;
+}
+
+std::string escape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string convergence_svg(const std::vector<double>& best_so_far, const std::string& title,
+                            size_t resumed) {
+  const size_t n = best_so_far.size();
+  const double max_y = n ? *std::max_element(best_so_far.begin(), best_so_far.end()) : 0;
+  const double y_step = nice_step(max_y > 0 ? max_y : 1, 5);
+  const double y_top = std::max(y_step, std::ceil(max_y / y_step) * y_step);
+  const double x_step = nice_step(double(std::max<size_t>(n, 1)), 8);
+  const double x_right =
+      std::max(x_step, std::ceil(double(std::max<size_t>(n, 1)) / x_step) * x_step);
+  const double plot_w = kWidth - kLeft - kRight, plot_h = kHeight - kTop - kBottom;
+  auto px = [&](double trial) { return kLeft + trial / x_right * plot_w; };
+  auto py = [&](double gflops) { return kTop + plot_h - gflops / y_top * plot_h; };
+
+  std::string svg = fmt::format(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" "
+      "viewBox=\"0 0 {0} {1}\" font-family=\"sans-serif\" font-size=\"12\">\n"
+      "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+      "<text x=\"{2}\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">{3}</text>\n",
+      kWidth, kHeight, kWidth / 2, escape(title));
+  if (resumed > 0 && n > 0) {
+    svg += fmt::format(
+        "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"#eeeeee\">"
+        "<title>trials from an earlier run</title></rect>\n",
+        px(0), kTop, px(double(resumed)) - px(0), plot_h);
+  }
+  // Grid, ticks and tick labels.
+  for (double y = 0; y <= y_top + y_step / 2; y += y_step) {
+    svg += fmt::format(
+        "<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{2:.1f}\" y2=\"{1:.1f}\" stroke=\"#dddddd\"/>\n"
+        "<text x=\"{3:.1f}\" y=\"{4:.1f}\" text-anchor=\"end\">{5:g}</text>\n",
+        kLeft, py(y), kLeft + plot_w, kLeft - 6, py(y) + 4, y);
+  }
+  for (double x = 0; x <= x_right + x_step / 2; x += x_step) {
+    svg += fmt::format(
+        "<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"#000000\"/>\n"
+        "<text x=\"{0:.1f}\" y=\"{3:.1f}\" text-anchor=\"middle\">{4:g}</text>\n",
+        px(x), kTop + plot_h, kTop + plot_h + 5, kTop + plot_h + 19, x);
+  }
+  // Axes and their labels.
+  svg += fmt::format(
+      "<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"#000000\"/>\n"
+      "<line x1=\"{0:.1f}\" y1=\"{2:.1f}\" x2=\"{3:.1f}\" y2=\"{2:.1f}\" stroke=\"#000000\"/>\n"
+      "<text x=\"{4:.1f}\" y=\"{5:.1f}\" text-anchor=\"middle\">trials</text>\n"
+      "<text x=\"18\" y=\"{6:.1f}\" text-anchor=\"middle\" transform=\"rotate(-90 18 {6:.1f})\">"
+      "best GFLOP/s so far</text>\n",
+      kLeft, kTop, kTop + plot_h, kLeft + plot_w, kLeft + plot_w / 2, kHeight - 12,
+      kTop + plot_h / 2);
+  // The best-so-far curve as steps: flat until the trial that improved it.
+  if (n > 0) {
+    std::string points = fmt::format("{:.1f},{:.1f}", px(0), py(best_so_far[0]));
+    for (size_t i = 0; i < n; ++i) {
+      double y = py(best_so_far[i]);
+      points += fmt::format(" {:.1f},{:.1f} {:.1f},{:.1f}", px(double(i)), y, px(double(i + 1)), y);
+    }
+    svg += "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"" + points +
+           "\"/>\n";
+    svg += fmt::format(
+        "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\" fill=\"#1f77b4\">best {:.1f} "
+        "GFLOP/s after {} trials</text>\n",
+        kLeft + plot_w - 4, kTop + 14, max_y, n);
+  }
+  svg += "</svg>\n";
+  return svg;
+}
+
+Status write_convergence_svg(const std::filesystem::path& path,
+                             const std::vector<double>& best_so_far, const std::string& title,
+                             size_t resumed) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (out) out << convergence_svg(best_so_far, title, resumed);
+  if (!out || !out.flush()) {
+    return invalid_argument("cannot write the plot to '" + path.string() +
+                            "': " + std::strerror(errno) + "; pass a writable --plot path");
+  }
+  return Status::ok();
+}
+
+}  // namespace kiln::tuner
