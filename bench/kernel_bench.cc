@@ -27,7 +27,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "bench/baselines.h"
+#include "tuner/baseline/baselines.h"
 #include "compiler_core/build.h"
 #include "compiler_core/codegen/llvm/host.h"
 #include "compiler_core/runtime/buffer.h"
@@ -43,7 +43,7 @@ namespace {
 
 using nlohmann::json;
 namespace core = kiln::core;
-namespace bench = kiln::bench;
+namespace baseline = kiln::baseline;
 
 /// Largest relative error (te/reference.h's measure) a kernel may have against the reference.
 /// Float accumulation over K = 1024 or C·R·S = 576 terms stays near 1e-6.
@@ -225,7 +225,7 @@ double fma_peak(int threads) {
   if (!__builtin_cpu_supports("avx512f")) return 0;
   std::vector<double> per_thread(static_cast<size_t>(threads));
   {
-    bench::ScopedAllCpus unpinned;  // helpers must not inherit the main thread's pin
+    baseline::ScopedAllCpus unpinned;  // helpers must not inherit the main thread's pin
     std::vector<std::thread> helpers;
     for (int t = 1; t < threads; ++t) {
       helpers.emplace_back([&per_thread, t] { per_thread[t] = fma_peak_avx512(0.3); });
@@ -281,7 +281,7 @@ json run_case(const Case& c, const core::Target& target, const Options& o) {
   auto actual = core::Buffer::create(w.output_shape());
   KILN_CHECK(expected.is_ok() && actual.is_ok()) << "output buffers";
   {
-    bench::ScopedAllCpus unpinned;  // the reference's threads may use every CPU
+    baseline::ScopedAllCpus unpinned;  // the reference's threads may use every CPU
     core::run_reference(w, input_ptrs, expected->data(),
                         static_cast<int>(std::thread::hardware_concurrency()));
   }
@@ -359,26 +359,26 @@ json run_case(const Case& c, const core::Target& target, const Options& o) {
     std::this_thread::sleep_for(kSettle);
 
     // Libraries.
-    std::vector<std::pair<std::string, kiln::Result<std::unique_ptr<bench::Baseline>>>> libs;
+    std::vector<std::pair<std::string, kiln::Result<std::unique_ptr<baseline::Baseline>>>> libs;
     auto add = [&](const std::string& name, auto result) {
       if (result) {
-        libs.emplace_back(name, std::unique_ptr<bench::Baseline>(std::move(*result)));
+        libs.emplace_back(name, std::unique_ptr<baseline::Baseline>(std::move(*result)));
       } else {
         libs.emplace_back(name, result.status());
       }
     };
     if (w.op == core::OpKind::kMatmul || w.op == core::OpKind::kDense) {
-      add("openblas", bench::OpenblasSgemm::create(w, input_ptrs, threads));
+      add("openblas", baseline::OpenblasSgemm::create(w, input_ptrs, threads));
     }
     if (w.op == core::OpKind::kMatmul || w.op == core::OpKind::kDense ||
         w.op == core::OpKind::kBatchMatmul) {
-      add("onednn", bench::DnnlMatmul::create(w, input_ptrs, threads, false));
-      add("onednn_packed", bench::DnnlMatmul::create(w, input_ptrs, threads, true));
+      add("onednn", baseline::DnnlMatmul::create(w, input_ptrs, threads, false));
+      add("onednn_packed", baseline::DnnlMatmul::create(w, input_ptrs, threads, true));
     } else {
       add("onednn_blocked",
-          bench::DnnlConv2d::create(w, input_ptrs, threads, bench::ConvIo::kBlocked));
+          baseline::DnnlConv2d::create(w, input_ptrs, threads, baseline::ConvIo::kBlocked));
       add("onednn_plain_io",
-          bench::DnnlConv2d::create(w, input_ptrs, threads, bench::ConvIo::kPlainIo));
+          baseline::DnnlConv2d::create(w, input_ptrs, threads, baseline::ConvIo::kPlainIo));
     }
     json baselines = json::object();
     std::optional<std::pair<double, std::string>> fastest;
@@ -391,7 +391,7 @@ json run_case(const Case& c, const core::Target& target, const Options& o) {
         baselines[name] = entry;
         continue;
       }
-      bench::Baseline* b = lib->get();
+      baseline::Baseline* b = lib->get();
       entry["implementation"] = b->implementation();
       std::fill(actual->data(), actual->data() + out_count, 0.0f);
       b->run();
@@ -520,7 +520,7 @@ int run(int argc, char** argv) {
   const Options o = parse_flags(argc, argv);
   int max_threads = 1;
   for (int t : o.threads) max_threads = std::max(max_threads, t);
-  bench::unpin_non_openmp_threads(max_threads);
+  baseline::unpin_non_openmp_threads(max_threads);
 
   auto target = core::parse_target("llvm");
   KILN_CHECK(target.is_ok()) << target.status().to_string();
@@ -537,12 +537,12 @@ int run(int argc, char** argv) {
                  {"llvm_cpu", host->cpu},
                  {"vector_lanes", host->vector_lanes},
                  {"hardware_threads", std::thread::hardware_concurrency()},
-                 {"openblas_core", bench::openblas_core_name()},
-                 {"openblas_config", bench::openblas_config()},
-                 {"onednn_version", bench::onednn_version()},
+                 {"openblas_core", baseline::openblas_core_name()},
+                 {"openblas_config", baseline::openblas_config()},
+                 {"onednn_version", baseline::onednn_version()},
                  {"omp_proc_bind", bind ? bind : "(unset)"},
-                 {"main_thread_cpus", bench::current_thread_cpus()},
-                 {"openblas_overrides_removed", bench::removed_openblas_overrides()}};
+                 {"main_thread_cpus", baseline::current_thread_cpus()},
+                 {"openblas_overrides_removed", baseline::removed_openblas_overrides()}};
   doc["timing"] = {{"repeat", o.timing.repeat},
                    {"min_repeat_ms", o.timing.min_repeat_ms},
                    {"warmup", o.timing.warmup},
@@ -561,7 +561,7 @@ int run(int argc, char** argv) {
     for (json& row : run_case(c, *host, o)) doc["results"].push_back(std::move(row));
   }
   // Shows whether every worker (OpenBLAS's, libgomp's, kiln's pool) could reach every CPU.
-  doc["host"]["thread_cpus_at_exit"] = bench::thread_cpu_lists();
+  doc["host"]["thread_cpus_at_exit"] = baseline::thread_cpu_lists();
   if (o.json) {
     std::cout << doc.dump(2) << std::endl;
   } else {
@@ -573,7 +573,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bench::reexec_without_openblas_overrides(argc, argv);
+  baseline::reexec_without_openblas_overrides(argc, argv);
   try {
     return run(argc, argv);
   } catch (const kiln::InternalError& e) {

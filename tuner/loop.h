@@ -1,7 +1,8 @@
 /// \file
 /// The tuning loop: plan a batch with a strategy, measure it, store every result in the
 /// tuning log, learn, repeat until the trials are done, the search stops improving (early
-/// stopping) or the space is exhausted; then re-measure the fastest few before declaring a best.
+/// stopping) or the space is exhausted; then re-measure the fastest few and declare the best as
+/// apply-best picks it (the fastest median of any record of a config).
 ///
 /// Resuming is reading: the records of (workload, target) already in the log count as trials
 /// and their configs are never proposed again, so a job interrupted at any moment and run
@@ -38,8 +39,8 @@ struct TuneOptions {
   int64_t early_stopping = 0;
   /// How each trial is timed: a warm-up run, then 3 samples of at least 20 ms each.
   core::TimingOptions timing{.number = 1, .repeat = 3, .min_repeat_ms = 20, .warmup = 1};
-  /// The fastest this many configs are re-measured at the end, and the best is declared from
-  /// those re-measurements. 0 turns re-measuring off.
+  /// The fastest this many configs are re-measured at the end, before the best is declared.
+  /// 0 turns re-measuring off.
   int remeasure_top = 5;
   core::TimingOptions remeasure_timing{.number = 1, .repeat = 10, .min_repeat_ms = 50, .warmup = 2};
 };
@@ -59,10 +60,10 @@ struct TuneSummary {
   bool found = false;   ///< a valid config exists
   bool stopped_early = false;
   core::Config best;
-  double best_time_s = 0;  ///< median of the best's re-measurement (else of its trial)
+  double best_time_s = 0;  ///< the median of the best's fastest record
   double best_gflops = 0;
   std::vector<double> best_costs;  ///< every sample behind best_time_s, in seconds
-  bool best_remeasured = false;
+  bool best_remeasured = false;  ///< that record is a re-measurement
   /// Trials until the best of the trials so far reached 95% of the final one.
   int64_t trials_to_95pct = 0;
   /// The best trial GFLOP/s after each trial, in trial order (resumed trials first).

@@ -16,6 +16,10 @@ int run_command(const std::vector<std::string>& args);
 /// `kiln tune`: searches a workload's space on this machine into the tuning log (tune.cc).
 int tune_command(const std::vector<std::string>& args);
 
+/// `kiln bench`: the best stored kernel of a workload against the fastest library for it, in
+/// one process (bench.cc).
+int bench_command(const std::vector<std::string>& args);
+
 /// `kiln best`: lists the fastest valid records of a workload on a target from the tuning log
 /// (best.cc).
 int best_command(const std::vector<std::string>& args);

@@ -28,6 +28,7 @@ constexpr Command kCommands[] = {
     {"run", "build a kernel for this machine, check it against the reference, time it",
      run_command},
     {"tune", "search a workload's configs on this machine, storing every result", tune_command},
+    {"bench", "time the best stored kernel against OpenBLAS and oneDNN", bench_command},
     {"best", "list the fastest stored records of a workload on a target", best_command},
     {"db", "export, import or count the records of a tuning log", db_command},
     {"model", "evaluate the cost model on a workload's records in a tuning log", model_command},

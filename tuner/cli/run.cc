@@ -77,24 +77,6 @@ FlagSet make_flags() {
   return flags;
 }
 
-// The config apply-best picks from the tuning log `--db` names. A log that does not exist is
-// read as an empty one, never created; no --db and no default location means no log either.
-Result<core::BestConfig> best_stored_config(const FlagSet& flags, const core::Workload& workload,
-                                            const core::Target& target,
-                                            const core::ConfigSpace& space) {
-  Result<std::filesystem::path> path = db_path(flags);
-  if (!path && flags.is_set("db")) return path.status();
-  std::error_code error;
-  if (!path || !std::filesystem::exists(*path, error)) {
-    logger("tuner")->debug("no tuning log ({}); using the default config",
-                           path ? "none at " + path->string() : path.status().message());
-    return core::select_best_config(nullptr, workload, core::TargetKey{}, space);
-  }
-  KILN_ASSIGN_OR_RETURN(core::TuningLog log, core::TuningLog::open(*path, {.read_only = true}));
-  KILN_ASSIGN_OR_RETURN(core::TargetKey key, core::make_target_key(target));
-  return core::select_best_config(&log, workload, key, space);
-}
-
 struct RunOutcome {
   std::string config_json;
   int64_t config_index = 0;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -99,6 +100,17 @@ int tune_command(const std::vector<std::string>& args) {
     return std::unique_ptr<Measurer>(std::move(m));
   };
   const std::string plot = flags.get_string("plot");
+  if (!plot.empty()) {
+    // Refuse an unwritable plot before the job, not after minutes of tuning.
+    std::filesystem::path folder = std::filesystem::path(plot).parent_path();
+    if (folder.empty()) folder = ".";
+    if (!std::filesystem::is_directory(folder) || access(folder.c_str(), W_OK) != 0) {
+      return report_error(invalid_argument("cannot write the plot to '" + plot + "': folder '" +
+                                           folder.string() +
+                                           "' is missing or not writable; pass a writable "
+                                           "--plot path"));
+    }
+  }
 
   const bool terminal = isatty(STDERR_FILENO);
   auto progress = [&](const TuneProgress& p) {

@@ -5,6 +5,8 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include "compiler_core/support/log.h"
+
 namespace kiln::tuner {
 
 void add_db_flag(FlagSet& flags, const std::string& use) {
@@ -34,6 +36,22 @@ std::string format_unix_ms(int64_t unix_ms) {
   char text[32];
   std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &utc);
   return fmt::format("{}.{:03}Z", text, unix_ms % 1000);
+}
+
+Result<core::BestConfig> best_stored_config(const FlagSet& flags, const core::Workload& workload,
+                                            const core::Target& target,
+                                            const core::ConfigSpace& space) {
+  Result<std::filesystem::path> path = db_path(flags);
+  if (!path && flags.is_set("db")) return path.status();
+  std::error_code error;
+  if (!path || !std::filesystem::exists(*path, error)) {
+    logger("tuner")->debug("no tuning log ({}); using the default config",
+                           path ? "none at " + path->string() : path.status().message());
+    return core::select_best_config(nullptr, workload, core::TargetKey{}, space);
+  }
+  KILN_ASSIGN_OR_RETURN(core::TuningLog log, core::TuningLog::open(*path, {.read_only = true}));
+  KILN_ASSIGN_OR_RETURN(core::TargetKey key, core::make_target_key(target));
+  return core::select_best_config(&log, workload, key, space);
 }
 
 }  // namespace kiln::tuner

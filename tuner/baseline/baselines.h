@@ -29,7 +29,7 @@
 #include "compiler_core/support/status.h"
 #include "compiler_core/te/workload.h"
 
-namespace kiln::bench {
+namespace kiln::baseline {
 
 /// If OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE is set, or OMP_PROC_BIND is not, removes both
 /// OpenBLAS variables, sets OMP_PROC_BIND=true (unless set), prints one line on stderr naming
@@ -165,4 +165,4 @@ class DnnlConv2d : public Baseline {
   std::unique_ptr<State> state_;
 };
 
-}  // namespace kiln::bench
+}  // namespace kiln::baseline

@@ -1,4 +1,4 @@
-#include "bench/baselines.h"
+#include "tuner/baseline/baselines.h"
 
 #include <dirent.h>
 #include <omp.h>
@@ -20,7 +20,7 @@
 
 #include "compiler_core/runtime/thread_pool.h"
 
-namespace kiln::bench {
+namespace kiln::baseline {
 namespace {
 
 using core::Layout;
@@ -468,4 +468,4 @@ void DnnlConv2d::read_output(float* out) {
 const std::string& DnnlConv2d::name() const { return state_->name; }
 const std::string& DnnlConv2d::implementation() const { return state_->impl; }
 
-}  // namespace kiln::bench
+}  // namespace kiln::baseline

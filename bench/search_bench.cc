@@ -1,0 +1,353 @@
+// kiln_search_bench: how many trials the model-guided search (xgb) and random search need to
+// find a fast kernel, and what the search itself costs.
+//
+// For each workload (matmul 1024^3 and a ResNet 3x3 64->64 56x56 convolution by default) and
+// each seed, it runs a tuning job of --trials trials with each strategy through kiln's real
+// tuning loop (run_tuning, a fresh tuning log per job). Measurements go through a cache: a
+// config is built, checked and timed once, with kiln's local measurer, and every job that
+// proposes it again reads the same record. So strategies compete on identical data, and the
+// benchmark measures each distinct config only once; the cache is a tuning log of its own
+// (--db PATH keeps it, so a second run measures only what is missing).
+//
+// Figures, per workload:
+// - the best GFLOP/s any job found; for each job, the trials it needed to reach 95% of that;
+//   the median over seeds per strategy, and xgb's over random's (target: at most 1/3);
+// - tuner overhead: a job's wall time minus the time spent in its measurer, against the time
+//   the job would have taken measuring for real (its overhead plus the original build-and-time
+//   seconds of every trial it made). Target: at most 5%.
+
+#include <unistd.h>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "compiler_core/codegen/llvm/host.h"
+#include "compiler_core/db/tuning_log.h"
+#include "compiler_core/schedule/templates.h"
+#include "compiler_core/support/log.h"
+#include "compiler_core/te/workload.h"
+#include "tuner/loop.h"
+#include "tuner/measure/local_measurer.h"
+
+namespace {
+
+using nlohmann::json;
+namespace core = kiln::core;
+namespace tuner = kiln::tuner;
+using Clock = std::chrono::steady_clock;
+
+const std::vector<std::string> kDefaultWorkloads = {
+    "matmul:M=1024,N=1024,K=1024",
+    "conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,stride=1,pad=1",
+};
+const std::vector<std::string> kStrategies = {"xgb", "random"};
+
+struct Options {
+  std::vector<std::string> workloads = kDefaultWorkloads;
+  std::filesystem::path db;
+  int64_t trials = 1000;
+  int seeds = 3;
+  int threads = 1;
+  bool json_output = false;
+};
+
+[[noreturn]] void fail(const std::string& message) {
+  std::cerr << "error: " << message << "\n";
+  std::exit(1);
+}
+
+template <typename T>
+T check(kiln::Result<T> result, const std::string& what) {
+  if (!result.is_ok()) fail(what + ": " + result.status().to_string());
+  return std::move(result).value();
+}
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+/// Measures through the cache: records already in the cache log are returned as they are (with
+/// the seconds their measurement took, in measure_options.measure_wall_s); the rest are
+/// measured by the real local measurer, in one batch, and added to the cache.
+class CachedMeasurer : public tuner::Measurer {
+ public:
+  CachedMeasurer(core::TuningLog& cache, const core::Workload& workload, const core::Target& target,
+                 const core::ConfigSpace& space, const tuner::MeasureSettings& settings)
+      : cache_(cache), workload_(workload), target_(target), space_(space), settings_(settings) {
+    core::TargetKey key = check(core::make_target_key(target), "target key");
+    for (core::TuningRecord& r : check(cache.history(workload, key), "cache history")) {
+      records_[r.config_index] = std::move(r);
+    }
+  }
+
+  std::vector<core::TuningRecord> measure(const std::vector<core::Config>& configs,
+                                          const core::TimingOptions& timing) override {
+    std::vector<core::Config> missing;
+    for (const core::Config& c : configs) {
+      if (!records_.count(c.index)) missing.push_back(c);
+    }
+    if (!missing.empty()) {
+      if (!real_) {
+        real_ = check(tuner::LocalMeasurer::create(workload_, target_, space_, settings_),
+                      "local measurer");
+      }
+      const auto start = Clock::now();
+      std::vector<core::TuningRecord> fresh = real_->measure(missing, timing);
+      const double each = seconds_since(start) / double(missing.size());
+      for (core::TuningRecord& r : fresh) {
+        json options = json::parse(r.measure_options);
+        options["measure_wall_s"] = each;
+        r.measure_options = options.dump();
+      }
+      kiln::Status appended = cache_.append(fresh);
+      if (!appended.is_ok()) fail("cache append: " + appended.to_string());
+      measured_ += int64_t(fresh.size());
+      for (core::TuningRecord& r : fresh) records_[r.config_index] = std::move(r);
+    }
+    std::vector<core::TuningRecord> out;
+    for (const core::Config& c : configs) {
+      out.push_back(records_.at(c.index));
+      out.back().measured_at_ms = 0;
+    }
+    return out;
+  }
+
+  /// The seconds measuring `config` took when it was first measured.
+  double original_seconds(int64_t index) const {
+    auto it = records_.find(index);
+    if (it == records_.end()) return 0;
+    json options = json::parse(it->second.measure_options, nullptr, false);
+    return options.is_object() ? options.value("measure_wall_s", 0.0) : 0.0;
+  }
+
+  int64_t measured() const { return measured_; }
+  size_t cached() const { return records_.size(); }
+
+ private:
+  core::TuningLog& cache_;
+  core::Workload workload_;
+  core::Target target_;
+  const core::ConfigSpace& space_;
+  tuner::MeasureSettings settings_;
+  std::unique_ptr<tuner::LocalMeasurer> real_;
+  std::map<int64_t, core::TuningRecord> records_;
+  int64_t measured_ = 0;
+};
+
+struct Job {
+  std::string strategy;
+  uint64_t seed = 0;
+  std::vector<double> best_so_far;
+  double final_best = 0;
+  double overhead_s = 0;
+  double real_measure_s = 0;
+  int64_t trials_to_target = 0;  ///< 0: never reached
+};
+
+json run_workload(const Options& o, const std::string& text, core::TuningLog& cache,
+                  const core::Target& target, const std::filesystem::path& scratch) {
+  core::Workload workload = check(core::parse_workload(text), "workload");
+  core::ConfigSpace space = check(core::config_space(workload, target), "config space");
+  tuner::MeasureSettings settings;
+  settings.threads = o.threads;
+  auto measurer = std::make_shared<CachedMeasurer>(cache, workload, target, space, settings);
+  std::cerr << "== " << text << ": space of " << space.size() << " configs, " << measurer->cached()
+            << " in the cache\n";
+
+  std::vector<Job> jobs;
+  for (int seed = 1; seed <= o.seeds; ++seed) {
+    for (const std::string& strategy : kStrategies) {
+      std::filesystem::path path = scratch / (strategy + "_" + std::to_string(seed) + "_" +
+                                              std::to_string(jobs.size()) + ".db");
+      core::TuningLog log = check(core::TuningLog::open(path), "job log");
+      tuner::TuneOptions options;
+      options.tuner = strategy;
+      options.trials = o.trials;
+      options.seed = uint64_t(seed);
+      options.remeasure_top = 0;  // a cached measurement would not change
+      const int64_t before = measurer->measured();
+      const auto start = Clock::now();
+      tuner::TuneSummary summary = check(
+          tuner::run_tuning(
+              workload, target, space, log, options,
+              [&]() -> kiln::Result<std::unique_ptr<tuner::Measurer>> {
+                // Every job measures through the workload's one cache.
+                struct Shared : tuner::Measurer {
+                  std::shared_ptr<CachedMeasurer> inner;
+                  std::vector<core::TuningRecord> measure(const std::vector<core::Config>& c,
+                                                          const core::TimingOptions& t) override {
+                    return inner->measure(c, t);
+                  }
+                };
+                auto shared = std::make_unique<Shared>();
+                shared->inner = measurer;
+                return std::unique_ptr<tuner::Measurer>(std::move(shared));
+              },
+              nullptr),
+          "tuning job");
+      Job job;
+      job.strategy = strategy;
+      job.seed = uint64_t(seed);
+      job.best_so_far = summary.best_so_far;
+      job.final_best = summary.best_gflops;
+      job.overhead_s = summary.wall_s - summary.measure_s;
+      for (const core::TuningRecord& r :
+           check(log.history(workload, check(core::make_target_key(target), "key")), "history")) {
+        job.real_measure_s += measurer->original_seconds(r.config_index);
+      }
+      std::cerr << "  " << strategy << " seed " << seed << ": best " << summary.best_gflops
+                << " GFLOP/s, 95% of its own best after " << summary.trials_to_95pct
+                << " trials; measured " << measurer->measured() - before << " new configs in "
+                << seconds_since(start) << " s; tuner overhead " << job.overhead_s << " s\n";
+      jobs.push_back(std::move(job));
+      std::filesystem::remove(path);
+    }
+  }
+
+  double best = 0;
+  for (const Job& j : jobs) best = std::max(best, j.final_best);
+  const double target_gflops = 0.95 * best;
+  json per_strategy = json::object();
+  std::map<std::string, std::vector<int64_t>> needed;
+  std::map<std::string, double> overhead, real;
+  json job_rows = json::array();
+  for (Job& j : jobs) {
+    for (size_t i = 0; i < j.best_so_far.size(); ++i) {
+      if (j.best_so_far[i] >= target_gflops) {
+        j.trials_to_target = int64_t(i) + 1;
+        break;
+      }
+    }
+    // A job that never reached the target counts as needing more than all its trials.
+    needed[j.strategy].push_back(j.trials_to_target ? j.trials_to_target : o.trials + 1);
+    overhead[j.strategy] += j.overhead_s;
+    real[j.strategy] += j.real_measure_s;
+    job_rows.push_back({{"strategy", j.strategy},
+                        {"seed", j.seed},
+                        {"best_gflops", j.final_best},
+                        {"trials_to_95pct_of_best", j.trials_to_target},
+                        {"overhead_s", j.overhead_s},
+                        {"measure_s", j.real_measure_s}});
+  }
+  auto median = [](std::vector<int64_t> v) {
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? double(v[v.size() / 2])
+                        : 0.5 * double(v[v.size() / 2 - 1] + v[v.size() / 2]);
+  };
+  for (const std::string& s : kStrategies) {
+    per_strategy[s] = {{"trials_to_95pct", needed[s]},
+                       {"median_trials_to_95pct", median(needed[s])},
+                       {"overhead_fraction", overhead[s] / (overhead[s] + real[s])}};
+  }
+  const double ratio = median(needed["xgb"]) / std::max(1.0, median(needed["random"]));
+  return {{"workload", workload.canonical()},
+          {"space_size", space.size()},
+          {"trials", o.trials},
+          {"seeds", o.seeds},
+          {"best_gflops", best},
+          {"target_gflops", target_gflops},
+          {"strategies", per_strategy},
+          {"xgb_over_random", ratio},
+          {"configs_measured", measurer->cached()},
+          {"jobs", job_rows}};
+}
+
+Options parse_args(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) fail(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--db") {
+      o.db = value();
+    } else if (a == "--trials") {
+      o.trials = std::stoll(value());
+    } else if (a == "--seeds") {
+      o.seeds = std::stoi(value());
+    } else if (a == "--threads") {
+      o.threads = std::stoi(value());
+    } else if (a == "--workload") {
+      if (o.workloads == kDefaultWorkloads) o.workloads.clear();
+      o.workloads.push_back(value());
+    } else if (a == "--json") {
+      o.json_output = true;
+    } else if (a == "--help" || a == "-h") {
+      std::cout << "usage: kiln_search_bench [--workload W]... [--trials N] [--seeds N]\n"
+                   "         [--threads N] [--db PATH] [--json]\n"
+                   "Trials xgb and random search need to reach 95% of the best GFLOP/s either "
+                   "found, and the tuner's overhead. Defaults: matmul 1024^3 and conv2d 3x3 "
+                   "64->64 56x56, 1000 trials, 3 seeds, 1 thread.\n";
+      std::exit(0);
+    } else {
+      fail("unknown flag '" + a + "'; see --help");
+    }
+  }
+  if (o.trials < 1 || o.seeds < 1 || o.threads < 1) fail("--trials, --seeds, --threads: >= 1");
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o = parse_args(argc, argv);
+  kiln::logger("tuner")->set_level(spdlog::level::warn);
+  core::Target target =
+      check(core::resolve_host_target(check(core::parse_target("llvm"), "target")), "host");
+  std::filesystem::path scratch =
+      std::filesystem::temp_directory_path() / ("kiln_search_bench_" + std::to_string(getpid()));
+  std::filesystem::create_directories(scratch);
+  std::filesystem::path cache_path = o.db.empty() ? scratch / "cache.db" : o.db;
+  core::TuningLog cache = check(core::TuningLog::open(cache_path), "cache log");
+
+  const auto start = Clock::now();
+  json results = json::array();
+  for (const std::string& w : o.workloads) {
+    results.push_back(run_workload(o, w, cache, target, scratch));
+  }
+  std::filesystem::remove_all(scratch);
+
+  if (o.json_output) {
+    std::cout << json{{"target", target.str()},
+                      {"threads", o.threads},
+                      {"results", results},
+                      {"wall_s", seconds_since(start)}}
+                     .dump()
+              << "\n";
+    return 0;
+  }
+  std::printf("search benchmark: %lld trials, %d seeds, %d thread(s), cache %s\n",
+              static_cast<long long>(o.trials), o.seeds, o.threads,
+              o.db.empty() ? "(temporary)" : o.db.c_str());
+  for (const json& r : results) {
+    std::printf("%s (%lld configs, %lld measured)\n", r["workload"].get<std::string>().c_str(),
+                static_cast<long long>(r["space_size"].get<int64_t>()),
+                static_cast<long long>(r["configs_measured"].get<int64_t>()));
+    std::printf("  best %.1f GFLOP/s; 95%% of it = %.1f\n", r["best_gflops"].get<double>(),
+                r["target_gflops"].get<double>());
+    for (const std::string& s : kStrategies) {
+      const json& st = r["strategies"][s];
+      std::ostringstream each;
+      for (const json& n : st["trials_to_95pct"]) each << " " << n.get<int64_t>();
+      std::printf("  %-7s trials to 95%%:%s (median %.0f); tuner overhead %.2f%%   [%s <= 5%%]\n",
+                  s.c_str(), each.str().c_str(), st["median_trials_to_95pct"].get<double>(),
+                  100 * st["overhead_fraction"].get<double>(),
+                  st["overhead_fraction"].get<double>() <= 0.05 ? "ok" : "MISSED");
+    }
+    const double ratio = r["xgb_over_random"].get<double>();
+    std::printf("  xgb / random = %.3f   [%s <= 0.333]\n", ratio,
+                ratio <= 1.0 / 3 ? "ok" : "MISSED");
+  }
+  std::printf("total %.0f s\n", seconds_since(start));
+  return 0;
+}

@@ -1,0 +1,155 @@
+// `kiln tune` and `kiln bench` as a user meets them: the real binary in a child process, on a
+// small matmul, with its own tuning log.
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Outcome {
+  int exit_code = -1;
+  std::string output;
+};
+
+/// Runs kiln with `arguments`; `output` is stdout alone, or stdout and stderr with `merge`.
+Outcome run_kiln(const std::string& arguments, bool merge = false) {
+  std::string command =
+      std::string(KILN_BINARY) + " " + arguments + (merge ? " 2>&1" : " 2>/dev/null");
+  Outcome o;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return o;
+  std::array<char, 4096> chunk;
+  size_t n;
+  while ((n = fread(chunk.data(), 1, chunk.size(), pipe)) > 0) o.output.append(chunk.data(), n);
+  int status = pclose(pipe);
+  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return o;
+}
+
+class KilnTune : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("kiln_cli_tune_" + std::to_string(getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+    db_ = (dir_ / "log.db").string();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path dir_;
+  std::string db_;
+};
+
+constexpr const char* kWorkload = "matmul:M=64,N=64,K=64";
+
+TEST_F(KilnTune, XgbJobPrintsItsSummaryAndDrawsThePlot) {
+  const std::string plot = (dir_ / "curve.svg").string();
+  Outcome o = run_kiln(std::string("tune --workload ") + kWorkload +
+                       " --target llvm --trials 40 --batch 8 --threads 1 --tuner xgb --db " + db_ +
+                       " --plot " + plot + " --json");
+  ASSERT_EQ(o.exit_code, 0) << o.output;
+  nlohmann::json j = nlohmann::json::parse(o.output);
+  EXPECT_EQ(j["workload"], kWorkload);
+  EXPECT_EQ(j["trials"], 40);
+  EXPECT_EQ(j["tuner"], "xgb");
+  EXPECT_GT(j["valid"].get<int>(), 0);
+  EXPECT_GT(j["best"]["gflops"].get<double>(), 0);
+  EXPECT_TRUE(j["best"]["config"].contains("knobs"));
+  EXPECT_FALSE(j["best"]["costs"].empty());
+  EXPECT_GE(j["trials_to_95pct"].get<int>(), 1);
+  EXPECT_LE(j["trials_to_95pct"].get<int>(), 40);
+
+  std::ifstream in(plot);
+  std::stringstream svg;
+  svg << in.rdbuf();
+  const std::string text = svg.str();
+  EXPECT_EQ(text.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0), 0u) << text;
+  EXPECT_NE(text.find("</svg>"), std::string::npos);
+  EXPECT_NE(text.find(">trials</text>"), std::string::npos);
+  EXPECT_NE(text.find(">best GFLOP/s so far</text>"), std::string::npos);
+  EXPECT_NE(text.find("<polyline"), std::string::npos);
+  EXPECT_NE(text.find(kWorkload), std::string::npos);
+
+  // The best it declared is the one `kiln run` builds from the log.
+  Outcome run = run_kiln(std::string("run --workload ") + kWorkload +
+                         " --target llvm --threads 1 --json --db " + db_);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  nlohmann::json r = nlohmann::json::parse(run.output);
+  EXPECT_EQ(r["source"], "record");
+  EXPECT_EQ(r["config"]["index"], j["best"]["config"]["index"]);
+}
+
+TEST_F(KilnTune, UnknownTunerIsAUsageError) {
+  Outcome o = run_kiln(std::string("tune --workload ") + kWorkload +
+                           " --target llvm --trials 4 --tuner annealing --db " + db_,
+                       true);
+  EXPECT_EQ(o.exit_code, 2) << o.output;
+  EXPECT_NE(o.output.find("error: unknown tuner 'annealing'"), std::string::npos) << o.output;
+  EXPECT_NE(o.output.find("xgb"), std::string::npos) << o.output;
+}
+
+TEST_F(KilnTune, UnwritablePlotIsAnInputError) {
+  Outcome o = run_kiln(std::string("tune --workload ") + kWorkload +
+                           " --target llvm --trials 4 --batch 4 --threads 1 --tuner random --db " +
+                           db_ + " --plot " + (dir_ / "no-such-folder" / "p.svg").string(),
+                       true);
+  EXPECT_EQ(o.exit_code, 2) << o.output;
+  EXPECT_NE(o.output.find("error: cannot write the plot"), std::string::npos) << o.output;
+}
+
+TEST_F(KilnTune, BenchComparesTheBestStoredKernelWithTheLibraries) {
+  ASSERT_EQ(run_kiln(std::string("tune --workload ") + kWorkload +
+                     " --target llvm --trials 8 --batch 8 --threads 1 --tuner random --db " + db_)
+                .exit_code,
+            0);
+  Outcome o =
+      run_kiln(std::string("bench --workload ") + kWorkload + " --threads 1 --json --db " + db_);
+  ASSERT_EQ(o.exit_code, 0) << o.output;
+  nlohmann::json j = nlohmann::json::parse(o.output);
+  EXPECT_EQ(j["workload"], kWorkload);
+  EXPECT_EQ(j["threads"], 1);
+  EXPECT_EQ(j["source"], "record");
+  EXPECT_GT(j["kiln_gflops"].get<double>(), 0);
+  EXPECT_GT(j["baseline_gflops"].get<double>(), 0);
+  const std::string baseline = j["baseline"];
+  EXPECT_TRUE(baseline == "openblas" || baseline == "onednn") << baseline;
+  EXPECT_NEAR(j["ratio"].get<double>(),
+              j["kiln_gflops"].get<double>() / j["baseline_gflops"].get<double>(), 1e-9);
+  EXPECT_TRUE(j["libraries"].contains("openblas"));
+  EXPECT_TRUE(j["libraries"].contains("onednn"));
+  // OpenBLAS runs its own kernel choice, never a forced one.
+  EXPECT_NE(j["openblas_core"], "Haswell");
+}
+
+TEST_F(KilnTune, BenchOfAConvolutionUsesOneDnn) {
+  Outcome o = run_kiln(
+      "bench --workload conv2d:N=1,C=16,H=14,W=14,K=16,R=3,S=3,stride=1,pad=1 --threads 1 "
+      "--json --db " +
+      db_);
+  ASSERT_EQ(o.exit_code, 0) << o.output;
+  nlohmann::json j = nlohmann::json::parse(o.output);
+  EXPECT_EQ(j["source"], "default");
+  EXPECT_EQ(j["baseline"], "onednn_blocked");
+  EXPECT_GT(j["ratio"].get<double>(), 0);
+}
+
+TEST_F(KilnTune, BenchRejectsAMalformedWorkload) {
+  Outcome o = run_kiln("bench --workload matmul:M=64 --db " + db_, true);
+  EXPECT_EQ(o.exit_code, 2) << o.output;
+  EXPECT_NE(o.output.find("error: "), std::string::npos) << o.output;
+}
+
+}  // namespace

@@ -1,0 +1,261 @@
+// `kiln bench`: the best stored kernel of a workload against the fastest library for it, in one
+// process, on the same inputs, timed the same way.
+
+#include <algorithm>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <spdlog/fmt/fmt.h>
+#include <nlohmann/json.hpp>
+
+#include "compiler_core/build.h"
+#include "compiler_core/codegen/llvm/host.h"
+#include "compiler_core/runtime/buffer.h"
+#include "compiler_core/runtime/thread_pool.h"
+#include "compiler_core/runtime/timer.h"
+#include "compiler_core/schedule/templates.h"
+#include "compiler_core/support/log.h"
+#include "compiler_core/te/reference.h"
+#include "compiler_core/te/workload.h"
+#include "tuner/baseline/baselines.h"
+#include "tuner/cli/commands.h"
+#include "tuner/cli/flags.h"
+#include "tuner/cli/tuning_log_flag.h"
+
+namespace kiln::tuner {
+namespace {
+
+constexpr uint64_t kInputSeed = 20240601;
+constexpr double kMaxRelativeError = 1e-4;
+
+FlagSet make_flags() {
+  FlagSet flags(
+      "bench",
+      "Times the best stored kernel of a workload on this machine (else the template's default) "
+      "against the libraries: OpenBLAS sgemm and oneDNN matmul for matmul and dense, oneDNN for "
+      "batch_matmul and convolutions. Everything runs in this process on the same inputs, is "
+      "checked against the reference, and is timed the same way: two warm-up runs, then the "
+      "median of 7 samples of at least 200 ms.",
+      "The baseline is the fastest library that, like kiln's kernel, takes its inputs in plain "
+      "layouts on every call: OpenBLAS and oneDNN's plain matmul (oneDNN with weights packed "
+      "ahead of time is reported beside it), and oneDNN's convolution in its own blocked "
+      "layouts. OpenBLAS runs with its own kernel choice: the process restarts itself without "
+      "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE when they are set, and says so on stderr.\nWith "
+      "--json: one object with workload, target, threads, config, source, kiln_gflops, "
+      "baseline, baseline_gflops, ratio and libraries.\nExit codes: 0 done, 1 a kernel or a "
+      "library computed a wrong answer or failed, 2 bad flags, workload or target.");
+  flags.add_required_string("workload", "W", "the workload, e.g. matmul:M=1024,N=1024,K=1024");
+  flags.add_string("target", "T", "the target: llvm (this machine's CPU)", "llvm");
+  add_db_flag(flags, "the tuning log to take the best config from; read only");
+  int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  flags.add_int("threads", "N", "threads of kiln's kernel and of the libraries", cores, 1, 1024,
+                "this machine's cores, " + std::to_string(cores));
+  flags.add_bool("json", "print one JSON object on stdout");
+  return flags;
+}
+
+struct Timed {
+  std::string name;
+  std::string implementation;
+  double gflops = 0;
+  double median_s = 0;
+  std::vector<double> samples_s;
+  double max_error = 0;
+};
+
+const core::TimingOptions kTiming{.number = 1, .repeat = 7, .min_repeat_ms = 200, .warmup = 2};
+
+Timed time_it(const std::string& name, const std::string& implementation, double flops,
+              const std::function<void()>& run) {
+  core::TimingResult t = core::time_function(run, kTiming);
+  Timed out;
+  out.name = name;
+  out.implementation = implementation;
+  out.median_s = t.median();
+  out.samples_s = t.seconds;
+  out.gflops = out.median_s > 0 ? flops / out.median_s / 1e9 : 0;
+  return out;
+}
+
+/// The libraries for `workload`: (baseline, counts as a baseline). oneDNN's matmul with packed
+/// weights is shown but not the baseline: kiln's kernels pack inside every call.
+Result<std::vector<std::pair<std::unique_ptr<baseline::Baseline>, bool>>> libraries_for(
+    const core::Workload& w, std::span<const float* const> inputs, int threads) {
+  std::vector<std::pair<std::unique_ptr<baseline::Baseline>, bool>> out;
+  switch (w.op) {
+    case core::OpKind::kMatmul:
+    case core::OpKind::kDense:
+    case core::OpKind::kBatchMatmul: {
+      const bool plain_dense =
+          w.op == core::OpKind::kDense && !w.bias && w.act == core::Activation::kNone;
+      if (w.op == core::OpKind::kMatmul || plain_dense) {
+        KILN_ASSIGN_OR_RETURN(auto blas, baseline::OpenblasSgemm::create(w, inputs, threads));
+        out.emplace_back(std::move(blas), true);
+      }
+      KILN_ASSIGN_OR_RETURN(auto plain, baseline::DnnlMatmul::create(w, inputs, threads, false));
+      out.emplace_back(std::move(plain), true);
+      KILN_ASSIGN_OR_RETURN(auto packed, baseline::DnnlMatmul::create(w, inputs, threads, true));
+      out.emplace_back(std::move(packed), false);
+      break;
+    }
+    default: {
+      KILN_ASSIGN_OR_RETURN(
+          auto conv, baseline::DnnlConv2d::create(w, inputs, threads, baseline::ConvIo::kBlocked));
+      out.emplace_back(std::move(conv), true);
+      KILN_ASSIGN_OR_RETURN(
+          auto plain, baseline::DnnlConv2d::create(w, inputs, threads, baseline::ConvIo::kPlainIo));
+      out.emplace_back(std::move(plain), false);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+int bench_command(const std::vector<std::string>& args) {
+  // OpenBLAS reads its overrides when it loads: restart without them before anything else.
+  std::vector<std::string> argv_strings = {"kiln", "bench"};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& a : argv_strings) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  FlagSet flags = make_flags();
+  if (auto exit_code = parse_flags_or_exit(flags, args)) return *exit_code;
+  baseline::reexec_without_openblas_overrides(int(argv.size() - 1), argv.data());
+  const int threads = int(flags.get_int("threads"));
+  const bool json = flags.get_bool("json");
+  baseline::unpin_non_openmp_threads(threads);
+
+  Result<core::Workload> workload = core::parse_workload(flags.get_string("workload"));
+  if (!workload) return report_error(workload.status());
+  Result<core::Target> parsed = core::parse_target(flags.get_string("target"));
+  if (!parsed) return report_error(parsed.status());
+  if (!parsed->is_host) {
+    return report_error(invalid_argument("target '" + parsed->str() +
+                                         "' is not this machine; kiln bench runs kernels here"));
+  }
+  Result<core::Target> target = core::resolve_host_target(*parsed);
+  if (!target) return report_error(target.status());
+  Result<core::ConfigSpace> space = core::config_space(*workload, *target);
+  if (!space) return report_error(space.status());
+  Result<core::BestConfig> best = best_stored_config(flags, *workload, *target, *space);
+  if (!best) return report_error(best.status());
+  Result<std::unique_ptr<core::Kernel>> kernel =
+      core::build_kernel(*workload, *target, best->config);
+  if (!kernel) return report_error(kernel.status());
+
+  std::mt19937_64 rng(kInputSeed);
+  std::vector<core::Buffer> buffers;
+  for (const core::Shape& shape : workload->input_shapes()) {
+    Result<core::Buffer> input = core::Buffer::create(shape);
+    if (!input) return report_error(input.status());
+    input->fill_random(rng);
+    buffers.push_back(std::move(*input));
+  }
+  Result<core::Buffer> output = core::Buffer::create(workload->output_shape());
+  Result<core::Buffer> expected = core::Buffer::create(workload->output_shape());
+  if (!output) return report_error(output.status());
+  if (!expected) return report_error(expected.status());
+  std::vector<float*> arguments;
+  for (core::Buffer& b : buffers) arguments.push_back(b.data());
+  std::vector<const float*> inputs(arguments.begin(), arguments.end());
+  arguments.push_back(output->data());
+  {
+    baseline::ScopedAllCpus unpinned;  // the reference's threads may use every CPU
+    core::run_reference(*workload, inputs, expected->data(), threads);
+  }
+  const double flops = workload->flops();
+  const int64_t count = expected->size();
+  bool wrong = false;
+
+  core::set_num_threads(threads);
+  (*kernel)->run(arguments);
+  Timed kiln =
+      time_it("kiln", space->to_json(best->config), flops, [&] { (*kernel)->run(arguments); });
+  kiln.max_error = core::max_relative_error(output->data(), expected->data(), count);
+  wrong |= !(kiln.max_error <= kMaxRelativeError);
+
+  auto libraries = libraries_for(*workload, inputs, threads);
+  if (!libraries) return report_error(libraries.status());
+  std::vector<Timed> timed;
+  const Timed* baseline = nullptr;
+  std::vector<float> library_output(static_cast<size_t>(count));
+  for (auto& [library, is_baseline] : *libraries) {
+    library->run();
+    Timed t = time_it(library->name(), library->implementation(), flops, [&] { library->run(); });
+    library->read_output(library_output.data());
+    t.max_error = core::max_relative_error(library_output.data(), expected->data(), count);
+    if (!(t.max_error <= kMaxRelativeError)) {
+      logger("tuner")->error("library={} computed a wrong answer: max relative error {}", t.name,
+                             t.max_error);
+      wrong = true;
+    }
+    timed.push_back(std::move(t));
+  }
+  for (size_t i = 0; i < timed.size(); ++i) {
+    if ((*libraries)[i].second && (!baseline || timed[i].gflops > baseline->gflops)) {
+      baseline = &timed[i];
+    }
+  }
+  const double ratio = baseline && baseline->gflops > 0 ? kiln.gflops / baseline->gflops : 0;
+
+  std::vector<std::string> removed = baseline::removed_openblas_overrides();
+  if (json) {
+    nlohmann::ordered_json libs = nlohmann::ordered_json::object();
+    for (const Timed& t : timed) {
+      libs[t.name] = {{"gflops", t.gflops},
+                      {"median_s", t.median_s},
+                      {"samples_s", t.samples_s},
+                      {"implementation", t.implementation},
+                      {"max_relative_error", t.max_error}};
+    }
+    nlohmann::ordered_json object = {{"workload", workload->canonical()},
+                                     {"target", parsed->str()},
+                                     {"threads", threads},
+                                     {"config", nlohmann::ordered_json::parse(kiln.implementation)},
+                                     {"source", core::config_source_name(best->source)},
+                                     {"kiln_gflops", kiln.gflops},
+                                     {"kiln_median_s", kiln.median_s},
+                                     {"kiln_samples_s", kiln.samples_s},
+                                     {"kiln_max_relative_error", kiln.max_error},
+                                     {"baseline", baseline ? baseline->name : ""},
+                                     {"baseline_gflops", baseline ? baseline->gflops : 0},
+                                     {"ratio", ratio},
+                                     {"libraries", libs},
+                                     {"openblas_core", baseline::openblas_core_name()},
+                                     {"openblas_overrides_removed", removed},
+                                     {"onednn_version", baseline::onednn_version()}};
+    std::cout << object.dump() << "\n";
+  } else {
+    std::cout << fmt::format(
+        "{}  {} thread{}  ({} config #{})\n", workload->canonical(), threads,
+        threads == 1 ? "" : "s",
+        best->source == core::ConfigSource::kRecord ? "best stored" : "default",
+        best->config.index);
+    std::cout << fmt::format("  {:<16} {:8.1f} GFLOP/s\n", "kiln", kiln.gflops);
+    for (const Timed& t : timed) {
+      std::cout << fmt::format("  {:<16} {:8.1f} GFLOP/s  {}{}\n", t.name, t.gflops,
+                               t.implementation, &t == baseline ? "  (baseline)" : "");
+    }
+    std::cout << fmt::format("  kiln / {} = {:.2f}\n", baseline ? baseline->name : "none", ratio);
+    if (!removed.empty()) {
+      std::cout << "  (OpenBLAS with its own kernels (" << baseline::openblas_core_name()
+                << "): removed";
+      for (const std::string& r : removed) std::cout << " " << r;
+      std::cout << ")\n";
+    }
+  }
+  if (wrong) {
+    std::cerr << "error: a kernel's output differs from the reference (see the max relative "
+                 "errors with --json)\n";
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace kiln::tuner
