@@ -175,7 +175,7 @@ int measure(const Options& o, core::TuningLog& log, const core::TargetKey& key,
         core::TimingOptions timing{
             .number = 1, .repeat = first_ms > o.slow_ms ? 1 : 3, .warmup = 0};
         measure_options["repeat"] = timing.repeat;
-        core::TimingResult t = core::time_function([&] { (*kernel)->run(args); }, timing);
+        core::TimingResult t = core::time_function([&] { (*kernel)->run_prepared(args); }, timing);
         record.costs = t.seconds;
       }
     }

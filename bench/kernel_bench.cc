@@ -27,7 +27,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tuner/baseline/baselines.h"
 #include "compiler_core/build.h"
 #include "compiler_core/codegen/llvm/host.h"
 #include "compiler_core/runtime/buffer.h"
@@ -38,6 +37,7 @@
 #include "compiler_core/target/target.h"
 #include "compiler_core/te/reference.h"
 #include "compiler_core/te/workload.h"
+#include "tuner/baseline/baselines.h"
 
 namespace {
 
@@ -342,7 +342,8 @@ json run_case(const Case& c, const core::Target& target, const Options& o) {
         continue;
       }
       core::Kernel* kernel = k.kernel.get();
-      core::TimingResult r = core::time_function([&] { kernel->run(kiln_args); }, o.timing);
+      core::TimingResult r =
+          core::time_function([&] { kernel->run_prepared(kiln_args); }, o.timing);
       const double g = gflops(flops, r.median());
       entry["status"] = "ok";
       entry["timing"] = timing_json(r, flops);

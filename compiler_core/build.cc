@@ -3,34 +3,59 @@
 #include "compiler_core/codegen/llvm/codegen_llvm.h"
 #include "compiler_core/ir/printer.h"
 #include "compiler_core/lower/pipeline.h"
+#include "compiler_core/runtime/buffer.h"
 #include "compiler_core/schedule/templates.h"
 
 namespace kiln::core {
 namespace {
 
+/// One compiled function and, for each of its arguments, where the buffer comes from: the
+/// caller's buffer at that position (>= 0), or the kernel's packed buffer -1 - i.
+struct Step {
+  std::unique_ptr<JitFunction> fn;
+  std::vector<int> sources;
+};
+
 class HostKernel : public Kernel {
  public:
-  HostKernel(std::unique_ptr<JitFunction> fn, std::string lowered, size_t arity)
-      : fn_(std::move(fn)), lowered_(std::move(lowered)), arity_(arity) {}
+  HostKernel(std::vector<Step> prepare, Step main, std::vector<Buffer> packed, size_t arity,
+             std::string lowered)
+      : prepare_(std::move(prepare)),
+        main_(std::move(main)),
+        packed_(std::move(packed)),
+        arity_(arity),
+        lowered_(std::move(lowered)) {}
 
-  void run(std::span<float* const> buffers) override {
-    KILN_CHECK(buffers.size() == arity_)
-        << "kernel takes " << arity_ << " buffers, got " << buffers.size();
-    fn_->call(buffers.data());
+  void prepare(std::span<float* const> buffers) override {
+    for (const Step& step : prepare_) call(step, buffers);
   }
+  void run_prepared(std::span<float* const> buffers) override { call(main_, buffers); }
+  bool prepacks() const override { return !prepare_.empty(); }
   const std::string& lowered() const override { return lowered_; }
 
  private:
-  std::unique_ptr<JitFunction> fn_;
-  std::string lowered_;
+  void call(const Step& step, std::span<float* const> buffers) {
+    KILN_CHECK(buffers.size() == arity_)
+        << "kernel takes " << arity_ << " buffers, got " << buffers.size();
+    float* args[16];
+    KILN_CHECK(step.sources.size() <= 16) << "too many kernel arguments";
+    for (size_t i = 0; i < step.sources.size(); ++i) {
+      int source = step.sources[i];
+      args[i] = source >= 0 ? buffers[size_t(source)] : packed_[size_t(-1 - source)].data();
+    }
+    step.fn->call(args);
+  }
+
+  std::vector<Step> prepare_;
+  Step main_;
+  std::vector<Buffer> packed_;
   size_t arity_;
+  std::string lowered_;
 };
 
-Result<ir::LoweredFunc> lower_config(const Workload& workload, const Target& target,
-                                     const Config& config) {
-  KILN_ASSIGN_OR_RETURN(Schedule schedule, make_schedule(workload, target, config));
+Result<ir::LoweredFunc> lower_named(const Schedule& schedule, const std::string& name) {
   try {
-    return lower::lower_schedule(schedule, std::string("kiln_") + op_name(workload.op));
+    return lower::lower_schedule(schedule, name);
   } catch (const ScheduleError& e) {
     return invalid_config(std::string(e.what()) + " (" + e.detail() + ")");
   }
@@ -44,10 +69,49 @@ Result<std::unique_ptr<Kernel>> build_kernel(const Workload& workload, const Tar
     return invalid_argument("target '" + target.str() +
                             "' is not this host; build an object file for it instead");
   }
-  KILN_ASSIGN_OR_RETURN(ir::LoweredFunc func, lower_config(workload, target, config));
-  KILN_ASSIGN_OR_RETURN(std::unique_ptr<JitFunction> fn, jit_compile(func, target));
-  std::unique_ptr<Kernel> kernel =
-      std::make_unique<HostKernel>(std::move(fn), ir::to_string(func.body), func.args.size());
+  KILN_ASSIGN_OR_RETURN(Schedule schedule, make_schedule(workload, target, config));
+  const std::string name = std::string("kiln_") + op_name(workload.op);
+
+  // The caller's buffers: the placeholders of the whole schedule, then the output.
+  std::vector<std::string> caller;
+  for (const Stage& s : schedule.stages()) {
+    if (s.is_placeholder) caller.push_back(s.name);
+  }
+  caller.push_back(schedule.stages().back().name);
+  std::vector<std::string> packed_names;
+  std::vector<Buffer> packed;
+  auto source_of = [&](const std::string& arg) -> int {
+    for (size_t i = 0; i < caller.size(); ++i) {
+      if (caller[i] == arg) return int(i);
+    }
+    for (size_t i = 0; i < packed_names.size(); ++i) {
+      if (packed_names[i] == arg) return -1 - int(i);
+    }
+    KILN_UNREACHABLE() << "kernel argument " << arg << " has no buffer";
+  };
+
+  std::string lowered;
+  std::vector<Step> prepare;
+  for (const Schedule& part : schedule.prepacked_stages()) {
+    const Stage& stage = part.stages().back();
+    KILN_ASSIGN_OR_RETURN(Buffer buffer, Buffer::create(stage.shape));
+    packed_names.push_back(stage.name);
+    packed.push_back(std::move(buffer));
+    KILN_ASSIGN_OR_RETURN(ir::LoweredFunc func,
+                          lower_named(part, name + "_prepare_" + std::to_string(prepare.size())));
+    Step step;
+    KILN_ASSIGN_OR_RETURN(step.fn, jit_compile(func, target));
+    for (const std::string& arg : func.args) step.sources.push_back(source_of(arg));
+    lowered += "// prepare " + stage.name + "\n" + ir::to_string(func.body) + "\n";
+    prepare.push_back(std::move(step));
+  }
+  KILN_ASSIGN_OR_RETURN(ir::LoweredFunc func, lower_named(schedule.without_prepacked(), name));
+  Step main;
+  KILN_ASSIGN_OR_RETURN(main.fn, jit_compile(func, target));
+  for (const std::string& arg : func.args) main.sources.push_back(source_of(arg));
+  lowered += ir::to_string(func.body);
+  std::unique_ptr<Kernel> kernel = std::make_unique<HostKernel>(
+      std::move(prepare), std::move(main), std::move(packed), caller.size(), std::move(lowered));
   return kernel;
 }
 
@@ -56,7 +120,10 @@ Result<std::vector<uint8_t>> build_object(const Workload& workload, const Target
   if (target.kind != TargetKind::kLlvm) {
     return invalid_argument("target '" + target.str() + "' is not an llvm target");
   }
-  KILN_ASSIGN_OR_RETURN(ir::LoweredFunc func, lower_config(workload, target, config));
+  // One function computes everything: an object file has no prepare step.
+  KILN_ASSIGN_OR_RETURN(Schedule schedule, make_schedule(workload, target, config));
+  KILN_ASSIGN_OR_RETURN(ir::LoweredFunc func,
+                        lower_named(schedule, std::string("kiln_") + op_name(workload.op)));
   return compile_object(func, target);
 }
 

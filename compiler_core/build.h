@@ -17,12 +17,30 @@
 namespace kiln::core {
 
 /// A compiled kernel for the host.
+///
+/// Some schedules pack their weights ahead of time (Schedule::prepack): the kernel then has a
+/// prepare step, which computes the packed weights from the weight inputs into a buffer the
+/// kernel owns, and a main step, which reads them. `run` does both; inference, and timing that
+/// compares with libraries that reorder weights once (oneDNN's blocked convolution), calls
+/// `prepare` once and then `run_prepared`.
 class Kernel {
  public:
   virtual ~Kernel() = default;
-  /// Runs the kernel. `buffers` holds the inputs in Workload::input_shapes() order, then the
-  /// output; each at least as large as its shape and 64-byte aligned.
-  virtual void run(std::span<float* const> buffers) = 0;
+  /// Runs the kernel: prepare, then run_prepared. `buffers` holds the inputs in
+  /// Workload::input_shapes() order, then the output; each at least as large as its shape and
+  /// 64-byte aligned.
+  virtual void run(std::span<float* const> buffers) {
+    prepare(buffers);
+    run_prepared(buffers);
+  }
+  /// Computes what depends on the weights alone from `buffers` (as for run; only the weight
+  /// inputs are read). Nothing for a kernel that does not prepack.
+  virtual void prepare(std::span<float* const> buffers) = 0;
+  /// Runs the main step on the weights of the last prepare(): the output is right when the
+  /// weight inputs still hold what they held then. Without a prepare step, the same as run.
+  virtual void run_prepared(std::span<float* const> buffers) = 0;
+  /// True when the kernel has a prepare step.
+  virtual bool prepacks() const = 0;
   /// The lowered loop program, printed.
   virtual const std::string& lowered() const = 0;
 };

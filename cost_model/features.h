@@ -21,7 +21,9 @@
 /// straight-line body that unrolling and vectorization make (its size, the accumulator and load
 /// vectors in it), and the parallel loop around it.
 ///
-/// ## Layout (version kFeatureVersion = 1, kNumFeatures floats)
+/// ## Layout (version kFeatureVersion = 2, kNumFeatures floats)
+///
+/// Version 2: stages packed ahead of time (weights, Schedule::prepack) are not featurised.
 ///
 /// Counts and sizes are log2(1 + x) unless marked "raw". Slots that do not exist (a statement
 /// with fewer loops or accesses, a nest with one statement) are 0.
@@ -58,7 +60,7 @@
 namespace kiln::cost {
 
 /// The version of the layout below. Models trained with another version cannot be used.
-inline constexpr int kFeatureVersion = 1;
+inline constexpr int kFeatureVersion = 2;
 
 /// Loop levels described per statement (innermost first), and footprint levels per access.
 inline constexpr int kLoopLevels = 6;

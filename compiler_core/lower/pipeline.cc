@@ -86,7 +86,11 @@ ir::LoweredFunc lower_schedule(const Schedule& schedule, const std::string& name
 
 LoopNest lower_for_features(const Schedule& schedule) {
   // No pass runs: the simplifier alone would cost as much as building the nest, and features
-  // read extents and strides through their own interval and stride analysis.
+  // read extents and strides through their own interval and stride analysis. Stages computed
+  // ahead of time are not part of a run, so they are not part of the features either.
+  for (const Stage& s : schedule.stages()) {
+    if (s.prepacked) return build_loop_nest(schedule.without_prepacked());
+  }
   return build_loop_nest(schedule);
 }
 

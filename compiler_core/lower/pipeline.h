@@ -25,7 +25,8 @@ ir::LoweredFunc lower_schedule(const Schedule& schedule, const std::string& name
 ///   simplified, its loads written in the stage's axes (they may hold the `/` and `%` of
 ///   layout transforms and the clamps of padding);
 /// - loops of extent 1 are still present, and split tails keep extents `min(f, e - o·f)`;
-/// - Realize marks each intermediate tensor's region.
+/// - Realize marks each intermediate tensor's region;
+/// - stages computed ahead of time (Schedule::prepack) are placeholders: they are not run.
 /// Throws ScheduleError for schedules that cannot be lowered, like lower_schedule.
 LoopNest lower_for_features(const Schedule& schedule);
 

@@ -5,6 +5,8 @@
 //   out.blocked[n, g, kb, oh, ow, ko]      = sum over cb, r, s, ci of data · kernel
 //   O                                      = out.blocked unpacked to NCHW or NHWC
 //
+// The weights are constant in inference: kernel.packed is computed ahead of time
+// (Schedule::prepack), once per set of weights, as libraries reorder weights once.
 // The output block is computed in a local accumulator of tile_ow × KB values (register
 // blocking over output width and output channels, KB a multiple of the vector width), with
 // the reduction outermost inside the tile. Depthwise convolution blocks channels the same way
@@ -166,6 +168,7 @@ Schedule conv2d_schedule(const Workload& w, const Target& t, const ConfigSpace& 
     if (parallel) sch.parallel(data, sch.fuse(data, sch.axis(data, "cb"), sch.axis(data, "h")));
     auto [kvo, kvi] = sch.split(kernel, sch.axis(kernel, "ko"), lanes);
     sch.vectorize(kernel, kvi);
+    sch.prepack(kernel);  // weights are constant: packed once, as libraries reorder them once
   }
   // The blocked output: tiles of tile_ow × kb, accumulated locally.
   Tensor acc = tile_blocked_output(sch, blocked, "kb", "ko", tile_ow, lanes, parallel);
@@ -245,6 +248,7 @@ Schedule depthwise_schedule(const Workload& w, const Target& t, const ConfigSpac
     if (parallel) sch.parallel(data, sch.fuse(data, sch.axis(data, "cb"), sch.axis(data, "h")));
     auto [kvo, kvi] = sch.split(kernel, sch.axis(kernel, "ci"), lanes);
     sch.vectorize(kernel, kvi);
+    sch.prepack(kernel);
   }
   Tensor acc = tile_blocked_output(sch, blocked, "cb", "ci", tile_ow, lanes, parallel);
   {

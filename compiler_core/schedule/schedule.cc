@@ -1,6 +1,7 @@
 #include "compiler_core/schedule/schedule.h"
 
 #include <algorithm>
+#include <set>
 #include <sstream>
 
 #include "compiler_core/ir/ir_visitor.h"
@@ -225,6 +226,72 @@ void Schedule::compute_inline(const Tensor& t) {
                         describe(s));
   }
   s.attach = Stage::Attach::kInline;
+}
+
+namespace {
+
+/// The names of the tensors `body` reads.
+std::set<std::string> tensors_read(const Expr& body) {
+  struct Reads : ir::IRVisitor {
+    std::set<std::string> names;
+    void visit_node(const ir::TensorLoad* op) override {
+      names.insert(op->tensor);
+      IRVisitor::visit_node(op);
+    }
+  } reads;
+  reads.visit(body);
+  return reads.names;
+}
+
+}  // namespace
+
+void Schedule::prepack(const Tensor& t) {
+  Stage& s = mutable_stage(t.name);
+  if (s.is_placeholder || s.attach != Stage::Attach::kRoot) {
+    throw ScheduleError("prepack of " + s.name + ", which is not a computed root stage",
+                        describe(s));
+  }
+  for (const std::string& name : tensors_read(s.body)) {
+    if (!stage(name).is_placeholder) {
+      throw ScheduleError("prepack of " + s.name + ", which reads stage " + name +
+                              " (only placeholders, the weights, may be read ahead of time)",
+                          describe(s));
+    }
+  }
+  if (&s == &stages_.back()) {
+    throw ScheduleError("prepack of the output stage " + s.name, describe(s));
+  }
+  s.prepacked = true;
+}
+
+Schedule Schedule::without_prepacked() const {
+  Schedule out = *this;
+  for (Stage& s : out.stages_) {
+    if (!s.prepacked) continue;
+    Stage placeholder;
+    placeholder.name = s.name;
+    placeholder.shape = s.shape;
+    placeholder.is_placeholder = true;
+    s = std::move(placeholder);
+  }
+  return out;
+}
+
+std::vector<Schedule> Schedule::prepacked_stages() const {
+  std::vector<Schedule> out;
+  for (const Stage& s : stages_) {
+    if (!s.prepacked) continue;
+    Schedule part;
+    std::set<std::string> reads = tensors_read(s.body);
+    for (const Stage& p : stages_) {
+      if (p.is_placeholder && reads.count(p.name)) part.stages_.push_back(p);
+    }
+    Stage output = s;
+    output.prepacked = false;
+    part.stages_.push_back(std::move(output));
+    out.push_back(std::move(part));
+  }
+  return out;
 }
 
 Tensor Schedule::cache_write(const Tensor& t) {

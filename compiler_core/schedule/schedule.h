@@ -78,6 +78,9 @@ struct Stage {
   std::map<std::string, ir::ForKind> kinds;
   Attach attach = Attach::kRoot;
   std::string attach_stage, attach_var;
+  /// Computed ahead of time from constant inputs (weights), once per set of weights, not in
+  /// every run of the kernel (see Schedule::prepack).
+  bool prepacked = false;
 };
 
 class Schedule {
@@ -134,6 +137,18 @@ class Schedule {
       const std::vector<std::string>& axis_names,
       const std::function<std::vector<ir::Expr>(const std::vector<ir::Expr>&)>& to_source,
       const std::function<std::vector<ir::Expr>(const std::vector<ir::Expr>&)>& from_source);
+
+  /// Marks `t`, a root stage that reads placeholders only (a packing of weights), as computed
+  /// ahead of time: build_kernel compiles it into a separate function that Kernel::prepare
+  /// runs once per set of weights, and the kernel proper reads its result as an input. A
+  /// schedule lowered whole (object files, lower_schedule) still computes it inline.
+  void prepack(const Tensor& t);
+
+  /// The schedule of what runs in every call: each prepacked stage becomes a placeholder of
+  /// its shape, read by the stages after it. The schedule itself when nothing is prepacked.
+  Schedule without_prepacked() const;
+  /// One schedule per prepacked stage: the placeholders it reads, then the stage as the output.
+  std::vector<Schedule> prepacked_stages() const;
 
   const std::vector<Stage>& stages() const { return stages_; }
   const Stage& stage(const std::string& name) const;

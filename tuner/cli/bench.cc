@@ -175,8 +175,8 @@ int bench_command(const std::vector<std::string>& args) {
 
   core::set_num_threads(threads);
   (*kernel)->run(arguments);
-  Timed kiln =
-      time_it("kiln", space->to_json(best->config), flops, [&] { (*kernel)->run(arguments); });
+  Timed kiln = time_it("kiln", space->to_json(best->config), flops,
+                       [&] { (*kernel)->run_prepared(arguments); });
   kiln.max_error = core::max_relative_error(output->data(), expected->data(), count);
   wrong |= !(kiln.max_error <= kMaxRelativeError);
 

