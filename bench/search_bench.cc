@@ -9,6 +9,10 @@
 // benchmark measures each distinct config only once; the cache is a tuning log of its own
 // (--db PATH keeps it, so a second run measures only what is missing).
 //
+// The pre-trained variant of xgb runs in a log that also holds random records of three other
+// shapes of the operator (--pretrain-configs each, measured once into the cache), as the log of
+// a user who has tuned other shapes does; the other two strategies never see them.
+//
 // Figures, per workload:
 // - the best GFLOP/s any job found; for each job, the trials it needed to reach 95% of that;
 //   the median over seeds per strategy, and xgb's over random's (target: at most 1/3);
@@ -24,6 +28,8 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -49,13 +55,27 @@ const std::vector<std::string> kDefaultWorkloads = {
     "matmul:M=1024,N=1024,K=1024",
     "conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,stride=1,pad=1",
 };
-const std::vector<std::string> kStrategies = {"xgb", "random"};
+/// "xgb-pretrained" is xgb in a tuning log that also holds --pretrain-configs random records of
+/// each of a few other shapes of the operator, as a log that has tuned other shapes does: its
+/// model starts pre-trained on them.
+const std::vector<std::string> kStrategies = {"xgb", "xgb-pretrained", "random"};
+
+/// Other shapes of each operator, for the pre-trained xgb.
+std::vector<std::string> other_shapes(const core::Workload& w) {
+  if (w.op == core::OpKind::kMatmul) {
+    return {"matmul:M=512,N=1024,K=1024", "matmul:M=768,N=768,K=768", "matmul:M=2048,N=256,K=1024"};
+  }
+  return {"conv2d:N=1,C=128,H=28,W=28,K=128,R=3,S=3,stride=1,pad=1",
+          "conv2d:N=1,C=256,H=14,W=14,K=256,R=3,S=3,stride=1,pad=1",
+          "conv2d:N=1,C=64,H=56,W=56,K=256,R=1,S=1,stride=1,pad=0"};
+}
 
 struct Options {
   std::vector<std::string> workloads = kDefaultWorkloads;
   std::filesystem::path db;
   int64_t trials = 1000;
   int seeds = 3;
+  int pretrain_configs = 150;
   int threads = 1;
   bool json_output = false;
 };
@@ -163,14 +183,47 @@ json run_workload(const Options& o, const std::string& text, core::TuningLog& ca
   std::cerr << "== " << text << ": space of " << space.size() << " configs, " << measurer->cached()
             << " in the cache\n";
 
+  // Records of other shapes, measured once into the cache, for the pre-trained xgb.
+  std::vector<core::TuningRecord> other_records;
+  for (const std::string& other_text : other_shapes(workload)) {
+    if (o.pretrain_configs == 0) break;
+    core::Workload other = check(core::parse_workload(other_text), "workload");
+    core::ConfigSpace other_space = check(core::config_space(other, target), "config space");
+    CachedMeasurer other_measurer(cache, other, target, other_space, settings);
+    std::mt19937_64 rng(99);
+    std::set<int64_t> picked;
+    std::vector<core::Config> configs;
+    std::uniform_int_distribution<int64_t> any(0, other_space.size() - 1);
+    while (int(configs.size()) < std::min<int64_t>(o.pretrain_configs, other_space.size())) {
+      int64_t index = any(rng);
+      if (picked.insert(index).second) configs.push_back(*other_space.at(index));
+    }
+    tuner::TuneOptions timing;
+    for (size_t i = 0; i < configs.size(); i += 16) {
+      std::vector<core::Config> batch(configs.begin() + long(i),
+                                      configs.begin() + long(std::min(configs.size(), i + 16)));
+      for (core::TuningRecord& r : other_measurer.measure(batch, timing.timing)) {
+        other_records.push_back(std::move(r));
+      }
+    }
+    std::cerr << "  pre-training data: " << configs.size() << " configs of " << other_text << " ("
+              << other_measurer.measured() << " measured now)\n";
+  }
+
   std::vector<Job> jobs;
   for (int seed = 1; seed <= o.seeds; ++seed) {
     for (const std::string& strategy : kStrategies) {
+      const bool pretrained = strategy == "xgb-pretrained";
+      if (pretrained && other_records.empty()) continue;
       std::filesystem::path path = scratch / (strategy + "_" + std::to_string(seed) + "_" +
                                               std::to_string(jobs.size()) + ".db");
       core::TuningLog log = check(core::TuningLog::open(path), "job log");
+      if (pretrained) {
+        kiln::Status seeded = log.append(other_records);
+        if (!seeded.is_ok()) fail("job log: " + seeded.to_string());
+      }
       tuner::TuneOptions options;
-      options.tuner = strategy;
+      options.tuner = pretrained ? "xgb" : strategy;
       options.trials = o.trials;
       options.seed = uint64_t(seed);
       options.remeasure_top = 0;  // a cached measurement would not change
@@ -244,11 +297,15 @@ json run_workload(const Options& o, const std::string& text, core::TuningLog& ca
                         : 0.5 * double(v[v.size() / 2 - 1] + v[v.size() / 2]);
   };
   for (const std::string& s : kStrategies) {
+    if (needed[s].empty()) continue;
     per_strategy[s] = {{"trials_to_95pct", needed[s]},
                        {"median_trials_to_95pct", median(needed[s])},
                        {"overhead_fraction", overhead[s] / (overhead[s] + real[s])}};
   }
-  const double ratio = median(needed["xgb"]) / std::max(1.0, median(needed["random"]));
+  const double random_median = std::max(1.0, median(needed["random"]));
+  const double ratio = median(needed["xgb"]) / random_median;
+  const double pretrained_ratio =
+      needed["xgb-pretrained"].empty() ? 0 : median(needed["xgb-pretrained"]) / random_median;
   return {{"workload", workload.canonical()},
           {"space_size", space.size()},
           {"trials", o.trials},
@@ -257,6 +314,9 @@ json run_workload(const Options& o, const std::string& text, core::TuningLog& ca
           {"target_gflops", target_gflops},
           {"strategies", per_strategy},
           {"xgb_over_random", ratio},
+          {"xgb_pretrained_over_random", pretrained_ratio},
+          {"pretrain_configs_per_shape", other_records.empty() ? 0 : o.pretrain_configs},
+          {"pretrain_shapes", other_records.empty() ? json::array() : json(other_shapes(workload))},
           {"configs_measured", measurer->cached()},
           {"jobs", job_rows}};
 }
@@ -275,6 +335,8 @@ Options parse_args(int argc, char** argv) {
       o.trials = std::stoll(value());
     } else if (a == "--seeds") {
       o.seeds = std::stoi(value());
+    } else if (a == "--pretrain-configs") {
+      o.pretrain_configs = std::stoi(value());
     } else if (a == "--threads") {
       o.threads = std::stoi(value());
     } else if (a == "--workload") {
@@ -284,16 +346,19 @@ Options parse_args(int argc, char** argv) {
       o.json_output = true;
     } else if (a == "--help" || a == "-h") {
       std::cout << "usage: kiln_search_bench [--workload W]... [--trials N] [--seeds N]\n"
-                   "         [--threads N] [--db PATH] [--json]\n"
+                   "         [--pretrain-configs N] [--threads N] [--db PATH] [--json]\n"
                    "Trials xgb and random search need to reach 95% of the best GFLOP/s either "
                    "found, and the tuner's overhead. Defaults: matmul 1024^3 and conv2d 3x3 "
-                   "64->64 56x56, 1000 trials, 3 seeds, 1 thread.\n";
+                   "64->64 56x56, 1000 trials, 3 seeds, 1 thread; xgb-pretrained runs in a log "
+                   "with 150 random configs of each of three other shapes (0: left out).\n";
       std::exit(0);
     } else {
       fail("unknown flag '" + a + "'; see --help");
     }
   }
-  if (o.trials < 1 || o.seeds < 1 || o.threads < 1) fail("--trials, --seeds, --threads: >= 1");
+  if (o.trials < 1 || o.seeds < 1 || o.threads < 1 || o.pretrain_configs < 0) {
+    fail("--trials, --seeds, --threads: >= 1; --pretrain-configs: >= 0");
+  }
   return o;
 }
 
@@ -336,10 +401,11 @@ int main(int argc, char** argv) {
     std::printf("  best %.1f GFLOP/s; 95%% of it = %.1f\n", r["best_gflops"].get<double>(),
                 r["target_gflops"].get<double>());
     for (const std::string& s : kStrategies) {
+      if (!r["strategies"].contains(s)) continue;
       const json& st = r["strategies"][s];
       std::ostringstream each;
       for (const json& n : st["trials_to_95pct"]) each << " " << n.get<int64_t>();
-      std::printf("  %-7s trials to 95%%:%s (median %.0f); tuner overhead %.2f%%   [%s <= 5%%]\n",
+      std::printf("  %-14s trials to 95%%:%s (median %.0f); tuner overhead %.2f%%   [%s <= 5%%]\n",
                   s.c_str(), each.str().c_str(), st["median_trials_to_95pct"].get<double>(),
                   100 * st["overhead_fraction"].get<double>(),
                   st["overhead_fraction"].get<double>() <= 0.05 ? "ok" : "MISSED");
