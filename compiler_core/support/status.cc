@@ -14,6 +14,10 @@ const char* status_code_name(StatusCode code) {
       return "out_of_range";
     case StatusCode::kNotFound:
       return "not_found";
+    case StatusCode::kAlreadyExists:
+      return "already_exists";
+    case StatusCode::kAborted:
+      return "aborted";
     case StatusCode::kResourceExhausted:
       return "resource_exhausted";
     case StatusCode::kFailedPrecondition:

@@ -22,8 +22,10 @@ enum class StatusCode {
   kInvalidConfig,       ///< a config that the workload's space does not contain or cannot build
   kOutOfRange,          ///< an index past the end of a space
   kNotFound,            ///< a file, job or record that does not exist
+  kAlreadyExists,       ///< a job, task or agent id that is taken
   kResourceExhausted,   ///< a buffer or queue beyond its limit
   kFailedPrecondition,  ///< the environment is not in the state the call needs
+  kAborted,             ///< a lost race (a lease that moved): retry
   kUnavailable,         ///< a service or device is not reachable
   kDataLoss,            ///< corrupt stored data
   kInternal,            ///< a failure inside a library kiln calls (LLVM, SQLite, ...)
