@@ -87,21 +87,22 @@ Result<Finished> Broker::complete(const std::string& agent_id, const std::string
   return done;
 }
 
-std::optional<Finished> Broker::take_back(const std::string& task_id) {
+Finished Broker::take_back(const std::string& task_id) {
   Task& task = live_.at(task_id);
   deadlines_.erase(task.deadline);
   task.deadline = deadlines_.end();
   leases_by_agent_[task.agent].erase(task_id);
   --keys_[task.spec.device_key].leased;
+  Finished out{task_id, task.spec.job_id, task.agent, false, task.attempts};
   if (task.attempts >= options_.max_attempts) {
-    Finished lost{task_id, task.spec.job_id, task.agent, true, task.attempts};
+    out.device_lost = true;
     finished_.insert(task_id);
     live_.erase(task_id);
-    return lost;
+    return out;
   }
   task.agent.clear();
   enqueue(task, true);
-  return std::nullopt;
+  return out;
 }
 
 std::vector<Finished> Broker::release_agent(const std::string& agent_id) {
@@ -110,9 +111,7 @@ std::vector<Finished> Broker::release_agent(const std::string& agent_id) {
   auto it = leases_by_agent_.find(agent_id);
   if (it == leases_by_agent_.end()) return lost;
   const std::set<std::string> held = it->second;
-  for (const std::string& task_id : held) {
-    if (auto f = take_back(task_id)) lost.push_back(std::move(*f));
-  }
+  for (const std::string& task_id : held) lost.push_back(take_back(task_id));
   leases_by_agent_.erase(agent_id);
   return lost;
 }
@@ -121,7 +120,7 @@ std::vector<Finished> Broker::expire(Clock::time_point now) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<Finished> lost;
   while (!deadlines_.empty() && deadlines_.begin()->first < now) {
-    if (auto f = take_back(deadlines_.begin()->second)) lost.push_back(std::move(*f));
+    lost.push_back(take_back(deadlines_.begin()->second));
   }
   return lost;
 }

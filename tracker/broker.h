@@ -56,12 +56,12 @@ struct Assignment {
   Clock::time_point deadline;
 };
 
-/// A task that left the broker.
+/// A task that finished, or a lease that was taken back.
 struct Finished {
   std::string task_id;
   std::string job_id;
-  std::string agent_id;      ///< the agent that completed it (or held its last lease)
-  bool device_lost = false;  ///< every attempt's agent was lost
+  std::string agent_id;      ///< the agent that completed it (or held the lease taken back)
+  bool device_lost = false;  ///< a lease taken back was the last attempt: the task ended
   int attempts = 0;
 };
 
@@ -93,7 +93,7 @@ class Broker {
   Result<Finished> complete(const std::string& agent_id, const std::string& task_id);
 
   /// The agent is gone: its leased tasks go back to the front of their queues, or end as
-  /// DEVICE_LOST when they have had max_attempts leases (returned).
+  /// DEVICE_LOST when they have had max_attempts leases. Returns every lease taken back.
   std::vector<Finished> release_agent(const std::string& agent_id);
 
   /// Takes back every lease whose deadline is before `now`, as release_agent does.
@@ -122,7 +122,7 @@ class Broker {
   };
 
   /// Ends a lease that was lost: requeue (front) or finish as DEVICE_LOST. Lock held.
-  std::optional<Finished> take_back(const std::string& task_id);
+  Finished take_back(const std::string& task_id);
   void enqueue(Task& task, bool front);
 
   BrokerOptions options_;

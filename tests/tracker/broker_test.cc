@@ -45,7 +45,9 @@ TEST(Broker, ALostAgentsTasksRunElsewhereAndCountOnce) {
   ASSERT_TRUE(broker.submit(task("t2", "J")).is_ok());
   const Clock::time_point now{};
   ASSERT_EQ(broker.lease("dead", "cpu", now)->task_id, "t1");
-  EXPECT_TRUE(broker.release_agent("dead").empty());  // back in the queue, not lost yet
+  std::vector<Finished> back = broker.release_agent("dead");
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_FALSE(back[0].device_lost);  // back in the queue, not lost yet
   // The re-queued task goes first.
   auto again = broker.lease("alive", "cpu", now);
   ASSERT_TRUE(again.has_value());
@@ -72,7 +74,9 @@ TEST(Broker, ExpiredLeasesAreRequeuedUntilAttemptsRunOut) {
   EXPECT_EQ(broker.next_deadline(), now + seconds(10));
   EXPECT_TRUE(broker.expire(now + seconds(5)).empty());
   EXPECT_EQ(broker.stats()["cpu"].leased, 1u);
-  EXPECT_TRUE(broker.expire(now + seconds(11)).empty());  // attempt 1 of 2: re-queued
+  std::vector<Finished> back = broker.expire(now + seconds(11));
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_FALSE(back[0].device_lost);  // attempt 1 of 2: re-queued
   EXPECT_EQ(broker.stats()["cpu"].queued, 1u);
   now += seconds(20);
   ASSERT_TRUE(broker.lease("slow", "cpu", now).has_value());

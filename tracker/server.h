@@ -1,0 +1,58 @@
+/// \file
+/// The tracker as a gRPC server (`kiln tracker`, and inside `kiln serve`): the kiln.v1 Tracker
+/// service over the Broker. Agents keep one stream each; clients submit tasks and get results
+/// streamed back as they complete. An agent whose stream breaks, or that misses heartbeats, is
+/// taken for lost and its tasks are leased again elsewhere; a task whose lease runs out is too.
+///
+/// Security: with a token, every call must carry `authorization: Bearer <token>` metadata
+/// (UNAUTHENTICATED otherwise; the token is never logged); with a certificate and key the
+/// server speaks TLS only.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "compiler_core/support/status.h"
+#include "tracker/broker.h"
+
+namespace kiln::v1 {
+class MeasureTask;
+}
+
+namespace kiln::tracker {
+
+struct TrackerOptions {
+  /// host:port; port 0 picks a free one (see TrackerServer::port).
+  std::string listen = "127.0.0.1:0";
+  /// The bearer token clients and agents must present; empty accepts every caller.
+  std::string token;
+  /// PEM certificate chain and private key: TLS when both are set.
+  std::string tls_cert_pem, tls_key_pem;
+  /// Agents send a heartbeat this often; one silent for heartbeat_timeout is taken for lost.
+  std::chrono::milliseconds heartbeat_interval{1000};
+  std::chrono::milliseconds heartbeat_timeout{5000};
+  /// The lease of a task whose options name no timeout.
+  std::chrono::milliseconds default_lease{120000};
+  BrokerOptions broker;
+  /// Checks a task before it is queued (workload, config): a failure refuses the whole
+  /// submission with INVALID_ARGUMENT (OUT_OF_RANGE for a config index past the space). The
+  /// tracker cannot check them itself: it never links the compiler.
+  std::function<Status(const v1::MeasureTask&)> validate;
+};
+
+class TrackerServer {
+ public:
+  /// Starts serving. Unavailable when the address cannot be bound.
+  static Result<std::unique_ptr<TrackerServer>> start(TrackerOptions options);
+  virtual ~TrackerServer() = default;
+  /// The port it listens on.
+  virtual int port() const = 0;
+  /// Blocks until shutdown() is called (from another thread or a signal handler's thread).
+  virtual void wait() = 0;
+  /// Stops accepting calls, ends the streams and returns once every handler has finished.
+  virtual void shutdown() = 0;
+};
+
+}  // namespace kiln::tracker
