@@ -109,8 +109,8 @@ class CachedMeasurer : public tuner::Measurer {
     }
   }
 
-  std::vector<core::TuningRecord> measure(const std::vector<core::Config>& configs,
-                                          const core::TimingOptions& timing) override {
+  kiln::Result<std::vector<core::TuningRecord>> measure(
+      const std::vector<core::Config>& configs, const core::TimingOptions& timing) override {
     std::vector<core::Config> missing;
     for (const core::Config& c : configs) {
       if (!records_.count(c.index)) missing.push_back(c);
@@ -121,7 +121,7 @@ class CachedMeasurer : public tuner::Measurer {
                       "local measurer");
       }
       const auto start = Clock::now();
-      std::vector<core::TuningRecord> fresh = real_->measure(missing, timing);
+      std::vector<core::TuningRecord> fresh = check(real_->measure(missing, timing), "measure");
       const double each = seconds_since(start) / double(missing.size());
       for (core::TuningRecord& r : fresh) {
         json options = json::parse(r.measure_options);
@@ -202,7 +202,7 @@ json run_workload(const Options& o, const std::string& text, core::TuningLog& ca
     for (size_t i = 0; i < configs.size(); i += 16) {
       std::vector<core::Config> batch(configs.begin() + long(i),
                                       configs.begin() + long(std::min(configs.size(), i + 16)));
-      for (core::TuningRecord& r : other_measurer.measure(batch, timing.timing)) {
+      for (core::TuningRecord& r : check(other_measurer.measure(batch, timing.timing), "measure")) {
         other_records.push_back(std::move(r));
       }
     }
@@ -236,8 +236,8 @@ json run_workload(const Options& o, const std::string& text, core::TuningLog& ca
                 // Every job measures through the workload's one cache.
                 struct Shared : tuner::Measurer {
                   std::shared_ptr<CachedMeasurer> inner;
-                  std::vector<core::TuningRecord> measure(const std::vector<core::Config>& c,
-                                                          const core::TimingOptions& t) override {
+                  kiln::Result<std::vector<core::TuningRecord>> measure(
+                      const std::vector<core::Config>& c, const core::TimingOptions& t) override {
                     return inner->measure(c, t);
                   }
                 };

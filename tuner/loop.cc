@@ -100,7 +100,7 @@ Result<TuneSummary> run_tuning(const core::Workload& workload, const core::Targe
       KILN_ASSIGN_OR_RETURN(measurer, make_measurer());
     }
     const auto begin = Clock::now();
-    std::vector<core::TuningRecord> records = measurer->measure(configs, timing);
+    Result<std::vector<core::TuningRecord>> records = measurer->measure(configs, timing);
     summary.measure_s += seconds_since(begin);
     return records;
   };

@@ -25,8 +25,8 @@ class SyntheticMeasurer : public Measurer {
   SyntheticMeasurer(const core::ConfigSpace& space, core::TargetKey key)
       : space_(space), key_(std::move(key)) {}
 
-  std::vector<core::TuningRecord> measure(const std::vector<core::Config>& configs,
-                                          const core::TimingOptions& timing) override {
+  Result<std::vector<core::TuningRecord>> measure(const std::vector<core::Config>& configs,
+                                                  const core::TimingOptions& timing) override {
     std::vector<core::TuningRecord> out;
     for (const core::Config& c : configs) {
       ++calls_[c.index];
@@ -80,8 +80,8 @@ class TuningLoopTest : public ::testing::Test {
     struct Borrowed : Measurer {
       SyntheticMeasurer* inner;
       explicit Borrowed(SyntheticMeasurer* m) : inner(m) {}
-      std::vector<core::TuningRecord> measure(const std::vector<core::Config>& c,
-                                              const core::TimingOptions& t) override {
+      Result<std::vector<core::TuningRecord>> measure(const std::vector<core::Config>& c,
+                                                      const core::TimingOptions& t) override {
         return inner->measure(c, t);
       }
     };

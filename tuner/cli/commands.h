@@ -27,6 +27,18 @@ int best_command(const std::vector<std::string>& args);
 /// `kiln db export|import|stats`: the tuning log as JSON lines, and its counts (db.cc).
 int db_command(const std::vector<std::string>& args);
 
+/// `kiln tracker`: the fleet's broker (tracker.cc).
+int tracker_command(const std::vector<std::string>& args);
+
+/// `kiln agent`: joins the fleet as a board (agent.cc).
+int agent_command(const std::vector<std::string>& args);
+
+/// `kiln agent-worker`: the worker process `kiln agent` measures in (agent.cc).
+int agent_worker_command(const std::vector<std::string>& args);
+
+/// `kiln status`: a tracker's agents and queues (status.cc).
+int status_command(const std::vector<std::string>& args);
+
 /// `kiln model eval`: the cost model's ranking of a workload's held-out records, trained and
 /// pre-trained on other shapes (model.cc).
 int model_command(const std::vector<std::string>& args);

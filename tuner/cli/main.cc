@@ -31,6 +31,10 @@ constexpr Command kCommands[] = {
     {"bench", "time the best stored kernel against OpenBLAS and oneDNN", bench_command},
     {"best", "list the fastest stored records of a workload on a target", best_command},
     {"db", "export, import or count the records of a tuning log", db_command},
+    {"tracker", "run the device fleet's tracker", tracker_command},
+    {"agent", "join the device fleet as a board", agent_command},
+    {"status", "show a tracker's agents and queues", status_command},
+    {"agent-worker", "the worker process kiln agent measures in (internal)", agent_worker_command},
     {"model", "evaluate the cost model on a workload's records in a tuning log", model_command},
 };
 

@@ -20,8 +20,10 @@
 #include "compiler_core/te/workload.h"
 #include "tuner/cli/commands.h"
 #include "tuner/cli/flags.h"
+#include "tuner/cli/fleet_flags.h"
 #include "tuner/cli/tuning_log_flag.h"
 #include "tuner/loop.h"
+#include "tuner/measure/fleet_measurer.h"
 #include "tuner/measure/local_measurer.h"
 #include "tuner/plot.h"
 
@@ -56,6 +58,12 @@ FlagSet make_flags() {
   flags.add_int("threads", "N", "threads of the kernels being timed", cores, 1, 1024,
                 "this machine's cores, " + std::to_string(cores));
   add_db_flag(flags, "the tuning log to append to (created when missing)");
+  flags.add_string("tracker", "ADDR",
+                   "measure through the device fleet's tracker at host:port (with --device-key) "
+                   "instead of on this machine");
+  flags.add_string("device-key", "KEY", "the fleet's boards to measure on (with --tracker)");
+  add_token_flag(flags);
+  add_tls_client_flag(flags);
   flags.add_string("plot", "FILE.svg", "write the best GFLOP/s so far against trials to FILE.svg",
                    "");
   flags.add_bool("json", "print one JSON summary object on stdout");
@@ -73,9 +81,18 @@ int tune_command(const std::vector<std::string>& args) {
   if (!workload) return report_error(workload.status());
   Result<core::Target> parsed = core::parse_target(flags.get_string("target"));
   if (!parsed) return report_error(parsed.status());
-  if (!parsed->is_host) {
+  const bool fleet = flags.is_set("tracker");
+  if (fleet != flags.is_set("device-key")) {
+    return report_error(invalid_argument("--tracker and --device-key go together"));
+  }
+  if (fleet && !is_host_port(flags.get_string("tracker"))) {
+    return report_error(invalid_argument("--tracker '" + flags.get_string("tracker") +
+                                         "' is not host:port, e.g. 127.0.0.1:9190"));
+  }
+  if (!parsed->is_host && !fleet) {
     return report_error(invalid_argument("target '" + parsed->str() +
-                                         "' is not this machine; kiln tune measures locally"));
+                                         "' is not this machine; measure it through the fleet "
+                                         "(--tracker, --device-key)"));
   }
   Result<core::Target> target = core::resolve_host_target(*parsed);
   if (!target) return report_error(target.status());
@@ -94,7 +111,24 @@ int tune_command(const std::vector<std::string>& args) {
   options.early_stopping = flags.get_int("early-stopping");
   MeasureSettings measure;
   measure.threads = int(flags.get_int("threads"));
+  FleetSettings fleet_settings;
+  if (fleet) {
+    fleet_settings.tracker = flags.get_string("tracker");
+    fleet_settings.device_key = flags.get_string("device-key");
+    fleet_settings.threads = measure.threads;
+    Result<std::string> token = read_flag_file(flags, "token-file", true);
+    if (!token) return report_error(token.status());
+    Result<std::string> ca = read_flag_file(flags, "tls-ca");
+    if (!ca) return report_error(ca.status());
+    fleet_settings.token = *token;
+    fleet_settings.tls_ca_pem = *ca;
+  }
   auto make_measurer = [&]() -> Result<std::unique_ptr<Measurer>> {
+    if (fleet) {
+      KILN_ASSIGN_OR_RETURN(std::unique_ptr<FleetMeasurer> m,
+                            FleetMeasurer::create(*workload, *target, *space, fleet_settings));
+      return std::unique_ptr<Measurer>(std::move(m));
+    }
     KILN_ASSIGN_OR_RETURN(std::unique_ptr<LocalMeasurer> m,
                           LocalMeasurer::create(*workload, *target, *space, measure));
     return std::unique_ptr<Measurer>(std::move(m));

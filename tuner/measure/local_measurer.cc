@@ -2,7 +2,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <random>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -11,13 +10,9 @@
 #include "compiler_core/codegen/llvm/host.h"
 #include "compiler_core/runtime/thread_pool.h"
 #include "compiler_core/support/log.h"
-#include "compiler_core/te/reference.h"
 
 namespace kiln::tuner {
 namespace {
-
-constexpr uint64_t kInputSeed = 20240601;
-constexpr double kMaxRelativeError = 1e-4;
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -38,23 +33,13 @@ Result<std::unique_ptr<LocalMeasurer>> LocalMeasurer::create(const core::Workloa
   m->settings_ = settings;
   m->device_ = core::host_cpu_model_name();
   KILN_ASSIGN_OR_RETURN(m->target_key_, core::make_target_key(target));
-  std::mt19937_64 rng(kInputSeed);
-  std::vector<const float*> inputs;
-  for (const core::Shape& shape : workload.input_shapes()) {
-    KILN_ASSIGN_OR_RETURN(core::Buffer b, core::Buffer::create(shape));
-    b.fill_random(rng);
-    m->buffers_.push_back(std::move(b));
-  }
-  for (const core::Buffer& b : m->buffers_) inputs.push_back(b.data());
-  KILN_ASSIGN_OR_RETURN(core::Buffer out, core::Buffer::create(workload.output_shape()));
-  m->buffers_.push_back(std::move(out));
-  KILN_ASSIGN_OR_RETURN(m->expected_, core::Buffer::create(workload.output_shape()));
-  core::run_reference(workload, inputs, m->expected_.data(), std::max(1, settings.threads));
+  KILN_ASSIGN_OR_RETURN(m->harness_,
+                        core::MeasureHarness::create(workload, std::max(1, settings.threads)));
   return m;
 }
 
-std::vector<core::TuningRecord> LocalMeasurer::measure(const std::vector<core::Config>& configs,
-                                                       const core::TimingOptions& timing) {
+Result<std::vector<core::TuningRecord>> LocalMeasurer::measure(
+    const std::vector<core::Config>& configs, const core::TimingOptions& timing) {
   // Build phase: candidates compile in parallel; nothing is timed meanwhile.
   std::vector<Result<std::unique_ptr<core::Kernel>>> kernels;
   kernels.reserve(configs.size());
@@ -77,9 +62,6 @@ std::vector<core::TuningRecord> LocalMeasurer::measure(const std::vector<core::C
                             {"warmup", timing.warmup},
                             {"threads", settings_.threads}};
   core::set_num_threads(settings_.threads);
-  std::vector<float*> args;
-  for (core::Buffer& b : buffers_) args.push_back(b.data());
-  core::Buffer& output = buffers_.back();
 
   std::vector<core::TuningRecord> records;
   for (size_t i = 0; i < configs.size(); ++i) {
@@ -91,26 +73,19 @@ std::vector<core::TuningRecord> LocalMeasurer::measure(const std::vector<core::C
     r.agent = "local";
     r.device = device_;
     nlohmann::json kernel_options = options;
-    if (kernels[i].is_ok() && (*kernels[i])->prepacks()) kernel_options["weights_prepacked"] = true;
-    r.measure_options = kernel_options.dump();
     if (!kernels[i].is_ok()) {
       const Status& s = kernels[i].status();
       r.error = s.code() == StatusCode::kInvalidConfig ? core::MeasureError::kInvalidConfig
                                                        : core::MeasureError::kCompileError;
       r.error_message = s.message();
     } else {
-      std::fill(output.data(), output.data() + output.size(), 0.0f);
-      (*kernels[i])->run(args);  // prepare (weights packed ahead of time, if any) and run
-      double err = core::max_relative_error(output.data(), expected_.data(), output.size());
-      if (!(err <= kMaxRelativeError)) {
-        r.error = core::MeasureError::kWrongAnswer;
-        r.error_message = "max relative error " + std::to_string(err);
-      } else {
-        core::TimingResult t =
-            core::time_function([&] { (*kernels[i])->run_prepared(args); }, timing);
-        r.costs = t.seconds;
-      }
+      core::MeasureOutcome outcome = harness_->measure(**kernels[i], timing);
+      r.error = outcome.error;
+      r.error_message = outcome.message;
+      r.costs = outcome.costs;
+      if (outcome.weights_prepacked) kernel_options["weights_prepacked"] = true;
     }
+    r.measure_options = kernel_options.dump();
     r.measured_at_ms = now_ms();
     logger("tuner")->debug("measured config={} error={} median_s={}", r.config_index,
                            core::measure_error_name(r.error),

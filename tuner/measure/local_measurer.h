@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "compiler_core/db/record.h"
-#include "compiler_core/runtime/buffer.h"
+#include "compiler_core/measure.h"
 #include "compiler_core/runtime/timer.h"
 #include "compiler_core/schedule/config_space.h"
 #include "compiler_core/support/status.h"
@@ -38,8 +38,8 @@ class LocalMeasurer : public Measurer {
   /// One record per config, in order: OK with every timing sample, or the error that stopped
   /// it (INVALID_CONFIG, COMPILE_ERROR, WRONG_ANSWER) with its message. Builds run on
   /// `build_threads` threads first; then each kernel is checked and timed alone.
-  std::vector<core::TuningRecord> measure(const std::vector<core::Config>& configs,
-                                          const core::TimingOptions& timing) override;
+  Result<std::vector<core::TuningRecord>> measure(const std::vector<core::Config>& configs,
+                                                  const core::TimingOptions& timing) override;
 
  private:
   LocalMeasurer() = default;
@@ -50,8 +50,7 @@ class LocalMeasurer : public Measurer {
   const core::ConfigSpace* space_ = nullptr;
   MeasureSettings settings_;
   std::string device_;
-  std::vector<core::Buffer> buffers_;  ///< inputs, then the output
-  core::Buffer expected_;
+  std::unique_ptr<core::MeasureHarness> harness_;
 };
 
 }  // namespace kiln::tuner

@@ -8,6 +8,7 @@
 #include "compiler_core/db/record.h"
 #include "compiler_core/runtime/timer.h"
 #include "compiler_core/schedule/config_space.h"
+#include "compiler_core/support/status.h"
 
 namespace kiln::tuner {
 
@@ -16,10 +17,11 @@ class Measurer {
   virtual ~Measurer() = default;
 
   /// One record per config, in order: OK with every timing sample, or the error that stopped
-  /// it, with its message. `timing` says how to time each candidate. Never fails as a whole:
-  /// what goes wrong with a candidate is that candidate's record.
-  virtual std::vector<core::TuningRecord> measure(const std::vector<core::Config>& configs,
-                                                  const core::TimingOptions& timing) = 0;
+  /// it, with its message. `timing` says how to time each candidate. What goes wrong with a
+  /// candidate is that candidate's record; a failure of the back end itself (a fleet that
+  /// refuses the job) fails the whole batch, and nothing of it is recorded.
+  virtual Result<std::vector<core::TuningRecord>> measure(const std::vector<core::Config>& configs,
+                                                          const core::TimingOptions& timing) = 0;
 };
 
 }  // namespace kiln::tuner

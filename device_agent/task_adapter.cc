@@ -1,0 +1,116 @@
+#include "device_agent/task_adapter.h"
+
+#include <chrono>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "compiler_core/build.h"
+#include "compiler_core/codegen/llvm/host.h"
+#include "compiler_core/runtime/thread_pool.h"
+#include "compiler_core/schedule/templates.h"
+#include "kiln/v1/kiln.pb.h"
+
+namespace kiln::agent {
+namespace {
+
+namespace pb = kiln::v1;
+
+struct Parsed {
+  core::Workload workload;
+  core::Target target;
+  core::ConfigSpace space;
+  core::Config config;
+};
+
+Result<Parsed> parse(const pb::MeasureTask& task) {
+  Parsed p;
+  KILN_ASSIGN_OR_RETURN(p.workload, core::parse_workload(task.workload().canonical()));
+  KILN_ASSIGN_OR_RETURN(core::Target target, core::parse_target(task.target().canonical()));
+  KILN_ASSIGN_OR_RETURN(p.target, core::resolve_host_target(target));
+  KILN_ASSIGN_OR_RETURN(p.space, core::config_space(p.workload, p.target));
+  if (task.config().knobs().empty()) {
+    KILN_ASSIGN_OR_RETURN(p.config, p.space.at(task.config().index()));
+    return p;
+  }
+  nlohmann::json knobs = nlohmann::json::object();
+  for (const auto& [name, value] : task.config().knobs()) knobs[name] = value;
+  KILN_ASSIGN_OR_RETURN(p.config, p.space.parse(nlohmann::json{{"knobs", knobs}}.dump()));
+  return p;
+}
+
+int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+Status validate_task(const pb::MeasureTask& task) {
+  Result<Parsed> parsed = parse(task);
+  if (parsed.is_ok()) return Status::ok();
+  const Status& s = parsed.status();
+  return Status(
+      s.code() == StatusCode::kOutOfRange ? StatusCode::kOutOfRange : StatusCode::kInvalidArgument,
+      s.message());
+}
+
+pb::MeasureResult run_task(
+    const pb::MeasureTask& task,
+    std::map<std::string, std::unique_ptr<core::MeasureHarness>>& harnesses) {
+  pb::MeasureResult result;
+  result.set_task_id(task.task_id());
+  auto fail = [&](pb::MeasureErrorCode code, const std::string& message) {
+    result.set_error_code(code);
+    result.set_error_message(message);
+    result.set_measured_at_unix_ms(unix_ms());
+    return result;
+  };
+  Result<Parsed> parsed = parse(task);
+  if (!parsed) return fail(pb::MEASURE_ERROR_CODE_INVALID_CONFIG, parsed.status().message());
+  if (!parsed->target.is_host) {
+    return fail(pb::MEASURE_ERROR_CODE_INVALID_CONFIG,
+                "target '" + parsed->target.str() + "' is not this agent's host");
+  }
+  const pb::MeasureOptions& o = task.options();
+  core::TimingOptions timing;
+  timing.number = o.number() > 0 ? o.number() : 1;
+  timing.repeat = o.repeat() > 0 ? o.repeat() : 3;
+  timing.min_repeat_ms = o.min_repeat_ms();
+  timing.warmup = o.warmup();
+  timing.cooldown_ms = o.cooldown_ms();
+  timing.flush_cache = o.flush_cache();
+  const int threads =
+      o.threads() > 0 ? o.threads() : int(std::max(1u, std::thread::hardware_concurrency()));
+  core::set_num_threads(threads);
+
+  const auto start = std::chrono::steady_clock::now();
+  Result<std::unique_ptr<core::Kernel>> kernel =
+      core::build_kernel(parsed->workload, parsed->target, parsed->config);
+  result.set_compile_s(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  if (!kernel) {
+    return fail(kernel.status().code() == StatusCode::kInvalidConfig
+                    ? pb::MEASURE_ERROR_CODE_INVALID_CONFIG
+                    : pb::MEASURE_ERROR_CODE_COMPILE_ERROR,
+                kernel.status().message());
+  }
+  std::unique_ptr<core::MeasureHarness>& harness = harnesses[parsed->workload.canonical()];
+  if (!harness) {
+    Result<std::unique_ptr<core::MeasureHarness>> made =
+        core::MeasureHarness::create(parsed->workload, threads);
+    if (!made) return fail(pb::MEASURE_ERROR_CODE_RUNTIME_ERROR, made.status().message());
+    harness = std::move(made).value();
+  }
+  core::MeasureOutcome outcome = harness->measure(**kernel, timing);
+  if (outcome.error != core::MeasureError::kOk) {
+    return fail(pb::MEASURE_ERROR_CODE_WRONG_ANSWER, outcome.message);
+  }
+  result.set_error_code(pb::MEASURE_ERROR_CODE_OK);
+  for (double c : outcome.costs) result.add_costs_s(c);
+  result.set_measured_at_unix_ms(unix_ms());
+  return result;
+}
+
+}  // namespace kiln::agent

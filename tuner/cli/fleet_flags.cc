@@ -1,0 +1,48 @@
+#include "tuner/cli/fleet_flags.h"
+
+#include <fstream>
+#include <sstream>
+
+namespace kiln::tuner {
+
+void add_token_flag(FlagSet& flags) {
+  flags.add_string("token-file", "F",
+                   "a file holding the bearer token that tracker, agents and clients share");
+}
+
+void add_tls_server_flags(FlagSet& flags) {
+  flags.add_string("tls-cert", "F", "PEM certificate chain: serve TLS only (with --tls-key)");
+  flags.add_string("tls-key", "F", "PEM private key of --tls-cert");
+}
+
+void add_tls_client_flag(FlagSet& flags) {
+  flags.add_string("tls-ca", "F", "PEM CA certificate: connect over TLS, trusting this CA");
+}
+
+Result<std::string> read_flag_file(const FlagSet& flags, const std::string& name, bool trim) {
+  if (!flags.is_set(name)) return std::string();
+  const std::string& path = flags.get_string(name);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return invalid_argument("cannot read --" + name + " file '" + path + "'");
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string value = text.str();
+  if (trim) {
+    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) {
+      value.pop_back();
+    }
+  }
+  if (value.empty()) return invalid_argument("the --" + name + " file '" + path + "' is empty");
+  return value;
+}
+
+bool is_host_port(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == address.size()) return false;
+  for (size_t i = colon + 1; i < address.size(); ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(address[i]))) return false;
+  }
+  return address.size() - colon - 1 <= 5;
+}
+
+}  // namespace kiln::tuner

@@ -1,0 +1,98 @@
+// `kiln status`: the tracker's agents and queues.
+
+#include <iostream>
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/fmt/fmt.h>
+#include <nlohmann/json.hpp>
+
+#include "kiln/v1/tracker.grpc.pb.h"
+#include "tuner/cli/commands.h"
+#include "tuner/cli/flags.h"
+#include "tuner/cli/fleet_flags.h"
+
+namespace kiln::tuner {
+namespace {
+
+FlagSet make_flags() {
+  FlagSet flags("status",
+                "Shows a tracker's agents (key, target, state, tasks done, errors) "
+                "and the queue depth of every device key.",
+                "With --json: one object with agents and keys.\nExit codes: 0 done, 1 the "
+                "tracker is unreachable or refused the call, 2 bad flags.");
+  flags.add_required_string("tracker", "ADDR", "the tracker's host:port");
+  add_token_flag(flags);
+  add_tls_client_flag(flags);
+  flags.add_bool("json", "print one JSON object on stdout");
+  return flags;
+}
+
+}  // namespace
+
+int status_command(const std::vector<std::string>& args) {
+  FlagSet flags = make_flags();
+  if (auto exit_code = parse_flags_or_exit(flags, args)) return *exit_code;
+  const std::string address = flags.get_string("tracker");
+  if (!is_host_port(address)) {
+    return report_error(
+        invalid_argument("--tracker '" + address + "' is not host:port, e.g. 127.0.0.1:9190"));
+  }
+  Result<std::string> token = read_flag_file(flags, "token-file", true);
+  if (!token) return report_error(token.status());
+  Result<std::string> ca = read_flag_file(flags, "tls-ca");
+  if (!ca) return report_error(ca.status());
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (!ca->empty()) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = *ca;
+    credentials = grpc::SslCredentials(ssl);
+  }
+  auto stub = kiln::v1::Tracker::NewStub(grpc::CreateChannel(address, credentials));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  if (!token->empty()) context.AddMetadata("authorization", "Bearer " + *token);
+  kiln::v1::StatusResponse response;
+  grpc::Status s = stub->GetStatus(&context, kiln::v1::StatusRequest(), &response);
+  if (!s.ok()) {
+    std::cerr << "error: tracker " << address << ": " << s.error_message() << "\n";
+    return 1;
+  }
+  if (flags.get_bool("json")) {
+    nlohmann::ordered_json agents = nlohmann::ordered_json::array(),
+                           keys = nlohmann::ordered_json::array();
+    for (const auto& a : response.agents()) {
+      agents.push_back({{"agent", a.agent_id()},
+                        {"key", a.device_key()},
+                        {"target", a.target()},
+                        {"state", a.state()},
+                        {"tasks_done", a.tasks_done()},
+                        {"errors", a.errors()},
+                        {"cpu", a.facts().cpu_model()},
+                        {"cores", a.facts().cores()}});
+    }
+    for (const auto& k : response.keys()) {
+      keys.push_back({{"key", k.device_key()},
+                      {"queued", k.queued()},
+                      {"leased", k.leased()},
+                      {"agents", k.agents()}});
+    }
+    std::cout
+        << nlohmann::ordered_json{{"tracker", address}, {"agents", agents}, {"keys", keys}}.dump()
+        << "\n";
+    return 0;
+  }
+  std::cout << fmt::format("{:<36} {:<16} {:<6} {:>6} {:>6}  {}\n", "agent", "key", "state", "done",
+                           "errors", "cpu");
+  for (const auto& a : response.agents()) {
+    std::cout << fmt::format("{:<36} {:<16} {:<6} {:>6} {:>6}  {}\n", a.agent_id(), a.device_key(),
+                             a.state(), a.tasks_done(), a.errors(), a.facts().cpu_model());
+  }
+  std::cout << fmt::format("\n{:<16} {:>8} {:>8} {:>7}\n", "key", "queued", "leased", "agents");
+  for (const auto& k : response.keys()) {
+    std::cout << fmt::format("{:<16} {:>8} {:>8} {:>7}\n", k.device_key(), k.queued(), k.leased(),
+                             k.agents());
+  }
+  return 0;
+}
+
+}  // namespace kiln::tuner
