@@ -188,7 +188,7 @@ pb::MeasureResult Worker::measure(const pb::MeasureTask& task) {
                  "the kernel's worker process died (" + how + ")");
 }
 
-int worker_main() {
+int worker_main(const std::function<void(const pb::MeasureTask&)>& before_each) {
   // Inputs and references are kept per workload: a job sends many configs of one workload.
   std::map<std::string, std::unique_ptr<core::MeasureHarness>> harnesses;
   std::string bytes;
@@ -198,6 +198,7 @@ int worker_main() {
     if (!task.ParseFromString(bytes)) {
       result = failure(task, pb::MEASURE_ERROR_CODE_INVALID_CONFIG, "unreadable task");
     } else {
+      if (before_each) before_each(task);
       result = run_task(task, harnesses);
     }
     if (!write_frame(1, result.SerializeAsString())) return 1;

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,7 +58,8 @@ class Worker {
   int to_worker_ = -1, from_worker_ = -1;
 };
 
-/// The worker process's main loop on stdin/stdout: returns 0 at end of input.
-int worker_main();
+/// The worker process's main loop on stdin/stdout: returns 0 at end of input. `before_each`,
+/// when set, sees every task before it runs (tests use it to make kernels crash or hang).
+int worker_main(const std::function<void(const v1::MeasureTask&)>& before_each = {});
 
 }  // namespace kiln::agent
