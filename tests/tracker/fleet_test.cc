@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <deque>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -386,6 +386,35 @@ TEST_F(FleetTest, CrashingAndHangingKernelsCostOneResultEach) {
   EXPECT_EQ(results["matmul:M=16,N=16,K=16"].error_code(), pb::MEASURE_ERROR_CODE_OK)
       << results["matmul:M=16,N=16,K=16"].error_message();
   EXPECT_EQ(results["matmul:M=16,N=16,K=16"].agent(), "w1");
+}
+
+TEST_F(FleetTest, InvalidWorkloadsAndConfigsAreRefusedBeforeQueuing) {
+  int port = start_tracker();
+  auto stub = pb::Tracker::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  auto submit = [&](const std::string& workload, int64_t index) {
+    pb::SubmitRequest request;
+    request.set_job_id("bad");
+    request.set_device_key("cpu");
+    pb::MeasureTask* task = request.add_tasks();
+    task->set_task_id(workload + "#" + std::to_string(index));
+    task->mutable_workload()->set_canonical(workload);
+    task->mutable_target()->set_canonical("llvm");
+    task->mutable_config()->set_index(index);
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", std::string("Bearer ") + kToken);
+    context.set_deadline(std::chrono::system_clock::now() + 30s);
+    auto reader = stub->Submit(&context, request);
+    pb::MeasureResult r;
+    EXPECT_FALSE(reader->Read(&r));
+    return reader->Finish();
+  };
+  grpc::Status malformed = submit("matmul:M=8", 0);
+  EXPECT_EQ(malformed.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(malformed.error_message().find("matmul:M=8"), std::string::npos)
+      << malformed.error_message();
+  grpc::Status past = submit("matmul:M=8,N=8,K=8", int64_t{1} << 40);
+  EXPECT_EQ(past.error_code(), grpc::StatusCode::OUT_OF_RANGE) << past.error_message();
 }
 
 }  // namespace
