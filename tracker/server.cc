@@ -65,7 +65,14 @@ struct Session {
   int capacity = 1;
   ServerContext* context = nullptr;
   grpc::ServerReaderWriter<pb::TrackerMessage, pb::AgentMessage>* stream = nullptr;
-  std::mutex write_mutex;  ///< one writer at a time on the stream
+  // Messages to the agent go through an outbox that one writer thread drains, so that no
+  // thread that reads a stream ever blocks writing to another: with HTTP/2 flow control, a
+  // reader blocked on a full window could stop the whole fleet.
+  std::mutex outbox_mutex;
+  std::condition_variable outbox_ready;
+  std::deque<pb::TrackerMessage> outbox;
+  bool closing = false;
+  std::thread writer;
   // Guarded by the service's mutex:
   std::set<std::string> tasks;  ///< leased to it now
   Clock::time_point last_seen;
@@ -151,11 +158,12 @@ class TrackerService final : public pb::Tracker::Service {
     logger("tracker")->info("agent registered agent={} key={} target={} capacity={}",
                             session->agent_id, session->device_key, session->target,
                             session->capacity);
+    session->writer = std::thread([session] { drain_outbox(*session); });
     pb::TrackerMessage hello;
     hello.mutable_registered()->set_agent_id(session->agent_id);
     hello.mutable_registered()->set_heartbeat_interval_s(
         std::chrono::duration<double>(options_.heartbeat_interval).count());
-    if (!write(*session, hello)) return grpc::Status::OK;
+    write(*session, std::move(hello));
     dispatch(session->device_key);
 
     while (stream->Read(&message)) {
@@ -165,6 +173,12 @@ class TrackerService final : public pb::Tracker::Service {
       }
       if (message.has_result()) on_result(*session, message.result());
     }
+    {
+      std::lock_guard<std::mutex> lock(session->outbox_mutex);
+      session->closing = true;
+    }
+    session->outbox_ready.notify_all();
+    session->writer.join();  // the stream must outlive its writes
     {
       std::unique_lock<std::mutex> lock(mutex_);
       if (!session->lost) {
@@ -305,15 +319,39 @@ class TrackerService final : public pb::Tracker::Service {
     return grpc::Status::OK;
   }
 
-  bool is_stopping() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return stopping_;
-  }
+  /// Lock-free: Submit asks while it holds its job's mutex, which deliver() takes under mutex_.
+  bool is_stopping() const { return stopping_; }
   bool is_stopping_locked() const { return stopping_; }
 
-  bool write(Session& session, const pb::TrackerMessage& message) {
-    std::lock_guard<std::mutex> lock(session.write_mutex);
-    return session.stream->Write(message);
+  static void write(Session& session, pb::TrackerMessage message) {
+    {
+      std::lock_guard<std::mutex> lock(session.outbox_mutex);
+      if (session.closing) return;
+      session.outbox.push_back(std::move(message));
+    }
+    session.outbox_ready.notify_one();
+  }
+
+  /// The session's writer thread. A failed write ends the session's stream: its reader then
+  /// takes the agent for lost.
+  static void drain_outbox(Session& session) {
+    while (true) {
+      pb::TrackerMessage message;
+      {
+        std::unique_lock<std::mutex> lock(session.outbox_mutex);
+        session.outbox_ready.wait(lock, [&] { return session.closing || !session.outbox.empty(); });
+        if (session.outbox.empty()) return;
+        message = std::move(session.outbox.front());
+        session.outbox.pop_front();
+      }
+      if (!session.stream->Write(message)) {
+        session.context->TryCancel();
+        std::lock_guard<std::mutex> lock(session.outbox_mutex);
+        session.closing = true;
+        session.outbox.clear();
+        return;
+      }
+    }
   }
 
   /// Hands a result to the job waiting for it. Mutex held.
@@ -415,8 +453,7 @@ class TrackerService final : public pb::Tracker::Service {
       task->mutable_task()->ParseFromString(a.payload);
       task->set_attempt(a.attempt);
       task->set_lease_s(std::chrono::duration<double>(a.deadline - Clock::now()).count());
-      // A failed write means the stream is ending: its handler takes the agent for lost.
-      write(*session, message);
+      write(*session, std::move(message));
     }
     sends.clear();
   }
@@ -462,7 +499,7 @@ class TrackerService final : public pb::Tracker::Service {
   std::unordered_map<std::string, std::shared_ptr<Session>> sessions_;
   std::map<std::string, AgentRecord> agents_;
   std::unordered_map<std::string, std::shared_ptr<Job>> jobs_by_task_;
-  bool stopping_ = false;
+  std::atomic<bool> stopping_{false};  ///< written under mutex_, read anywhere
   std::thread reaper_;
   std::condition_variable reaper_wake_;
 };
