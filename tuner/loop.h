@@ -63,7 +63,7 @@ struct TuneSummary {
   double best_time_s = 0;  ///< the median of the best's fastest record
   double best_gflops = 0;
   std::vector<double> best_costs;  ///< every sample behind best_time_s, in seconds
-  bool best_remeasured = false;  ///< that record is a re-measurement
+  bool best_remeasured = false;    ///< that record is a re-measurement
   /// Trials until the best of the trials so far reached 95% of the final one.
   int64_t trials_to_95pct = 0;
   /// The best trial GFLOP/s after each trial, in trial order (resumed trials first).
