@@ -23,20 +23,35 @@ struct Parsed {
   core::Config config;
 };
 
+/// The config `task` names in `space`: by its knobs when it has them, else by index.
+Result<core::Config> config_of(const pb::MeasureTask& task, const core::ConfigSpace& space) {
+  if (task.config().knobs().empty()) return space.at(task.config().index());
+  nlohmann::json knobs = nlohmann::json::object();
+  for (const auto& [name, value] : task.config().knobs()) knobs[name] = value;
+  return space.parse(nlohmann::json{{"knobs", knobs}}.dump());
+}
+
+Result<core::ConfigSpace> space_of(const pb::MeasureTask& task) {
+  KILN_ASSIGN_OR_RETURN(core::Workload workload, core::parse_workload(task.workload().canonical()));
+  KILN_ASSIGN_OR_RETURN(core::Target target, core::parse_target(task.target().canonical()));
+  KILN_ASSIGN_OR_RETURN(target, core::resolve_host_target(target));
+  return core::config_space(workload, target);
+}
+
 Result<Parsed> parse(const pb::MeasureTask& task) {
   Parsed p;
   KILN_ASSIGN_OR_RETURN(p.workload, core::parse_workload(task.workload().canonical()));
   KILN_ASSIGN_OR_RETURN(core::Target target, core::parse_target(task.target().canonical()));
   KILN_ASSIGN_OR_RETURN(p.target, core::resolve_host_target(target));
   KILN_ASSIGN_OR_RETURN(p.space, core::config_space(p.workload, p.target));
-  if (task.config().knobs().empty()) {
-    KILN_ASSIGN_OR_RETURN(p.config, p.space.at(task.config().index()));
-    return p;
-  }
-  nlohmann::json knobs = nlohmann::json::object();
-  for (const auto& [name, value] : task.config().knobs()) knobs[name] = value;
-  KILN_ASSIGN_OR_RETURN(p.config, p.space.parse(nlohmann::json{{"knobs", knobs}}.dump()));
+  KILN_ASSIGN_OR_RETURN(p.config, config_of(task, p.space));
   return p;
+}
+
+Status as_validation_error(const Status& s) {
+  return Status(
+      s.code() == StatusCode::kOutOfRange ? StatusCode::kOutOfRange : StatusCode::kInvalidArgument,
+      s.message());
 }
 
 int64_t unix_ms() {
@@ -49,11 +64,26 @@ int64_t unix_ms() {
 
 Status validate_task(const pb::MeasureTask& task) {
   Result<Parsed> parsed = parse(task);
-  if (parsed.is_ok()) return Status::ok();
-  const Status& s = parsed.status();
-  return Status(
-      s.code() == StatusCode::kOutOfRange ? StatusCode::kOutOfRange : StatusCode::kInvalidArgument,
-      s.message());
+  return parsed.is_ok() ? Status::ok() : as_validation_error(parsed.status());
+}
+
+Status TaskValidator::check(const pb::MeasureTask& task) {
+  std::pair<std::string, std::string> key{task.workload().canonical(), task.target().canonical()};
+  std::shared_ptr<const Result<core::ConfigSpace>> space;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = spaces_.find(key);
+    if (it != spaces_.end()) space = it->second;
+  }
+  if (!space) {
+    space = std::make_shared<const Result<core::ConfigSpace>>(space_of(task));
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (spaces_.size() >= max_spaces_) spaces_.clear();
+    spaces_.emplace(std::move(key), space);
+  }
+  if (!space->is_ok()) return as_validation_error(space->status());
+  Result<core::Config> config = config_of(task, **space);
+  return config.is_ok() ? Status::ok() : as_validation_error(config.status());
 }
 
 pb::MeasureResult run_task(

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "compiler_core/measure.h"
@@ -21,6 +22,21 @@ namespace kiln::agent {
 /// of the workload's space on that target: InvalidArgument (OutOfRange for an index past the
 /// space) naming what is wrong. The tracker refuses such tasks before queuing them.
 Status validate_task(const v1::MeasureTask& task);
+
+/// validate_task with the config spaces of the (workload, target) pairs it has seen kept, so
+/// that a tracker checks a submission of thousands of tasks quickly. Thread-safe.
+class TaskValidator {
+ public:
+  explicit TaskValidator(size_t max_spaces = 256) : max_spaces_(max_spaces) {}
+  Status check(const v1::MeasureTask& task);
+
+ private:
+  size_t max_spaces_;
+  std::mutex mutex_;
+  /// The space of each (workload, target) string pair, or why the pair is invalid.
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<const Result<core::ConfigSpace>>>
+      spaces_;
+};
 
 /// Builds `task`'s kernel on this host, checks it against the reference and times it.
 /// INVALID_CONFIG for a task that does not validate or a target that is not this host,

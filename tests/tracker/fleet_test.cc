@@ -376,8 +376,10 @@ TEST_F(FleetTest, CrashingAndHangingKernelsCostOneResultEach) {
   context.set_deadline(std::chrono::system_clock::now() + 120s);
   auto reader = stub->Submit(&context, request);
   std::map<std::string, pb::MeasureResult> results;
-  pb::MeasureResult r;
-  while (reader->Read(&r)) results[r.task_id()] = r;
+  pb::SubmitResponse batch;
+  while (reader->Read(&batch)) {
+    for (const pb::MeasureResult& r : batch.results()) results[r.task_id()] = r;
+  }
   ASSERT_TRUE(reader->Finish().ok());
   ASSERT_EQ(results.size(), 3u);
   EXPECT_EQ(results["matmul:M=13,N=16,K=16"].error_code(), pb::MEASURE_ERROR_CODE_RUNTIME_ERROR);
@@ -405,8 +407,8 @@ TEST_F(FleetTest, InvalidWorkloadsAndConfigsAreRefusedBeforeQueuing) {
     context.AddMetadata("authorization", std::string("Bearer ") + kToken);
     context.set_deadline(std::chrono::system_clock::now() + 30s);
     auto reader = stub->Submit(&context, request);
-    pb::MeasureResult r;
-    EXPECT_FALSE(reader->Read(&r));
+    pb::SubmitResponse batch;
+    EXPECT_FALSE(reader->Read(&batch));
     return reader->Finish();
   };
   grpc::Status malformed = submit("matmul:M=8", 0);

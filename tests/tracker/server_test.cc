@@ -159,10 +159,10 @@ class TrackerServerTest : public ::testing::Test {
     auto context = context_with(token);
     context->set_deadline(std::chrono::system_clock::now() + 60s);
     auto reader = stub->Submit(context.get(), request);
-    pb::MeasureResult r;
+    pb::SubmitResponse batch;
     bool ran = false;
-    while (reader->Read(&r)) {
-      results.push_back(r);
+    while (reader->Read(&batch)) {
+      results.insert(results.end(), batch.results().begin(), batch.results().end());
       if (during && !ran) {
         ran = true;
         during();

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <iostream>
+#include <memory>
 #include <thread>
 
 #include "compiler_core/support/log.h"
@@ -57,7 +58,8 @@ int tracker_command(const std::vector<std::string>& args) {
   options.heartbeat_interval =
       std::min(std::chrono::milliseconds(1000), options.heartbeat_timeout / 4);
   // The tracker never compiles: the compiler's checks reach it as a callback.
-  options.validate = agent::validate_task;
+  options.validate = [validator = std::make_shared<agent::TaskValidator>()](
+                         const v1::MeasureTask& task) { return validator->check(task); };
 
   // Block the stop signals here; a thread waits for them and shuts the server down.
   sigset_t stop_signals;

@@ -128,27 +128,29 @@ Result<std::vector<core::TuningRecord>> FleetMeasurer::measure(
       context.AddMetadata("authorization", "Bearer " + m.settings.token);
     }
     auto reader = stub->Submit(&context, request);
-    pb::MeasureResult r;
-    while (reader->Read(&r)) {
-      auto it = position.find(r.task_id());
-      if (it == position.end() || answered[it->second]) continue;
-      const size_t i = it->second;
-      core::TuningRecord& rec = records[i];
-      rec.workload = m.workload.canonical();
-      rec.target = m.key;
-      rec.config_index = configs[i].index;
-      rec.config_knobs = nlohmann::json::parse(m.space->to_json(configs[i]))["knobs"].dump();
-      rec.error = from_proto(r.error_code());
-      rec.error_message = r.error_message();
-      rec.costs.assign(r.costs_s().begin(), r.costs_s().end());
-      rec.agent = r.agent();
-      rec.device = m.settings.device_key;
-      rec.measure_options = options.dump();
-      rec.measured_at_ms = r.measured_at_unix_ms();
-      answered[i] = true;
-      --remaining;
-      last_progress = std::chrono::steady_clock::now();
-      backoff = std::chrono::milliseconds(100);
+    pb::SubmitResponse batch;
+    while (reader->Read(&batch)) {
+      for (const pb::MeasureResult& r : batch.results()) {
+        auto it = position.find(r.task_id());
+        if (it == position.end() || answered[it->second]) continue;
+        const size_t i = it->second;
+        core::TuningRecord& rec = records[i];
+        rec.workload = m.workload.canonical();
+        rec.target = m.key;
+        rec.config_index = configs[i].index;
+        rec.config_knobs = nlohmann::json::parse(m.space->to_json(configs[i]))["knobs"].dump();
+        rec.error = from_proto(r.error_code());
+        rec.error_message = r.error_message();
+        rec.costs.assign(r.costs_s().begin(), r.costs_s().end());
+        rec.agent = r.agent();
+        rec.device = m.settings.device_key;
+        rec.measure_options = options.dump();
+        rec.measured_at_ms = r.measured_at_unix_ms();
+        answered[i] = true;
+        --remaining;
+        last_progress = std::chrono::steady_clock::now();
+        backoff = std::chrono::milliseconds(100);
+      }
     }
     grpc::Status status = reader->Finish();
     if (remaining == 0) break;
