@@ -90,11 +90,135 @@ Tensor tile_blocked_output(Schedule& sch, const Tensor& blocked, const std::stri
   return acc;
 }
 
+/// The columns the direct variant vectorizes: a 1×1 convolution with stride 1 and no padding
+/// is a matrix product over the flattened output plane; otherwise an output row. Zero when
+/// the variant does not apply (NHWC, groups, dilation, or columns that are not whole vectors:
+/// a partial vector costs LLVM's type legalization more than the layout transposes save).
+bool is_flat(const Workload& w) {
+  return w.kernel_h == 1 && w.kernel_w == 1 && w.stride_h == 1 && w.stride_w == 1 && w.pad_h == 0 &&
+         w.pad_w == 0;
+}
+
+int64_t direct_columns(const Workload& w, int64_t lanes) {
+  if (w.layout != Layout::kNCHW || w.groups != 1 || w.dilation_h != 1 || w.dilation_w != 1) {
+    return 0;
+  }
+  const int64_t columns = is_flat(w) ? w.out_height() * w.out_width() : w.out_width();
+  return columns % lanes == 0 ? columns : 0;
+}
+
+/// The largest divisor of `n` that is at most `limit` (at least 1).
+int64_t divisor_at_most(int64_t n, int64_t limit) {
+  for (int64_t d = std::min(n, limit); d > 1; --d) {
+    if (n % d == 0) return d;
+  }
+  return 1;
+}
+
+bool has_knob(const ConfigSpace& space, const std::string& name) {
+  for (const Knob& k : space.knobs()) {
+    if (k.name == name) return true;
+  }
+  return false;
+}
+
+/// A convolution computed directly on NCHW, vectorized along output columns: no channel
+/// blocking, so no layout transposes of the input or the output. A tile is `tk` output
+/// channels × `tw` columns of one output row, accumulated in registers over (c, r, s) from
+/// contiguous loads of the input row times the weight of each output channel broadcast (the
+/// weights are packed ahead of time as [k / tk, c, r, s, k % tk], so the broadcasts of a tap
+/// are adjacent). Strided convolutions split the padded columns into `stride` phases, so a
+/// tap still reads contiguous columns. The knobs of the blocked variant are read as: tile_ow
+/// the output channels of a tile (rounded down to a divisor of K), block_k_vectors the vectors
+/// of columns (rounded down to a divisor of the row's vectors), unroll_c the unroll of the
+/// input-channel loop (a divisor of C); block_c does not apply.
+Schedule conv2d_direct_schedule(const Workload& w, const Target& t, const ConfigSpace& space,
+                                const Config& c) {
+  const int64_t lanes = t.vector_lanes;
+  const int64_t columns = direct_columns(w, lanes);
+  KILN_CHECK(columns > 0) << "the direct variant does not apply to " << w.canonical();
+  const int64_t tk = divisor_at_most(w.out_channels, space.value(c, "tile_ow"));
+  // block_k_vectors vectors a tile: along the row as far as they divide it, the rest as rows.
+  const int64_t vectors = space.value(c, "block_k_vectors");
+  const int64_t row_vectors = divisor_at_most(columns / lanes, vectors);
+  const int64_t tw = lanes * row_vectors;
+  const int64_t uc = divisor_at_most(w.in_channels, space.value(c, "unroll_c"));
+  const bool parallel = space.value(c, "parallel") == 1;
+  const bool flat = is_flat(w);
+  const int64_t rows = flat ? 1 : w.out_height();
+  const int64_t th = divisor_at_most(rows, vectors / row_vectors);
+  const int64_t channels = w.in_channels, stride = w.stride_w;
+
+  Schedule sch;
+  std::vector<Shape> in_shapes = w.input_shapes();
+  // A flat convolution reads its input and writes its output as [N, C, 1, H·W] views.
+  Tensor input =
+      sch.placeholder("I", flat ? Shape{w.batch_n, channels, 1, w.height * w.width} : in_shapes[0]);
+  Tensor weight = sch.placeholder("W", in_shapes[1]);
+  std::function<Expr(const Expr&, const Expr&, const Expr&, const Expr&)> read_input;
+  if (flat) {
+    read_input = [&](const Expr& n, const Expr& ch, const Expr&, const Expr& col) {
+      return input({n, ch, Expr(0), col});
+    };
+  } else {
+    const int64_t phase_width = w.out_width() + (w.kernel_w - 1) / stride;
+    Tensor data = sch.compute(
+        "data.padded", {w.batch_n, channels, padded_height(w), stride, phase_width},
+        {"n", "c", "h", "ph", "wq"}, [&](const std::vector<Expr>& x) {
+          return read_padded_input(w, input, x[0], x[1], ir::LT::make(x[1], Expr(channels)), x[2],
+                                   x[4] * Expr(stride) + x[3]);
+        });
+    sch.vectorize(data, sch.axis(data, "wq"));
+    if (parallel) sch.parallel(data, sch.axis(data, "c"));
+    read_input = [&, data](const Expr& n, const Expr& ch, const Expr& h, const Expr& col) {
+      return data({n, ch, h, col % Expr(stride), col / Expr(stride)});
+    };
+  }
+  Tensor kernel =
+      sch.compute("kernel.packed", {w.out_channels / tk, channels, w.kernel_h, w.kernel_w, tk},
+                  {"kb", "c", "r", "s", "ki"}, [&](const std::vector<Expr>& x) {
+                    return weight({x[0] * Expr(tk) + x[4], x[1], x[2], x[3]});
+                  });
+  Tensor out =
+      sch.compute_sum("O", {w.batch_n, w.out_channels, rows, columns}, {"n", "k", "oh", "ow"},
+                      {channels, w.kernel_h, w.kernel_w}, {"c", "r", "s"},
+                      [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
+                        Expr h = x[2] * Expr(w.stride_h) + r[1];
+                        // Padded column of the tap: ow·stride + s, split into phase and column
+                        // below.
+                        Expr col = x[3] * Expr(stride) + r[2];
+                        return read_input(x[0], r[0], h, col) *
+                               kernel({x[1] / Expr(tk), r[0], r[1], r[2], x[1] % Expr(tk)});
+                      });
+  sch.prepack(kernel);  // weights are constant: packed once
+  Tensor acc = sch.cache_write(out);
+  auto [ko, ki] = sch.split(out, sch.axis(out, "k"), tk);
+  auto [wo, wi] = sch.split(out, sch.axis(out, "ow"), tw);
+  auto [ho, hi] = sch.split(out, sch.axis(out, "oh"), th);
+  // Column tiles outside channel tiles: a tile's input rows stay in L1 across the channels.
+  sch.reorder(out, {sch.axis(out, "n"), ho, wo, ko, hi, ki, wi});
+  auto [wvo, wvi] = sch.split(out, wi, lanes);
+  sch.vectorize(out, wvi);
+  if (parallel) sch.parallel(out, sch.fuse(out, ho, wo));
+  sch.compute_at(acc, out, ko);
+
+  auto [co, cii] = sch.split(acc, sch.axis(acc, "c"), uc);
+  auto [awo, awi] = sch.split(acc, sch.axis(acc, "ow"), lanes);
+  std::string ak = sch.axis(acc, "k"), ah = sch.axis(acc, "oh");
+  std::string r = sch.axis(acc, "r"), s = sch.axis(acc, "s");
+  sch.reorder(acc, {sch.axis(acc, "n"), co, r, s, cii, ah, ak, awo, awi});
+  sch.unroll(acc, s);
+  sch.unroll(acc, cii);
+  sch.unroll(acc, ah);
+  sch.unroll(acc, ak);
+  sch.unroll(acc, awo);
+  sch.vectorize(acc, awi);
+  return sch;
+}
+
 }  // namespace
 
 ConfigSpace conv2d_space(const Workload& w, const Target& t) {
-  (void)w;
-  (void)t;
   std::vector<Knob> knobs = {
       {"block_k_vectors", {1, 2, 4}},                   // output channels per block
       {"block_c", {16, 8, 4, 1, 32, 64}},               // input channels per block
@@ -102,15 +226,22 @@ ConfigSpace conv2d_space(const Workload& w, const Target& t) {
       {"unroll_c", {1, 2, 4, 8}},                       // unroll of the in-block channel loop
       {"parallel", {1, 0}},
   };
+  // 0: channel-blocked (above); 1: direct on NCHW (conv2d_direct_schedule), where it applies.
+  if (direct_columns(w, t.vector_lanes) > 0) knobs.push_back({"variant", {0, 1}});
   ConfigSpace space("conv2d", knobs);
   // Default: one vector of output channels × 28 output columns (28 accumulators), input
   // channels in blocks of 16 unrolled by 4: the fastest of a hand-picked set on AVX-512.
-  space.set_default(*space.from_values({1, 16, 28, 4, 1}));
+  std::vector<int64_t> defaults = {1, 16, 28, 4, 1};
+  if (knobs.size() > defaults.size()) defaults.push_back(0);
+  space.set_default(*space.from_values(defaults));
   return space;
 }
 
 Schedule conv2d_schedule(const Workload& w, const Target& t, const ConfigSpace& space,
                          const Config& c) {
+  if (has_knob(space, "variant") && space.value(c, "variant") == 1) {
+    return conv2d_direct_schedule(w, t, space, c);
+  }
   const int64_t lanes = t.vector_lanes;
   const int64_t kb = space.value(c, "block_k_vectors") * lanes;
   const int64_t cb = space.value(c, "block_c");
