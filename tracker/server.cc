@@ -15,6 +15,7 @@
 
 #include "compiler_core/support/log.h"
 #include "kiln/v1/tracker.grpc.pb.h"
+#include "proto/kiln/grpc_status.h"
 
 namespace kiln::tracker {
 namespace {
@@ -25,35 +26,6 @@ int64_t unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-grpc::Status to_grpc(const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kOk:
-      return grpc::Status::OK;
-    case StatusCode::kInvalidArgument:
-    case StatusCode::kInvalidConfig:
-      return {grpc::StatusCode::INVALID_ARGUMENT, s.message()};
-    case StatusCode::kOutOfRange:
-      return {grpc::StatusCode::OUT_OF_RANGE, s.message()};
-    case StatusCode::kNotFound:
-      return {grpc::StatusCode::NOT_FOUND, s.message()};
-    case StatusCode::kAlreadyExists:
-      return {grpc::StatusCode::ALREADY_EXISTS, s.message()};
-    case StatusCode::kResourceExhausted:
-      return {grpc::StatusCode::RESOURCE_EXHAUSTED, s.message()};
-    case StatusCode::kFailedPrecondition:
-      return {grpc::StatusCode::FAILED_PRECONDITION, s.message()};
-    case StatusCode::kAborted:
-      return {grpc::StatusCode::ABORTED, s.message()};
-    case StatusCode::kUnavailable:
-      return {grpc::StatusCode::UNAVAILABLE, s.message()};
-    case StatusCode::kDataLoss:
-      return {grpc::StatusCode::DATA_LOSS, s.message()};
-    case StatusCode::kInternal:
-      return {grpc::StatusCode::INTERNAL, s.message()};
-  }
-  return {grpc::StatusCode::INTERNAL, s.message()};
 }
 
 class TrackerService;
@@ -504,17 +476,7 @@ class TrackerService final : public pb::Tracker::CallbackService {
 
  private:
   grpc::Status authenticate(grpc::CallbackServerContext* context) const {
-    if (options_.token.empty()) return grpc::Status::OK;
-    const auto& metadata = context->client_metadata();
-    auto it = metadata.find("authorization");
-    const std::string expected = "Bearer " + options_.token;
-    if (it == metadata.end() || std::string(it->second.data(), it->second.size()) != expected) {
-      logger("tracker")->warn("refused a call from {}: {}", context->peer(),
-                              it == metadata.end() ? "no bearer token" : "wrong bearer token");
-      return {grpc::StatusCode::UNAUTHENTICATED,
-              "a valid bearer token is required (--token-file on the client and the tracker)"};
-    }
-    return grpc::Status::OK;
+    return check_bearer_token(*context, options_.token, "tracker");
   }
 
   /// Hands a result to the job waiting for it. Mutex held.
@@ -687,6 +649,17 @@ void JobStream::OnCancel() {
   end({grpc::StatusCode::CANCELLED, "the client cancelled the submission"});
 }
 
+class Host final : public TrackerHost {
+ public:
+  explicit Host(TrackerOptions options) : service_(std::move(options)) {}
+  grpc::Service* service() override { return &service_; }
+  void start() override { service_.start_reaper(); }
+  void stop() override { service_.stop(); }
+
+ private:
+  TrackerService service_;
+};
+
 class GrpcTrackerServer : public TrackerServer {
  public:
   GrpcTrackerServer(std::unique_ptr<TrackerService> service, std::unique_ptr<grpc::Server> server,
@@ -710,6 +683,10 @@ class GrpcTrackerServer : public TrackerServer {
 };
 
 }  // namespace
+
+std::unique_ptr<TrackerHost> TrackerHost::create(TrackerOptions options) {
+  return std::make_unique<Host>(std::move(options));
+}
 
 Result<std::unique_ptr<TrackerServer>> TrackerServer::start(TrackerOptions options) {
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();

@@ -17,6 +17,10 @@
 #include "compiler_core/support/status.h"
 #include "tracker/broker.h"
 
+namespace grpc {
+class Service;
+}
+
 namespace kiln::v1 {
 class MeasureTask;
 }
@@ -40,6 +44,20 @@ struct TrackerOptions {
   /// submission with INVALID_ARGUMENT (OUT_OF_RANGE for a config index past the space). The
   /// tracker cannot check them itself: it never links the compiler.
   std::function<Status(const v1::MeasureTask&)> validate;
+};
+
+/// The Tracker service alone, for a gRPC server that hosts it beside other services (`kiln
+/// serve`): register service() with the server's builder, call start() once the server runs,
+/// and stop() before shutting the server down (it ends the agents' streams and the clients'
+/// submissions, which the server's shutdown waits for). TLS and the listening address are the
+/// hosting server's; the token is checked here.
+class TrackerHost {
+ public:
+  static std::unique_ptr<TrackerHost> create(TrackerOptions options);
+  virtual ~TrackerHost() = default;
+  virtual grpc::Service* service() = 0;
+  virtual void start() = 0;
+  virtual void stop() = 0;
 };
 
 class TrackerServer {

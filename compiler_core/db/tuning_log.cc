@@ -711,6 +711,31 @@ Result<std::vector<TuningRecord>> TuningLog::history(const Workload& workload,
   return out;
 }
 
+Result<std::vector<WorkloadSummary>> TuningLog::workloads(std::string_view op) const {
+  Impl& impl = *impl_;
+  std::vector<WorkloadSummary> out;
+  if (impl.empty) return out;
+  Status status = impl.retry_while_locked([&]() -> Status {
+    out.clear();
+    KILN_ASSIGN_OR_RETURN(
+        Statement list,
+        Statement::prepare(impl.db.get(), &impl.path,
+                           "SELECT w.key, w.op, count(*), sum(r.error_code = 0), "
+                           "count(DISTINCT r.target_id) FROM workloads w JOIN records r ON "
+                           "r.workload_id = w.id WHERE ?1 = '' OR w.op = ?1 GROUP BY w.id "
+                           "ORDER BY w.key"));
+    list.bind(1, op);
+    while (true) {
+      KILN_ASSIGN_OR_RETURN(bool has_row, list.step("read"));
+      if (!has_row) break;
+      out.push_back({list.text(0), list.text(1), list.int64(2), list.int64(3), list.int64(4)});
+    }
+    return Status::ok();
+  });
+  KILN_RETURN_IF_ERROR(status);
+  return out;
+}
+
 Result<TuningLogStats> TuningLog::stats() const {
   Impl& impl = *impl_;
   TuningLogStats stats;

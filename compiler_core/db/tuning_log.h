@@ -29,6 +29,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "compiler_core/db/record.h"
@@ -68,6 +69,15 @@ struct TuningLogStats {
   int64_t last_measured_at_ms = 0;
 };
 
+/// One workload the log holds records of, with its counts over every target.
+struct WorkloadSummary {
+  std::string workload;  ///< Workload::canonical()
+  std::string op;        ///< its operator, e.g. "matmul"
+  int64_t records = 0;
+  int64_t valid = 0;  ///< records with error OK
+  int64_t targets = 0;
+};
+
 class TuningLog {
  public:
   /// Opens the log at `path`, creating it (and its parent folders) unless it exists or
@@ -102,6 +112,10 @@ class TuningLog {
                                             int64_t limit = 0) const;
 
   Result<TuningLogStats> stats() const;
+
+  /// Every workload with at least one record, by canonical string; those of operator `op`
+  /// only when it is not empty.
+  Result<std::vector<WorkloadSummary>> workloads(std::string_view op = {}) const;
 
   /// Writes every record as a JSON line (record_to_json_line), in the order appended. Returns
   /// the number written.

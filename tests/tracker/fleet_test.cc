@@ -25,79 +25,20 @@
 #include <nlohmann/json.hpp>
 
 #include "kiln/v1/tracker.grpc.pb.h"
+#include "tests/support/process.h"
 
 extern char** environ;
 
 namespace {
 
+using kiln::test::Process;
+using kiln::test::read_file;
 namespace fs = std::filesystem;
 namespace pb = kiln::v1;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kToken = "fleet-test-token";
-
-/// A child process with stdout and stderr in files.
-struct Process {
-  pid_t pid = -1;
-  fs::path out, err;
-
-  static Process spawn(const std::vector<std::string>& args, const fs::path& out,
-                       const fs::path& err) {
-    Process p;
-    p.out = out;
-    p.err = err;
-    std::vector<std::string> copy = args;
-    std::vector<char*> argv;
-    for (std::string& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);  // its workers die with it
-    posix_spawnattr_setpgroup(&attr, 0);
-    if (posix_spawn(&p.pid, argv[0], &actions, &attr, argv.data(), environ) != 0) p.pid = -1;
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    return p;
-  }
-
-  void signal(int sig) const {
-    if (pid > 0) ::kill(-pid, sig);
-  }
-  /// Waits for the exit; -1 when it did not exit by the deadline.
-  int wait(std::chrono::seconds timeout = 300s) {
-    auto deadline = Clock::now() + timeout;
-    while (pid > 0 && Clock::now() < deadline) {
-      int status = 0;
-      pid_t done = waitpid(pid, &status, WNOHANG);
-      if (done == pid) {
-        pid = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      std::this_thread::sleep_for(20ms);
-    }
-    return -1;
-  }
-  void stop() {
-    if (pid <= 0) return;
-    signal(SIGTERM);
-    if (wait(10s) == -1) {
-      signal(SIGKILL);
-      wait(10s);
-    }
-  }
-};
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 class FleetTest : public ::testing::Test {
  protected:

@@ -1,6 +1,7 @@
 // `kiln best`: the fastest valid records the tuning log holds for a workload on a target.
 
 #include <iostream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -11,8 +12,10 @@
 #include "compiler_core/db/tuning_log.h"
 #include "compiler_core/target/target.h"
 #include "compiler_core/te/workload.h"
+#include "kiln/v1/tuning.grpc.pb.h"
 #include "tuner/cli/commands.h"
 #include "tuner/cli/flags.h"
+#include "tuner/cli/fleet_flags.h"
 #include "tuner/cli/tuning_log_flag.h"
 
 namespace kiln::tuner {
@@ -36,8 +39,69 @@ FlagSet make_flags() {
                             "cuda -arch=sm_NN");
   flags.add_int("top", "K", "how many records to list", 1, 1, kMaxTop);
   add_db_flag(flags, "the tuning log to read");
+  flags.add_string("server", "ADDR",
+                   "ask the Tuning service of a kiln serve at host:port instead of reading --db");
+  add_token_flag(flags);
+  add_tls_client_flag(flags);
   flags.add_bool("json", "print one JSON object on stdout instead of a table");
   return flags;
+}
+
+/// One record as `kiln best` prints it, from the local log or from a server.
+struct Row {
+  std::string config_json;
+  int64_t config_index = 0;
+  double time_s = 0;
+  std::string agent, device;
+  int64_t measured_at_ms = 0;
+};
+
+Result<std::vector<Row>> rows_from_log(const FlagSet& flags, const core::Workload& workload,
+                                       const core::TargetKey& key, int top, std::string* where) {
+  KILN_ASSIGN_OR_RETURN(core::TuningLog log, open_db_for_reading(flags));
+  *where = log.path().string();
+  KILN_ASSIGN_OR_RETURN(std::vector<core::TuningRecord> best, log.best(workload, key, top));
+  std::vector<Row> rows;
+  for (const core::TuningRecord& r : best) {
+    rows.push_back(
+        {r.config_json(), r.config_index, r.median_cost(), r.agent, r.device, r.measured_at_ms});
+  }
+  return rows;
+}
+
+/// QueryBest for this machine's key (the records of the hardware asking).
+Result<std::vector<Row>> rows_from_server(const FlagSet& flags, const core::Workload& workload,
+                                          const core::TargetKey& key, int top, std::string* where) {
+  KILN_ASSIGN_OR_RETURN(ClientConnection connection, connect_from_flags(flags, "server"));
+  *where = connection.address;
+  auto stub = v1::Tuning::NewStub(connection.channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  connection.authorize(context);
+  v1::QueryBestRequest request;
+  request.set_workload(workload.canonical());
+  request.set_target(key.target);
+  request.set_model(key.model);
+  request.set_k(top);
+  v1::QueryBestResponse response;
+  grpc::Status s = stub->QueryBest(&context, request, &response);
+  if (!s.ok()) {
+    const StatusCode code = s.error_code() == grpc::StatusCode::INVALID_ARGUMENT
+                                ? StatusCode::kInvalidArgument
+                                : StatusCode::kUnavailable;
+    return Status(code, "server " + connection.address + ": " + s.error_message());
+  }
+  std::vector<Row> rows;
+  for (const v1::BestRecord& r : response.records()) {
+    nlohmann::ordered_json knobs = nlohmann::ordered_json::object();
+    const std::map<std::string, int64_t> sorted(r.config().knobs().begin(),
+                                                r.config().knobs().end());
+    for (const auto& [name, value] : sorted) knobs[name] = value;
+    nlohmann::ordered_json config = {{"index", r.config().index()}, {"knobs", knobs}};
+    rows.push_back({config.dump(), r.config().index(), r.time_s(), r.agent(), r.device(),
+                    r.measured_at_unix_ms()});
+  }
+  return rows;
 }
 
 }  // namespace
@@ -52,20 +116,24 @@ int best_command(const std::vector<std::string>& args) {
   if (!target) return report_error(target.status());
   Result<core::TargetKey> key = core::make_target_key(*target);
   if (!key) return report_error(key.status());
-  Result<core::TuningLog> log = open_db_for_reading(flags);
-  if (!log) return report_error(log.status());
+  if (flags.is_set("server") && flags.is_set("db")) {
+    return report_error(invalid_argument("--server and --db exclude each other"));
+  }
   const int top = static_cast<int>(flags.get_int("top"));
-  Result<std::vector<core::TuningRecord>> best = log->best(*workload, *key, top);
+  std::string where;
+  Result<std::vector<Row>> best = flags.is_set("server")
+                                      ? rows_from_server(flags, *workload, *key, top, &where)
+                                      : rows_from_log(flags, *workload, *key, top, &where);
   if (!best) return report_error(best.status());
 
   const double flops = workload->flops();
   auto gflops = [&](double seconds) { return seconds > 0 ? flops / seconds / 1e9 : 0.0; };
   if (flags.get_bool("json")) {
     nlohmann::ordered_json records = nlohmann::ordered_json::array();
-    for (const core::TuningRecord& record : *best) {
-      const double time_s = record.median_cost();
+    for (const Row& record : *best) {
+      const double time_s = record.time_s;
       records.push_back({
-          {"config", nlohmann::ordered_json::parse(record.config_json())},
+          {"config", nlohmann::ordered_json::parse(record.config_json)},
           {"time_s", time_s},
           {"gflops", gflops(time_s)},
           {"agent", record.agent},
@@ -84,13 +152,13 @@ int best_command(const std::vector<std::string>& args) {
   }
   if (best->empty()) {
     std::cout << fmt::format("no valid records for {} on {} in {}\n", workload->canonical(),
-                             key->str(), log->path().string());
+                             key->str(), where);
     return 0;
   }
   std::cout << fmt::format("{} on {}\n", workload->canonical(), key->str());
   for (size_t i = 0; i < best->size(); ++i) {
-    const core::TuningRecord& record = (*best)[i];
-    const double time_s = record.median_cost();
+    const Row& record = (*best)[i];
+    const double time_s = record.time_s;
     std::cout << fmt::format("{:>3}. config #{}  {:.3g} s  {:.4g} GFLOP/s  agent={}  {}\n", i + 1,
                              record.config_index, time_s, gflops(time_s),
                              record.agent.empty() ? "-" : record.agent,

@@ -29,6 +29,8 @@ int db_command(const std::vector<std::string>& args);
 
 /// `kiln tracker`: the fleet's broker (tracker.cc).
 int tracker_command(const std::vector<std::string>& args);
+/// `kiln serve`: the Tuning service and the tracker on one port.
+int serve_command(const std::vector<std::string>& args);
 
 /// `kiln agent`: joins the fleet as a board (agent.cc).
 int agent_command(const std::vector<std::string>& args);

@@ -3,6 +3,9 @@
 #include <fstream>
 #include <sstream>
 
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
 namespace kiln::tuner {
 
 void add_token_flag(FlagSet& flags) {
@@ -43,6 +46,29 @@ bool is_host_port(const std::string& address) {
     if (!std::isdigit(static_cast<unsigned char>(address[i]))) return false;
   }
   return address.size() - colon - 1 <= 5;
+}
+
+void ClientConnection::authorize(grpc::ClientContext& context) const {
+  if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+}
+
+Result<ClientConnection> connect_from_flags(const FlagSet& flags, const std::string& address_flag) {
+  ClientConnection c;
+  c.address = flags.get_string(address_flag);
+  if (!is_host_port(c.address)) {
+    return invalid_argument("--" + address_flag + " '" + c.address +
+                            "' is not host:port, e.g. 127.0.0.1:9190");
+  }
+  KILN_ASSIGN_OR_RETURN(c.token, read_flag_file(flags, "token-file", true));
+  KILN_ASSIGN_OR_RETURN(std::string ca, read_flag_file(flags, "tls-ca"));
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (!ca.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = ca;
+    credentials = grpc::SslCredentials(ssl);
+  }
+  c.channel = grpc::CreateChannel(c.address, credentials);
+  return c;
 }
 
 }  // namespace kiln::tuner

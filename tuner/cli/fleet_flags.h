@@ -3,7 +3,11 @@
 /// listening side, --tls-ca on the connecting side) and reading the files they name.
 #pragma once
 
+#include <memory>
 #include <string>
+
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
 
 #include "compiler_core/support/status.h"
 #include "tuner/cli/flags.h"
@@ -24,5 +28,16 @@ Result<std::string> read_flag_file(const FlagSet& flags, const std::string& name
 
 /// True for a `host:port` whose host is a name or IPv4 address and whose port is a number.
 bool is_host_port(const std::string& address);
+
+/// A channel to the server the flag `address_flag` names, with --token-file and --tls-ca.
+struct ClientConnection {
+  std::string address;
+  std::shared_ptr<grpc::Channel> channel;
+  std::string token;
+  /// Adds the bearer token (if any) to a call's metadata.
+  void authorize(grpc::ClientContext& context) const;
+};
+/// InvalidArgument for an address that is not host:port and for unreadable files.
+Result<ClientConnection> connect_from_flags(const FlagSet& flags, const std::string& address_flag);
 
 }  // namespace kiln::tuner

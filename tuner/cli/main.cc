@@ -32,6 +32,7 @@ constexpr Command kCommands[] = {
     {"best", "list the fastest stored records of a workload on a target", best_command},
     {"db", "export, import or count the records of a tuning log", db_command},
     {"tracker", "run the device fleet's tracker", tracker_command},
+    {"serve", "serve best schedules over gRPC, with the tracker on the same port", serve_command},
     {"agent", "join the device fleet as a board", agent_command},
     {"status", "show a tracker's agents and queues", status_command},
     {"agent-worker", "the worker process kiln agent measures in (internal)", agent_worker_command},

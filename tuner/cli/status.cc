@@ -33,24 +33,12 @@ int status_command(const std::vector<std::string>& args) {
   FlagSet flags = make_flags();
   if (auto exit_code = parse_flags_or_exit(flags, args)) return *exit_code;
   const std::string address = flags.get_string("tracker");
-  if (!is_host_port(address)) {
-    return report_error(
-        invalid_argument("--tracker '" + address + "' is not host:port, e.g. 127.0.0.1:9190"));
-  }
-  Result<std::string> token = read_flag_file(flags, "token-file", true);
-  if (!token) return report_error(token.status());
-  Result<std::string> ca = read_flag_file(flags, "tls-ca");
-  if (!ca) return report_error(ca.status());
-  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
-  if (!ca->empty()) {
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = *ca;
-    credentials = grpc::SslCredentials(ssl);
-  }
-  auto stub = kiln::v1::Tracker::NewStub(grpc::CreateChannel(address, credentials));
+  Result<ClientConnection> connection = connect_from_flags(flags, "tracker");
+  if (!connection) return report_error(connection.status());
+  auto stub = kiln::v1::Tracker::NewStub(connection->channel);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  if (!token->empty()) context.AddMetadata("authorization", "Bearer " + *token);
+  connection->authorize(context);
   kiln::v1::StatusResponse response;
   grpc::Status s = stub->GetStatus(&context, kiln::v1::StatusRequest(), &response);
   if (!s.ok()) {

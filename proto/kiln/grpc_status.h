@@ -1,0 +1,63 @@
+/// \file
+/// kiln's status codes as gRPC statuses, for the services that kiln_proto's stubs serve.
+#pragma once
+
+#include <string>
+
+#include <grpcpp/server_context.h>
+#include <grpcpp/support/status.h>
+
+#include "compiler_core/support/log.h"
+#include "compiler_core/support/status.h"
+
+namespace kiln {
+
+/// The gRPC status of `s`: INVALID_ARGUMENT for bad input (kInvalidConfig too), the code of the
+/// same name otherwise; the message is kept.
+inline grpc::Status to_grpc(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kOk:
+      return grpc::Status::OK;
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kInvalidConfig:
+      return {grpc::StatusCode::INVALID_ARGUMENT, s.message()};
+    case StatusCode::kOutOfRange:
+      return {grpc::StatusCode::OUT_OF_RANGE, s.message()};
+    case StatusCode::kNotFound:
+      return {grpc::StatusCode::NOT_FOUND, s.message()};
+    case StatusCode::kAlreadyExists:
+      return {grpc::StatusCode::ALREADY_EXISTS, s.message()};
+    case StatusCode::kResourceExhausted:
+      return {grpc::StatusCode::RESOURCE_EXHAUSTED, s.message()};
+    case StatusCode::kFailedPrecondition:
+      return {grpc::StatusCode::FAILED_PRECONDITION, s.message()};
+    case StatusCode::kAborted:
+      return {grpc::StatusCode::ABORTED, s.message()};
+    case StatusCode::kUnavailable:
+      return {grpc::StatusCode::UNAVAILABLE, s.message()};
+    case StatusCode::kDataLoss:
+      return {grpc::StatusCode::DATA_LOSS, s.message()};
+    case StatusCode::kInternal:
+      return {grpc::StatusCode::INTERNAL, s.message()};
+  }
+  return {grpc::StatusCode::INTERNAL, s.message()};
+}
+
+/// OK when `token` is empty or the call carries `authorization: Bearer <token>`; else
+/// UNAUTHENTICATED, logged (never the token) under `component`'s logger.
+inline grpc::Status check_bearer_token(const grpc::CallbackServerContext& context,
+                                       const std::string& token, const char* component) {
+  if (token.empty()) return grpc::Status::OK;
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  const std::string expected = "Bearer " + token;
+  if (it == metadata.end() || std::string(it->second.data(), it->second.size()) != expected) {
+    logger(component)->warn("refused a call from {}: {}", context.peer(),
+                            it == metadata.end() ? "no bearer token" : "wrong bearer token");
+    return {grpc::StatusCode::UNAUTHENTICATED,
+            "a valid bearer token is required (--token-file on the client and the server)"};
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace kiln

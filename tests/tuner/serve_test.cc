@@ -1,0 +1,201 @@
+// `kiln serve` as users run it: a real server process on 127.0.0.1 (port chosen at run time)
+// over a tuning log that `kiln tune` filled; `kiln best --server`, the Tuning service's
+// ListWorkloads, gRPC health checking, the token, and the tracker on the same port.
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "kiln/v1/tuning.grpc.pb.h"
+#include "tests/support/process.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace pb = kiln::v1;
+using kiln::test::Process;
+using kiln::test::read_file;
+using namespace std::chrono_literals;
+
+constexpr const char* kToken = "serve-test-token";
+constexpr const char* kWorkload = "matmul:M=48,N=32,K=40";
+
+class ServeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("kiln_serve_" + std::to_string(getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    std::ofstream(dir_ / "token") << kToken << "\n";
+    db_ = (dir_ / "tuning.db").string();
+  }
+  void TearDown() override {
+    for (Process& p : processes_) p.stop();
+    if (!HasFailure()) fs::remove_all(dir_);
+  }
+
+  Process& run(const std::string& name, std::vector<std::string> args) {
+    args.insert(args.begin(), KILN_BINARY);
+    processes_.push_back(Process::spawn(args, dir_ / (name + ".out"), dir_ / (name + ".err")));
+    EXPECT_GT(processes_.back().pid, 0) << name;
+    return processes_.back();
+  }
+
+  /// Runs kiln to its end; returns the exit code, stdout in `out`.
+  int run_to_end(const std::string& name, std::vector<std::string> args, std::string* out) {
+    Process& p = run(name, std::move(args));
+    int code = p.wait();
+    *out = read_file(p.out);
+    return code;
+  }
+
+  /// Starts `kiln serve` over db_ with the token; returns its port.
+  int start_server() {
+    Process& server = run("serve", {"serve", "--listen", "127.0.0.1:0", "--db", db_, "--token-file",
+                                    (dir_ / "token").string()});
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::string line = read_file(server.out);
+      size_t at = line.find("listening on 127.0.0.1:");
+      if (at != std::string::npos) return std::stoi(line.substr(at + 23));
+      std::this_thread::sleep_for(20ms);
+    }
+    ADD_FAILURE() << "kiln serve did not start: " << read_file(server.err);
+    return 0;
+  }
+
+  std::shared_ptr<grpc::Channel> channel(int port) {
+    return grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                               grpc::InsecureChannelCredentials());
+  }
+
+  fs::path dir_;
+  std::string db_;
+  std::vector<Process> processes_;
+};
+
+TEST_F(ServeTest, AnswersWhatTheTuningLogHolds) {
+  std::string out;
+  ASSERT_EQ(run_to_end("tune",
+                       {"tune", "--workload", kWorkload, "--target", "llvm", "--trials", "10",
+                        "--db", db_, "--threads", "1"},
+                       &out),
+            0)
+      << out;
+  std::string local;
+  ASSERT_EQ(run_to_end("best-local",
+                       {"best", "--workload", kWorkload, "--target", "llvm", "--top", "3", "--db",
+                        db_, "--json"},
+                       &local),
+            0);
+  int port = start_server();
+  ASSERT_GT(port, 0);
+
+  // kiln best --server answers as kiln best --db does.
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  std::string remote;
+  ASSERT_EQ(run_to_end("best-remote",
+                       {"best", "--workload", kWorkload, "--target", "llvm", "--top", "3",
+                        "--server", address, "--token-file", (dir_ / "token").string(), "--json"},
+                       &remote),
+            0)
+      << read_file(dir_ / "best-remote.err");
+  nlohmann::json l = nlohmann::json::parse(local), r = nlohmann::json::parse(remote);
+  ASSERT_EQ(l["records"].size(), 3u);
+  EXPECT_EQ(r["records"], l["records"]);
+
+  // Without the token: refused.
+  EXPECT_NE(run_to_end("best-no-token",
+                       {"best", "--workload", kWorkload, "--target", "llvm", "--server", address},
+                       &remote),
+            0);
+  EXPECT_NE(read_file(dir_ / "best-no-token.err").find("bearer token"), std::string::npos);
+
+  // ListWorkloads.
+  auto stub = pb::Tuning::NewStub(channel(port));
+  grpc::ClientContext context;
+  context.AddMetadata("authorization", std::string("Bearer ") + kToken);
+  pb::ListWorkloadsRequest request;
+  pb::ListWorkloadsResponse response;
+  ASSERT_TRUE(stub->ListWorkloads(&context, request, &response).ok());
+  ASSERT_EQ(response.workloads_size(), 1);
+  EXPECT_EQ(response.workloads(0).workload(), kWorkload);
+  EXPECT_EQ(response.workloads(0).op(), "matmul");
+  EXPECT_GE(response.workloads(0).records(), 10);
+  EXPECT_GE(response.workloads(0).valid(), 3);
+
+  // A workload that does not parse: INVALID_ARGUMENT.
+  grpc::ClientContext bad_context;
+  bad_context.AddMetadata("authorization", std::string("Bearer ") + kToken);
+  pb::QueryBestRequest bad;
+  bad.set_workload("matmul:M=4");
+  bad.set_target("llvm");
+  pb::QueryBestResponse bad_response;
+  EXPECT_EQ(stub->QueryBest(&bad_context, bad, &bad_response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(ServeTest, HealthCheckingReportsServing) {
+  int port = start_server();
+  ASSERT_GT(port, 0);
+  // grpc.health.v1.Health/Check with an empty HealthCheckRequest; the response's field 1 is
+  // the status, SERVING = 1 (bytes 08 01).
+  grpc::GenericStub stub(channel(port));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 10s);
+  grpc::ByteBuffer request, response;
+  grpc::Slice empty("");
+  request = grpc::ByteBuffer(&empty, 1);
+  std::mutex mutex;
+  std::condition_variable done_cv;
+  bool done = false;
+  grpc::Status status;
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                 [&](grpc::Status s) {
+                   std::lock_guard<std::mutex> lock(mutex);
+                   status = s;
+                   done = true;
+                   done_cv.notify_all();
+                 });
+  std::unique_lock<std::mutex> lock(mutex);
+  done_cv.wait(lock, [&] { return done; });
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string bytes;
+  for (const grpc::Slice& s : slices)
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  EXPECT_EQ(bytes, std::string("\x08\x01", 2));
+}
+
+TEST_F(ServeTest, TheTrackerServesOnTheSamePort) {
+  int port = start_server();
+  ASSERT_GT(port, 0);
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  run("agent", {"agent", "--tracker", address, "--key", "cpu", "--id", "a1", "--token-file",
+                (dir_ / "token").string()});
+  std::string out;
+  ASSERT_EQ(
+      run_to_end("tune",
+                 {"tune", "--workload", kWorkload, "--target", "llvm", "--trials", "6", "--tracker",
+                  address, "--device-key", "cpu", "--token-file", (dir_ / "token").string(), "--db",
+                  (dir_ / "fleet.db").string(), "--threads", "1", "--json"},
+                 &out),
+      0)
+      << read_file(dir_ / "tune.err");
+  nlohmann::json summary = nlohmann::json::parse(out);
+  EXPECT_EQ(summary["trials"], 6);
+  EXPECT_GE(summary["valid"].get<int>(), 1);
+}
+
+}  // namespace

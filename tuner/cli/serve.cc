@@ -1,0 +1,89 @@
+// `kiln serve`: the Tuning service over a tuning log and, on the same port, the fleet's tracker,
+// with gRPC health checking and server reflection, until SIGINT or SIGTERM.
+
+#include <iostream>
+#include <memory>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "compiler_core/support/log.h"
+#include "tracker/server.h"
+#include "tuner/cli/commands.h"
+#include "tuner/cli/flags.h"
+#include "tuner/cli/tracker_options.h"
+#include "tuner/cli/tuning_log_flag.h"
+#include "tuner/service/tuning_service.h"
+
+namespace kiln::tuner {
+namespace {
+
+FlagSet make_flags() {
+  FlagSet flags("serve",
+                "Serves the kiln.v1 Tuning service (QueryBest: the fastest stored schedules of "
+                "a workload on a target; ListWorkloads) over a tuning log, and on the same port "
+                "the fleet's tracker (agents register with kiln agent --tracker ADDR; kiln tune "
+                "--tracker ADDR measures through them). gRPC health checking and server "
+                "reflection are on.",
+                "It prints 'listening on HOST:PORT' on stdout once it serves (port 0 picks a "
+                "free port) and runs until SIGINT or SIGTERM.\nExit codes: 0 stopped, 1 cannot "
+                "listen or open the tuning log, 2 bad flags or unreadable token or TLS files.");
+  add_tracker_server_flags(flags, "127.0.0.1:9190");
+  add_db_flag(flags, "the tuning log to serve (created when missing)");
+  flags.add_bool("no-tracker", "serve the Tuning service only, without the tracker");
+  return flags;
+}
+
+}  // namespace
+
+int serve_command(const std::vector<std::string>& args) {
+  FlagSet flags = make_flags();
+  if (auto exit_code = parse_flags_or_exit(flags, args)) return *exit_code;
+  Result<tracker::TrackerOptions> options = tracker_options_from_flags(flags);
+  if (!options) return report_error(options.status());
+  Result<std::filesystem::path> db = db_path(flags);
+  if (!db) return report_error(db.status());
+  Result<std::unique_ptr<TuningService>> tuning =
+      TuningService::create({.db = *db, .token = options->token});
+  if (!tuning) return report_error(tuning.status());
+  std::unique_ptr<tracker::TrackerHost> fleet;
+  if (!flags.get_bool("no-tracker")) fleet = tracker::TrackerHost::create(*options);
+
+  std::unique_ptr<grpc::Server> server;
+  return serve_until_signal(
+      [&]() -> Status {
+        grpc::EnableDefaultHealthCheckService(true);
+        grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+        std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+        if (!options->tls_cert_pem.empty()) {
+          grpc::SslServerCredentialsOptions ssl;
+          ssl.pem_key_cert_pairs.push_back({options->tls_key_pem, options->tls_cert_pem});
+          credentials = grpc::SslServerCredentials(ssl);
+        }
+        grpc::ServerBuilder builder;
+        int port = 0;
+        builder.AddListeningPort(options->listen, credentials, &port);
+        builder.RegisterService((*tuning)->service());
+        if (fleet) builder.RegisterService(fleet->service());
+        server = builder.BuildAndStart();
+        if (!server || port == 0) {
+          return Status(StatusCode::kUnavailable, "cannot listen on '" + options->listen +
+                                                      "'; pass a free host:port to --listen");
+        }
+        if (fleet) fleet->start();
+        const std::string host = options->listen.substr(0, options->listen.rfind(':'));
+        std::cout << "listening on " << host << ":" << port << std::endl;
+        logger("serve")->info("listening on {}:{} db={} tracker={} tls={} token={}", host, port,
+                              db->string(), fleet != nullptr, !options->tls_cert_pem.empty(),
+                              !options->token.empty());
+        return Status::ok();
+      },
+      [&] { server->Wait(); },
+      [&] {
+        if (fleet) fleet->stop();
+        server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      });
+}
+
+}  // namespace kiln::tuner
