@@ -11,6 +11,7 @@ packages=(
   libsqlite3-dev libspdlog-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   libopenblas-dev libdnnl-dev
   binutils
+  python3-grpcio
 )
 
 missing=()

@@ -3,8 +3,11 @@
 // ListWorkloads, gRPC health checking, the token, and the tracker on the same port.
 
 #include <chrono>
+#include <condition_variable>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -143,6 +146,59 @@ TEST_F(ServeTest, AnswersWhatTheTuningLogHolds) {
   pb::QueryBestResponse bad_response;
   EXPECT_EQ(stub->QueryBest(&bad_context, bad, &bad_response).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// The Python client in examples/, on Debian's python3-grpcio, with stubs generated now.
+TEST_F(ServeTest, ThePythonExampleAsksForTheBestSchedule) {
+  std::string out;
+  ASSERT_EQ(run_to_end("tune",
+                       {"tune", "--workload", kWorkload, "--target", "llvm", "--trials", "6",
+                        "--db", db_, "--threads", "1"},
+                       &out),
+            0)
+      << out;
+  std::string local;
+  ASSERT_EQ(run_to_end("best-local",
+                       {"best", "--workload", kWorkload, "--target", "llvm", "--top", "2", "--db",
+                        db_, "--json"},
+                       &local),
+            0);
+  int port = start_server();
+  ASSERT_GT(port, 0);
+  const fs::path stubs = dir_ / "stubs";
+  fs::create_directories(stubs);
+  const std::string protoc = "protoc -I " KILN_PROTO_DIR " --python_out=" + stubs.string() +
+                             " --grpc_python_out=" + stubs.string() +
+                             " --plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin " +
+                             KILN_PROTO_DIR "/kiln/v1/kiln.proto " KILN_PROTO_DIR
+                                            "/kiln/v1/tuning.proto";
+  ASSERT_EQ(std::system(protoc.c_str()), 0) << protoc;
+  const std::vector<std::string> args = {"/usr/bin/python3",
+                                         KILN_EXAMPLES_DIR "/best_schedule.py",
+                                         "--stubs",
+                                         stubs.string(),
+                                         "--server",
+                                         "127.0.0.1:" + std::to_string(port),
+                                         "--workload",
+                                         kWorkload,
+                                         "--target",
+                                         "llvm",
+                                         "--top",
+                                         "2",
+                                         "--token-file",
+                                         (dir_ / "token").string()};
+  Process client = Process::spawn(args, dir_ / "python.out", dir_ / "python.err");
+  ASSERT_EQ(client.wait(std::chrono::seconds(60)), 0) << read_file(dir_ / "python.err");
+  nlohmann::json answer = nlohmann::json::parse(read_file(dir_ / "python.out"));
+  nlohmann::json expected = nlohmann::json::parse(local)["records"];
+  ASSERT_EQ(answer["records"].size(), expected.size());
+  ASSERT_FALSE(expected.empty());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(answer["records"][i]["config"], expected[i]["config"]);
+    EXPECT_DOUBLE_EQ(answer["records"][i]["time_s"].get<double>(),
+                     expected[i]["time_s"].get<double>());
+  }
+  EXPECT_EQ(answer["workload"], kWorkload);
 }
 
 TEST_F(ServeTest, HealthCheckingReportsServing) {
