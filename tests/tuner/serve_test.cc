@@ -63,9 +63,11 @@ class ServeTest : public ::testing::Test {
   }
 
   /// Starts `kiln serve` over db_ with the token; returns its port.
-  int start_server() {
-    Process& server = run("serve", {"serve", "--listen", "127.0.0.1:0", "--db", db_, "--token-file",
-                                    (dir_ / "token").string()});
+  int start_server(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {
+        "serve", "--listen", "127.0.0.1:0", "--db", db_, "--token-file", (dir_ / "token").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    Process& server = run("serve", args);
     auto deadline = std::chrono::steady_clock::now() + 30s;
     while (std::chrono::steady_clock::now() < deadline) {
       std::string line = read_file(server.out);
@@ -199,6 +201,33 @@ TEST_F(ServeTest, ThePythonExampleAsksForTheBestSchedule) {
                      expected[i]["time_s"].get<double>());
   }
   EXPECT_EQ(answer["workload"], kWorkload);
+}
+
+TEST_F(ServeTest, OverTlsOnlyClientsTrustingTheCaConnect) {
+  const fs::path key = dir_ / "server.key", cert = dir_ / "server.pem";
+  const std::string openssl =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+      key.string() + " -out " + cert.string() + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(openssl.c_str()), 0) << "openssl cannot make a certificate";
+  int port = start_server({"--tls-cert", cert.string(), "--tls-key", key.string()});
+  ASSERT_GT(port, 0);
+  const std::vector<std::string> best = {"best",
+                                         "--workload",
+                                         kWorkload,
+                                         "--target",
+                                         "llvm",
+                                         "--server",
+                                         "127.0.0.1:" + std::to_string(port),
+                                         "--token-file",
+                                         (dir_ / "token").string()};
+  std::vector<std::string> trusting = best;
+  trusting.insert(trusting.end(), {"--tls-ca", cert.string(), "--json"});
+  std::string out;
+  ASSERT_EQ(run_to_end("best-tls", trusting, &out), 0) << read_file(dir_ / "best-tls.err");
+  EXPECT_TRUE(nlohmann::json::parse(out)["records"].empty());
+  EXPECT_EQ(run_to_end("best-plain", best, &out), 1);
+  EXPECT_NE(read_file(dir_ / "best-plain.err").find("error: server"), std::string::npos);
 }
 
 TEST_F(ServeTest, HealthCheckingReportsServing) {
