@@ -32,12 +32,11 @@
 #include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
 
+#include "bench/kiln_server_process.h"
 #include "compiler_core/db/record.h"
 #include "compiler_core/db/tuning_log.h"
 #include "compiler_core/target/target.h"
 #include "kiln/v1/tuning.grpc.pb.h"
-
-extern char** environ;
 
 namespace {
 
@@ -104,11 +103,11 @@ void fill(const fs::path& path, const Options& o, const core::TargetKey& key) {
   std::mt19937_64 rng(1);
   std::uniform_real_distribution<double> cost(1e-4, 1e-2);
   std::vector<core::TuningRecord> batch;
-  for (int64_t written = 0, b = 0; written < o.records; ++b) {
+  for (int64_t written = 0; written < o.records;) {
     batch.clear();
     for (int64_t i = 0; i < 1000 && written < o.records; ++i, ++written) {
       core::TuningRecord r;
-      r.workload = workload_name(b % o.workloads);
+      r.workload = workload_name(written % o.workloads);
       r.target = key;
       r.config_index = static_cast<int64_t>(rng() % 100000);
       r.config_knobs = "{\"tile_m\":" + std::to_string(r.config_index % 8) + "}";
@@ -127,15 +126,6 @@ void fill(const fs::path& path, const Options& o, const core::TargetKey& key) {
   }
 }
 
-int64_t peak_rss_kb(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -151,31 +141,10 @@ int main(int argc, char** argv) {
   std::cerr << "load: " << o.records << " records in "
             << std::chrono::duration<double>(Clock::now() - fill_start).count() << " s\n";
 
-  std::vector<std::string> args = {KILN_BINARY, "serve",     "--listen",    "127.0.0.1:0",
-                                   "--db",      db.string(), "--no-tracker"};
-  std::vector<char*> argv_c;
-  for (std::string& a : args) argv_c.push_back(a.data());
-  argv_c.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t server = -1;
-  if (posix_spawn(&server, argv_c[0], &actions, nullptr, argv_c.data(), environ) != 0) {
-    fail("cannot start kiln serve");
-  }
-  posix_spawn_file_actions_destroy(&actions);
-  int port = 0;
-  for (auto deadline = Clock::now() + std::chrono::seconds(30);
-       port == 0 && Clock::now() < deadline;) {
-    std::ifstream in(out);
-    std::string line;
-    if (std::getline(in, line) && line.rfind("listening on 127.0.0.1:", 0) == 0) {
-      port = std::stoi(line.substr(23));
-    } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  }
-  if (port == 0) fail("kiln serve did not start");
+  kiln::bench::ServerProcess server = kiln::bench::start_server(
+      KILN_BINARY, {"serve", "--listen", "127.0.0.1:0", "--db", db.string(), "--no-tracker"},
+      out.string());
+  const int port = server.port;
   const std::string address = "127.0.0.1:" + std::to_string(port);
 
   std::vector<std::shared_ptr<grpc::Channel>> channels;
@@ -218,10 +187,8 @@ int main(int argc, char** argv) {
   stop = true;
   for (std::thread& c : clients) c.join();
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
-  const int64_t peak_kb = peak_rss_kb(server);
-  kill(server, SIGTERM);
-  int status = 0;
-  waitpid(server, &status, 0);
+  const int64_t peak_kb = server.peak_rss_kb();
+  server.stop();
   std::error_code ignored;
   fs::remove_all(dir, ignored);
 

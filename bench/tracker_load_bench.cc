@@ -39,9 +39,8 @@
 #include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
 
+#include "bench/kiln_server_process.h"
 #include "kiln/v1/tracker.grpc.pb.h"
-
-extern char** environ;
 
 namespace {
 
@@ -66,39 +65,6 @@ int64_t now_ns() {
       .count();
 }
 
-struct Tracker {
-  pid_t pid = -1;
-  int port = 0;
-};
-
-Tracker start_tracker(const std::string& out_path) {
-  std::vector<std::string> args = {
-      KILN_BINARY, "tracker", "--listen", "127.0.0.1:0", "--heartbeat-timeout-ms", "600000"};
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  Tracker t;
-  if (posix_spawn(&t.pid, argv[0], &actions, nullptr, argv.data(), environ) != 0) {
-    fail("cannot start kiln tracker");
-  }
-  posix_spawn_file_actions_destroy(&actions);
-  auto deadline = Clock::now() + std::chrono::seconds(30);
-  while (Clock::now() < deadline) {
-    std::ifstream in(out_path);
-    std::string line;
-    if (std::getline(in, line) && line.rfind("listening on 127.0.0.1:", 0) == 0) {
-      t.port = std::stoi(line.substr(23));
-      return t;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  fail("kiln tracker did not start");
-}
-
 /// User plus system CPU seconds the process has used (/proc/PID/stat).
 double cpu_seconds(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
@@ -116,15 +82,6 @@ double cpu_seconds(pid_t pid) {
     }
   }
   return (utime + stime) / double(sysconf(_SC_CLK_TCK));
-}
-
-int64_t peak_rss_kb(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return 0;
 }
 
 double percentile(std::vector<int64_t>& v, double p) {
@@ -170,7 +127,9 @@ int main(int argc, char** argv) {
   Options o = parse(argc, argv);
   signal(SIGPIPE, SIG_IGN);
   const std::string out_path = "/tmp/kiln_tracker_load_bench_" + std::to_string(getpid());
-  Tracker tracker = start_tracker(out_path);
+  kiln::bench::ServerProcess tracker = kiln::bench::start_server(
+      KILN_BINARY, {"tracker", "--listen", "127.0.0.1:0", "--heartbeat-timeout-ms", "600000"},
+      out_path);
   const std::string address = "127.0.0.1:" + std::to_string(tracker.port);
 
   std::vector<std::shared_ptr<grpc::Channel>> channels;
@@ -270,15 +229,13 @@ int main(int argc, char** argv) {
   }
   for (std::thread& c : clients) c.join();
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
-  const int64_t peak_kb = peak_rss_kb(tracker.pid);
+  const int64_t peak_kb = tracker.peak_rss_kb();
   const double tracker_cpu = cpu_seconds(tracker.pid) - tracker_cpu_before;
 
   done = true;
   for (auto& context : agent_contexts) context->TryCancel();
   for (std::thread& a : agents) a.join();
-  kill(tracker.pid, SIGTERM);
-  int status = 0;
-  waitpid(tracker.pid, &status, 0);
+  tracker.stop();
   std::remove(out_path.c_str());
 
   int64_t lost = 0;

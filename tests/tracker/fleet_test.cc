@@ -25,7 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kiln/v1/tracker.grpc.pb.h"
-#include "tests/support/process.h"
+#include "tests/support/kiln_process_test.h"
 
 extern char** environ;
 
@@ -40,27 +40,12 @@ using Clock = std::chrono::steady_clock;
 
 constexpr const char* kToken = "fleet-test-token";
 
-class FleetTest : public ::testing::Test {
+class FleetTest : public kiln::test::KilnProcessTest {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("kiln_fleet_" + std::to_string(getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    make_dir("kiln_fleet");
     std::ofstream(dir_ / "token") << kToken << "\n";
     std::ofstream(dir_ / "wrong-token") << "not-" << kToken << "\n";
-  }
-  void TearDown() override {
-    for (Process& p : processes_) p.stop();
-    if (!HasFailure()) fs::remove_all(dir_);
-  }
-
-  Process& run(const std::string& name, std::vector<std::string> args) {
-    args.insert(args.begin(), KILN_BINARY);
-    processes_.push_back(Process::spawn(args, dir_ / (name + ".out"), dir_ / (name + ".err")));
-    EXPECT_GT(processes_.back().pid, 0) << name;
-    return processes_.back();
   }
 
   /// Starts a tracker (port 0 unless given) and returns its port, read from its first line.
@@ -75,17 +60,7 @@ class FleetTest : public ::testing::Test {
     args.insert(args.end(), extra.begin(), extra.end());
     Process& tracker = run("tracker" + std::to_string(trackers_++), args);
     tracker_index_ = processes_.size() - 1;
-    auto deadline = Clock::now() + 30s;
-    while (Clock::now() < deadline) {
-      std::string line = read_file(tracker.out);
-      size_t at = line.find("listening on 127.0.0.1:");
-      if (at != std::string::npos && line.find('\n', at) != std::string::npos) {
-        return std::stoi(line.substr(at + 23));
-      }
-      std::this_thread::sleep_for(20ms);
-    }
-    ADD_FAILURE() << "the tracker did not start: " << read_file(tracker.err);
-    return 0;
+    return wait_for_port(tracker);
   }
   Process& tracker() { return processes_[tracker_index_]; }
 
@@ -182,8 +157,6 @@ class FleetTest : public ::testing::Test {
     }
   }
 
-  fs::path dir_;
-  std::deque<Process> processes_;  // a deque: references stay valid as processes are added
   size_t tracker_index_ = 0;
   int trackers_ = 0;
 };

@@ -18,7 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kiln/v1/tuning.grpc.pb.h"
-#include "tests/support/process.h"
+#include "tests/support/kiln_process_test.h"
 
 namespace {
 
@@ -31,27 +31,12 @@ using namespace std::chrono_literals;
 constexpr const char* kToken = "serve-test-token";
 constexpr const char* kWorkload = "matmul:M=48,N=32,K=40";
 
-class ServeTest : public ::testing::Test {
+class ServeTest : public kiln::test::KilnProcessTest {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("kiln_serve_" + std::to_string(getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    make_dir("kiln_serve");
     std::ofstream(dir_ / "token") << kToken << "\n";
     db_ = (dir_ / "tuning.db").string();
-  }
-  void TearDown() override {
-    for (Process& p : processes_) p.stop();
-    if (!HasFailure()) fs::remove_all(dir_);
-  }
-
-  Process& run(const std::string& name, std::vector<std::string> args) {
-    args.insert(args.begin(), KILN_BINARY);
-    processes_.push_back(Process::spawn(args, dir_ / (name + ".out"), dir_ / (name + ".err")));
-    EXPECT_GT(processes_.back().pid, 0) << name;
-    return processes_.back();
   }
 
   /// Runs kiln to its end; returns the exit code, stdout in `out`.
@@ -62,21 +47,29 @@ class ServeTest : public ::testing::Test {
     return code;
   }
 
+  /// Tunes kWorkload into db_ for `trials` trials and returns `kiln best --top K --db --json`.
+  nlohmann::json tune_and_query_locally(int trials, int top) {
+    std::string out;
+    EXPECT_EQ(run_to_end("tune",
+                         {"tune", "--workload", kWorkload, "--target", "llvm", "--trials",
+                          std::to_string(trials), "--db", db_, "--threads", "1"},
+                         &out),
+              0)
+        << read_file(dir_ / "tune.err");
+    EXPECT_EQ(run_to_end("best-local",
+                         {"best", "--workload", kWorkload, "--target", "llvm", "--top",
+                          std::to_string(top), "--db", db_, "--json"},
+                         &out),
+              0);
+    return nlohmann::json::parse(out);
+  }
+
   /// Starts `kiln serve` over db_ with the token; returns its port.
   int start_server(const std::vector<std::string>& extra = {}) {
     std::vector<std::string> args = {
         "serve", "--listen", "127.0.0.1:0", "--db", db_, "--token-file", (dir_ / "token").string()};
     args.insert(args.end(), extra.begin(), extra.end());
-    Process& server = run("serve", args);
-    auto deadline = std::chrono::steady_clock::now() + 30s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      std::string line = read_file(server.out);
-      size_t at = line.find("listening on 127.0.0.1:");
-      if (at != std::string::npos) return std::stoi(line.substr(at + 23));
-      std::this_thread::sleep_for(20ms);
-    }
-    ADD_FAILURE() << "kiln serve did not start: " << read_file(server.err);
-    return 0;
+    return wait_for_port(run("serve", args));
   }
 
   std::shared_ptr<grpc::Channel> channel(int port) {
@@ -84,25 +77,12 @@ class ServeTest : public ::testing::Test {
                                grpc::InsecureChannelCredentials());
   }
 
-  fs::path dir_;
   std::string db_;
-  std::vector<Process> processes_;
 };
 
 TEST_F(ServeTest, AnswersWhatTheTuningLogHolds) {
-  std::string out;
-  ASSERT_EQ(run_to_end("tune",
-                       {"tune", "--workload", kWorkload, "--target", "llvm", "--trials", "10",
-                        "--db", db_, "--threads", "1"},
-                       &out),
-            0)
-      << out;
-  std::string local;
-  ASSERT_EQ(run_to_end("best-local",
-                       {"best", "--workload", kWorkload, "--target", "llvm", "--top", "3", "--db",
-                        db_, "--json"},
-                       &local),
-            0);
+  nlohmann::json l = tune_and_query_locally(10, 3);
+  ASSERT_FALSE(HasFailure());
   int port = start_server();
   ASSERT_GT(port, 0);
 
@@ -115,7 +95,7 @@ TEST_F(ServeTest, AnswersWhatTheTuningLogHolds) {
                        &remote),
             0)
       << read_file(dir_ / "best-remote.err");
-  nlohmann::json l = nlohmann::json::parse(local), r = nlohmann::json::parse(remote);
+  nlohmann::json r = nlohmann::json::parse(remote);
   ASSERT_EQ(l["records"].size(), 3u);
   EXPECT_EQ(r["records"], l["records"]);
 
@@ -152,19 +132,8 @@ TEST_F(ServeTest, AnswersWhatTheTuningLogHolds) {
 
 // The Python client in examples/, on Debian's python3-grpcio, with stubs generated now.
 TEST_F(ServeTest, ThePythonExampleAsksForTheBestSchedule) {
-  std::string out;
-  ASSERT_EQ(run_to_end("tune",
-                       {"tune", "--workload", kWorkload, "--target", "llvm", "--trials", "6",
-                        "--db", db_, "--threads", "1"},
-                       &out),
-            0)
-      << out;
-  std::string local;
-  ASSERT_EQ(run_to_end("best-local",
-                       {"best", "--workload", kWorkload, "--target", "llvm", "--top", "2", "--db",
-                        db_, "--json"},
-                       &local),
-            0);
+  nlohmann::json local = tune_and_query_locally(6, 2);
+  ASSERT_FALSE(HasFailure());
   int port = start_server();
   ASSERT_GT(port, 0);
   const fs::path stubs = dir_ / "stubs";
@@ -192,7 +161,7 @@ TEST_F(ServeTest, ThePythonExampleAsksForTheBestSchedule) {
   Process client = Process::spawn(args, dir_ / "python.out", dir_ / "python.err");
   ASSERT_EQ(client.wait(std::chrono::seconds(60)), 0) << read_file(dir_ / "python.err");
   nlohmann::json answer = nlohmann::json::parse(read_file(dir_ / "python.out"));
-  nlohmann::json expected = nlohmann::json::parse(local)["records"];
+  nlohmann::json expected = local["records"];
   ASSERT_EQ(answer["records"].size(), expected.size());
   ASSERT_FALSE(expected.empty());
   for (size_t i = 0; i < expected.size(); ++i) {
