@@ -90,15 +90,16 @@ Tensor tile_blocked_output(Schedule& sch, const Tensor& blocked, const std::stri
   return acc;
 }
 
-/// The columns the direct variant vectorizes: a 1×1 convolution with stride 1 and no padding
-/// is a matrix product over the flattened output plane; otherwise an output row. Zero when
-/// the variant does not apply (NHWC, groups, dilation, or columns that are not whole vectors:
-/// a partial vector costs LLVM's type legalization more than the layout transposes save).
+/// A 1×1 convolution with stride 1 and no padding: a matrix product over the flattened plane.
 bool is_flat(const Workload& w) {
   return w.kernel_h == 1 && w.kernel_w == 1 && w.stride_h == 1 && w.stride_w == 1 && w.pad_h == 0 &&
          w.pad_w == 0;
 }
 
+/// The columns the direct variant vectorizes: the flattened output plane of a flat
+/// convolution, else an output row. Zero when
+/// the variant does not apply (NHWC, groups, dilation, or columns that are not whole vectors:
+/// a partial vector costs LLVM's type legalization more than the layout transposes save).
 int64_t direct_columns(const Workload& w, int64_t lanes) {
   if (w.layout != Layout::kNCHW || w.groups != 1 || w.dilation_h != 1 || w.dilation_w != 1) {
     return 0;
