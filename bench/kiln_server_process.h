@@ -14,6 +14,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <iterator>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,6 +36,20 @@ struct ServerProcess {
       if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6));
     }
     return 0;
+  }
+
+  /// CPU time the process has used so far (user + system), seconds.
+  double cpu_s() const {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    std::istringstream fields(text.substr(text.rfind(')') + 2));
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; fields >> field && i <= 15; ++i) {
+      if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
+    }
+    return ticks / double(sysconf(_SC_CLK_TCK));
   }
 
   /// SIGTERM, then waits for the exit.

@@ -736,6 +736,10 @@ Result<std::vector<WorkloadSummary>> TuningLog::workloads(std::string_view op) c
   return out;
 }
 
+Result<int64_t> TuningLog::data_version() const {
+  return query_int(impl_->db.get(), impl_->path, "PRAGMA data_version", "read the version of");
+}
+
 Result<TuningLogStats> TuningLog::stats() const {
   Impl& impl = *impl_;
   TuningLogStats stats;

@@ -117,6 +117,11 @@ class TuningLog {
   /// only when it is not empty.
   Result<std::vector<WorkloadSummary>> workloads(std::string_view op = {}) const;
 
+  /// A number that changes whenever another connection (another TuningLog, another process)
+  /// has committed to the file since the last call: SQLite's PRAGMA data_version. Commits
+  /// through this log itself do not change it. Cheap: for caches of read answers.
+  Result<int64_t> data_version() const;
+
   /// Writes every record as a JSON line (record_to_json_line), in the order appended. Returns
   /// the number written.
   Result<int64_t> export_jsonl(std::ostream& out) const;

@@ -366,6 +366,22 @@ TEST_F(TuningLogTest, HistoryKeepsAppendOrderAndGivesTheLatest) {
   EXPECT_EQ((*latest)[1].config_index, 6);
 }
 
+TEST_F(TuningLogTest, DataVersionChangesWithEveryOtherConnectionsCommit) {
+  TuningLog reader = open_log();
+  TuningLog writer = open_log();
+  const std::string w = "matmul:M=16,N=16,K=16";
+  Result<int64_t> before = reader.data_version();
+  ASSERT_TRUE(before.is_ok()) << before.status().to_string();
+  EXPECT_EQ(*reader.data_version(), *before) << "nothing was committed";
+  ASSERT_TRUE(writer.append(std::vector<TuningRecord>{record_of(w, host_key(), 1, {0.1})}).is_ok());
+  Result<int64_t> after = reader.data_version();
+  ASSERT_TRUE(after.is_ok());
+  EXPECT_NE(*after, *before);
+  // The reader's own commits are not another connection's.
+  ASSERT_TRUE(reader.append(std::vector<TuningRecord>{record_of(w, host_key(), 2, {0.1})}).is_ok());
+  EXPECT_EQ(*reader.data_version(), *after);
+}
+
 TEST_F(TuningLogTest, StatsCountByOutcome) {
   TuningLog log = open_log();
   std::vector<TuningRecord> records = {

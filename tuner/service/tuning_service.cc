@@ -1,7 +1,13 @@
 #include "tuner/service/tuning_service.h"
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
+#include <thread>
+#include <unordered_map>
 
 #include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
@@ -18,10 +24,25 @@ namespace {
 
 namespace pb = kiln::v1;
 
+/// How often the log is checked for commits of other connections; a QueryBest answer is at most
+/// this much older than the latest commit.
+constexpr std::chrono::milliseconds kChangePollInterval{5};
+/// Answers kept; the cache starts over when it is full.
+constexpr size_t kMaxCachedAnswers = 1 << 16;
+
 class Service final : public pb::Tuning::CallbackService, public TuningService {
  public:
   Service(core::TuningLog log, std::string token)
-      : log_(std::move(log)), token_(std::move(token)) {}
+      : log_(std::move(log)), token_(std::move(token)), poller_([this] { poll_for_changes(); }) {}
+
+  ~Service() override {
+    {
+      std::lock_guard<std::mutex> lock(poll_mutex_);
+      stopping_ = true;
+    }
+    poll_wake_.notify_all();
+    poller_.join();
+  }
 
   grpc::Service* service() override { return this; }
 
@@ -30,7 +51,7 @@ class Service final : public pb::Tuning::CallbackService, public TuningService {
                                       pb::QueryBestResponse* response) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     grpc::Status s = check_bearer_token(*context, token_, "serve");
-    if (s.ok()) s = to_grpc(query_best(*request, *response));
+    if (s.ok()) s = to_grpc(cached_query_best(*request, *response));
     reactor->Finish(s);
     return reactor;
   }
@@ -60,6 +81,57 @@ class Service final : public pb::Tuning::CallbackService, public TuningService {
       host_key_ = key;  // resolving reads /proc/cpuinfo: once
     }
     return *host_key_;
+  }
+
+  /// query_best through the cache of answers: every answer the log gave since its last change
+  /// (in this process or another), by the request's exact strings. Only answers are cached,
+  /// never errors.
+  Status cached_query_best(const pb::QueryBestRequest& request, pb::QueryBestResponse& response) {
+    std::string key = request.workload();
+    for (const std::string* part : {&request.target(), &request.model()}) {
+      key += '\n';
+      key += *part;
+    }
+    key += '\n' + std::to_string(request.k());
+    const uint64_t generation = generation_.load();
+    {
+      std::shared_lock<std::shared_mutex> lock(cache_mutex_);
+      auto it = cache_.find(key);
+      if (it != cache_.end() && it->second.generation == generation) {
+        response.CopyFrom(it->second.response);
+        return Status::ok();
+      }
+    }
+    KILN_RETURN_IF_ERROR(query_best(request, response));
+    std::unique_lock<std::shared_mutex> lock(cache_mutex_);
+    if (cache_.size() >= kMaxCachedAnswers) cache_.clear();
+    // Read at `generation` or later: it is stale once the generation moves on.
+    cache_[std::move(key)] = {generation, response};
+    return Status::ok();
+  }
+
+  /// Moves the generation on whenever another connection commits to the log (a `kiln tune`, an
+  /// import, a job of this server), which retires every cached answer.
+  void poll_for_changes() {
+    std::optional<int64_t> seen;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      Result<int64_t> version = log_.data_version();
+      if (version) seen = *version;
+    }
+    std::unique_lock<std::mutex> poll_lock(poll_mutex_);
+    while (!poll_wake_.wait_for(poll_lock, kChangePollInterval, [this] { return stopping_; })) {
+      Result<int64_t> version = [&] {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return log_.data_version();
+      }();
+      if (!version) {
+        ++generation_;  // cannot tell: cache nothing from before
+        continue;
+      }
+      if (seen && *seen != *version) ++generation_;
+      seen = *version;
+    }
   }
 
   Status query_best(const pb::QueryBestRequest& request, pb::QueryBestResponse& response) {
@@ -124,6 +196,19 @@ class Service final : public pb::Tuning::CallbackService, public TuningService {
   core::TuningLog log_;
   const std::string token_;
   std::optional<core::TargetKey> host_key_;
+
+  struct CachedAnswer {
+    uint64_t generation = 0;
+    pb::QueryBestResponse response;
+  };
+  std::shared_mutex cache_mutex_;
+  std::unordered_map<std::string, CachedAnswer> cache_;
+  std::atomic<uint64_t> generation_{0};
+
+  std::mutex poll_mutex_;
+  std::condition_variable poll_wake_;
+  bool stopping_ = false;
+  std::thread poller_;  // last: it starts once everything above exists
 };
 
 }  // namespace
