@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "compiler_core/codegen/llvm/host.h"
+#include "compiler_core/schedule/templates.h"
 #include "compiler_core/support/log.h"
 #include "tuner/strategy/strategy.h"
 
@@ -27,6 +29,22 @@ void tag_remeasurement(core::TuningRecord& record) {
 }
 
 }  // namespace
+
+Result<std::unique_ptr<TuningProblem>> prepare_tuning(const std::string& workload,
+                                                      const std::string& target,
+                                                      bool through_fleet) {
+  auto problem = std::make_unique<TuningProblem>();
+  KILN_ASSIGN_OR_RETURN(problem->workload, core::parse_workload(workload));
+  KILN_ASSIGN_OR_RETURN(core::Target parsed, core::parse_target(target));
+  if (!parsed.is_host && !through_fleet) {
+    return invalid_argument("target '" + parsed.str() +
+                            "' is not this machine; measure it through the fleet (a device key "
+                            "and its tracker)");
+  }
+  KILN_ASSIGN_OR_RETURN(problem->target, core::resolve_host_target(parsed));
+  KILN_ASSIGN_OR_RETURN(problem->space, core::config_space(problem->workload, problem->target));
+  return problem;
+}
 
 bool is_remeasurement(const core::TuningRecord& record) {
   nlohmann::json options = nlohmann::json::parse(record.measure_options, nullptr, false);
@@ -107,6 +125,12 @@ Result<TuneSummary> run_tuning(const core::Workload& workload, const core::Targe
 
   const int64_t resumed = summary.trials;
   while (summary.trials < options.trials) {
+    if (options.stop_requested && options.stop_requested()) {
+      summary.stopped = true;
+      logger("tuner")->info("stopped workload={} after {} trials", workload.canonical(),
+                            summary.trials);
+      break;
+    }
     if (options.early_stopping > 0 && summary.found &&
         summary.trials - last_improvement >= options.early_stopping) {
       summary.stopped_early = true;
@@ -127,6 +151,8 @@ Result<TuneSummary> run_tuning(const core::Workload& workload, const core::Targe
       p.trials = summary.trials;
       p.valid = summary.valid;
       p.best_gflops = summary.best_gflops;
+      p.best = summary.best;
+      p.best_time_s = summary.best_time_s;
       p.elapsed_s = seconds_since(start);
       int64_t done = summary.trials - resumed;
       p.eta_s = done > 0 ? p.elapsed_s / double(done) * double(options.trials - summary.trials) : 0;
@@ -145,7 +171,7 @@ Result<TuneSummary> run_tuning(const core::Workload& workload, const core::Targe
   // will pick it: the config with the fastest median of any of its records. Interference on a
   // shared machine only slows runs down, so a top config that was unlucky in its trial gets a
   // second, longer chance, and the declared best is the one `kiln run` builds.
-  if (options.remeasure_top > 0 && summary.found) {
+  if (options.remeasure_top > 0 && summary.found && !summary.stopped) {
     std::vector<std::pair<double, int64_t>> ranked;
     for (const auto& [index, gflops] : trial_gflops) ranked.emplace_back(gflops, index);
     std::stable_sort(ranked.begin(), ranked.end(), std::greater<>());

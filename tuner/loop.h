@@ -43,6 +43,9 @@ struct TuneOptions {
   /// 0 turns re-measuring off.
   int remeasure_top = 5;
   core::TimingOptions remeasure_timing{.number = 1, .repeat = 10, .min_repeat_ms = 50, .warmup = 2};
+  /// Asked before each batch: true ends the job there, with TuneSummary::stopped and no
+  /// re-measuring. Empty: never.
+  std::function<bool()> stop_requested;
 };
 
 struct TuneProgress {
@@ -50,7 +53,9 @@ struct TuneProgress {
   int64_t valid = 0;
   double best_gflops = 0;
   double elapsed_s = 0;
-  double eta_s = 0;  ///< 0 until a batch of this run has finished
+  double eta_s = 0;   ///< 0 until a batch of this run has finished
+  core::Config best;  ///< the fastest valid trial so far (when best_gflops > 0)
+  double best_time_s = 0;
 };
 
 struct TuneSummary {
@@ -59,6 +64,7 @@ struct TuneSummary {
   int64_t resumed = 0;  ///< trials found in the log at the start
   bool found = false;   ///< a valid config exists
   bool stopped_early = false;
+  bool stopped = false;  ///< TuneOptions::stop_requested ended it
   core::Config best;
   double best_time_s = 0;  ///< the median of the best's fastest record
   double best_gflops = 0;
@@ -71,6 +77,19 @@ struct TuneSummary {
   double wall_s = 0;
   double measure_s = 0;  ///< time spent inside the measurer (building and timing)
 };
+
+/// What a job tunes, parsed and resolved.
+struct TuningProblem {
+  core::Workload workload;
+  core::Target target;  ///< a host target resolved to this machine's CPU
+  core::ConfigSpace space;
+};
+
+/// Parses `workload` and `target` and builds the config space. InvalidArgument for a string
+/// that does not parse, and for a target that is not this machine unless `through_fleet`.
+Result<std::unique_ptr<TuningProblem>> prepare_tuning(const std::string& workload,
+                                                      const std::string& target,
+                                                      bool through_fleet);
 
 /// Creates the measurer when the first batch needs one (a job that is already complete never
 /// prepares inputs or references).

@@ -43,6 +43,32 @@ inline grpc::Status to_grpc(const Status& s) {
   return {grpc::StatusCode::INTERNAL, s.message()};
 }
 
+/// A client's view of a failed call to the server at `address`: INVALID_ARGUMENT, NOT_FOUND,
+/// ALREADY_EXISTS and FAILED_PRECONDITION keep their meaning (the request was wrong); everything
+/// else is Unavailable. The message names the server.
+inline Status from_grpc(const grpc::Status& s, const std::string& address) {
+  StatusCode code = StatusCode::kUnavailable;
+  switch (s.error_code()) {
+    case grpc::StatusCode::OK:
+      return Status::ok();
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      code = StatusCode::kInvalidArgument;
+      break;
+    case grpc::StatusCode::NOT_FOUND:
+      code = StatusCode::kNotFound;
+      break;
+    case grpc::StatusCode::ALREADY_EXISTS:
+      code = StatusCode::kAlreadyExists;
+      break;
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      code = StatusCode::kFailedPrecondition;
+      break;
+    default:
+      break;
+  }
+  return Status(code, "server " + address + ": " + s.error_message());
+}
+
 /// OK when `token` is empty or the call carries `authorization: Bearer <token>`; else
 /// UNAUTHENTICATED, logged (never the token) under `component`'s logger.
 inline grpc::Status check_bearer_token(const grpc::CallbackServerContext& context,

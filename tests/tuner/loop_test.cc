@@ -178,6 +178,23 @@ TEST_F(TuningLoopTest, ResumesWhereTheLogEndsWithTheSameArguments) {
   }
 }
 
+TEST_F(TuningLoopTest, AStopRequestEndsTheJobBetweenBatchesWithoutRemeasuring) {
+  core::TuningLog log = open_log();
+  SyntheticMeasurer measurer(space_, key_);
+  TuneOptions options;
+  options.trials = 200;
+  options.batch = 8;
+  options.remeasure_top = 5;
+  int asked = 0;
+  options.stop_requested = [&] { return ++asked > 3; };  // three batches, then stop
+  Result<TuneSummary> summary = tune(log, options, measurer);
+  ASSERT_TRUE(summary.is_ok()) << summary.status().to_string();
+  EXPECT_TRUE(summary->stopped);
+  EXPECT_EQ(summary->trials, 24);
+  EXPECT_EQ(log.history(workload_, key_)->size(), 24u) << "no re-measurement after a stop";
+  EXPECT_FALSE(summary->best_remeasured);
+}
+
 TEST_F(TuningLoopTest, EarlyStoppingEndsAJobThatStopsImproving) {
   core::TuningLog log = open_log();
   SyntheticMeasurer measurer(space_, key_);

@@ -31,6 +31,8 @@ int db_command(const std::vector<std::string>& args);
 int tracker_command(const std::vector<std::string>& args);
 /// `kiln serve`: the Tuning service and the tracker on one port.
 int serve_command(const std::vector<std::string>& args);
+/// `kiln jobs list|watch|cancel|resume`: a server's tuning jobs (jobs.cc).
+int jobs_command(const std::vector<std::string>& args);
 
 /// `kiln agent`: joins the fleet as a board (agent.cc).
 int agent_command(const std::vector<std::string>& args);

@@ -153,23 +153,9 @@ int stats_action(const std::vector<std::string>& args) {
 }  // namespace
 
 int db_command(const std::vector<std::string>& args) {
-  if (args.empty()) {
-    std::cerr << "error: 'kiln db' needs an action: export, import or stats; run 'kiln db "
-                 "--help'\n";
-    return 2;
-  }
-  const std::string& action = args.front();
-  const std::vector<std::string> rest(args.begin() + 1, args.end());
-  if (action == "--help" || action == "-h" || action == "help") {
-    std::cout << kUsage;
-    return 0;
-  }
-  if (action == "export") return export_action(rest);
-  if (action == "import") return import_action(rest);
-  if (action == "stats") return stats_action(rest);
-  std::cerr << "error: unknown action '" << action
-            << "' for 'kiln db'; use export, import or stats\n";
-  return 2;
+  return run_action("db", kUsage,
+                    {{"export", export_action}, {"import", import_action}, {"stats", stats_action}},
+                    args);
 }
 
 }  // namespace kiln::tuner

@@ -279,4 +279,28 @@ int report_error(const Status& status) {
   return status.is_user_error() ? 2 : 1;
 }
 
+int run_action(const std::string& command, std::string_view usage,
+               const std::vector<Action>& actions, const std::vector<std::string>& args) {
+  std::string names;
+  for (size_t i = 0; i < actions.size(); ++i) {
+    names += (i == 0 ? "" : i + 1 == actions.size() ? " or " : ", ") + actions[i].name;
+  }
+  if (args.empty()) {
+    std::cerr << "error: 'kiln " << command << "' needs an action: " << names << "; run 'kiln "
+              << command << " --help'\n";
+    return 2;
+  }
+  const std::string& name = args.front();
+  if (name == "--help" || name == "-h" || name == "help") {
+    std::cout << usage;
+    return 0;
+  }
+  for (const Action& action : actions) {
+    if (action.name == name) return action.run({args.begin() + 1, args.end()});
+  }
+  std::cerr << "error: unknown action '" << name << "' for 'kiln " << command << "'; use " << names
+            << "\n";
+  return 2;
+}
+
 }  // namespace kiln::tuner

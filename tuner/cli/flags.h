@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -101,5 +102,16 @@ std::optional<int> parse_flags_or_exit(FlagSet& flags, const std::vector<std::st
 /// Prints `error: <message>` on stderr and returns the exit code for `status`: 2 when the
 /// caller's input is wrong (Status::is_user_error), 1 otherwise.
 int report_error(const Status& status);
+
+/// An action of a command with actions (`kiln db export`): its name and what runs it with the
+/// arguments after the name.
+struct Action {
+  std::string name;
+  std::function<int(const std::vector<std::string>&)> run;
+};
+/// Runs the action `args[0]` names with the rest of `args`; prints `usage` for --help, -h or
+/// help; exit code 2 with a message naming the actions for a missing or unknown one.
+int run_action(const std::string& command, std::string_view usage,
+               const std::vector<Action>& actions, const std::vector<std::string>& args);
 
 }  // namespace kiln::tuner

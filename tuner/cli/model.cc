@@ -127,19 +127,7 @@ int eval_action(const std::vector<std::string>& args) {
 }  // namespace
 
 int model_command(const std::vector<std::string>& args) {
-  if (args.empty()) {
-    std::cerr << "error: 'kiln model' needs an action: eval; run 'kiln model --help'\n";
-    return 2;
-  }
-  const std::string& action = args.front();
-  const std::vector<std::string> rest(args.begin() + 1, args.end());
-  if (action == "--help" || action == "-h" || action == "help") {
-    std::cout << kUsage;
-    return 0;
-  }
-  if (action == "eval") return eval_action(rest);
-  std::cerr << "error: unknown action '" << action << "' for 'kiln model'; use eval\n";
-  return 2;
+  return run_action("model", kUsage, {{"eval", eval_action}}, args);
 }
 
 }  // namespace kiln::tuner

@@ -1,6 +1,8 @@
 // `kiln serve`: the Tuning service over a tuning log and, on the same port, the fleet's tracker,
 // with gRPC health checking and server reflection, until SIGINT or SIGTERM.
 
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -22,15 +24,22 @@ namespace {
 FlagSet make_flags() {
   FlagSet flags("serve",
                 "Serves the kiln.v1 Tuning service (QueryBest: the fastest stored schedules of "
-                "a workload on a target; ListWorkloads) over a tuning log, and on the same port "
+                "a workload on a target; ListWorkloads; tuning jobs that run in the server: "
+                "StartJob, WatchJob, CancelJob, ListJobs, ResumeJob) over a tuning log, and on "
+                "the same port "
                 "the fleet's tracker (agents register with kiln agent --tracker ADDR; kiln tune "
                 "--tracker ADDR measures through them). gRPC health checking and server "
                 "reflection are on.",
                 "It prints 'listening on HOST:PORT' on stdout once it serves (port 0 picks a "
-                "free port) and runs until SIGINT or SIGTERM.\nExit codes: 0 stopped, 1 cannot "
+                "free port) and runs until SIGINT or SIGTERM; jobs running then stop at their "
+                "next batch and are listed as interrupted when it serves again (kiln jobs "
+                "resume continues them).\nExit codes: 0 stopped, 1 cannot "
                 "listen or open the tuning log, 2 bad flags or unreadable token or TLS files.");
   add_tracker_server_flags(flags, "127.0.0.1:9190");
   add_db_flag(flags, "the tuning log to serve (created when missing)");
+  flags.add_string("jobs", "FILE",
+                   "where tuning jobs are kept, to be listed and resumed after a restart "
+                   "(default: beside the tuning log, NAME.jobs.json for NAME.db)");
   flags.add_bool("no-tracker", "serve the Tuning service only, without the tracker");
   return flags;
 }
@@ -44,15 +53,16 @@ int serve_command(const std::vector<std::string>& args) {
   if (!options) return report_error(options.status());
   Result<std::filesystem::path> db = db_path(flags);
   if (!db) return report_error(db.status());
-  Result<std::unique_ptr<TuningService>> tuning =
-      TuningService::create({.db = *db, .token = options->token});
-  if (!tuning) return report_error(tuning.status());
+  std::filesystem::path jobs = flags.get_string("jobs");
+  if (jobs.empty()) jobs = std::filesystem::path(*db).replace_extension(".jobs.json");
+  std::unique_ptr<TuningService> tuning;
   std::unique_ptr<tracker::TrackerHost> fleet;
-  if (!flags.get_bool("no-tracker")) fleet = tracker::TrackerHost::create(*options);
-
   std::unique_ptr<grpc::Server> server;
   return serve_until_signal(
       [&]() -> Status {
+        KILN_ASSIGN_OR_RETURN(
+            tuning, TuningService::create({.db = *db, .jobs_file = jobs, .token = options->token}));
+        if (!flags.get_bool("no-tracker")) fleet = tracker::TrackerHost::create(*options);
         grpc::EnableDefaultHealthCheckService(true);
         grpc::reflection::InitProtoReflectionServerBuilderPlugin();
         std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
@@ -64,14 +74,18 @@ int serve_command(const std::vector<std::string>& args) {
         grpc::ServerBuilder builder;
         int port = 0;
         builder.AddListeningPort(options->listen, credentials, &port);
-        builder.RegisterService((*tuning)->service());
+        builder.RegisterService(tuning->service());
         if (fleet) builder.RegisterService(fleet->service());
         server = builder.BuildAndStart();
         if (!server || port == 0) {
           return Status(StatusCode::kUnavailable, "cannot listen on '" + options->listen +
                                                       "'; pass a free host:port to --listen");
         }
-        if (fleet) fleet->start();
+        if (fleet) {
+          fleet->start();
+          // Jobs reach the tracker inside this process, past TLS.
+          tuning->set_tracker(server->InProcessChannel(grpc::ChannelArguments()), "(this server)");
+        }
         const std::string host = options->listen.substr(0, options->listen.rfind(':'));
         std::cout << "listening on " << host << ":" << port << std::endl;
         logger("serve")->info("listening on {}:{} db={} tracker={} tls={} token={}", host, port,
@@ -81,8 +95,16 @@ int serve_command(const std::vector<std::string>& args) {
       },
       [&] { server->Wait(); },
       [&] {
+        // Jobs stop at their next batch; one still measuring stays interrupted on file (its
+        // batch is measured again when it resumes).
+        const int running = tuning->interrupt_jobs(std::chrono::seconds(10));
         if (fleet) fleet->stop();
         server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+        if (running > 0) {
+          logger("serve")->warn("{} jobs still measuring; stopping with them interrupted", running);
+          spdlog::shutdown();
+          std::_Exit(0);
+        }
       });
 }
 

@@ -1,6 +1,9 @@
 #include "tuner/cli/tracker_options.h"
 
 #include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <memory>
 #include <thread>
@@ -43,20 +46,40 @@ Result<tracker::TrackerOptions> tracker_options_from_flags(const FlagSet& flags)
   return options;
 }
 
+namespace {
+
+/// The write end of the pipe that stop signals are reported through.
+int stop_pipe_write = -1;
+
+void on_stop_signal(int signal) {
+  const unsigned char byte = static_cast<unsigned char>(signal);
+  [[maybe_unused]] ssize_t written = write(stop_pipe_write, &byte, 1);
+}
+
+}  // namespace
+
 int serve_until_signal(const std::function<Status()>& start, const std::function<void()>& wait,
                        const std::function<void()>& shutdown) {
-  // Block the stop signals here (threads started later inherit the mask); one thread waits for
-  // them and shuts the server down.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // A handler, not a blocked mask and sigwait: libraries start threads of their own before
+  // main (OpenBLAS's pool), and a signal that lands on one of those must not kill the process.
+  // The handler only writes to a pipe; a thread reads it and shuts the server down.
+  int fds[2];
+  if (pipe(fds) != 0) {
+    return report_error(Status(StatusCode::kInternal, "cannot create a pipe for stop signals"));
+  }
+  stop_pipe_write = fds[1];
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
   if (Status started = start(); !started.is_ok()) return report_error(started);
   std::thread waiter([&] {
-    int signal = 0;
-    sigwait(&stop_signals, &signal);
-    logger("kiln")->info("stopping on signal {}", signal);
+    unsigned char signal = 0;
+    while (read(fds[0], &signal, 1) < 0 && errno == EINTR) {
+    }
+    logger("kiln")->info("stopping on signal {}", int(signal));
     shutdown();
   });
   wait();

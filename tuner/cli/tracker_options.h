@@ -19,7 +19,7 @@ void add_tracker_server_flags(FlagSet& flags, const std::string& listen);
 /// validated against the compiler's config spaces before queuing.
 Result<tracker::TrackerOptions> tracker_options_from_flags(const FlagSet& flags);
 
-/// Blocks SIGINT and SIGTERM, runs `start` (which returns once serving), then waits for a stop
+/// Catches SIGINT and SIGTERM, runs `start` (which returns once serving), then waits for a stop
 /// signal and calls `shutdown` while `wait` returns when the server has stopped.
 int serve_until_signal(const std::function<Status()>& start, const std::function<void()>& wait,
                        const std::function<void()>& shutdown);

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -18,9 +19,11 @@
 #include "compiler_core/schedule/templates.h"
 #include "compiler_core/support/log.h"
 #include "compiler_core/te/workload.h"
+#include "proto/kiln/grpc_status.h"
 #include "tuner/cli/commands.h"
 #include "tuner/cli/flags.h"
 #include "tuner/cli/fleet_flags.h"
+#include "tuner/cli/job_client.h"
 #include "tuner/cli/tuning_log_flag.h"
 #include "tuner/loop.h"
 #include "tuner/measure/fleet_measurer.h"
@@ -37,7 +40,9 @@ FlagSet make_flags() {
                 "to the tuning log. Run again with the same arguments to continue an "
                 "interrupted job: trials in the log count, and no config is measured twice.",
                 "Progress goes to stderr (one updating line on a terminal, a line per batch "
-                "otherwise). With --json: one object with workload, target, trials, valid, "
+                "otherwise). A job on a server (--server) keeps running when this command "
+                "ends; kiln jobs watches, cancels and resumes it. With --json: one object with "
+                "workload, target, trials, valid, "
                 "best {config, time_s, gflops}, trials_to_95pct and wall_s.\nExit codes: 0 "
                 "done, 1 a failure (no valid config, a damaged log), 2 bad flags, workload, "
                 "target or tuner.");
@@ -61,7 +66,12 @@ FlagSet make_flags() {
   flags.add_string("tracker", "ADDR",
                    "measure through the device fleet's tracker at host:port (with --device-key) "
                    "instead of on this machine");
-  flags.add_string("device-key", "KEY", "the fleet's boards to measure on (with --tracker)");
+  flags.add_string("device-key", "KEY",
+                   "the fleet's boards to measure on (with --tracker, or --server)");
+  flags.add_string("server", "ADDR",
+                   "run the job inside the kiln serve at host:port (its tuning log; on the "
+                   "agents of --device-key, else on the server's machine) and watch it");
+  flags.add_bool("detach", "with --server: start the job, print its id and return");
   add_token_flag(flags);
   add_tls_client_flag(flags);
   flags.add_string("plot", "FILE.svg", "write the best GFLOP/s so far against trials to FILE.svg",
@@ -70,17 +80,102 @@ FlagSet make_flags() {
   return flags;
 }
 
+/// Refuses an unwritable plot before the job, not after minutes of tuning.
+Status check_plot_path(const std::string& plot) {
+  if (plot.empty()) return Status::ok();
+  std::filesystem::path folder = std::filesystem::path(plot).parent_path();
+  if (folder.empty()) folder = ".";
+  if (!std::filesystem::is_directory(folder) || access(folder.c_str(), W_OK) != 0) {
+    return invalid_argument("cannot write the plot to '" + plot + "': folder '" + folder.string() +
+                            "' is missing or not writable; pass a writable "
+                            "--plot path");
+  }
+  return Status::ok();
+}
+
+/// `kiln tune --server`: StartJob, then WatchJob with the progress line of a local job.
+int tune_on_server(const FlagSet& flags) {
+  for (const char* local_only : {"tracker", "db"}) {
+    if (flags.is_set(local_only)) {
+      return report_error(invalid_argument(std::string("--server and --") + local_only +
+                                           " exclude each other: the job uses the server's "
+                                           "tuning log and tracker"));
+    }
+  }
+  Result<ClientConnection> server = connect_from_flags(flags, "server");
+  if (!server) return report_error(server.status());
+  const std::string plot = flags.get_string("plot");
+  if (Status writable = check_plot_path(plot); !writable.is_ok()) return report_error(writable);
+  v1::StartJobRequest request;
+  v1::JobSpec* spec = request.mutable_spec();
+  spec->set_workload(flags.get_string("workload"));
+  spec->set_target(flags.get_string("target"));
+  spec->set_trials(flags.get_int("trials"));
+  spec->set_tuner(flags.get_string("tuner"));
+  spec->set_seed(uint64_t(flags.get_int("seed")));
+  spec->set_batch(int(flags.get_int("batch")));
+  spec->set_early_stopping(flags.get_int("early-stopping"));
+  // Unset: the measuring machine's cores, which are not this machine's.
+  spec->set_threads(flags.is_set("threads") ? int(flags.get_int("threads")) : 0);
+  spec->set_device_key(flags.get_string("device-key"));
+  auto stub = v1::Tuning::NewStub(server->channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  server->authorize(context);
+  v1::JobStatus started;
+  if (grpc::Status s = stub->StartJob(&context, request, &started); !s.ok()) {
+    return report_error(from_grpc(s, server->address));
+  }
+  if (flags.get_bool("detach")) {
+    if (flags.get_bool("json")) {
+      std::cout << job_json(started).dump() << "\n";
+    } else {
+      std::cout << started.id() << "\n";
+    }
+    return 0;
+  }
+  std::cerr << "job " << started.id() << " on " << server->address << " (it keeps running if "
+            << "this command stops: kiln jobs watch " << started.id() << " --server "
+            << server->address << ")\n";
+  ProgressLine line;
+  Result<v1::JobStatus> status = watch_job(*server, started.id(), &line);
+  if (!status) return report_error(status.status());
+  if (status->state() != v1::JOB_STATE_SUCCEEDED) {
+    return report_unfinished_job(*status, server->address);
+  }
+  if (!plot.empty()) {
+    const int threads = status->spec().threads();
+    std::string title =
+        status->workload() + "  (" + status->spec().tuner() + ", " +
+        (threads == 0 ? std::string("all cores")
+                      : std::to_string(threads) + " thread" + (threads == 1 ? "" : "s")) +
+        ")";
+    const std::vector<double> curve(status->best_so_far().begin(), status->best_so_far().end());
+    if (Status written = write_convergence_svg(plot, curve, title, 0); !written.is_ok()) {
+      return report_error(written);
+    }
+  }
+  if (flags.get_bool("json")) {
+    nlohmann::ordered_json object = job_json(*status);
+    object["server"] = server->address;
+    std::cout << object.dump() << "\n";
+  } else {
+    std::cout << job_summary_line(*status, server->address) << "\n";
+  }
+  return 0;
+}
+
 }  // namespace
 
 int tune_command(const std::vector<std::string>& args) {
   FlagSet flags = make_flags();
   if (auto exit_code = parse_flags_or_exit(flags, args)) return *exit_code;
   const bool json = flags.get_bool("json");
+  if (flags.is_set("server")) return tune_on_server(flags);
+  if (flags.get_bool("detach")) {
+    return report_error(invalid_argument("--detach needs --server: a local job runs here"));
+  }
 
-  Result<core::Workload> workload = core::parse_workload(flags.get_string("workload"));
-  if (!workload) return report_error(workload.status());
-  Result<core::Target> parsed = core::parse_target(flags.get_string("target"));
-  if (!parsed) return report_error(parsed.status());
   const bool fleet = flags.is_set("tracker");
   if (fleet != flags.is_set("device-key")) {
     return report_error(invalid_argument("--tracker and --device-key go together"));
@@ -89,15 +184,12 @@ int tune_command(const std::vector<std::string>& args) {
     return report_error(invalid_argument("--tracker '" + flags.get_string("tracker") +
                                          "' is not host:port, e.g. 127.0.0.1:9190"));
   }
-  if (!parsed->is_host && !fleet) {
-    return report_error(invalid_argument("target '" + parsed->str() +
-                                         "' is not this machine; measure it through the fleet "
-                                         "(--tracker, --device-key)"));
-  }
-  Result<core::Target> target = core::resolve_host_target(*parsed);
-  if (!target) return report_error(target.status());
-  Result<core::ConfigSpace> space = core::config_space(*workload, *target);
-  if (!space) return report_error(space.status());
+  Result<std::unique_ptr<TuningProblem>> problem =
+      prepare_tuning(flags.get_string("workload"), flags.get_string("target"), fleet);
+  if (!problem) return report_error(problem.status());
+  const core::Workload* workload = &(*problem)->workload;
+  const core::Target* target = &(*problem)->target;
+  const core::ConfigSpace* space = &(*problem)->space;
   Result<std::filesystem::path> path = db_path(flags);
   if (!path) return report_error(path.status());
   Result<core::TuningLog> log = core::TuningLog::open(*path);
@@ -134,32 +226,15 @@ int tune_command(const std::vector<std::string>& args) {
     return std::unique_ptr<Measurer>(std::move(m));
   };
   const std::string plot = flags.get_string("plot");
-  if (!plot.empty()) {
-    // Refuse an unwritable plot before the job, not after minutes of tuning.
-    std::filesystem::path folder = std::filesystem::path(plot).parent_path();
-    if (folder.empty()) folder = ".";
-    if (!std::filesystem::is_directory(folder) || access(folder.c_str(), W_OK) != 0) {
-      return report_error(invalid_argument("cannot write the plot to '" + plot + "': folder '" +
-                                           folder.string() +
-                                           "' is missing or not writable; pass a writable "
-                                           "--plot path"));
-    }
-  }
+  if (Status writable = check_plot_path(plot); !writable.is_ok()) return report_error(writable);
 
-  const bool terminal = isatty(STDERR_FILENO);
+  ProgressLine line;
   auto progress = [&](const TuneProgress& p) {
-    std::string line =
-        fmt::format("trials {}/{}  valid {}  best {:.1f} GFLOP/s  elapsed {:.0f} s  ETA {:.0f} s",
-                    p.trials, options.trials, p.valid, p.best_gflops, p.elapsed_s, p.eta_s);
-    if (terminal) {
-      std::cerr << "\r" << line << "\x1b[K" << std::flush;
-    } else {
-      std::cerr << line << "\n";
-    }
+    line.show(p.trials, options.trials, p.valid, p.best_gflops, p.elapsed_s, p.eta_s);
   };
   Result<TuneSummary> summary =
       run_tuning(*workload, *target, *space, *log, options, make_measurer, progress);
-  if (terminal) std::cerr << "\n";
+  line.end();
   if (!summary) return report_error(summary.status());
   if (!plot.empty()) {
     std::string title = workload->canonical() + "  (" + options.tuner + ", " +

@@ -56,7 +56,7 @@ Result<std::unique_ptr<FleetMeasurer>> FleetMeasurer::create(const core::Workloa
                                                              const core::Target& target,
                                                              const core::ConfigSpace& space,
                                                              const FleetSettings& settings) {
-  if (settings.tracker.empty() || settings.device_key.empty()) {
+  if ((settings.tracker.empty() && !settings.channel) || settings.device_key.empty()) {
     return invalid_argument("fleet measurement needs --tracker HOST:PORT and --device-key KEY");
   }
   auto impl = std::make_unique<Impl>();
@@ -122,7 +122,9 @@ Result<std::vector<core::TuningRecord>> FleetMeasurer::measure(
       o->set_timeout_s(m.settings.task_timeout_s);
       position[task->task_id()] = i;
     }
-    auto stub = pb::Tracker::NewStub(grpc::CreateChannel(m.settings.tracker, m.credentials));
+    auto stub = pb::Tracker::NewStub(m.settings.channel
+                                         ? m.settings.channel
+                                         : grpc::CreateChannel(m.settings.tracker, m.credentials));
     grpc::ClientContext context;
     if (!m.settings.token.empty()) {
       context.AddMetadata("authorization", "Bearer " + m.settings.token);
@@ -168,6 +170,10 @@ Result<std::vector<core::TuningRecord>> FleetMeasurer::measure(
                                                   " for " +
                                                   std::to_string(m.settings.give_up.count()) +
                                                   " s: " + status.error_message());
+    }
+    if (m.settings.stop_requested && m.settings.stop_requested()) {
+      return Status(StatusCode::kAborted,
+                    "stopped while the tracker " + m.settings.tracker + " was unavailable");
     }
     logger("tuner")->warn("tracker {} unavailable ({}); {} tasks to resubmit in {} ms",
                           m.settings.tracker, status.error_message(), remaining, backoff.count());

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +17,10 @@
 #include "compiler_core/target/target.h"
 #include "compiler_core/te/workload.h"
 #include "tuner/measure/measurer.h"
+
+namespace grpc {
+class Channel;
+}
 
 namespace kiln::tuner {
 
@@ -28,6 +33,12 @@ struct FleetSettings {
   double task_timeout_s = 60;
   /// How long a batch may go without the tracker before the job fails.
   std::chrono::seconds give_up{300};
+  /// When set, the tracker is reached through this channel (a server's in-process channel to
+  /// the tracker it hosts) and `tracker` only names it in messages.
+  std::shared_ptr<grpc::Channel> channel;
+  /// Asked while the tracker is unreachable: true ends the batch instead of
+  /// waiting for it (Aborted).
+  std::function<bool()> stop_requested;
 };
 
 class FleetMeasurer : public Measurer {

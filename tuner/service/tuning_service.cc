@@ -18,6 +18,7 @@
 #include "compiler_core/te/workload.h"
 #include "kiln/v1/tuning.grpc.pb.h"
 #include "proto/kiln/grpc_status.h"
+#include "tuner/service/job_manager.h"
 
 namespace kiln::tuner {
 namespace {
@@ -30,12 +31,209 @@ constexpr std::chrono::milliseconds kChangePollInterval{5};
 /// Answers kept; the cache starts over when it is full.
 constexpr size_t kMaxCachedAnswers = 1 << 16;
 
+pb::JobState to_proto(JobState state) {
+  switch (state) {
+    case JobState::kRunning:
+      return pb::JOB_STATE_RUNNING;
+    case JobState::kSucceeded:
+      return pb::JOB_STATE_SUCCEEDED;
+    case JobState::kFailed:
+      return pb::JOB_STATE_FAILED;
+    case JobState::kCancelled:
+      return pb::JOB_STATE_CANCELLED;
+    case JobState::kInterrupted:
+      return pb::JOB_STATE_INTERRUPTED;
+  }
+  return pb::JOB_STATE_UNSPECIFIED;
+}
+
+JobSpec from_proto(const pb::JobSpec& p) {
+  JobSpec s;
+  s.workload = p.workload();
+  if (!p.target().empty()) s.target = p.target();
+  if (p.trials() != 0) s.trials = p.trials();
+  if (!p.tuner().empty()) s.tuner = p.tuner();
+  s.seed = p.seed();
+  if (p.batch() != 0) s.batch = p.batch();
+  s.early_stopping = p.early_stopping();
+  s.threads = p.threads();
+  s.device_key = p.device_key();
+  return s;
+}
+
+void to_proto(const JobStatus& s, pb::JobStatus& p) {
+  p.set_id(s.id);
+  pb::JobSpec* spec = p.mutable_spec();
+  spec->set_workload(s.spec.workload);
+  spec->set_target(s.spec.target);
+  spec->set_trials(s.spec.trials);
+  spec->set_tuner(s.spec.tuner);
+  spec->set_seed(s.spec.seed);
+  spec->set_batch(s.spec.batch);
+  spec->set_early_stopping(s.spec.early_stopping);
+  spec->set_threads(s.spec.threads);
+  spec->set_device_key(s.spec.device_key);
+  p.set_state(to_proto(s.state));
+  p.set_error(s.error);
+  p.set_workload(s.workload);
+  p.set_target(s.target);
+  p.set_trials(s.progress.trials);
+  p.set_valid(s.progress.valid);
+  p.set_best_gflops(s.progress.best_gflops);
+  p.set_elapsed_s(s.progress.elapsed_s);
+  p.set_eta_s(s.progress.eta_s);
+  p.set_best_time_s(s.progress.best_time_s);
+  if (!s.best_config_json.empty()) {
+    nlohmann::json config = nlohmann::json::parse(s.best_config_json, nullptr, false);
+    if (config.is_object()) {
+      p.mutable_best_config()->set_index(config.value("index", int64_t{0}));
+      const nlohmann::json knobs = config.value("knobs", nlohmann::json::object());
+      for (const auto& [name, value] : knobs.items()) {
+        if (value.is_number_integer()) (*p.mutable_best_config()->mutable_knobs())[name] = value;
+      }
+    }
+  }
+  p.set_trials_to_95pct(s.trials_to_95pct);
+  p.set_stopped_early(s.stopped_early);
+  if (s.state != JobState::kRunning) {
+    for (double g : s.best_so_far) p.add_best_so_far(g);
+  }
+  p.set_created_unix_ms(s.created_ms);
+  p.set_finished_unix_ms(s.finished_ms);
+}
+
+/// One WatchJob stream: the latest status is written whenever the one before it has gone out
+/// (statuses that change faster than the client reads are skipped to the newest); the stream
+/// ends after the final state.
+class JobWatch final : public grpc::ServerWriteReactor<pb::JobStatus> {
+ public:
+  JobWatch(JobManager& jobs, const std::string& id) : jobs_(jobs) {
+    Result<uint64_t> handle = jobs_.watch(id, [this](const JobStatus& s) { on_status(s); });
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!handle) {
+      finish(to_grpc(handle.status()));
+      return;
+    }
+    handle_ = *handle;
+    started_ = true;
+    write_next();
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    writing_ = false;
+    if (!ok) return finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+    write_next();
+  }
+
+  void OnCancel() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!writing_) finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+    // else OnWriteDone(false) finishes
+  }
+
+  void OnDone() override {
+    jobs_.unwatch(handle_);
+    delete this;
+  }
+
+ private:
+  void on_status(const JobStatus& s) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (finished_) return;
+    pending_.emplace();
+    to_proto(s, *pending_);
+    if (started_) write_next();
+  }
+
+  /// Under mutex_.
+  void write_next() {
+    if (writing_ || finished_) return;
+    if (!pending_) {
+      if (final_sent_) finish(grpc::Status::OK);
+      return;
+    }
+    current_ = std::move(*pending_);
+    pending_.reset();
+    final_sent_ = current_.state() != pb::JOB_STATE_RUNNING;
+    writing_ = true;
+    StartWrite(&current_);
+  }
+
+  /// Under mutex_.
+  void finish(const grpc::Status& status) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
+  }
+
+  JobManager& jobs_;
+  std::mutex mutex_;
+  uint64_t handle_ = 0;
+  bool started_ = false, writing_ = false, final_sent_ = false, finished_ = false;
+  std::optional<pb::JobStatus> pending_;
+  pb::JobStatus current_;
+};
+
 class Service final : public pb::Tuning::CallbackService, public TuningService {
  public:
-  Service(core::TuningLog log, std::string token)
-      : log_(std::move(log)), token_(std::move(token)), poller_([this] { poll_for_changes(); }) {}
+  Service(core::TuningLog log, std::unique_ptr<JobManager> jobs, std::string token)
+      : log_(std::move(log)),
+        jobs_(std::move(jobs)),
+        token_(std::move(token)),
+        poller_([this] { poll_for_changes(); }) {}
+
+  void set_tracker(std::shared_ptr<grpc::Channel> channel, std::string name) override {
+    jobs_->set_tracker(std::move(channel), std::move(name));
+  }
+
+  int interrupt_jobs(std::chrono::milliseconds timeout) override {
+    return jobs_->interrupt_all(timeout);
+  }
+
+  grpc::ServerUnaryReactor* StartJob(grpc::CallbackServerContext* context,
+                                     const pb::StartJobRequest* request,
+                                     pb::JobStatus* response) override {
+    return answer(
+        context, [&] { return to_response(jobs_->start(from_proto(request->spec())), *response); });
+  }
+
+  grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* context,
+                                      const pb::JobRequest* request,
+                                      pb::JobStatus* response) override {
+    return answer(context, [&] { return to_response(jobs_->cancel(request->id()), *response); });
+  }
+
+  grpc::ServerUnaryReactor* ResumeJob(grpc::CallbackServerContext* context,
+                                      const pb::JobRequest* request,
+                                      pb::JobStatus* response) override {
+    return answer(context, [&] { return to_response(jobs_->resume(request->id()), *response); });
+  }
+
+  grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* context,
+                                     const pb::ListJobsRequest*,
+                                     pb::ListJobsResponse* response) override {
+    return answer(context, [&] {
+      for (const JobStatus& s : jobs_->list()) to_proto(s, *response->add_jobs());
+      return Status::ok();
+    });
+  }
+
+  grpc::ServerWriteReactor<pb::JobStatus>* WatchJob(grpc::CallbackServerContext* context,
+                                                    const pb::JobRequest* request) override {
+    grpc::Status s = check_bearer_token(*context, token_, "serve");
+    if (!s.ok()) {
+      struct Refused : grpc::ServerWriteReactor<pb::JobStatus> {
+        explicit Refused(const grpc::Status& s) { Finish(s); }
+        void OnDone() override { delete this; }
+      };
+      return new Refused(s);
+    }
+    return new JobWatch(*jobs_, request->id());
+  }
 
   ~Service() override {
+    jobs_.reset();  // stops the jobs first
     {
       std::lock_guard<std::mutex> lock(poll_mutex_);
       stopping_ = true;
@@ -49,24 +247,32 @@ class Service final : public pb::Tuning::CallbackService, public TuningService {
   grpc::ServerUnaryReactor* QueryBest(grpc::CallbackServerContext* context,
                                       const pb::QueryBestRequest* request,
                                       pb::QueryBestResponse* response) override {
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    grpc::Status s = check_bearer_token(*context, token_, "serve");
-    if (s.ok()) s = to_grpc(cached_query_best(*request, *response));
-    reactor->Finish(s);
-    return reactor;
+    return answer(context, [&] { return cached_query_best(*request, *response); });
   }
 
   grpc::ServerUnaryReactor* ListWorkloads(grpc::CallbackServerContext* context,
                                           const pb::ListWorkloadsRequest* request,
                                           pb::ListWorkloadsResponse* response) override {
+    return answer(context, [&] { return list_workloads(*request, *response); });
+  }
+
+ private:
+  /// A unary call: the token, then `body`'s status.
+  template <typename Body>
+  grpc::ServerUnaryReactor* answer(grpc::CallbackServerContext* context, Body body) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     grpc::Status s = check_bearer_token(*context, token_, "serve");
-    if (s.ok()) s = to_grpc(list_workloads(*request, *response));
+    if (s.ok()) s = to_grpc(body());
     reactor->Finish(s);
     return reactor;
   }
 
- private:
+  static Status to_response(const Result<JobStatus>& status, pb::JobStatus& response) {
+    if (!status) return status.status();
+    to_proto(*status, response);
+    return Status::ok();
+  }
+
   /// The key records of `request`'s target are stored under: as given when it names a model
   /// (or is no host target); else this server's CPU.
   Result<core::TargetKey> key_of(const pb::QueryBestRequest& request) {
@@ -194,6 +400,7 @@ class Service final : public pb::Tuning::CallbackService, public TuningService {
 
   std::mutex mutex_;
   core::TuningLog log_;
+  std::unique_ptr<JobManager> jobs_;
   const std::string token_;
   std::optional<core::TargetKey> host_key_;
 
@@ -215,7 +422,12 @@ class Service final : public pb::Tuning::CallbackService, public TuningService {
 
 Result<std::unique_ptr<TuningService>> TuningService::create(const TuningServiceOptions& options) {
   KILN_ASSIGN_OR_RETURN(core::TuningLog log, core::TuningLog::open(options.db));
-  return std::unique_ptr<TuningService>(new Service(std::move(log), options.token));
+  KILN_ASSIGN_OR_RETURN(
+      std::unique_ptr<JobManager> jobs,
+      JobManager::open(
+          {.db = options.db, .jobs_file = options.jobs_file, .tracker_token = options.token}));
+  return std::unique_ptr<TuningService>(
+      new Service(std::move(log), std::move(jobs), options.token));
 }
 
 }  // namespace kiln::tuner

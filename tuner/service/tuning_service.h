@@ -1,8 +1,11 @@
 /// \file
 /// The kiln.v1 Tuning service over a tuning log: QueryBest (the fastest valid records of a
-/// workload on a target) and ListWorkloads. `kiln serve` hosts it beside the tracker.
+/// workload on a target), ListWorkloads, and tuning jobs that run inside the server (StartJob,
+/// WatchJob, CancelJob, ListJobs, ResumeJob; see job_manager.h). `kiln serve` hosts it beside
+/// the tracker.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -10,23 +13,31 @@
 #include "compiler_core/support/status.h"
 
 namespace grpc {
+class Channel;
 class Service;
-}
+}  // namespace grpc
 
 namespace kiln::tuner {
 
 struct TuningServiceOptions {
-  std::filesystem::path db;  ///< the tuning log, created when missing
-  std::string token;         ///< the bearer token callers must present; empty accepts all
+  std::filesystem::path db;         ///< the tuning log, created when missing
+  std::filesystem::path jobs_file;  ///< where jobs are kept (see JobManager)
+  std::string token;                ///< the bearer token callers must present; empty accepts all
 };
 
 class TuningService {
  public:
-  /// Opens the tuning log (its errors as TuningLog::open's).
+  /// Opens the tuning log (its errors as TuningLog::open's) and the jobs file (JobManager::open).
   static Result<std::unique_ptr<TuningService>> create(const TuningServiceOptions& options);
   virtual ~TuningService() = default;
   /// The gRPC service, to register with a server's builder.
   virtual grpc::Service* service() = 0;
+  /// The tracker that jobs with a device key measure through (`name` for messages); without
+  /// one they are refused.
+  virtual void set_tracker(std::shared_ptr<grpc::Channel> channel, std::string name) = 0;
+  /// Stops the running jobs at their next batch, recording them as interrupted; waits up to
+  /// `timeout` and returns how many still run.
+  virtual int interrupt_jobs(std::chrono::milliseconds timeout) = 0;
 };
 
 }  // namespace kiln::tuner

@@ -130,18 +130,21 @@ class GeneticStrategy : public Strategy {
 
 const char* strategy_names() { return "xgb, ga, random, grid"; }
 
+Status check_strategy_name(const std::string& name) {
+  if (name == "xgb" || name == "random" || name == "grid" || name == "ga") return Status::ok();
+  return invalid_argument("unknown tuner '" + name + "'; accepted: " + strategy_names());
+}
+
 Result<std::unique_ptr<Strategy>> make_strategy(const std::string& name, const SearchTask& task,
                                                 uint64_t seed) {
   KILN_CHECK(task.space != nullptr) << "a search task needs its config space";
   const core::ConfigSpace& space = *task.space;
+  KILN_RETURN_IF_ERROR(check_strategy_name(name));
   if (name == "xgb") return make_xgb_strategy(task, seed);
   std::unique_ptr<Strategy> s;
   if (name == "random") s = std::make_unique<RandomStrategy>(space, seed);
   if (name == "grid") s = std::make_unique<GridStrategy>(space);
   if (name == "ga") s = std::make_unique<GeneticStrategy>(space, seed);
-  if (!s) {
-    return invalid_argument("unknown tuner '" + name + "'; accepted: " + strategy_names());
-  }
   return s;
 }
 

@@ -56,6 +56,8 @@ class Strategy {
 
 /// The names make_strategy accepts, for help texts and errors: "xgb, ga, random, grid".
 const char* strategy_names();
+/// InvalidArgument, naming the accepted strategies, for a name make_strategy does not accept.
+Status check_strategy_name(const std::string& name);
 
 /// The strategy `name` over `task`, seeded with `seed`: "xgb" (simulated annealing over the
 /// XGBoost cost model, see xgb_strategy.h), "ga" (genetic), "random" or "grid".

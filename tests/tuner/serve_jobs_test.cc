@@ -1,0 +1,275 @@
+// Tuning jobs inside `kiln serve`, as users run them: a real server process on 127.0.0.1 (port
+// chosen at run time) with real agents; `kiln tune --server` and `kiln jobs`. A job outlives
+// its client, jobs share the fleet, a cancelled job stops, and a job the server was killed in
+// the middle of is listed as interrupted and resumes with no trial lost or repeated.
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/kiln_process_test.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using kiln::test::Process;
+using kiln::test::read_file;
+using namespace std::chrono_literals;
+
+constexpr const char* kFirst = "matmul:M=48,N=32,K=40";
+constexpr const char* kSecond = "matmul:M=40,N=48,K=32";
+
+class ServeJobsTest : public kiln::test::KilnProcessTest {
+ protected:
+  void SetUp() override {
+    make_dir("kiln_serve_jobs");
+    db_ = (dir_ / "tuning.db").string();
+  }
+
+  /// Starts `kiln serve` over db_ on `port` (0: any); returns its port.
+  int start_server(int port = 0) {
+    server_ = &run("serve" + std::to_string(servers_++),
+                   {"serve", "--listen", "127.0.0.1:" + std::to_string(port), "--db", db_});
+    port_ = wait_for_port(*server_);
+    address_ = "127.0.0.1:" + std::to_string(port_);
+    return port_;
+  }
+
+  void start_agent(const std::string& id) {
+    run("agent-" + id, {"agent", "--tracker", address_, "--key", "cpu", "--id", id});
+  }
+
+  /// Runs kiln to its end; returns the exit code, stdout in `out`.
+  int run_to_end(const std::string& name, std::vector<std::string> args, std::string* out) {
+    Process& p = run(name, std::move(args));
+    int code = p.wait();
+    *out = read_file(p.out);
+    return code;
+  }
+
+  /// The arguments of `kiln tune --server` for `workload` on the agents.
+  std::vector<std::string> tune_args(const std::string& workload, int trials) {
+    return {"tune",       "--server",  address_,
+            "--workload", workload,    "--target",
+            "llvm",       "--trials",  std::to_string(trials),
+            "--batch",    "4",         "--device-key",
+            "cpu",        "--threads", "1"};
+  }
+
+  /// Starts a job and returns its id (kiln tune --server --detach).
+  std::string start_detached(const std::string& workload, int trials) {
+    std::vector<std::string> args = tune_args(workload, trials);
+    args.push_back("--detach");
+    std::string out;
+    EXPECT_EQ(run_to_end("start-" + std::to_string(starts_++), args, &out), 0) << out;
+    return out.substr(0, out.find('\n'));
+  }
+
+  /// `kiln jobs list --json`'s jobs by id.
+  std::map<std::string, nlohmann::json> jobs() {
+    std::string out;
+    if (run_to_end("list-" + std::to_string(lists_++),
+                   {"jobs", "list", "--server", address_, "--json"}, &out) != 0) {
+      return {};
+    }
+    std::map<std::string, nlohmann::json> by_id;
+    const nlohmann::json listed = nlohmann::json::parse(out);
+    for (const nlohmann::json& job : listed["jobs"]) {
+      by_id[job["job"].get<std::string>()] = job;
+    }
+    return by_id;
+  }
+
+  /// Waits until job `id` has at least `trials` trials (false after 120 s).
+  bool wait_for_trials(const std::string& id, int64_t trials) {
+    const auto deadline = std::chrono::steady_clock::now() + 120s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto all = jobs();
+      if (all.count(id) && all[id]["trials"].get<int64_t>() >= trials) return true;
+      std::this_thread::sleep_for(100ms);
+    }
+    return false;
+  }
+
+  /// The tuning log's records as `kiln db export` writes them, oldest first.
+  std::vector<nlohmann::json> records() {
+    std::string out;
+    EXPECT_EQ(
+        run_to_end("export-" + std::to_string(exports_++), {"db", "export", "--db", db_}, &out), 0);
+    std::vector<nlohmann::json> all;
+    std::istringstream lines(out);
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.empty()) all.push_back(nlohmann::json::parse(line));
+    }
+    return all;
+  }
+
+  /// The trial records (not re-measurements) of `workload`.
+  std::vector<nlohmann::json> trials_of(const std::string& workload) {
+    std::vector<nlohmann::json> out;
+    for (const nlohmann::json& r : records()) {
+      if (r["workload"] == workload && !r["measure_options"].value("remeasure", false)) {
+        out.push_back(r);
+      }
+    }
+    return out;
+  }
+
+  std::string db_, address_;
+  Process* server_ = nullptr;
+  int port_ = 0;
+  int servers_ = 0, starts_ = 0, lists_ = 0, exports_ = 0;
+};
+
+TEST_F(ServeJobsTest, TuneOnTheServerPrintsTheLocalProgressAndStoresInTheServersLog) {
+  ASSERT_GT(start_server(), 0);
+  start_agent("a1");
+  std::vector<std::string> args = tune_args(kFirst, 12);
+  args.push_back("--json");
+  std::string out;
+  ASSERT_EQ(run_to_end("tune", args, &out), 0) << read_file(dir_ / "tune.err");
+  nlohmann::json summary = nlohmann::json::parse(out);
+  EXPECT_EQ(summary["state"], "succeeded");
+  EXPECT_EQ(summary["workload"], kFirst);
+  EXPECT_EQ(summary["trials"], 12);
+  EXPECT_GT(summary["best"]["gflops"].get<double>(), 0);
+  EXPECT_TRUE(summary["best"]["config"].contains("knobs"));
+  // The progress line of a local job, a line a batch when stderr is no terminal.
+  const std::string progress = read_file(dir_ / "tune.err");
+  for (int trials : {4, 8, 12}) {
+    EXPECT_NE(progress.find("trials " + std::to_string(trials) + "/12  valid "), std::string::npos)
+        << progress;
+  }
+  EXPECT_NE(progress.find(" GFLOP/s  elapsed "), std::string::npos);
+  // Every trial is in the server's log, measured by the agent.
+  std::vector<nlohmann::json> trials = trials_of(kFirst);
+  ASSERT_EQ(trials.size(), 12u);
+  for (const nlohmann::json& r : trials) EXPECT_EQ(r["agent"], "a1");
+
+  // Without a device key the job measures on the server's machine.
+  std::vector<std::string> local = {"tune", "--server", address_, "--workload", kSecond, "--target",
+                                    "llvm", "--trials", "4",      "--threads",  "1",     "--json"};
+  ASSERT_EQ(run_to_end("tune-local", local, &out), 0) << read_file(dir_ / "tune-local.err");
+  EXPECT_EQ(nlohmann::json::parse(out)["trials"], 4);
+  for (const nlohmann::json& r : trials_of(kSecond)) EXPECT_EQ(r["agent"], "local");
+
+  // A workload that does not parse: exit 2 with the reason.
+  EXPECT_EQ(run_to_end("tune-bad", tune_args("matmul:M=4", 4), &out), 2);
+  EXPECT_NE(read_file(dir_ / "tune-bad.err").find("error: server"), std::string::npos);
+}
+
+TEST_F(ServeJobsTest, AJobOutlivesItsClientAndTwoJobsShareTheFleet) {
+  ASSERT_GT(start_server(), 0);
+  start_agent("a1");
+  // The client that started the first job dies after its first batch.
+  Process& client = run("tune-killed", tune_args(kFirst, 24));
+  const auto deadline = std::chrono::steady_clock::now() + 120s;
+  while (read_file(client.err).find("trials 4/24") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  client.signal(SIGKILL);
+  EXPECT_EQ(client.wait(), 128 + SIGKILL);
+  const std::string second = start_detached(kSecond, 24);
+  EXPECT_EQ(second, "job-2");
+  // A second job of a workload that is being tuned is refused.
+  std::string out;
+  EXPECT_EQ(run_to_end("tune-twin", tune_args(kFirst, 24), &out), 1);
+  EXPECT_NE(read_file(dir_ / "tune-twin.err").find("job job-1 is tuning"), std::string::npos);
+
+  for (const std::string id : {"job-1", "job-2"}) {
+    ASSERT_EQ(
+        run_to_end("watch-" + id, {"jobs", "watch", id, "--server", address_, "--json"}, &out), 0)
+        << read_file(dir_ / ("watch-" + id + ".err"));
+    nlohmann::json status = nlohmann::json::parse(out);
+    EXPECT_EQ(status["state"], "succeeded");
+    EXPECT_EQ(status["trials"], 24);
+  }
+  std::vector<nlohmann::json> first = trials_of(kFirst), later = trials_of(kSecond);
+  ASSERT_EQ(first.size(), 24u);
+  ASSERT_EQ(later.size(), 24u);
+  // Fair share: once the second job queued, the two took turns on the one agent, so the first
+  // job still had batches measured after the second's first result.
+  const int64_t second_began = later.front()["measured_at_ms"];
+  int after = 0;
+  for (const nlohmann::json& r : first) after += r["measured_at_ms"].get<int64_t>() > second_began;
+  EXPECT_GE(after, 4) << "the first job's batches all ran before the second job's";
+}
+
+TEST_F(ServeJobsTest, AJobTheServerDiedInResumesWithNoTrialLostOrRepeated) {
+  const int port = start_server();
+  ASSERT_GT(port, 0);
+  start_agent("a1");
+  const std::string id = start_detached(kFirst, 40);
+  ASSERT_EQ(id, "job-1");
+  ASSERT_TRUE(wait_for_trials(id, 8));
+  server_->signal(SIGKILL);
+  EXPECT_EQ(server_->wait(), 128 + SIGKILL);
+
+  // Restarted on the same port (the agent finds it again): the job is interrupted.
+  ASSERT_EQ(start_server(port), port);
+  auto listed = jobs();
+  ASSERT_EQ(listed.count(id), 1u);
+  EXPECT_EQ(listed[id]["state"], "interrupted");
+  const int64_t done = listed[id]["trials"];
+  EXPECT_GE(done, 8);
+  EXPECT_LT(done, 40);
+  EXPECT_EQ(int64_t(trials_of(kFirst).size()), done) << "it reports what the log holds";
+
+  std::string out;
+  ASSERT_EQ(run_to_end("resume", {"jobs", "resume", id, "--server", address_, "--json"}, &out), 0)
+      << read_file(dir_ / "resume.err");
+  nlohmann::json status = nlohmann::json::parse(out);
+  EXPECT_EQ(status["state"], "succeeded");
+  EXPECT_EQ(status["trials"], 40);
+  std::vector<nlohmann::json> trials = trials_of(kFirst);
+  EXPECT_EQ(trials.size(), 40u) << "a trial lost or repeated";
+  std::set<int64_t> configs;
+  for (const nlohmann::json& r : trials) configs.insert(r["config"]["index"].get<int64_t>());
+  EXPECT_EQ(configs.size(), trials.size()) << "a config measured twice";
+  // A finished job does not resume.
+  EXPECT_NE(run_to_end("resume-again", {"jobs", "resume", id, "--server", address_}, &out), 0);
+}
+
+TEST_F(ServeJobsTest, CancelStopsAJobAndSigtermLeavesOneInterrupted) {
+  ASSERT_GT(start_server(), 0);
+  start_agent("a1");
+  const std::string cancelled = start_detached(kFirst, 400);
+  ASSERT_TRUE(wait_for_trials(cancelled, 4));
+  std::string out;
+  ASSERT_EQ(run_to_end("cancel", {"jobs", "cancel", cancelled, "--server", address_}, &out), 0)
+      << read_file(dir_ / "cancel.err");
+  EXPECT_EQ(run_to_end("watch-cancelled",
+                       {"jobs", "watch", cancelled, "--server", address_, "--json"}, &out),
+            1);
+  nlohmann::json status = nlohmann::json::parse(out);
+  EXPECT_EQ(status["state"], "cancelled");
+  EXPECT_LT(status["trials"].get<int64_t>(), 400);
+  EXPECT_NE(read_file(dir_ / "watch-cancelled.err").find("kiln jobs resume " + cancelled),
+            std::string::npos);
+
+  const std::string running = start_detached(kSecond, 400);
+  ASSERT_TRUE(wait_for_trials(running, 4));
+  server_->signal(SIGTERM);
+  EXPECT_EQ(server_->wait(30s), 0) << "kiln serve stops on SIGTERM with a job running";
+  ASSERT_GT(start_server(), 0);
+  auto listed = jobs();
+  EXPECT_EQ(listed[cancelled]["state"], "cancelled");
+  EXPECT_EQ(listed[running]["state"], "interrupted");
+  EXPECT_EQ(listed[running]["trials"].get<int64_t>(), int64_t(trials_of(kSecond).size()));
+  // An interrupted job can be retired too.
+  ASSERT_EQ(
+      run_to_end("cancel-interrupted", {"jobs", "cancel", running, "--server", address_}, &out), 0);
+  EXPECT_EQ(jobs()[running]["state"], "cancelled");
+}
+
+}  // namespace

@@ -1,0 +1,583 @@
+#include "tuner/service/job_manager.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "compiler_core/db/tuning_log.h"
+#include "compiler_core/support/log.h"
+#include "compiler_core/target/target.h"
+#include "compiler_core/te/workload.h"
+#include "tuner/measure/fleet_measurer.h"
+#include "tuner/measure/local_measurer.h"
+#include "tuner/strategy/strategy.h"
+
+namespace kiln::tuner {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kJobsFileKind = "kiln-jobs";
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Result<JobState> job_state_from_name(std::string_view name) {
+  for (JobState s : {JobState::kRunning, JobState::kSucceeded, JobState::kFailed,
+                     JobState::kCancelled, JobState::kInterrupted}) {
+    if (job_state_name(s) == name) return s;
+  }
+  return invalid_argument("unknown job state '" + std::string(name) + "'");
+}
+
+nlohmann::json spec_to_json(const JobSpec& s) {
+  return {{"workload", s.workload},
+          {"target", s.target},
+          {"trials", s.trials},
+          {"tuner", s.tuner},
+          {"seed", s.seed},
+          {"batch", s.batch},
+          {"early_stopping", s.early_stopping},
+          {"threads", s.threads},
+          {"device_key", s.device_key}};
+}
+
+JobSpec spec_from_json(const nlohmann::json& j) {
+  JobSpec s;
+  s.workload = j.at("workload").get<std::string>();
+  s.target = j.at("target").get<std::string>();
+  s.trials = j.at("trials").get<int64_t>();
+  s.tuner = j.at("tuner").get<std::string>();
+  s.seed = j.at("seed").get<uint64_t>();
+  s.batch = j.at("batch").get<int>();
+  s.early_stopping = j.at("early_stopping").get<int64_t>();
+  s.threads = j.at("threads").get<int>();
+  s.device_key = j.at("device_key").get<std::string>();
+  return s;
+}
+
+/// What the file keeps of a job: everything but the per-trial curve.
+nlohmann::json status_to_json(const JobStatus& s) {
+  return {{"id", s.id},
+          {"spec", spec_to_json(s.spec)},
+          {"state", job_state_name(s.state)},
+          {"error", s.error},
+          {"workload", s.workload},
+          {"target", s.target},
+          {"trials", s.progress.trials},
+          {"valid", s.progress.valid},
+          {"best_gflops", s.progress.best_gflops},
+          {"best_time_s", s.progress.best_time_s},
+          {"elapsed_s", s.progress.elapsed_s},
+          {"best_config", s.best_config_json},
+          {"trials_to_95pct", s.trials_to_95pct},
+          {"stopped_early", s.stopped_early},
+          {"created_ms", s.created_ms},
+          {"finished_ms", s.finished_ms}};
+}
+
+Result<JobStatus> status_from_json(const nlohmann::json& j) {
+  JobStatus s;
+  s.id = j.at("id").get<std::string>();
+  s.spec = spec_from_json(j.at("spec"));
+  KILN_ASSIGN_OR_RETURN(s.state, job_state_from_name(j.at("state").get<std::string>()));
+  s.error = j.at("error").get<std::string>();
+  s.workload = j.at("workload").get<std::string>();
+  s.target = j.at("target").get<std::string>();
+  s.progress.trials = j.at("trials").get<int64_t>();
+  s.progress.valid = j.at("valid").get<int64_t>();
+  s.progress.best_gflops = j.at("best_gflops").get<double>();
+  s.progress.best_time_s = j.at("best_time_s").get<double>();
+  s.progress.elapsed_s = j.at("elapsed_s").get<double>();
+  s.best_config_json = j.at("best_config").get<std::string>();
+  s.trials_to_95pct = j.at("trials_to_95pct").get<int64_t>();
+  s.stopped_early = j.at("stopped_early").get<bool>();
+  s.created_ms = j.at("created_ms").get<int64_t>();
+  s.finished_ms = j.at("finished_ms").get<int64_t>();
+  return s;
+}
+
+/// Sets the trials, valid trials and best of `status` to what the tuning log holds of its
+/// workload and target: where a job the server stopped in the middle of really is.
+Status count_trials_in_log(const fs::path& db, JobStatus& status) {
+  KILN_ASSIGN_OR_RETURN(core::TuningLog log, core::TuningLog::open(db));
+  KILN_ASSIGN_OR_RETURN(core::Workload workload, core::parse_workload(status.workload));
+  KILN_ASSIGN_OR_RETURN(core::Target target, core::parse_target(status.target));
+  KILN_ASSIGN_OR_RETURN(core::TargetKey key, core::make_target_key(target));
+  KILN_ASSIGN_OR_RETURN(std::vector<core::TuningRecord> history, log.history(workload, key));
+  TuneProgress& p = status.progress;
+  p = TuneProgress{};
+  for (const core::TuningRecord& r : history) {
+    if (is_remeasurement(r)) continue;
+    p.trials += 1;
+    if (r.error != core::MeasureError::kOk || r.costs.empty()) continue;
+    p.valid += 1;
+    const double gflops = workload.flops() / r.median_cost() / 1e9;
+    if (gflops > p.best_gflops) {
+      p.best_gflops = gflops;
+      p.best_time_s = r.median_cost();
+      p.best.index = r.config_index;
+      status.best_config_json = r.config_json();
+    }
+  }
+  return Status::ok();
+}
+
+/// Lets one job at a time measure on this machine: two timing at once would disturb each other.
+class OneAtATime final : public Measurer {
+ public:
+  OneAtATime(std::unique_ptr<Measurer> inner, std::mutex& mutex)
+      : inner_(std::move(inner)), mutex_(mutex) {}
+  Result<std::vector<core::TuningRecord>> measure(const std::vector<core::Config>& configs,
+                                                  const core::TimingOptions& timing) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return inner_->measure(configs, timing);
+  }
+
+ private:
+  std::unique_ptr<Measurer> inner_;
+  std::mutex& mutex_;
+};
+
+}  // namespace
+
+std::string_view job_state_name(JobState state) {
+  switch (state) {
+    case JobState::kRunning:
+      return "running";
+    case JobState::kSucceeded:
+      return "succeeded";
+    case JobState::kFailed:
+      return "failed";
+    case JobState::kCancelled:
+      return "cancelled";
+    case JobState::kInterrupted:
+      return "interrupted";
+  }
+  return "unknown";
+}
+
+struct JobManager::Impl {
+  struct Job {
+    JobStatus status;  // under Impl::mutex
+    std::unique_ptr<TuningProblem> problem;
+    std::atomic<bool> stop{false};
+    JobState stop_as = JobState::kCancelled;  // under Impl::mutex
+    std::thread thread;
+    bool thread_done = true;  // under Impl::mutex
+    // Listener calls go one at a time, in the order of the changes (taken before Impl::mutex).
+    std::recursive_mutex notify_mutex;
+    std::map<uint64_t, Listener> listeners;  // under notify_mutex
+  };
+
+  JobManagerOptions options;
+  mutable std::mutex mutex;
+  std::condition_variable thread_ended;
+  std::vector<std::unique_ptr<Job>> jobs;  // oldest first
+  int64_t next_id = 1;
+  std::map<uint64_t, Job*> watches;  // under mutex
+  uint64_t next_watch = 1;
+  std::shared_ptr<grpc::Channel> tracker;
+  std::string tracker_name;
+  std::mutex local_measure;  // one local job measures at a time
+
+  Job* find(const std::string& id) const {
+    for (const auto& job : jobs) {
+      if (job->status.id == id) return job.get();
+    }
+    return nullptr;
+  }
+
+  /// Writes every job to the jobs file, replacing it whole. Under mutex.
+  Status persist() const {
+    nlohmann::json all = nlohmann::json::array();
+    for (const auto& job : jobs) all.push_back(status_to_json(job->status));
+    const nlohmann::json file = {{"kind", kJobsFileKind}, {"next_id", next_id}, {"jobs", all}};
+    const fs::path temporary = options.jobs_file.string() + ".tmp";
+    {
+      std::ofstream out(temporary, std::ios::trunc);
+      out << file.dump(1) << "\n";
+      out.flush();
+      if (!out) {
+        return Status(StatusCode::kUnavailable,
+                      "cannot write the jobs file '" + temporary.string() + "'");
+      }
+    }
+    std::error_code error;
+    fs::rename(temporary, options.jobs_file, error);
+    if (error) {
+      return Status(
+          StatusCode::kUnavailable,
+          "cannot replace the jobs file '" + options.jobs_file.string() + "': " + error.message());
+    }
+    return Status::ok();
+  }
+
+  void persist_or_log() const {
+    Status s = persist();
+    if (!s.is_ok()) logger("serve")->error("{}", s.to_string());
+  }
+
+  /// Calls the job's listeners with its status now; after a final state, forgets them.
+  void notify(Job& job) {
+    std::lock_guard<std::recursive_mutex> calls(job.notify_mutex);
+    JobStatus snapshot;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      snapshot = job.status;
+    }
+    for (auto& [handle, listener] : job.listeners) listener(snapshot);
+    if (snapshot.state != JobState::kRunning) job.listeners.clear();
+  }
+
+  /// A job with this workload and target that runs now, other than `self`.
+  const Job* running_twin(const TuningProblem& problem, const Job* self) const {
+    for (const auto& job : jobs) {
+      if (job.get() == self || job->status.state != JobState::kRunning) continue;
+      if (job->status.workload == problem.workload.canonical() &&
+          job->status.target == problem.target.str()) {
+        return job.get();
+      }
+    }
+    return nullptr;
+  }
+
+  /// Parses and checks a spec; the problem it tunes.
+  Result<std::unique_ptr<TuningProblem>> prepare(const JobSpec& spec) const {
+    if (spec.trials < 1) return invalid_argument("trials must be at least 1");
+    if (spec.batch < 1 || spec.batch > 4096) {
+      return invalid_argument("batch must be between 1 and 4096");
+    }
+    if (spec.early_stopping < 0) return invalid_argument("early_stopping must not be negative");
+    if (spec.threads < 0 || spec.threads > 1024) {
+      return invalid_argument("threads must be between 0 and 1024");
+    }
+    KILN_RETURN_IF_ERROR(check_strategy_name(spec.tuner));
+    const bool fleet = !spec.device_key.empty();
+    KILN_ASSIGN_OR_RETURN(std::unique_ptr<TuningProblem> problem,
+                          prepare_tuning(spec.workload, spec.target, fleet));
+    if (fleet && !tracker) {
+      return Status(StatusCode::kFailedPrecondition,
+                    "this server hosts no tracker (kiln serve --no-tracker): start the job "
+                    "without a device key to measure on the server's machine");
+    }
+    return problem;
+  }
+
+  /// Starts the job's thread. Under mutex.
+  void launch(Job& job) {
+    job.stop = false;
+    job.thread_done = false;
+    job.status.state = JobState::kRunning;
+    job.status.error.clear();
+    job.status.finished_ms = 0;
+    job.status.best_so_far.clear();
+    job.thread = std::thread([this, &job] { run(job); });
+  }
+
+  void run(Job& job) {
+    const JobSpec& spec = job.status.spec;
+    const TuningProblem& problem = *job.problem;
+    logger("serve")->info("job {} running workload={} target={} trials={} device_key={}",
+                          job.status.id, problem.workload.canonical(), problem.target.str(),
+                          spec.trials, spec.device_key.empty() ? "(local)" : spec.device_key);
+    Result<TuneSummary> summary = [&]() -> Result<TuneSummary> {
+      KILN_ASSIGN_OR_RETURN(core::TuningLog log, core::TuningLog::open(options.db));
+      TuneOptions tune;
+      tune.tuner = spec.tuner;
+      tune.trials = spec.trials;
+      tune.batch = spec.batch;
+      tune.seed = spec.seed;
+      tune.early_stopping = spec.early_stopping;
+      tune.stop_requested = [&job] { return job.stop.load(); };
+      auto make_measurer = [&]() -> Result<std::unique_ptr<Measurer>> {
+        if (!spec.device_key.empty()) {
+          FleetSettings fleet;
+          {
+            std::lock_guard<std::mutex> lock(mutex);
+            fleet.channel = tracker;
+            fleet.tracker = tracker_name;
+          }
+          fleet.device_key = spec.device_key;
+          fleet.token = options.tracker_token;
+          fleet.threads = spec.threads;
+          fleet.stop_requested = [&job] { return job.stop.load(); };
+          KILN_ASSIGN_OR_RETURN(
+              std::unique_ptr<FleetMeasurer> m,
+              FleetMeasurer::create(problem.workload, problem.target, problem.space, fleet));
+          return std::unique_ptr<Measurer>(std::move(m));
+        }
+        MeasureSettings local;
+        local.threads = spec.threads > 0 ? spec.threads
+                                         : int(std::max(1u, std::thread::hardware_concurrency()));
+        KILN_ASSIGN_OR_RETURN(
+            std::unique_ptr<LocalMeasurer> m,
+            LocalMeasurer::create(problem.workload, problem.target, problem.space, local));
+        return std::unique_ptr<Measurer>(std::make_unique<OneAtATime>(std::move(m), local_measure));
+      };
+      auto progress = [&](const TuneProgress& p) {
+        {
+          std::lock_guard<std::mutex> lock(mutex);
+          job.status.progress = p;
+          if (p.best_gflops > 0) job.status.best_config_json = problem.space.to_json(p.best);
+        }
+        notify(job);
+      };
+      return run_tuning(problem.workload, problem.target, problem.space, log, tune, make_measurer,
+                        progress);
+    }();
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      JobStatus& s = job.status;
+      if (summary.is_ok()) {
+        s.progress.trials = summary->trials;
+        s.progress.valid = summary->valid;
+        s.progress.best_gflops = summary->best_gflops;
+        s.progress.best_time_s = summary->best_time_s;
+        s.progress.best = summary->best;
+        s.progress.elapsed_s = summary->wall_s;
+        s.progress.eta_s = 0;
+        if (summary->found) s.best_config_json = problem.space.to_json(summary->best);
+        s.trials_to_95pct = summary->trials_to_95pct;
+        s.stopped_early = summary->stopped_early;
+        s.best_so_far = summary->best_so_far;
+        if (summary->stopped) {
+          s.state = job.stop_as;
+        } else if (!summary->found) {
+          s.state = JobState::kFailed;
+          s.error = "no valid config among " + std::to_string(summary->trials) + " trials";
+        } else {
+          s.state = JobState::kSucceeded;
+        }
+      } else if (job.stop) {
+        s.state = job.stop_as;  // stopped in the middle of a batch
+      } else {
+        s.state = JobState::kFailed;
+        s.error = summary.status().to_string();
+      }
+      s.finished_ms = now_ms();
+      job.thread_done = true;
+      persist_or_log();
+      logger("serve")->info("job {} {} trials={} best={:.1f} GFLOP/s{}", s.id,
+                            job_state_name(s.state), s.progress.trials, s.progress.best_gflops,
+                            s.error.empty() ? "" : " error=" + s.error);
+    }
+    thread_ended.notify_all();
+    notify(job);
+  }
+};
+
+JobManager::JobManager(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+JobManager::~JobManager() {
+  interrupt_all(std::chrono::minutes(10));
+  for (auto& job : impl_->jobs) {
+    if (job->thread.joinable()) job->thread.join();
+  }
+}
+
+Result<std::unique_ptr<JobManager>> JobManager::open(const JobManagerOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  std::error_code error;
+  if (fs::exists(options.jobs_file, error)) {
+    std::ifstream in(options.jobs_file);
+    nlohmann::json file = nlohmann::json::parse(in, nullptr, false);
+    auto not_jobs = [&](const std::string& why) {
+      return invalid_argument("'" + options.jobs_file.string() + "' is not a kiln jobs file: " +
+                              why + "; move it away or pass another --jobs file");
+    };
+    if (file.is_discarded() || !file.is_object() || file.value("kind", "") != kJobsFileKind) {
+      return not_jobs("it is not JSON of kind " + std::string(kJobsFileKind));
+    }
+    try {
+      impl->next_id = file.at("next_id").get<int64_t>();
+      for (const nlohmann::json& j : file.at("jobs")) {
+        KILN_ASSIGN_OR_RETURN(JobStatus status, status_from_json(j));
+        auto job = std::make_unique<Impl::Job>();
+        job->status = std::move(status);
+        if (job->status.state == JobState::kRunning) {
+          job->status.state = JobState::kInterrupted;
+          KILN_RETURN_IF_ERROR(count_trials_in_log(options.db, job->status));
+          logger("serve")->info(
+              "job {} was running when the server stopped: interrupted at {} trials",
+              job->status.id, job->status.progress.trials);
+        }
+        impl->jobs.push_back(std::move(job));
+      }
+    } catch (const nlohmann::json::exception& e) {
+      return not_jobs(e.what());
+    }
+    KILN_RETURN_IF_ERROR(impl->persist());
+  }
+  return std::unique_ptr<JobManager>(new JobManager(std::move(impl)));
+}
+
+void JobManager::set_tracker(std::shared_ptr<grpc::Channel> channel, std::string name) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->tracker = std::move(channel);
+  impl_->tracker_name = std::move(name);
+}
+
+Result<JobStatus> JobManager::start(const JobSpec& spec) {
+  Impl& m = *impl_;
+  std::unique_ptr<TuningProblem> problem;
+  {
+    std::lock_guard<std::mutex> lock(m.mutex);
+    KILN_ASSIGN_OR_RETURN(problem, m.prepare(spec));
+  }
+  std::lock_guard<std::mutex> lock(m.mutex);
+  if (const Impl::Job* twin = m.running_twin(*problem, nullptr)) {
+    return Status(StatusCode::kAlreadyExists, "job " + twin->status.id + " is tuning " +
+                                                  problem->workload.canonical() +
+                                                  " on this target; watch it, or cancel it first");
+  }
+  auto job = std::make_unique<Impl::Job>();
+  JobStatus& s = job->status;
+  s.id = "job-" + std::to_string(m.next_id++);
+  s.spec = spec;
+  s.workload = problem->workload.canonical();
+  s.target = problem->target.str();
+  s.created_ms = now_ms();
+  job->problem = std::move(problem);
+  m.jobs.push_back(std::move(job));
+  Impl::Job& added = *m.jobs.back();
+  m.launch(added);
+  KILN_RETURN_IF_ERROR(m.persist());
+  return added.status;
+}
+
+Result<JobStatus> JobManager::resume(const std::string& id) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mutex);
+  Impl::Job* job = m.find(id);
+  if (!job) return Status(StatusCode::kNotFound, "no job '" + id + "'");
+  const JobState state = job->status.state;
+  if (state == JobState::kRunning || state == JobState::kSucceeded) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "job " + id + " is " + std::string(job_state_name(state)) +
+                      "; only an interrupted, failed or cancelled job resumes");
+  }
+  if (!job->thread_done) {
+    return Status(StatusCode::kFailedPrecondition, "job " + id + " is still stopping; try again");
+  }
+  KILN_ASSIGN_OR_RETURN(job->problem, m.prepare(job->status.spec));
+  if (const Impl::Job* twin = m.running_twin(*job->problem, job)) {
+    return Status(StatusCode::kAlreadyExists, "job " + twin->status.id + " is tuning " +
+                                                  job->status.workload +
+                                                  " on this target; cancel it first");
+  }
+  if (job->thread.joinable()) job->thread.join();  // it has ended: thread_done
+  m.launch(*job);
+  KILN_RETURN_IF_ERROR(m.persist());
+  return job->status;
+}
+
+Result<JobStatus> JobManager::cancel(const std::string& id) {
+  Impl& m = *impl_;
+  Impl::Job* job = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(m.mutex);
+    job = m.find(id);
+    if (!job) return Status(StatusCode::kNotFound, "no job '" + id + "'");
+    const JobState state = job->status.state;
+    if (state == JobState::kRunning) {
+      job->stop_as = JobState::kCancelled;
+      job->stop = true;
+      return job->status;  // it ends after its batch
+    }
+    if (state != JobState::kInterrupted) {
+      return Status(StatusCode::kFailedPrecondition,
+                    "job " + id + " has " + std::string(job_state_name(state)) +
+                        " already; only a running or interrupted job can be cancelled");
+    }
+    job->status.state = JobState::kCancelled;
+    job->status.finished_ms = now_ms();
+    KILN_RETURN_IF_ERROR(m.persist());
+  }
+  m.notify(*job);
+  return get(id);
+}
+
+Result<JobStatus> JobManager::get(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  const Impl::Job* job = impl_->find(id);
+  if (!job) return Status(StatusCode::kNotFound, "no job '" + id + "'");
+  return job->status;
+}
+
+std::vector<JobStatus> JobManager::list() const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  std::vector<JobStatus> out;
+  for (const auto& job : impl_->jobs) out.push_back(job->status);
+  return out;
+}
+
+Result<uint64_t> JobManager::watch(const std::string& id, Listener listener) {
+  Impl& m = *impl_;
+  Impl::Job* job = nullptr;
+  uint64_t handle = 0;
+  {
+    std::lock_guard<std::mutex> lock(m.mutex);
+    job = m.find(id);
+    if (!job) return Status(StatusCode::kNotFound, "no job '" + id + "'");
+    handle = m.next_watch++;
+    m.watches[handle] = job;
+  }
+  std::lock_guard<std::recursive_mutex> calls(job->notify_mutex);
+  JobStatus now;
+  {
+    std::lock_guard<std::mutex> lock(m.mutex);
+    now = job->status;
+  }
+  listener(now);
+  if (now.state == JobState::kRunning) job->listeners[handle] = std::move(listener);
+  return handle;
+}
+
+void JobManager::unwatch(uint64_t handle) {
+  Impl& m = *impl_;
+  Impl::Job* job = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(m.mutex);
+    auto it = m.watches.find(handle);
+    if (it == m.watches.end()) return;
+    job = it->second;
+    m.watches.erase(it);
+  }
+  std::lock_guard<std::recursive_mutex> calls(job->notify_mutex);
+  job->listeners.erase(handle);
+}
+
+int JobManager::interrupt_all(std::chrono::milliseconds timeout) {
+  Impl& m = *impl_;
+  std::unique_lock<std::mutex> lock(m.mutex);
+  bool any = false;
+  for (auto& job : m.jobs) {
+    if (job->thread_done) continue;
+    job->stop_as = JobState::kInterrupted;
+    job->stop = true;
+    job->status.state = JobState::kInterrupted;  // on file now, in case the process ends first
+    any = true;
+  }
+  if (any) m.persist_or_log();
+  auto running = [&] {
+    return int(std::count_if(m.jobs.begin(), m.jobs.end(),
+                             [](const auto& job) { return !job->thread_done; }));
+  };
+  m.thread_ended.wait_for(lock, timeout, [&] { return running() == 0; });
+  return running();
+}
+
+}  // namespace kiln::tuner
