@@ -264,6 +264,54 @@ TEST_F(ServeTest, HealthCheckingReportsServing) {
   EXPECT_EQ(bytes, std::string("\x08\x01", 2));
 }
 
+// Server reflection: grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo with
+// list_services (field 7, empty) names the services, so tools such as grpcurl work unaided.
+TEST_F(ServeTest, ReflectionListsTheServices) {
+  int port = start_server();
+  ASSERT_GT(port, 0);
+  grpc::GenericStub stub(channel(port));
+  grpc::CompletionQueue queue;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 10s);
+  auto call = stub.PrepareCall(
+      &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &queue);
+  auto step = [&](int tag) {
+    void* got = nullptr;
+    bool ok = false;
+    return queue.Next(&got, &ok) && got == reinterpret_cast<void*>(intptr_t(tag)) && ok;
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(step(1));
+  grpc::Slice list_services(std::string("\x3a\x00", 2));
+  grpc::ByteBuffer request(&list_services, 1);
+  call->Write(request, reinterpret_cast<void*>(2));
+  ASSERT_TRUE(step(2));
+  call->WritesDone(reinterpret_cast<void*>(3));
+  ASSERT_TRUE(step(3));
+  grpc::ByteBuffer response;
+  call->Read(&response, reinterpret_cast<void*>(4));
+  ASSERT_TRUE(step(4));
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  void* got = nullptr;
+  bool ok = false;
+  while (queue.Next(&got, &ok) && got != reinterpret_cast<void*>(5)) {
+  }
+  queue.Shutdown();
+  while (queue.Next(&got, &ok)) {
+  }
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string bytes;
+  for (const grpc::Slice& s : slices) {
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  for (const char* service : {"kiln.v1.Tuning", "kiln.v1.Tracker", "grpc.health.v1.Health"}) {
+    EXPECT_NE(bytes.find(service), std::string::npos) << service;
+  }
+}
+
 TEST_F(ServeTest, TheTrackerServesOnTheSamePort) {
   int port = start_server();
   ASSERT_GT(port, 0);
