@@ -43,6 +43,14 @@ class KilnProcessTest : public ::testing::Test {
     return processes_.back();
   }
 
+  /// Runs `kiln args...` to its end; returns the exit code, stdout in `out`.
+  int run_to_end(const std::string& name, std::vector<std::string> args, std::string* out) {
+    Process& p = run(name, std::move(args));
+    int code = p.wait();
+    *out = read_file(p.out);
+    return code;
+  }
+
   /// The port of a server that prints "listening on 127.0.0.1:PORT" (0 after 30 s, a failure).
   int wait_for_port(const Process& server) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);

@@ -48,14 +48,6 @@ class ServeJobsTest : public kiln::test::KilnProcessTest {
     run("agent-" + id, {"agent", "--tracker", address_, "--key", "cpu", "--id", id});
   }
 
-  /// Runs kiln to its end; returns the exit code, stdout in `out`.
-  int run_to_end(const std::string& name, std::vector<std::string> args, std::string* out) {
-    Process& p = run(name, std::move(args));
-    int code = p.wait();
-    *out = read_file(p.out);
-    return code;
-  }
-
   /// The arguments of `kiln tune --server` for `workload` on the agents.
   std::vector<std::string> tune_args(const std::string& workload, int trials) {
     return {"tune",       "--server",  address_,

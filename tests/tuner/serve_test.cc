@@ -39,14 +39,6 @@ class ServeTest : public kiln::test::KilnProcessTest {
     db_ = (dir_ / "tuning.db").string();
   }
 
-  /// Runs kiln to its end; returns the exit code, stdout in `out`.
-  int run_to_end(const std::string& name, std::vector<std::string> args, std::string* out) {
-    Process& p = run(name, std::move(args));
-    int code = p.wait();
-    *out = read_file(p.out);
-    return code;
-  }
-
   /// Tunes kWorkload into db_ for `trials` trials and returns `kiln best --top K --db --json`.
   nlohmann::json tune_and_query_locally(int trials, int top) {
     std::string out;

@@ -13,6 +13,7 @@
 #include "compiler_core/target/target.h"
 #include "compiler_core/te/workload.h"
 #include "kiln/v1/tuning.grpc.pb.h"
+#include "proto/kiln/grpc_status.h"
 #include "tuner/cli/commands.h"
 #include "tuner/cli/flags.h"
 #include "tuner/cli/fleet_flags.h"
@@ -85,12 +86,7 @@ Result<std::vector<Row>> rows_from_server(const FlagSet& flags, const core::Work
   request.set_k(top);
   v1::QueryBestResponse response;
   grpc::Status s = stub->QueryBest(&context, request, &response);
-  if (!s.ok()) {
-    const StatusCode code = s.error_code() == grpc::StatusCode::INVALID_ARGUMENT
-                                ? StatusCode::kInvalidArgument
-                                : StatusCode::kUnavailable;
-    return Status(code, "server " + connection.address + ": " + s.error_message());
-  }
+  if (!s.ok()) return from_grpc(s, connection.address);
   std::vector<Row> rows;
   for (const v1::BestRecord& r : response.records()) {
     nlohmann::ordered_json knobs = nlohmann::ordered_json::object();

@@ -432,12 +432,8 @@ void JobManager::set_tracker(std::shared_ptr<grpc::Channel> channel, std::string
 
 Result<JobStatus> JobManager::start(const JobSpec& spec) {
   Impl& m = *impl_;
-  std::unique_ptr<TuningProblem> problem;
-  {
-    std::lock_guard<std::mutex> lock(m.mutex);
-    KILN_ASSIGN_OR_RETURN(problem, m.prepare(spec));
-  }
   std::lock_guard<std::mutex> lock(m.mutex);
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<TuningProblem> problem, m.prepare(spec));
   if (const Impl::Job* twin = m.running_twin(*problem, nullptr)) {
     return Status(StatusCode::kAlreadyExists, "job " + twin->status.id + " is tuning " +
                                                   problem->workload.canonical() +
