@@ -3,11 +3,18 @@
 //
 // Fills a new tuning log in a temporary folder with --records records (default 1,000,000) over
 // --workloads workloads (default 1,000) on this machine's target key, one in ten a failed
-// measurement; starts `kiln serve --no-tracker` on it; then --clients clients (default
-// 64, over --channels connections) each keep one QueryBest (k = 1, a random workload) in
-// flight for --seconds seconds. Figures: queries per second, p50 and p99 latency at the clients,
-// errors, and the server's peak resident memory. Target (issue): at least 20,000 QPS and p99 below
-// 5 ms on this 2-core machine, which the clients share with the server.
+// measurement (--db PATH keeps the log and reuses it in later runs); starts
+// `kiln serve --no-tracker` on it; then --clients clients (default 64, over --channels
+// connections) ask QueryBest (k = 1, a random workload) for --seconds seconds, twice:
+// - saturated: each client sends its next query as soon as the last is answered, so the figures
+//   are the most the server answers and the latency at that load (by Little's law, clients over
+//   queries per second);
+// - paced at --rate queries/s in all (default 20,000; 0 skips it): the latency at that load,
+//   counted from when each query fell due, so answers that come late count in full.
+// Figures: queries per second, p50/p90/p99/p99.9 latency at the clients, the CPU a query of
+// the server and of the clients, errors, and the server's peak resident memory. Target (issue):
+// at least 20,000 QPS and p99 below 5 ms on this 2-core machine, which the clients share with
+// the server.
 
 #include <fcntl.h>
 #include <signal.h>
@@ -22,11 +29,13 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -54,7 +63,9 @@ struct Options {
   int clients = 64;
   int channels = 8;
   double seconds = 10;
+  double rate = 20000;  // queries/s of the paced phase; 0: saturated only
   bool json = false;
+  std::string db;  // kept, and filled only when it does not exist yet
 };
 
 [[noreturn]] void fail(const std::string& message) {
@@ -80,17 +91,24 @@ Options parse(int argc, char** argv) {
       o.channels = std::stoi(value());
     } else if (a == "--seconds") {
       o.seconds = std::stod(value());
+    } else if (a == "--rate") {
+      o.rate = std::stod(value());
+    } else if (a == "--db") {
+      o.db = value();
     } else if (a == "--json") {
       o.json = true;
     } else if (a == "--help" || a == "-h") {
       std::cout << "usage: kiln_serve_load_bench [--records 1000000] [--workloads 1000]\n"
-                   "         [--clients 64] [--channels 8] [--seconds 10] [--json]\n";
+                   "         [--clients 64] [--channels 8] [--seconds 10] [--rate 20000]\n"
+                   "         [--json]\n"
+                   "         [--db PATH  (a log to keep: filled once, reused by later runs)]\n";
       std::exit(0);
     } else {
       fail("unknown flag '" + a + "'; see --help");
     }
   }
-  if (o.records < 1 || o.workloads < 1 || o.clients < 1 || o.channels < 1 || o.seconds <= 0) {
+  if (o.records < 1 || o.workloads < 1 || o.clients < 1 || o.channels < 1 || o.seconds <= 0 ||
+      o.rate < 0) {
     fail("counts and --seconds must be positive");
   }
   return o;
@@ -137,6 +155,161 @@ double process_cpu_s() {
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
+/// One phase of load: the answers' latencies and what the phase cost.
+struct Phase {
+  double wall_s = 0, server_cpu_s = 0, client_cpu_s = 0;
+  std::vector<double> latencies_us;  // sorted
+  int64_t errors = 0, empty = 0;
+
+  double qps() const { return wall_s > 0 ? double(latencies_us.size()) / wall_s : 0; }
+  double p_ms(double q) const {
+    if (latencies_us.empty()) return 0;
+    return latencies_us[std::min(latencies_us.size() - 1,
+                                 size_t(q * double(latencies_us.size())))] /
+           1e3;
+  }
+  double cpu_us_per_query(double cpu_s) const {
+    return latencies_us.empty() ? 0 : cpu_s * 1e6 / double(latencies_us.size());
+  }
+  nlohmann::json json() const {
+    return {{"queries", latencies_us.size()},
+            {"qps", qps()},
+            {"p50_ms", p_ms(0.50)},
+            {"p90_ms", p_ms(0.90)},
+            {"p99_ms", p_ms(0.99)},
+            {"p999_ms", p_ms(0.999)},
+            {"errors", errors},
+            {"empty", empty},
+            {"server_cpu_us_per_query", cpu_us_per_query(server_cpu_s)},
+            {"client_cpu_us_per_query", cpu_us_per_query(client_cpu_s)}};
+  }
+  void print() const {
+    std::printf("    %lld queries in %.1f s: %.0f queries/s\n",
+                static_cast<long long>(latencies_us.size()), wall_s, qps());
+    std::printf("    latency p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, p99.9 %.3f ms\n", p_ms(0.5),
+                p_ms(0.9), p_ms(0.99), p_ms(0.999));
+    std::printf(
+        "    CPU a query: server %.1f us, clients %.1f us; errors %lld, empty answers %lld\n",
+        cpu_us_per_query(server_cpu_s), cpu_us_per_query(client_cpu_s),
+        static_cast<long long>(errors), static_cast<long long>(empty));
+  }
+};
+
+/// Runs --clients clients over `channels` for --seconds. With `rate` 0 (saturated) each client
+/// sends its next query as soon as the last is answered. With a rate, queries fall due at that
+/// total rate, in turn over the clients; a client still waiting for an answer sends the ones
+/// due meanwhile as soon as it can, and every latency counts from when its query fell due (so a
+/// slow answer is not hidden by the queries it held back). The calls go through gRPC's callback
+/// API, so 64 clients do not need 64 threads taking turns on the cores the server runs on.
+Phase run_phase(const Options& o, const core::TargetKey& key,
+                const std::vector<std::shared_ptr<grpc::Channel>>& channels,
+                const kiln::bench::ServerProcess& server, double rate) {
+  struct Client {
+    std::unique_ptr<pb::Tuning::Stub> stub;
+    std::mt19937_64 rng;
+    std::unique_ptr<grpc::ClientContext> context;
+    pb::QueryBestRequest request;
+    pb::QueryBestResponse response;
+    Clock::time_point due;                  // when the query in flight fell due (or was sent)
+    bool busy = false;                      // a query in flight
+    std::deque<Clock::time_point> waiting;  // paced queries due while one is in flight
+    std::vector<double> latencies_us;
+  };
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> errors{0}, empty{0};
+  std::mutex mutex;
+  std::condition_variable idle;
+  std::vector<Client> clients(size_t(o.clients));
+  std::function<void(Client&, Clock::time_point)> send;
+  auto answered = [&](Client& c, const grpc::Status& s) {
+    const Clock::time_point now = Clock::now();
+    c.latencies_us.push_back(std::chrono::duration<double, std::micro>(now - c.due).count());
+    if (!s.ok()) ++errors;
+    if (s.ok() && c.response.records_size() != 1) ++empty;
+    std::optional<Clock::time_point> next;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (rate <= 0 && !stop) {
+        next = now;
+      } else if (rate > 0 && !c.waiting.empty()) {
+        next = c.waiting.front();
+        c.waiting.pop_front();
+      } else {
+        c.busy = false;
+        idle.notify_all();
+      }
+    }
+    if (next) send(c, *next);
+  };
+  send = [&](Client& c, Clock::time_point due) {
+    c.request.set_workload(workload_name(int64_t(c.rng() % uint64_t(o.workloads))));
+    c.request.set_target(key.target);
+    c.request.set_model(key.model);
+    c.request.set_k(1);
+    c.response.Clear();
+    c.context = std::make_unique<grpc::ClientContext>();
+    c.due = due;
+    c.stub->async()->QueryBest(c.context.get(), &c.request, &c.response,
+                               [&c, &answered](grpc::Status s) { answered(c, s); });
+  };
+  for (int t = 0; t < o.clients; ++t) {
+    Client& c = clients[size_t(t)];
+    c.stub = pb::Tuning::NewStub(channels[size_t(t % o.channels)]);
+    c.rng.seed(uint64_t(t) + 1 + (rate > 0 ? 1000 : 0));
+  }
+  const Clock::time_point start = Clock::now();
+  const auto length =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.seconds));
+  const double server_cpu_start = server.cpu_s(), client_cpu_start = process_cpu_s();
+  if (rate <= 0) {
+    for (Client& c : clients) {
+      c.busy = true;
+      send(c, Clock::now());
+    }
+    std::this_thread::sleep_until(start + length);
+    stop = true;
+  } else {
+    for (int64_t k = 0;; ++k) {
+      const Clock::time_point due = start + std::chrono::duration_cast<Clock::duration>(
+                                                std::chrono::duration<double>(double(k) / rate));
+      if (due >= start + length) break;
+      // Waking for every query would cost the clients' core more than sending it: the
+      // pacer sleeps in steps of at least 200 us and sends what fell due meanwhile together
+      // (their latency counts from when they fell due all the same).
+      if (due > Clock::now()) std::this_thread::sleep_until(due + std::chrono::microseconds(200));
+      Client& c = clients[size_t(k % o.clients)];
+      bool now = false;
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (c.busy) {
+          c.waiting.push_back(due);
+        } else {
+          c.busy = now = true;
+        }
+      }
+      if (now) send(c, due);
+    }
+  }
+  {
+    std::unique_lock<std::mutex> lock(mutex);
+    idle.wait(lock, [&] {
+      return std::none_of(clients.begin(), clients.end(), [](const Client& c) { return c.busy; });
+    });
+  }
+  Phase phase;
+  phase.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
+  phase.server_cpu_s = server.cpu_s() - server_cpu_start;
+  phase.client_cpu_s = process_cpu_s() - client_cpu_start;
+  for (const Client& c : clients) {
+    phase.latencies_us.insert(phase.latencies_us.end(), c.latencies_us.begin(),
+                              c.latencies_us.end());
+  }
+  std::sort(phase.latencies_us.begin(), phase.latencies_us.end());
+  phase.errors = errors;
+  phase.empty = empty;
+  return phase;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -144,13 +317,18 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   std::string pattern = (fs::temp_directory_path() / "kiln_serve_load_XXXXXX").string();
   if (mkdtemp(pattern.data()) == nullptr) fail("cannot make a temporary folder");
-  const fs::path dir = pattern, db = dir / "tuning.db", out = dir / "serve.out";
+  const fs::path dir = pattern, out = dir / "serve.out";
+  const fs::path db = o.db.empty() ? dir / "tuning.db" : fs::path(o.db);
   kiln::Result<core::TargetKey> key = core::make_target_key(core::Target{});
   if (!key) fail("target key: " + key.status().to_string());
-  const auto fill_start = Clock::now();
-  fill(db, o, *key);
-  std::cerr << "load: " << o.records << " records in "
-            << std::chrono::duration<double>(Clock::now() - fill_start).count() << " s\n";
+  if (o.db.empty() || !fs::exists(db)) {
+    const auto fill_start = Clock::now();
+    fill(db, o, *key);
+    std::cerr << "load: " << o.records << " records in "
+              << std::chrono::duration<double>(Clock::now() - fill_start).count() << " s\n";
+  } else {
+    std::cerr << "load: reusing " << db.string() << " (its own --records and --workloads)\n";
+  }
 
   kiln::bench::ServerProcess server = kiln::bench::start_server(
       KILN_BINARY, {"serve", "--listen", "127.0.0.1:0", "--db", db.string(), "--no-tracker"},
@@ -161,117 +339,43 @@ int main(int argc, char** argv) {
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   for (int c = 0; c < o.channels; ++c) {
     grpc::ChannelArguments channel_args;
-    channel_args.SetInt("grpc.channel_id", c);  // distinct channels, distinct connections
+    channel_args.SetInt("grpc.channel_id", c);
+    if (getenv("EXP_CMIN"))
+      channel_args.SetInt(GRPC_ARG_MINIMAL_STACK, 1);  // distinct channels, distinct connections
     channels.push_back(
         grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), channel_args));
   }
-  // Each client keeps one query in flight: it sends the next when the answer to the last one
-  // arrives. The calls go through gRPC's callback API, so 64 clients do not need 64 threads
-  // taking turns on the 2 cores the server runs on.
-  struct Client {
-    std::unique_ptr<pb::Tuning::Stub> stub;
-    std::mt19937_64 rng;
-    std::unique_ptr<grpc::ClientContext> context;
-    pb::QueryBestRequest request;
-    pb::QueryBestResponse response;
-    Clock::time_point sent;
-    std::vector<double> latencies_us;
-  };
-  std::atomic<bool> stop{false};
-  std::atomic<int64_t> errors{0}, empty{0};
-  std::mutex mutex;
-  std::condition_variable finished;
-  int running = o.clients;
-  std::vector<Client> clients(size_t(o.clients));
-  std::function<void(Client&)> send = [&](Client& c) {
-    if (stop) {
-      std::lock_guard<std::mutex> lock(mutex);
-      if (--running == 0) finished.notify_all();
-      return;
-    }
-    c.request.set_workload(workload_name(int64_t(c.rng() % uint64_t(o.workloads))));
-    c.request.set_target(key->target);
-    c.request.set_model(key->model);
-    c.request.set_k(1);
-    c.response.Clear();
-    c.context = std::make_unique<grpc::ClientContext>();
-    c.sent = Clock::now();
-    c.stub->async()->QueryBest(
-        c.context.get(), &c.request, &c.response, [&c, &send, &errors, &empty](grpc::Status s) {
-          c.latencies_us.push_back(
-              std::chrono::duration<double, std::micro>(Clock::now() - c.sent).count());
-          if (!s.ok()) ++errors;
-          if (s.ok() && c.response.records_size() != 1) ++empty;
-          send(c);
-        });
-  };
-  const auto start = Clock::now();
-  const double server_cpu_start = server.cpu_s(), client_cpu_start = process_cpu_s();
-  for (int t = 0; t < o.clients; ++t) {
-    Client& c = clients[size_t(t)];
-    c.stub = pb::Tuning::NewStub(channels[size_t(t % o.channels)]);
-    c.rng.seed(uint64_t(t) + 1);
-    send(c);
-  }
-  std::this_thread::sleep_for(std::chrono::duration<double>(o.seconds));
-  stop = true;
-  {
-    std::unique_lock<std::mutex> lock(mutex);
-    finished.wait(lock, [&] { return running == 0; });
-  }
-  std::vector<double> latencies_us;
-  for (const Client& c : clients) {
-    latencies_us.insert(latencies_us.end(), c.latencies_us.begin(), c.latencies_us.end());
-  }
-  const double wall = std::chrono::duration<double>(Clock::now() - start).count();
-  const double server_cpu = server.cpu_s() - server_cpu_start;
-  const double client_cpu = process_cpu_s() - client_cpu_start;
+  const Phase saturated = run_phase(o, *key, channels, server, 0);
+  const Phase paced = o.rate > 0 ? run_phase(o, *key, channels, server, o.rate) : Phase{};
   const int64_t peak_kb = server.peak_rss_kb();
   server.stop();
   std::error_code ignored;
   fs::remove_all(dir, ignored);
 
-  std::sort(latencies_us.begin(), latencies_us.end());
-  auto at = [&](double q) {
-    return latencies_us.empty() ? 0.0
-                                : latencies_us[std::min(latencies_us.size() - 1,
-                                                        size_t(q * double(latencies_us.size())))];
-  };
-  const double qps = double(latencies_us.size()) / wall;
-  const double p50 = at(0.50) / 1e3, p90 = at(0.90) / 1e3, p99 = at(0.99) / 1e3,
-               p999 = at(0.999) / 1e3;
-  auto per_query_us = [&](double cpu_s) {
-    return latencies_us.empty() ? 0.0 : cpu_s * 1e6 / double(latencies_us.size());
-  };
   if (o.json) {
-    std::cout << nlohmann::json{{"records", o.records},
-                                {"workloads", o.workloads},
-                                {"clients", o.clients},
-                                {"queries", latencies_us.size()},
-                                {"qps", qps},
-                                {"p50_ms", p50},
-                                {"p90_ms", p90},
-                                {"p99_ms", p99},
-                                {"p999_ms", p999},
-                                {"errors", errors.load()},
-                                {"empty", empty.load()},
-                                {"server_cpu_us_per_query", per_query_us(server_cpu)},
-                                {"client_cpu_us_per_query", per_query_us(client_cpu)},
-                                {"server_peak_rss_kb", peak_kb}}
-                     .dump()
-              << "\n";
+    nlohmann::json j{{"records", o.records},
+                     {"workloads", o.workloads},
+                     {"clients", o.clients},
+                     {"saturated", saturated.json()},
+                     {"server_peak_rss_kb", peak_kb}};
+    if (o.rate > 0) j["paced"] = paced.json();
+    std::cout << j.dump() << "\n";
   } else {
-    std::printf("QueryBest: %lld records, %d clients, %.1f s\n", static_cast<long long>(o.records),
-                o.clients, wall);
-    std::printf("  %.0f queries/s   [%s >= 20000]\n", qps, qps >= 20000 ? "ok" : "MISSED");
-    std::printf(
-        "  latency p50 %.3f ms, p90 %.3f ms, p99 %.3f ms   [%s p99 < 5 ms], p99.9 %.3f ms\n", p50,
-        p90, p99, p99 < 5 ? "ok" : "MISSED", p999);
-    std::printf("  CPU a query: server %.1f us, clients %.1f us\n", per_query_us(server_cpu),
-                per_query_us(client_cpu));
-    std::printf("  errors %lld, empty answers %lld; server peak memory %.1f MiB\n",
-                static_cast<long long>(errors.load()), static_cast<long long>(empty.load()),
-                double(peak_kb) / 1024);
+    std::printf("QueryBest: %lld records, %d clients over %d connections\n",
+                static_cast<long long>(o.records), o.clients, o.channels);
+    std::printf("  saturated (each client sends its next query when the last is answered):\n");
+    saturated.print();
+    std::printf("    %.0f queries/s   [%s >= 20000]\n", saturated.qps(),
+                saturated.qps() >= 20000 ? "ok" : "MISSED");
+    if (o.rate > 0) {
+      std::printf("  paced at %.0f queries/s (latency from each query's scheduled send time):\n",
+                  o.rate);
+      paced.print();
+      std::printf("    p99 %.3f ms   [%s p99 < 5 ms]\n", paced.p_ms(0.99),
+                  paced.p_ms(0.99) < 5 ? "ok" : "MISSED");
+    }
+    std::printf("  server peak memory %.1f MiB\n", double(peak_kb) / 1024);
   }
-  return errors == 0 && empty == 0 ? 0 : 1;
+  return saturated.errors == 0 && saturated.empty == 0 && paced.errors == 0 && paced.empty == 0 ? 0
+                                                                                                : 1;
 }
