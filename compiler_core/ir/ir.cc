@@ -48,6 +48,10 @@ Expr max(Expr a, Expr b) { return Max::make(std::move(a), std::move(b)); }
 Expr select(Expr c, Expr t, Expr f) {
   return Select::make(std::move(c), std::move(t), std::move(f));
 }
+Expr guarded_select(Expr c, Expr load, Expr f) {
+  KILN_CHECK(load.as<TensorLoad>() || load.as<Load>()) << "guarded select of a non-load";
+  return Select::make(std::move(c), std::move(load), std::move(f), true);
+}
 Expr f32(double v) { return FloatImm::make(v); }
 
 const int64_t* as_const_int(const Expr& e) {

@@ -231,21 +231,26 @@ struct Not : ExprNode {
   const Expr a;
 };
 
-/// `condition ? true_value : false_value`, lane-wise; both values are evaluated.
+/// `condition ? true_value : false_value`, lane-wise; both values are evaluated, unless the
+/// select is guarded: then true_value is a Load (a TensorLoad before storage flattening) read
+/// only where the condition holds, so it may point outside its buffer elsewhere (a padded read
+/// of an input without clamping its index: a masked vector load).
 struct Select : ExprNode {
   static constexpr NodeKind kKind = NodeKind::kSelect;
-  Select(Expr c, Expr t, Expr f)
+  Select(Expr c, Expr t, Expr f, bool g)
       : ExprNode(kKind, t.type()),
         condition(std::move(c)),
         true_value(std::move(t)),
-        false_value(std::move(f)) {}
-  static Expr make(Expr c, Expr t, Expr f) {
+        false_value(std::move(f)),
+        guarded(g) {}
+  static Expr make(Expr c, Expr t, Expr f, bool guarded = false) {
     KILN_CHECK(c.type().is_bool()) << "Select condition is not bool";
     KILN_CHECK(t.type() == f.type()) << "Select values of different types";
     KILN_CHECK(c.type().lanes == 1 || c.type().lanes == t.type().lanes) << "Select lanes";
-    return new Select(std::move(c), std::move(t), std::move(f));
+    return new Select(std::move(c), std::move(t), std::move(f), guarded);
   }
   const Expr condition, true_value, false_value;
+  const bool guarded;
 };
 
 /// Converts between int64 and float32 (lanes unchanged).
@@ -436,6 +441,8 @@ Expr operator&&(Expr a, Expr b);
 Expr min(Expr a, Expr b);
 Expr max(Expr a, Expr b);
 Expr select(Expr c, Expr t, Expr f);
+/// `c ? load : f` reading `load` (a tensor read) only where `c` holds: see Select.
+Expr guarded_select(Expr c, Expr load, Expr f);
 Expr f32(double v);
 
 /// The constant value of `e` when it is an IntImm.

@@ -159,7 +159,7 @@ Expr IRMutator::mutate_node(const Select* op, const Expr& self) {
   if (c.same_as(op->condition) && t.same_as(op->true_value) && f.same_as(op->false_value)) {
     return self;
   }
-  return Select::make(std::move(c), std::move(t), std::move(f));
+  return Select::make(std::move(c), std::move(t), std::move(f), op->guarded);
 }
 Expr IRMutator::mutate_node(const Cast* op, const Expr& self) {
   Expr v = mutate(op->value);

@@ -56,7 +56,7 @@ class Printer : public IRVisitor {
     visit(op->a);
   }
   void visit_node(const Select* op) override {
-    os_ << "select(";
+    os_ << (op->guarded ? "guarded_select(" : "select(");
     visit(op->condition);
     os_ << ", ";
     visit(op->true_value);

@@ -62,6 +62,7 @@ struct StagePlan {
   std::vector<Expr> store_indices;
   Expr value;  ///< the body with every axis replaced by its index
   std::vector<Expr> guards;
+  std::set<std::string> shifted_outers;  // outer loops of splits shifted inwards
 };
 
 class NestBuilder {
@@ -96,6 +97,8 @@ class NestBuilder {
 
   StagePlan plan(const Stage& s, const std::vector<ir::Range>& region) {
     std::map<std::string, Expr> extent;
+    std::map<std::string, int64_t> shifted;  // parent of a shifted split: its last outer start
+    std::set<std::string> shifted_outers;
     std::set<std::string> reduce_vars;
     for (size_t d = 0; d < s.axes.size(); ++d) extent[s.axes[d]] = region[d].extent;
     for (size_t d = 0; d < s.reduce_axes.size(); ++d) {
@@ -108,7 +111,22 @@ class NestBuilder {
         Expr e = simplify(extent.at(sp.parent));
         Expr f(sp.factor);
         const int64_t* ce = ir::as_const_int(e);
-        if (ce) {
+        if (sp.shift_inwards) {
+          if (!ce || *ce < sp.factor) {
+            fail(s, "split of '" + sp.parent + "' by " + std::to_string(sp.factor) +
+                        " with the last part shifted inwards needs a constant extent of at "
+                        "least the factor");
+          }
+          if (reduce_vars.count(sp.parent)) {
+            fail(s, "reduction loop '" + sp.parent +
+                        "' split with the last part shifted "
+                        "inwards: its overlap would be summed twice");
+          }
+          extent[sp.outer] = Expr((*ce + sp.factor - 1) / sp.factor);
+          extent[sp.inner] = Expr(sp.factor);
+          shifted[sp.parent] = *ce - sp.factor;
+          shifted_outers.insert(sp.outer);
+        } else if (ce) {
           extent[sp.outer] = Expr((*ce + sp.factor - 1) / sp.factor);
           extent[sp.inner] = (*ce % sp.factor == 0 || *ce <= sp.factor)
                                  ? Expr(std::min(*ce, sp.factor))
@@ -137,7 +155,9 @@ class NestBuilder {
     for (auto it = s.relations.rbegin(); it != s.relations.rend(); ++it) {
       if (it->kind == Relation::Kind::kSplit) {
         const SplitRelation& sp = it->split;
-        value[sp.parent] = value.at(sp.outer) * Expr(sp.factor) + value.at(sp.inner);
+        Expr start = value.at(sp.outer) * Expr(sp.factor);
+        if (sp.shift_inwards) start = ir::min(start, Expr(shifted.at(sp.parent)));
+        value[sp.parent] = start + value.at(sp.inner);
       } else {
         const FuseRelation& fu = it->fuse;
         Expr ei = extent.at(fu.inner);
@@ -153,6 +173,7 @@ class NestBuilder {
     }
 
     StagePlan p;
+    p.shifted_outers = std::move(shifted_outers);
     for (size_t pos = 0; pos < s.leaves.size(); ++pos) {
       const std::string& leaf = s.leaves[pos];
       Loop loop;
@@ -282,6 +303,13 @@ class NestBuilder {
       if (p.loops[q].reduce) {
         first_reduce = q;
         break;
+      }
+    }
+    for (size_t q = first_reduce; q < p.loops.size(); ++q) {
+      if (p.shifted_outers.count(p.loops[q].var)) {
+        fail(s, "loop '" + p.loops[q].var +
+                    "' of a split shifted inwards is inside the reduction: the overlap would be "
+                    "summed twice");
       }
     }
     Stmt stmt = update;

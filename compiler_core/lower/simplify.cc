@@ -387,7 +387,7 @@ class Simplifier : public ir::IRMutator {
     if (c.same_as(op->condition) && t.same_as(op->true_value) && f.same_as(op->false_value)) {
       return self;
     }
-    return ir::Select::make(c, t, f);
+    return ir::Select::make(c, t, f, op->guarded);
   }
   Expr mutate_node(const ir::Cast* op, const Expr& self) override {
     Expr v = mutate(op->value);

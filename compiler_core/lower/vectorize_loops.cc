@@ -92,7 +92,8 @@ class Widen : public ir::IRMutator {
       return self;
     }
     int lanes = std::max({c.type().lanes, t.type().lanes, f.type().lanes});
-    return ir::Select::make(widen_to(c, lanes), widen_to(t, lanes), widen_to(f, lanes));
+    return ir::Select::make(widen_to(c, lanes), widen_to(t, lanes), widen_to(f, lanes),
+                            op->guarded);
   }
 
   Expr mutate_node(const ir::Cast* op, const Expr& self) override {

@@ -320,20 +320,92 @@ Schedule conv2d_schedule(const Workload& w, const Target& t, const ConfigSpace& 
   return sch;
 }
 
+namespace {
+
+/// Whether the direct variant of depthwise convolution applies: NCHW, unit column stride and
+/// dilation, and output rows of at least one vector.
+bool depthwise_direct_applies(const Workload& w, int64_t lanes) {
+  return w.layout == Layout::kNCHW && w.stride_w == 1 && w.dilation_h == 1 && w.dilation_w == 1 &&
+         w.out_width() >= lanes;
+}
+
+/// Depthwise convolution computed directly on NCHW, vectorized along output columns: no
+/// channel blocking, so no layout transposes (which cost a depthwise convolution, with its
+/// few taps a point, more than its arithmetic). Each channel's input is copied into a
+/// zero-bordered plane (data.padded, computed a channel at a time, so it stays in L1) through
+/// masked loads; an output row is covered by whole vectors, the last shifted inwards to end at
+/// the row's end (overlapping the one before), so no vector is partial. A tile of th rows × one
+/// vector accumulates over the R×S window in registers, each tap's weight broadcast. The knobs
+/// of the blocked variant are read as: tile_ow the rows of a tile (rounded down to a divisor of
+/// the output height); block_c_vectors does not apply.
+Schedule depthwise_direct_schedule(const Workload& w, const Target& t, const ConfigSpace& space,
+                                   const Config& c) {
+  const int64_t lanes = t.vector_lanes;
+  KILN_CHECK(depthwise_direct_applies(w, lanes))
+      << "the direct variant does not apply to " << w.canonical();
+  const int64_t th = divisor_at_most(w.out_height(), space.value(c, "tile_ow"));
+  const bool unroll_rs = space.value(c, "unroll_rs") == 1;
+  const bool parallel = space.value(c, "parallel") == 1;
+
+  Schedule sch;
+  std::vector<Shape> in_shapes = w.input_shapes();
+  Tensor input = sch.placeholder("I", in_shapes[0]);
+  Tensor weight = sch.placeholder("W", in_shapes[1]);
+  Tensor data =
+      sch.compute("data.padded", {w.batch_n, w.in_channels, padded_height(w), padded_width(w)},
+                  {"n", "c", "h", "w"}, [&](const std::vector<Expr>& x) {
+                    Expr ih = x[2] - Expr(w.pad_h), iw = x[3] - Expr(w.pad_w);
+                    return ir::guarded_select(in_range(ih, w.height) && in_range(iw, w.width),
+                                              input({x[0], x[1], ih, iw}), ir::f32(0));
+                  });
+  Tensor out =
+      sch.compute_sum("O", w.output_shape(), {"n", "c", "oh", "ow"}, {w.kernel_h, w.kernel_w},
+                      {"r", "s"}, [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
+                        return data({x[0], x[1], x[2] * Expr(w.stride_h) + r[0], x[3] + r[1]}) *
+                               weight({x[1], Expr(0), r[0], r[1]});
+                      });
+  // The accumulators stay in the output tile: LLVM keeps them in registers across the
+  // unrolled window, as nothing else the tile reads can alias the output.
+  auto [wo, wi] = sch.split_shift_inwards(out, sch.axis(out, "ow"), lanes);
+  auto [ho, hi] = sch.split(out, sch.axis(out, "oh"), th);
+  const std::string n = sch.axis(out, "n"), ch = sch.axis(out, "c");
+  const std::string r = sch.axis(out, "r"), s = sch.axis(out, "s");
+  sch.reorder(out, {n, ch, ho, wo, r, s, hi, wi});
+  if (unroll_rs) {
+    sch.unroll(out, r);
+    sch.unroll(out, s);
+  }
+  sch.unroll(out, hi);
+  sch.vectorize(out, wi);
+  const std::string plane = sch.fuse(out, n, ch);
+  if (parallel) sch.parallel(out, plane);
+  sch.compute_at(data, out, plane);
+  {
+    auto [dwo, dwi] = sch.split_shift_inwards(data, sch.axis(data, "w"), lanes);
+    sch.vectorize(data, dwi);
+  }
+  return sch;
+}
+
+}  // namespace
+
 ConfigSpace depthwise_space(const Workload& w, const Target& t) {
-  (void)w;
-  (void)t;
   std::vector<Knob> knobs = {
       {"block_c_vectors", {1, 2, 4}},                   // channels per block
       {"tile_ow", {7, 14, 8, 4, 2, 1, 6, 12, 16, 28}},  // output columns per register tile
       {"unroll_rs", {1, 0}},                            // unroll the kernel window
       {"parallel", {1, 0}},
   };
+  // 0: channel-blocked (below); 1: direct on NCHW (depthwise_direct_schedule), where it applies.
+  if (depthwise_direct_applies(w, t.vector_lanes)) knobs.push_back({"variant", {0, 1}});
   return ConfigSpace("depthwise_conv2d", knobs);
 }
 
 Schedule depthwise_schedule(const Workload& w, const Target& t, const ConfigSpace& space,
                             const Config& c) {
+  if (has_knob(space, "variant") && space.value(c, "variant") == 1) {
+    return depthwise_direct_schedule(w, t, space, c);
+  }
   const int64_t lanes = t.vector_lanes;
   const int64_t cb = space.value(c, "block_c_vectors") * lanes;
   const int64_t tile_ow = space.value(c, "tile_ow");

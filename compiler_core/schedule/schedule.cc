@@ -137,6 +137,14 @@ std::string Schedule::axis(const Tensor& t, const std::string& axis_name) const 
   return full;
 }
 
+std::pair<std::string, std::string> Schedule::split_shift_inwards(const Tensor& t,
+                                                                  const std::string& var,
+                                                                  int64_t factor) {
+  auto loops = split(t, var, factor);
+  mutable_stage(t.name).relations.back().split.shift_inwards = true;
+  return loops;
+}
+
 std::pair<std::string, std::string> Schedule::split(const Tensor& t, const std::string& var,
                                                     int64_t factor) {
   Stage& s = mutable_stage(t.name);

@@ -50,6 +50,10 @@ struct Tensor {
 struct SplitRelation {
   std::string parent, outer, inner;
   int64_t factor = 1;
+  /// The last outer iteration moves back to end at the loop's end (overlapping the one
+  /// before) instead of being short: every inner loop is whole, so it vectorizes with no tail.
+  /// Its points are computed twice, so only for a stage whose values do not accumulate.
+  bool shift_inwards = false;
 };
 struct FuseRelation {
   std::string outer, inner, fused;
@@ -107,6 +111,12 @@ class Schedule {
   /// unless names are given; inner covers [0, factor), the last outer iteration may be short.
   std::pair<std::string, std::string> split(const Tensor& t, const std::string& var,
                                             int64_t factor);
+  /// As split, but the last outer iteration starts at extent - factor, overlapping the one
+  /// before, so the inner loop is always whole (Halide's ShiftInwards). The loop must be at
+  /// least `factor` long. The overlap is computed twice: in a reduction stage the outer loop
+  /// must enclose the reduction loops, so that each part's sums start from zero.
+  std::pair<std::string, std::string> split_shift_inwards(const Tensor& t, const std::string& var,
+                                                          int64_t factor);
   /// Fuses adjacent loops `outer` and `inner` (outer directly enclosing inner) into one.
   std::string fuse(const Tensor& t, const std::string& outer, const std::string& inner);
   /// Puts the named loops in the given order, in the positions they occupy now.

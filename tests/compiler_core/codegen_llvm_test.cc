@@ -1,5 +1,8 @@
 #include "compiler_core/codegen/llvm/codegen_llvm.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -12,7 +15,10 @@
 #include "compiler_core/codegen/llvm/host.h"
 #include "compiler_core/ir/function.h"
 #include "compiler_core/ir/ir.h"
+#include "compiler_core/ir/printer.h"
+#include "compiler_core/lower/pipeline.h"
 #include "compiler_core/runtime/thread_pool.h"
+#include "compiler_core/schedule/schedule.h"
 
 namespace kiln::core {
 namespace {
@@ -325,6 +331,127 @@ TEST(CodegenLlvm, SelectIsLaneWise) {
     EXPECT_EQ(abs_scalar[k], std::fabs(a[k])) << k;
     EXPECT_EQ(abs_vector[k], std::fabs(a[k])) << k;
     EXPECT_EQ(pick[k], k < 8 ? a[k] : 0.0f) << k;
+  }
+}
+
+/// `floats` floats between two pages that may not be touched: reading one float past either
+/// end faults.
+class FencedFloats {
+ public:
+  explicit FencedFloats(size_t floats) : page_(size_t(sysconf(_SC_PAGESIZE))) {
+    bytes_ = (floats * sizeof(float) + page_ - 1) / page_ * page_;
+    base_ = static_cast<char*>(
+        mmap(nullptr, bytes_ + 2 * page_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    EXPECT_NE(base_, MAP_FAILED);
+    EXPECT_EQ(mprotect(base_ + page_, bytes_, PROT_READ | PROT_WRITE), 0);
+    // The floats end where the second fence starts.
+    data_ = reinterpret_cast<float*>(base_ + page_ + bytes_) - floats;
+  }
+  ~FencedFloats() { munmap(base_, bytes_ + 2 * page_); }
+  float* data() const { return data_; }
+
+ private:
+  size_t page_, bytes_ = 0;
+  char* base_ = nullptr;
+  float* data_ = nullptr;
+};
+
+TEST(CodegenLlvm, GuardedSelectsReadOnlyWhereTheirConditionHolds) {
+  // out[i] = a[i - 8] where 0 <= i - 8 < 1024, else 0, for i in [0, 1040): as a masked vector
+  // load, a masked gather (every other element) and a scalar branch. `a` lies between pages
+  // that fault, so a read outside the condition would crash the test.
+  constexpr int64_t n = 1024, lanes = 8, out_n = n + 16;
+  Expr v = var("v"), i = var("i");
+  auto in_range = [](const Expr& x, int lanes_of_x) {
+    return ir::LE::make(bcast(Expr(0), lanes_of_x), x) &&
+           ir::LT::make(x, bcast(Expr(n), lanes_of_x));
+  };
+  Expr shifted = ramp(v * lanes - 8, 1, lanes);
+  Expr strided = ramp(v * lanes * 2 - 8, 2, lanes);
+  Expr zero = bcast(ir::f32(0), lanes);
+  ir::LoweredFunc func{
+      "guarded",
+      {"a", "dense", "gathered", "scalar"},
+      ir::Block::make(
+          {serial("v", 0, out_n / lanes,
+                  ir::Block::make({store("dense", ramp(v * lanes, 1, lanes),
+                                         ir::guarded_select(in_range(shifted, lanes),
+                                                            load("a", shifted), zero)),
+                                   store("gathered", ramp(v * lanes, 1, lanes),
+                                         ir::guarded_select(in_range(strided, lanes),
+                                                            load("a", strided), zero))})),
+           serial("i", 0, out_n,
+                  store("scalar", i,
+                        ir::guarded_select(ir::LE::make(Expr(0), i - 8) && (i - 8 < Expr(n)),
+                                           load("a", i - 8), ir::f32(0))))})};
+  FencedFloats a(n);
+  for (int64_t k = 0; k < n; ++k) a.data()[k] = float(k) + 0.5f;
+  std::vector<float> dense(out_n, -1.0f), gathered(out_n, -1.0f), scalar(out_n, -1.0f);
+  std::unique_ptr<JitFunction> f = compile(func, host_target());
+  ASSERT_NE(f, nullptr);
+  EXPECT_THAT(f->llvm_ir(), HasSubstr("llvm.masked.load"));
+  EXPECT_THAT(f->llvm_ir(), HasSubstr("llvm.masked.gather"));
+  std::vector<float*> args = {a.data(), dense.data(), gathered.data(), scalar.data()};
+  f->call(args.data());
+  for (int64_t k = 0; k < out_n; ++k) {
+    const int64_t from = k - 8;
+    EXPECT_EQ(dense[k], from >= 0 && from < n ? a.data()[from] : 0.0f) << k;
+    EXPECT_EQ(scalar[k], from >= 0 && from < n ? a.data()[from] : 0.0f) << k;
+    const int64_t every_other = (k / lanes) * lanes * 2 - 8 + (k % lanes) * 2;
+    EXPECT_EQ(gathered[k], every_other >= 0 && every_other < n ? a.data()[every_other] : 0.0f) << k;
+  }
+}
+
+TEST(CodegenLlvm, ASplitShiftedInwardsVectorizesWholeWithNoTail) {
+  // B[i] = 2·A[i] for 20 points in vectors of 16: the second vector covers [4, 20).
+  Schedule sch;
+  Tensor a = sch.placeholder("A", {20});
+  Tensor b = sch.compute("B", {20}, {"i"},
+                         [&](const std::vector<Expr>& x) { return a({x[0]}) * ir::f32(2); });
+  auto [outer, inner] = sch.split_shift_inwards(b, sch.axis(b, "i"), 16);
+  sch.vectorize(b, inner);
+  ir::LoweredFunc func = lower::lower_schedule(sch, "shifted");
+  const std::string text = ir::to_string(func.body);
+  EXPECT_EQ(text.find("if ("), std::string::npos) << text;   // no guard, no scalar tail
+  EXPECT_EQ(text.find("for ("), std::string::npos) << text;  // two whole vectors
+  std::vector<float> in = iota(20, 1.0f), out(20, 0.0f);
+  run(func, {&in, &out});
+  for (int k = 0; k < 20; ++k) EXPECT_EQ(out[k], 2 * in[k]) << k;
+}
+
+TEST(CodegenLlvm, ASplitShiftedInwardsNeverSumsTwice) {
+  auto reduction = [](Schedule& sch) {
+    Tensor a = sch.placeholder("A", {20, 20});
+    return sch.compute_sum("C", {20}, {"i"}, {20}, {"k"},
+                           [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
+                             return a({x[0], r[0]});
+                           });
+  };
+  {
+    Schedule sch;  // a reduction loop itself
+    Tensor c = reduction(sch);
+    sch.split_shift_inwards(c, sch.axis(c, "k"), 16);
+    EXPECT_THROW(lower::lower_schedule(sch, "bad"), ScheduleError);
+  }
+  {
+    Schedule sch;  // a spatial loop, but inside the reduction
+    Tensor c = reduction(sch);
+    auto [outer, inner] = sch.split_shift_inwards(c, sch.axis(c, "i"), 16);
+    sch.reorder(c, {sch.axis(c, "k"), outer, inner});
+    EXPECT_THROW(lower::lower_schedule(sch, "bad"), ScheduleError);
+  }
+  {
+    Schedule sch;  // outside the reduction: each part's sums start from zero
+    Tensor c = reduction(sch);
+    sch.split_shift_inwards(c, sch.axis(c, "i"), 16);
+    ir::LoweredFunc func = lower::lower_schedule(sch, "good");
+    std::vector<float> in = iota(400), out(20, 0.0f);
+    run(func, {&in, &out});
+    for (int row = 0; row < 20; ++row) {
+      float sum = 0;
+      for (int k = 0; k < 20; ++k) sum += in[size_t(row * 20 + k)];
+      EXPECT_EQ(out[size_t(row)], sum) << row;
+    }
   }
 }
 

@@ -210,24 +210,19 @@ TEST(KernelProperty, InvalidConfigsAreRejected) {
   EXPECT_EQ(not_json.status().code(), StatusCode::kInvalidConfig);
 }
 
-// The direct NCHW variant of conv2d applies where the vectorized columns are whole vectors: a
-// flat 1×1 convolution (columns = H·W) or rows of a multiple of the vector width, strided too.
-TEST(KernelProperty, DirectConv2dVariantMatchesReference) {
-  std::mt19937_64 rng(test_seed() ^ 6);
+/// Checks `cases` random configs of each workload's direct variant (the last knob, so the
+/// upper half of the indices) against the reference.
+void check_direct_variant(const std::vector<const char*>& workloads, int cases, uint64_t salt) {
+  std::mt19937_64 rng(test_seed() ^ salt);
   set_num_threads(2);
-  for (const char* text : {"conv2d:N=2,C=7,H=4,W=8,K=10,R=1,S=1,stride=1,pad=0",
-                           "conv2d:N=1,C=5,H=9,W=32,K=12,R=3,S=3,stride=2,pad=1",
-                           "conv2d:N=1,C=3,H=20,W=32,K=9,R=7,S=7,stride=2,pad=3",
-                           "conv2d:N=1,C=4,H=5,W=18,K=6,R=3,S=3,stride=1,pad=0"}) {
+  for (const char* text : workloads) {
     Result<Workload> w = parse_workload(text);
     ASSERT_TRUE(w.is_ok()) << text;
     Result<ConfigSpace> space = config_space(*w, host());
     ASSERT_TRUE(space.is_ok());
-    const std::vector<Knob>& knobs = space->knobs();
-    ASSERT_EQ(knobs.back().name, "variant") << text << ": the direct variant should apply";
+    ASSERT_EQ(space->knobs().back().name, "variant") << text << ": the direct variant applies";
     std::uniform_int_distribution<int64_t> index(0, space->size() / 2 - 1);
-    for (int i = 0; i < 8 && !::testing::Test::HasFailure(); ++i) {
-      // The variant is the last knob, so the upper half of the indices is the direct variant.
+    for (int i = 0; i < cases && !::testing::Test::HasFailure(); ++i) {
       Result<Config> config = space->at(space->size() / 2 + index(rng));
       ASSERT_TRUE(config.is_ok());
       ASSERT_EQ(config->values.back(), 1);
@@ -236,16 +231,48 @@ TEST(KernelProperty, DirectConv2dVariantMatchesReference) {
   }
 }
 
-TEST(KernelProperty, DirectConv2dVariantOnlyWhereColumnsAreWholeVectors) {
-  for (const char* text : {"conv2d:N=1,C=16,H=15,W=15,K=16,R=3,S=3,stride=1,pad=1",
-                           "conv2d:N=1,C=8,H=8,W=32,K=8,R=3,S=3,stride=1,pad=1,layout=NHWC",
-                           "conv2d:N=1,C=8,H=8,W=32,K=8,R=3,S=3,stride=1,pad=1,groups=2"}) {
+/// The direct variant is not in the config space of any of `workloads`.
+void expect_no_direct_variant(const std::vector<const char*>& workloads) {
+  for (const char* text : workloads) {
     Result<Workload> w = parse_workload(text);
     ASSERT_TRUE(w.is_ok()) << text;
     Result<ConfigSpace> space = config_space(*w, host());
     ASSERT_TRUE(space.is_ok());
     EXPECT_NE(space->knobs().back().name, "variant") << text;
   }
+}
+
+// The direct NCHW variant of conv2d applies where the vectorized columns are whole vectors: a
+// flat 1×1 convolution (columns = H·W) or rows of a multiple of the vector width, strided too.
+TEST(KernelProperty, DirectConv2dVariantMatchesReference) {
+  check_direct_variant({"conv2d:N=2,C=7,H=4,W=8,K=10,R=1,S=1,stride=1,pad=0",
+                        "conv2d:N=1,C=5,H=9,W=32,K=12,R=3,S=3,stride=2,pad=1",
+                        "conv2d:N=1,C=3,H=20,W=32,K=9,R=7,S=7,stride=2,pad=3",
+                        "conv2d:N=1,C=4,H=5,W=18,K=6,R=3,S=3,stride=1,pad=0"},
+                       8, 6);
+}
+
+TEST(KernelProperty, DirectConv2dVariantOnlyWhereColumnsAreWholeVectors) {
+  expect_no_direct_variant({"conv2d:N=1,C=16,H=15,W=15,K=16,R=3,S=3,stride=1,pad=1",
+                            "conv2d:N=1,C=8,H=8,W=32,K=8,R=3,S=3,stride=1,pad=1,layout=NHWC",
+                            "conv2d:N=1,C=8,H=8,W=32,K=8,R=3,S=3,stride=1,pad=1,groups=2"});
+}
+
+// The direct NCHW variant of depthwise convolution: rows of at least a vector (whole vectors,
+// the last shifted inwards), any padding (masked loads), kernel sizes and batches.
+TEST(KernelProperty, DirectDepthwiseVariantMatchesReference) {
+  check_direct_variant({"depthwise_conv2d:N=2,C=5,H=9,W=20,R=3,S=3,stride=1,pad=1",
+                        "depthwise_conv2d:N=1,C=3,H=6,W=16,R=5,S=5,stride=1,pad=2",
+                        "depthwise_conv2d:N=1,C=4,H=7,W=35,R=3,S=3,stride=1,pad=0",
+                        "depthwise_conv2d:N=1,C=16,H=28,W=28,R=3,S=3,stride=1,pad=1"},
+                       6, 7);
+}
+
+TEST(KernelProperty, DirectDepthwiseVariantOnlyWhereRowsHoldAVector) {
+  expect_no_direct_variant(
+      {"depthwise_conv2d:N=1,C=8,H=9,W=9,R=3,S=3,stride=1,pad=1",
+       "depthwise_conv2d:N=1,C=8,H=40,W=40,R=3,S=3,stride=2,pad=1",
+       "depthwise_conv2d:N=1,C=8,H=20,W=20,R=3,S=3,stride=1,pad=1,layout=NHWC"});
 }
 
 }  // namespace

@@ -347,6 +347,10 @@ class CodeGen : public ir::IRVisitor {
   void visit_node(const ir::Not* op) override { value_ = builder_.CreateNot(codegen(op->a)); }
 
   void visit_node(const ir::Select* op) override {
+    if (op->guarded) {
+      value_ = guarded_load(op);
+      return;
+    }
     llvm::Value* c = codegen(op->condition);
     llvm::Value* t = codegen(op->true_value);
     llvm::Value* f = codegen(op->false_value);
@@ -704,6 +708,49 @@ class CodeGen : public ir::IRVisitor {
     index_cache_.emplace_back();
     codegen(s);
     index_cache_.pop_back();
+  }
+
+  /// A guarded select: its load reads memory only in the lanes whose condition holds. A dense
+  /// vector load becomes a masked load, any other vector index a masked gather; a scalar load
+  /// (or one broadcast over a vector condition) is read in a branch taken when its condition
+  /// (any lane) holds. The pointers are not `inbounds`: off lanes may point outside the buffer.
+  llvm::Value* guarded_load(const ir::Select* op) {
+    llvm::Value* condition = codegen(op->condition);
+    llvm::Value* otherwise = codegen(op->false_value);
+    const ir::Load* load = op->true_value.as<ir::Load>();
+    const int lanes = op->type.lanes;
+    if (load != nullptr && lanes > 1 && condition->getType()->isVectorTy()) {
+      llvm::Value* base = buffers_.find(load->buffer);
+      KILN_CHECK(base != nullptr) << "buffer " << load->buffer << " is not bound";
+      auto* type = llvm::FixedVectorType::get(f32_, lanes);
+      if (const ir::Ramp* ramp = dense_ramp(load->index)) {
+        llvm::Value* p = builder_.CreateGEP(f32_, base, index_value(ramp->base));
+        return builder_.CreateMaskedLoad(type, p, llvm::Align(kElementAlignment), condition,
+                                         otherwise);
+      }
+      llvm::Value* pointers = builder_.CreateGEP(f32_, base, codegen(load->index));
+      return builder_.CreateMaskedGather(type, pointers, llvm::Align(kElementAlignment), condition,
+                                         otherwise);
+    }
+    llvm::Value* any =
+        condition->getType()->isVectorTy() ? builder_.CreateOrReduce(condition) : condition;
+    llvm::Function* f = builder_.GetInsertBlock()->getParent();
+    llvm::BasicBlock* before = builder_.GetInsertBlock();
+    llvm::BasicBlock* read = llvm::BasicBlock::Create(ctx_, "guard.read", f);
+    llvm::BasicBlock* after = llvm::BasicBlock::Create(ctx_, "guard.end", f);
+    builder_.CreateCondBr(any, read, after);
+    builder_.SetInsertPoint(read);
+    index_cache_.emplace_back();  // what is computed here is not available after the branch
+    llvm::Value* value = codegen(op->true_value);
+    index_cache_.pop_back();
+    llvm::BasicBlock* read_end = builder_.GetInsertBlock();
+    builder_.CreateBr(after);
+    builder_.SetInsertPoint(after);
+    llvm::PHINode* phi = builder_.CreatePHI(value->getType(), 2);
+    phi->addIncoming(value, read_end);
+    phi->addIncoming(otherwise, before);
+    if (condition->getType()->isVectorTy()) return builder_.CreateSelect(condition, phi, otherwise);
+    return phi;
   }
 
   llvm::Value* element_pointer(const std::string& buffer, llvm::Value* index) {
