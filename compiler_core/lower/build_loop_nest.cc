@@ -119,8 +119,8 @@ class NestBuilder {
           }
           if (reduce_vars.count(sp.parent)) {
             fail(s, "reduction loop '" + sp.parent +
-                        "' split with the last part shifted "
-                        "inwards: its overlap would be summed twice");
+                        "' split with the last part shifted inwards: its overlap would be summed "
+                        "twice");
           }
           extent[sp.outer] = Expr((*ce + sp.factor - 1) / sp.factor);
           extent[sp.inner] = Expr(sp.factor);

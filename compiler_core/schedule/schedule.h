@@ -52,7 +52,7 @@ struct SplitRelation {
   int64_t factor = 1;
   /// The last outer iteration moves back to end at the loop's end (overlapping the one
   /// before) instead of being short: every inner loop is whole, so it vectorizes with no tail.
-  /// Its points are computed twice, so only for a stage whose values do not accumulate.
+  /// The overlap is computed twice (see Schedule::split_shift_inwards).
   bool shift_inwards = false;
 };
 struct FuseRelation {
