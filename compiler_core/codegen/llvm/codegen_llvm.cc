@@ -720,15 +720,13 @@ class CodeGen : public ir::IRVisitor {
     const ir::Load* load = op->true_value.as<ir::Load>();
     const int lanes = op->type.lanes;
     if (load != nullptr && lanes > 1 && condition->getType()->isVectorTy()) {
-      llvm::Value* base = buffers_.find(load->buffer);
-      KILN_CHECK(base != nullptr) << "buffer " << load->buffer << " is not bound";
       auto* type = llvm::FixedVectorType::get(f32_, lanes);
       if (const ir::Ramp* ramp = dense_ramp(load->index)) {
-        llvm::Value* p = builder_.CreateGEP(f32_, base, index_value(ramp->base));
+        llvm::Value* p = element_pointer(load->buffer, index_value(ramp->base), false);
         return builder_.CreateMaskedLoad(type, p, llvm::Align(kElementAlignment), condition,
                                          otherwise);
       }
-      llvm::Value* pointers = builder_.CreateGEP(f32_, base, codegen(load->index));
+      llvm::Value* pointers = element_pointer(load->buffer, codegen(load->index), false);
       return builder_.CreateMaskedGather(type, pointers, llvm::Align(kElementAlignment), condition,
                                          otherwise);
     }
@@ -753,10 +751,14 @@ class CodeGen : public ir::IRVisitor {
     return phi;
   }
 
-  llvm::Value* element_pointer(const std::string& buffer, llvm::Value* index) {
+  /// The address of element `index` (a vector of addresses for a vector index) of `buffer`;
+  /// `inbounds` unless it may point outside the buffer (the off lanes of a guarded load).
+  llvm::Value* element_pointer(const std::string& buffer, llvm::Value* index,
+                               bool inbounds = true) {
     llvm::Value* base = buffers_.find(buffer);
     KILN_CHECK(base != nullptr) << "buffer " << buffer << " is not bound in " << func_name_;
-    return builder_.CreateInBoundsGEP(f32_, base, index);
+    return inbounds ? builder_.CreateInBoundsGEP(f32_, base, index)
+                    : builder_.CreateGEP(f32_, base, index);
   }
 
   /// One element pointer per lane of a vector index. A strided Ramp (packing, transposes)
