@@ -75,17 +75,19 @@ void schedule_unpack(Schedule& sch, const Workload& w, const Tensor& out, int64_
 }
 
 /// Tiles the blocked output `blocked` (axes n, ..., `block`, oh, ow, `lane`) into tiles of
-/// tile_ow columns × one channel block, each accumulated in a local stage (returned) computed
-/// at the tile; the channel lanes are vectorized and (block, oh) run in parallel.
+/// tile_oh rows × tile_ow columns × one channel block, each accumulated in a local stage
+/// (returned) computed at the tile; the channel lanes are vectorized and (block, row tiles) run
+/// in parallel.
 Tensor tile_blocked_output(Schedule& sch, const Tensor& blocked, const std::string& block,
-                           const std::string& lane, int64_t tile_ow, int64_t lanes, bool parallel) {
+                           const std::string& lane, int64_t tile_oh, int64_t tile_ow, int64_t lanes,
+                           bool parallel) {
   Tensor acc = sch.cache_write(blocked);
+  auto [oho, ohi] = sch.split(blocked, sch.axis(blocked, "oh"), tile_oh);
   auto [owo, owi] = sch.split(blocked, sch.axis(blocked, "ow"), tile_ow);
+  sch.reorder(blocked, {owo, ohi});  // (oh.o, ow.o, oh.i, ow.i): the tile inside ow.o
   auto [vo, vi] = sch.split(blocked, sch.axis(blocked, lane), lanes);
   sch.vectorize(blocked, vi);
-  if (parallel) {
-    sch.parallel(blocked, sch.fuse(blocked, sch.axis(blocked, block), sch.axis(blocked, "oh")));
-  }
+  if (parallel) sch.parallel(blocked, sch.fuse(blocked, sch.axis(blocked, block), oho));
   sch.compute_at(acc, blocked, owo);
   return acc;
 }
@@ -132,7 +134,8 @@ bool has_knob(const ConfigSpace& space, const std::string& name) {
 /// tap still reads contiguous columns. The knobs of the blocked variant are read as: tile_ow
 /// the output channels of a tile (rounded down to a divisor of K), block_k_vectors the vectors
 /// of columns (rounded down to a divisor of the row's vectors), unroll_c the unroll of the
-/// input-channel loop (a divisor of C); block_c does not apply.
+/// input-channel loop (a divisor of C), tile_oh a factor on the rows the vectors left over
+/// make (rounded down to a divisor of the output rows); block_c does not apply.
 Schedule conv2d_direct_schedule(const Workload& w, const Target& t, const ConfigSpace& space,
                                 const Config& c) {
   const int64_t lanes = t.vector_lanes;
@@ -147,7 +150,7 @@ Schedule conv2d_direct_schedule(const Workload& w, const Target& t, const Config
   const bool parallel = space.value(c, "parallel") == 1;
   const bool flat = is_flat(w);
   const int64_t rows = flat ? 1 : w.out_height();
-  const int64_t th = divisor_at_most(rows, vectors / row_vectors);
+  const int64_t th = divisor_at_most(rows, vectors / row_vectors * space.value(c, "tile_oh"));
   const int64_t channels = w.in_channels, stride = w.stride_w;
 
   Schedule sch;
@@ -229,11 +232,16 @@ ConfigSpace conv2d_space(const Workload& w, const Target& t) {
   };
   // 0: channel-blocked (above); 1: direct on NCHW (conv2d_direct_schedule), where it applies.
   if (direct_columns(w, t.vector_lanes) > 0) knobs.push_back({"variant", {0, 1}});
+  // Output rows per register tile (a tile is tile_oh × tile_ow × block_k_vectors vectors); in
+  // the direct variant, a multiple of the rows block_k_vectors leaves. Appended last, with 1
+  // first, so the indices of records stored before it keep their meaning.
+  knobs.push_back({"tile_oh", {1, 2, 4}});
   ConfigSpace space("conv2d", knobs);
   // Default: one vector of output channels × 28 output columns (28 accumulators), input
   // channels in blocks of 16 unrolled by 4: the fastest of a hand-picked set on AVX-512.
   std::vector<int64_t> defaults = {1, 16, 28, 4, 1};
-  if (knobs.size() > defaults.size()) defaults.push_back(0);
+  if (direct_columns(w, t.vector_lanes) > 0) defaults.push_back(0);
+  defaults.push_back(1);
   space.set_default(*space.from_values(defaults));
   return space;
 }
@@ -247,6 +255,7 @@ Schedule conv2d_schedule(const Workload& w, const Target& t, const ConfigSpace& 
   const int64_t kb = space.value(c, "block_k_vectors") * lanes;
   const int64_t cb = space.value(c, "block_c");
   const int64_t tile_ow = space.value(c, "tile_ow");
+  const int64_t tile_oh = space.value(c, "tile_oh");
   const int64_t unroll_c = space.value(c, "unroll_c");
   const bool parallel = space.value(c, "parallel") == 1;
   const int64_t groups = w.groups;
@@ -303,15 +312,16 @@ Schedule conv2d_schedule(const Workload& w, const Target& t, const ConfigSpace& 
     sch.prepack(kernel);  // weights are constant: packed once, as libraries reorder them once
   }
   // The blocked output: tiles of tile_ow × kb, accumulated locally.
-  Tensor acc = tile_blocked_output(sch, blocked, "kb", "ko", tile_ow, lanes, parallel);
+  Tensor acc = tile_blocked_output(sch, blocked, "kb", "ko", tile_oh, tile_ow, lanes, parallel);
   {
     auto [cio, cii] = sch.split(acc, sch.axis(acc, "ci"), unroll_c);
     auto [kvo, kvi] = sch.split(acc, sch.axis(acc, "ko"), lanes);
-    std::string aow = sch.axis(acc, "ow");
-    sch.reorder(acc, {sch.axis(acc, "n"), sch.axis(acc, "g"), sch.axis(acc, "kb"),
-                      sch.axis(acc, "oh"), sch.axis(acc, "cb"), sch.axis(acc, "r"),
-                      sch.axis(acc, "s"), cio, cii, aow, kvo, kvi});
+    std::string aoh = sch.axis(acc, "oh"), aow = sch.axis(acc, "ow");
+    sch.reorder(acc,
+                {sch.axis(acc, "n"), sch.axis(acc, "g"), sch.axis(acc, "kb"), sch.axis(acc, "cb"),
+                 sch.axis(acc, "r"), sch.axis(acc, "s"), cio, cii, aoh, aow, kvo, kvi});
     sch.unroll(acc, cii);
+    sch.unroll(acc, aoh);
     sch.unroll(acc, aow);
     sch.unroll(acc, kvo);
     sch.vectorize(acc, kvi);
@@ -454,7 +464,7 @@ Schedule depthwise_schedule(const Workload& w, const Target& t, const ConfigSpac
     sch.vectorize(kernel, kvi);
     sch.prepack(kernel);
   }
-  Tensor acc = tile_blocked_output(sch, blocked, "cb", "ci", tile_ow, lanes, parallel);
+  Tensor acc = tile_blocked_output(sch, blocked, "cb", "ci", 1, tile_ow, lanes, parallel);
   {
     auto [cvo, cvi] = sch.split(acc, sch.axis(acc, "ci"), lanes);
     std::string aow = sch.axis(acc, "ow"), r = sch.axis(acc, "r"), s = sch.axis(acc, "s");

@@ -210,8 +210,16 @@ TEST(KernelProperty, InvalidConfigsAreRejected) {
   EXPECT_EQ(not_json.status().code(), StatusCode::kInvalidConfig);
 }
 
-/// Checks `cases` random configs of each workload's direct variant (the last knob, so the
-/// upper half of the indices) against the reference.
+/// Index of knob `name` in `space`, or -1.
+int knob_index(const ConfigSpace& space, const std::string& name) {
+  for (size_t k = 0; k < space.knobs().size(); ++k) {
+    if (space.knobs()[k].name == name) return int(k);
+  }
+  return -1;
+}
+
+/// Checks `cases` random configs of each workload's direct variant (knob `variant` at 1)
+/// against the reference.
 void check_direct_variant(const std::vector<const char*>& workloads, int cases, uint64_t salt) {
   std::mt19937_64 rng(test_seed() ^ salt);
   set_num_threads(2);
@@ -220,12 +228,16 @@ void check_direct_variant(const std::vector<const char*>& workloads, int cases, 
     ASSERT_TRUE(w.is_ok()) << text;
     Result<ConfigSpace> space = config_space(*w, host());
     ASSERT_TRUE(space.is_ok());
-    ASSERT_EQ(space->knobs().back().name, "variant") << text << ": the direct variant applies";
-    std::uniform_int_distribution<int64_t> index(0, space->size() / 2 - 1);
+    const int variant = knob_index(*space, "variant");
+    ASSERT_GE(variant, 0) << text << ": the direct variant applies";
+    std::uniform_int_distribution<int64_t> index(0, space->size() - 1);
     for (int i = 0; i < cases && !::testing::Test::HasFailure(); ++i) {
-      Result<Config> config = space->at(space->size() / 2 + index(rng));
+      Result<Config> any = space->at(index(rng));
+      ASSERT_TRUE(any.is_ok());
+      std::vector<int64_t> values = any->values;
+      values[size_t(variant)] = 1;
+      Result<Config> config = space->from_values(values);
       ASSERT_TRUE(config.is_ok());
-      ASSERT_EQ(config->values.back(), 1);
       check_case(text, &*config, rng);
     }
   }
@@ -238,7 +250,36 @@ void expect_no_direct_variant(const std::vector<const char*>& workloads) {
     ASSERT_TRUE(w.is_ok()) << text;
     Result<ConfigSpace> space = config_space(*w, host());
     ASSERT_TRUE(space.is_ok());
-    EXPECT_NE(space->knobs().back().name, "variant") << text;
+    EXPECT_EQ(knob_index(*space, "variant"), -1) << text;
+  }
+}
+
+// Register tiles of several output rows (tile_oh), also where the rows are not a multiple of
+// the tile, in both variants, grouped and NHWC too.
+TEST(KernelProperty, Conv2dRowTilesMatchReference) {
+  std::mt19937_64 rng(test_seed() ^ 0x70e);
+  set_num_threads(2);
+  for (const char* text :
+       {"conv2d:N=1,C=6,H=7,W=9,K=20,R=3,S=3,stride=1,pad=1",
+        "conv2d:N=2,C=4,H=11,W=16,K=8,R=3,S=2,stride=2,pad=1",
+        "conv2d:N=1,C=6,H=5,W=6,K=18,R=1,S=3,stride=1,pad=0,groups=3,layout=NHWC"}) {
+    Result<Workload> w = parse_workload(text);
+    ASSERT_TRUE(w.is_ok()) << text;
+    Result<ConfigSpace> space = config_space(*w, host());
+    ASSERT_TRUE(space.is_ok());
+    const int rows = knob_index(*space, "tile_oh"), variant = knob_index(*space, "variant");
+    ASSERT_GE(rows, 0) << text;
+    std::uniform_int_distribution<int64_t> index(0, space->size() - 1);
+    for (int64_t tile_oh : space->knobs()[size_t(rows)].choices) {
+      for (int64_t v = 0; v <= (variant >= 0 ? 1 : 0) && !::testing::Test::HasFailure(); ++v) {
+        std::vector<int64_t> values = space->at(index(rng))->values;
+        values[size_t(rows)] = tile_oh;
+        if (variant >= 0) values[size_t(variant)] = v;
+        Result<Config> config = space->from_values(values);
+        ASSERT_TRUE(config.is_ok());
+        check_case(text, &*config, rng);
+      }
+    }
   }
 }
 
