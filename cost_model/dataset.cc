@@ -79,7 +79,7 @@ Dataset make_dataset(std::span<const core::TuningRecord> records) {
         ++data.skipped;
         continue;
       }
-      auto config = g->space.parse("{\"knobs\":" + r.config_knobs + "}");
+      auto config = g->space.parse(r.config_json());
       if (!config.is_ok() || config->index != r.config_index ||
           !candidate_features(g->workload, g->target, *config, row).is_ok()) {
         ++data.skipped;

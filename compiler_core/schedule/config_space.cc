@@ -68,8 +68,19 @@ Result<Config> ConfigSpace::parse(std::string_view text) const {
   if (j.contains("knobs")) {
     const nlohmann::json& knobs = j["knobs"];
     if (!knobs.is_object()) return invalid_config("config field 'knobs' is not an object");
+    // A stored config (one with its index) may predate knobs appended to the template since:
+    // those take their first choice, which keeps the kernel it was measured as.
+    size_t named = knobs_.size();
+    if (j.contains("index")) {
+      while (named > 0 && !knobs.contains(knobs_[named - 1].name)) --named;
+    }
     std::vector<int64_t> values;
-    for (const Knob& k : knobs_) {
+    for (size_t i = 0; i < knobs_.size(); ++i) {
+      const Knob& k = knobs_[i];
+      if (i >= named) {
+        values.push_back(k.choices.front());
+        continue;
+      }
       if (!knobs.contains(k.name)) {
         return invalid_config("config does not set knob '" + k.name + "' of " + template_name_);
       }

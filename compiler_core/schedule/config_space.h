@@ -44,7 +44,9 @@ class ConfigSpace {
   /// knob whose value is not among its choices.
   Result<Config> from_values(const std::vector<int64_t>& values) const;
 
-  /// Parses `{"index": N}` or `{"knobs": {"name": value, ...}}` (every knob named once).
+  /// Parses `{"index": N}` or `{"knobs": {"name": value, ...}}` (every knob named once). A
+  /// config that gives its index too may leave out the last knobs, which take their first
+  /// choice: a record stored before knobs were appended to its template.
   /// InvalidConfig for malformed JSON, unknown or missing knobs and values not in the space;
   /// OutOfRange for an index past the space.
   Result<Config> parse(std::string_view json) const;

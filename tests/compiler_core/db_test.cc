@@ -717,5 +717,39 @@ TEST_F(TuningLogTest, ApplyBestBuildsTheFastestValidRecordsConfig) {
   expect_correct(workload, *applied->kernel);
 }
 
+// A record stored before a knob was appended to its template (here conv2d's tile_oh) names
+// only the knobs of its day: it still parses, to the kernel it was measured as, and stays the
+// best the log answers with.
+TEST_F(TuningLogTest, RecordsFromBeforeAnAppendedKnobKeepTheirConfig) {
+  const Workload workload = workload_of("conv2d:N=1,C=8,H=6,W=6,K=16,R=3,S=3,stride=1,pad=1");
+  const Target host = *resolve_host_target(Target{});
+  const ConfigSpace space = *config_space(workload, host);
+  ASSERT_EQ(space.knobs().back().name, "tile_oh");
+  const int64_t index = space.size() / 3 - 2;  // tile_oh at its first choice
+  TuningRecord old = host_record(workload, space, index, 0.0005);
+  nlohmann::json knobs = nlohmann::json::parse(old.config_knobs);
+  knobs.erase("tile_oh");
+  old.config_knobs = knobs.dump();
+
+  Result<Config> parsed = space.parse(old.config_json());
+  ASSERT_TRUE(parsed.is_ok()) << parsed.status().to_string();
+  EXPECT_EQ(parsed->index, index);
+  EXPECT_EQ(parsed->values, space.at(index)->values);
+  // Without its index, a config must still name every knob; nor may it skip one in the middle.
+  EXPECT_FALSE(space.parse("{\"knobs\":" + old.config_knobs + "}").is_ok());
+  knobs.erase(space.knobs().front().name);
+  EXPECT_FALSE(
+      space.parse("{\"index\":" + std::to_string(index) + ",\"knobs\":" + knobs.dump() + "}")
+          .is_ok());
+
+  TuningLog log = open_log();
+  ASSERT_TRUE(log.append(std::vector<TuningRecord>{old}).is_ok());
+  Result<AppliedBest> applied = apply_best(&log, workload, Target{});
+  ASSERT_TRUE(applied.is_ok()) << applied.status().to_string();
+  EXPECT_EQ(applied->choice.source, ConfigSource::kRecord);
+  EXPECT_EQ(applied->choice.config.index, index);
+  expect_correct(workload, *applied->kernel);
+}
+
 }  // namespace
 }  // namespace kiln::core
