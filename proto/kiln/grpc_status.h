@@ -71,7 +71,7 @@ inline Status from_grpc(const grpc::Status& s, const std::string& address) {
 
 /// OK when `token` is empty or the call carries `authorization: Bearer <token>`; else
 /// UNAUTHENTICATED, logged (never the token) under `component`'s logger.
-inline grpc::Status check_bearer_token(const grpc::ServerContextBase& context,
+inline grpc::Status check_bearer_token(const grpc::CallbackServerContext& context,
                                        const std::string& token, const char* component) {
   if (token.empty()) return grpc::Status::OK;
   const auto& metadata = context.client_metadata();

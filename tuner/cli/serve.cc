@@ -74,14 +74,13 @@ int serve_command(const std::vector<std::string>& args) {
         grpc::ServerBuilder builder;
         int port = 0;
         builder.AddListeningPort(options->listen, credentials, &port);
-        tuning->register_with(builder);
+        builder.RegisterService(tuning->service());
         if (fleet) builder.RegisterService(fleet->service());
         server = builder.BuildAndStart();
         if (!server || port == 0) {
           return Status(StatusCode::kUnavailable, "cannot listen on '" + options->listen +
                                                       "'; pass a free host:port to --listen");
         }
-        tuning->start();
         if (fleet) {
           fleet->start();
           // Jobs reach the tracker inside this process, past TLS.
@@ -101,7 +100,6 @@ int serve_command(const std::vector<std::string>& args) {
         const int running = tuning->interrupt_jobs(std::chrono::seconds(10));
         if (fleet) fleet->stop();
         server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-        tuning->stop();
         if (running > 0) {
           logger("serve")->warn("{} jobs still measuring; stopping with them interrupted", running);
           spdlog::shutdown();

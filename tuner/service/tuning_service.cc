@@ -1,6 +1,5 @@
 #include "tuner/service/tuning_service.h"
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -9,7 +8,6 @@
 #include <shared_mutex>
 #include <thread>
 #include <unordered_map>
-#include <vector>
 
 #include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
@@ -177,14 +175,7 @@ class JobWatch final : public grpc::ServerWriteReactor<pb::JobStatus> {
   pb::JobStatus current_;
 };
 
-/// Every method on gRPC's callback API but QueryBest, which is on the completion-queue API.
-using ServiceBase =
-    pb::Tuning::WithAsyncMethod_QueryBest<pb::Tuning::WithCallbackMethod_ListWorkloads<
-        pb::Tuning::WithCallbackMethod_StartJob<pb::Tuning::WithCallbackMethod_WatchJob<
-            pb::Tuning::WithCallbackMethod_CancelJob<pb::Tuning::WithCallbackMethod_ListJobs<
-                pb::Tuning::WithCallbackMethod_ResumeJob<pb::Tuning::Service>>>>>>>;
-
-class Service final : public ServiceBase, public TuningService {
+class Service final : public pb::Tuning::CallbackService, public TuningService {
  public:
   Service(core::TuningLog log, std::unique_ptr<JobManager> jobs, std::string token)
       : log_(std::move(log)),
@@ -242,7 +233,6 @@ class Service final : public ServiceBase, public TuningService {
   }
 
   ~Service() override {
-    stop();
     jobs_.reset();  // stops the jobs first
     {
       std::lock_guard<std::mutex> lock(poll_mutex_);
@@ -252,23 +242,12 @@ class Service final : public ServiceBase, public TuningService {
     poller_.join();
   }
 
-  void register_with(grpc::ServerBuilder& builder) override {
-    builder.RegisterService(this);
-    const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
-    for (unsigned i = 0; i < threads; ++i) query_queues_.push_back(builder.AddCompletionQueue());
-  }
+  grpc::Service* service() override { return this; }
 
-  void start() override {
-    for (auto& queue : query_queues_) {
-      query_threads_.emplace_back([this, cq = queue.get()] { answer_queries(cq); });
-    }
-  }
-
-  void stop() override {
-    for (auto& queue : query_queues_) queue->Shutdown();
-    for (std::thread& t : query_threads_) t.join();
-    query_threads_.clear();
-    query_queues_.clear();
+  grpc::ServerUnaryReactor* QueryBest(grpc::CallbackServerContext* context,
+                                      const pb::QueryBestRequest* request,
+                                      pb::QueryBestResponse* response) override {
+    return answer(context, [&] { return cached_query_best(*request, *response); });
   }
 
   grpc::ServerUnaryReactor* ListWorkloads(grpc::CallbackServerContext* context,
@@ -278,46 +257,6 @@ class Service final : public ServiceBase, public TuningService {
   }
 
  private:
-  /// A QueryBest call of the completion-queue API, from its request to its answer's delivery.
-  struct Query {
-    grpc::ServerContext context;
-    pb::QueryBestRequest request;
-    pb::QueryBestResponse response;
-    grpc::ServerAsyncResponseWriter<pb::QueryBestResponse> writer{&context};
-    bool answered = false;
-  };
-
-  void await_query(grpc::ServerCompletionQueue* cq) {
-    auto* query = new Query;
-    RequestQueryBest(&query->context, &query->request, &query->writer, cq, cq, query);
-  }
-
-  /// A QueryBest thread: answers each call of its queue as it arrives, on this thread (gRPC's
-  /// performance guide: the callback API costs more a call at high rates, and hands each call
-  /// between threads). Runs until the queue is shut down and drained.
-  void answer_queries(grpc::ServerCompletionQueue* cq) {
-    await_query(cq);
-    void* tag = nullptr;
-    bool ok = false;
-    while (cq->Next(&tag, &ok)) {
-      auto* query = static_cast<Query*>(tag);
-      // A delivered answer, a caller gone, or the server shutting down (then no new call).
-      if (query->answered || !ok) {
-        delete query;
-        continue;
-      }
-      await_query(cq);
-      grpc::Status s = check_bearer_token(query->context, token_, "serve");
-      if (s.ok()) s = to_grpc(cached_query_best(query->request, query->response));
-      query->answered = true;
-      if (s.ok()) {
-        query->writer.Finish(query->response, s, query);
-      } else {
-        query->writer.FinishWithError(s, query);
-      }
-    }
-  }
-
   /// A unary call: the token, then `body`'s status.
   template <typename Body>
   grpc::ServerUnaryReactor* answer(grpc::CallbackServerContext* context, Body body) {
@@ -472,9 +411,6 @@ class Service final : public ServiceBase, public TuningService {
   std::shared_mutex cache_mutex_;
   std::unordered_map<std::string, CachedAnswer> cache_;
   std::atomic<uint64_t> generation_{0};
-
-  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> query_queues_;
-  std::vector<std::thread> query_threads_;
 
   std::mutex poll_mutex_;
   std::condition_variable poll_wake_;

@@ -14,7 +14,7 @@
 
 namespace grpc {
 class Channel;
-class ServerBuilder;
+class Service;
 }  // namespace grpc
 
 namespace kiln::tuner {
@@ -30,13 +30,8 @@ class TuningService {
   /// Opens the tuning log (its errors as TuningLog::open's) and the jobs file (JobManager::open).
   static Result<std::unique_ptr<TuningService>> create(const TuningServiceOptions& options);
   virtual ~TuningService() = default;
-  /// Registers the service with a server's builder, with the completion queues of its
-  /// QueryBest threads (one a core).
-  virtual void register_with(grpc::ServerBuilder& builder) = 0;
-  /// Starts the QueryBest threads, once the server is built and started.
-  virtual void start() = 0;
-  /// Shuts the QueryBest queues down and joins their threads, once the server has shut down.
-  virtual void stop() = 0;
+  /// The gRPC service, to register with a server's builder.
+  virtual grpc::Service* service() = 0;
   /// The tracker that jobs with a device key measure through (`name` for messages); without
   /// one they are refused.
   virtual void set_tracker(std::shared_ptr<grpc::Channel> channel, std::string name) = 0;
