@@ -199,21 +199,17 @@ struct Phase {
 /// sends its next query as soon as the last is answered. With a rate, queries fall due at that
 /// total rate, in turn over the clients; a client still waiting for an answer sends the ones
 /// due meanwhile as soon as it can, and every latency counts from when its query fell due (so a
-/// slow answer is not hidden by the queries it held back). The calls go through gRPC's
-/// completion-queue API, one queue and thread per core, so 64 clients do not need 64 threads
-/// taking turns on the cores the server runs on.
+/// slow answer is not hidden by the queries it held back). The calls go through gRPC's callback
+/// API, so 64 clients do not need 64 threads taking turns on the cores the server runs on.
 Phase run_phase(const Options& o, const core::TargetKey& key,
                 const std::vector<std::shared_ptr<grpc::Channel>>& channels,
                 const kiln::bench::ServerProcess& server, double rate) {
   struct Client {
     std::unique_ptr<pb::Tuning::Stub> stub;
-    grpc::CompletionQueue* queue = nullptr;
     std::mt19937_64 rng;
     std::unique_ptr<grpc::ClientContext> context;
-    std::unique_ptr<grpc::ClientAsyncResponseReader<pb::QueryBestResponse>> call;
     pb::QueryBestRequest request;
     pb::QueryBestResponse response;
-    grpc::Status status;
     Clock::time_point due;                  // when the query in flight fell due (or was sent)
     bool busy = false;                      // a query in flight
     std::deque<Clock::time_point> waiting;  // paced queries due while one is in flight
@@ -224,23 +220,12 @@ Phase run_phase(const Options& o, const core::TargetKey& key,
   std::mutex mutex;
   std::condition_variable idle;
   std::vector<Client> clients(size_t(o.clients));
-  auto send = [&](Client& c, Clock::time_point due) {
-    c.request.set_workload(workload_name(int64_t(c.rng() % uint64_t(o.workloads))));
-    c.request.set_target(key.target);
-    c.request.set_model(key.model);
-    c.request.set_k(1);
-    c.response.Clear();
-    c.context = std::make_unique<grpc::ClientContext>();
-    c.due = due;
-    c.call = c.stub->PrepareAsyncQueryBest(c.context.get(), c.request, c.queue);
-    c.call->StartCall();
-    c.call->Finish(&c.response, &c.status, &c);
-  };
-  auto answered = [&](Client& c) {
+  std::function<void(Client&, Clock::time_point)> send;
+  auto answered = [&](Client& c, const grpc::Status& s) {
     const Clock::time_point now = Clock::now();
     c.latencies_us.push_back(std::chrono::duration<double, std::micro>(now - c.due).count());
-    if (!c.status.ok()) ++errors;
-    if (c.status.ok() && c.response.records_size() != 1) ++empty;
+    if (!s.ok()) ++errors;
+    if (s.ok() && c.response.records_size() != 1) ++empty;
     std::optional<Clock::time_point> next;
     {
       std::lock_guard<std::mutex> lock(mutex);
@@ -256,21 +241,20 @@ Phase run_phase(const Options& o, const core::TargetKey& key,
     }
     if (next) send(c, *next);
   };
-  std::vector<std::unique_ptr<grpc::CompletionQueue>> queues;
-  std::vector<std::thread> pollers;
-  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
-  for (unsigned q = 0; q < threads; ++q) {
-    queues.push_back(std::make_unique<grpc::CompletionQueue>());
-    pollers.emplace_back([&answered, queue = queues.back().get()] {
-      void* tag = nullptr;
-      bool ok = false;
-      while (queue->Next(&tag, &ok)) answered(*static_cast<Client*>(tag));
-    });
-  }
+  send = [&](Client& c, Clock::time_point due) {
+    c.request.set_workload(workload_name(int64_t(c.rng() % uint64_t(o.workloads))));
+    c.request.set_target(key.target);
+    c.request.set_model(key.model);
+    c.request.set_k(1);
+    c.response.Clear();
+    c.context = std::make_unique<grpc::ClientContext>();
+    c.due = due;
+    c.stub->async()->QueryBest(c.context.get(), &c.request, &c.response,
+                               [&c, &answered](grpc::Status s) { answered(c, s); });
+  };
   for (int t = 0; t < o.clients; ++t) {
     Client& c = clients[size_t(t)];
     c.stub = pb::Tuning::NewStub(channels[size_t(t % o.channels)]);
-    c.queue = queues[size_t(t) % queues.size()].get();
     c.rng.seed(uint64_t(t) + 1 + (rate > 0 ? 1000 : 0));
   }
   const Clock::time_point start = Clock::now();
@@ -312,8 +296,6 @@ Phase run_phase(const Options& o, const core::TargetKey& key,
       return std::none_of(clients.begin(), clients.end(), [](const Client& c) { return c.busy; });
     });
   }
-  for (auto& queue : queues) queue->Shutdown();
-  for (std::thread& t : pollers) t.join();
   Phase phase;
   phase.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
   phase.server_cpu_s = server.cpu_s() - server_cpu_start;
