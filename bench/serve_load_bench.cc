@@ -49,6 +49,7 @@
 #include "compiler_core/db/tuning_log.h"
 #include "compiler_core/target/target.h"
 #include "kiln/v1/tuning.grpc.pb.h"
+#include "proto/kiln/grpc_process.h"
 
 namespace {
 
@@ -314,6 +315,7 @@ Phase run_phase(const Options& o, const core::TargetKey& key,
 
 int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
+  kiln::disable_mutex_deadlock_detection();
   signal(SIGPIPE, SIG_IGN);
   std::string pattern = (fs::temp_directory_path() / "kiln_serve_load_XXXXXX").string();
   if (mkdtemp(pattern.data()) == nullptr) fail("cannot make a temporary folder");

@@ -41,6 +41,7 @@
 
 #include "bench/kiln_server_process.h"
 #include "kiln/v1/tracker.grpc.pb.h"
+#include "proto/kiln/grpc_process.h"
 
 namespace {
 
@@ -125,6 +126,7 @@ Options parse(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   Options o = parse(argc, argv);
+  kiln::disable_mutex_deadlock_detection();
   signal(SIGPIPE, SIG_IGN);
   const std::string out_path = "/tmp/kiln_tracker_load_bench_" + std::to_string(getpid());
   kiln::bench::ServerProcess tracker = kiln::bench::start_server(

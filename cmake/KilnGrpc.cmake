@@ -1,10 +1,14 @@
 # Finds gRPC C++ and its protoc plugin. Provides the target gRPC::grpc++ (and
-# gRPC::grpc++_reflection) and the variable KILN_GRPC_CPP_PLUGIN (path of grpc_cpp_plugin).
+# gRPC::grpc++_reflection), Abseil's targets (absl::synchronization: gRPC's mutexes), and the
+# variable KILN_GRPC_CPP_PLUGIN (path of grpc_cpp_plugin).
 #
 # gRPC's CMake config comes first. Debian's has broken before (grpc/grpc#29977, #38838: its
 # targets name files that are not installed, which stops the configure with a fatal error that
 # no caller can catch), so when it is missing, or with -DKILN_GRPC_PKGCONFIG=ON, the same
 # targets are made from `pkg-config grpc++` instead.
+
+# libabsl-dev comes with libgrpc++-dev.
+find_package(absl CONFIG REQUIRED)
 
 option(KILN_GRPC_PKGCONFIG "Find gRPC through pkg-config instead of its CMake config" OFF)
 

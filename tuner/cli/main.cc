@@ -11,6 +11,7 @@
 
 #include "compiler_core/support/check.h"
 #include "compiler_core/support/log.h"
+#include "proto/kiln/grpc_process.h"
 #include "tuner/cli/commands.h"
 #include "tuner/cli/flags.h"
 
@@ -140,6 +141,7 @@ int dispatch(std::vector<std::string> args) {
 }  // namespace kiln::tuner
 
 int main(int argc, char** argv) {
+  kiln::disable_mutex_deadlock_detection();
   try {
     return kiln::tuner::dispatch(std::vector<std::string>(argv + 1, argv + argc));
   } catch (const kiln::InternalError& error) {
