@@ -118,11 +118,17 @@ std::string ConfigSpace::to_json(const Config& config) const {
   return j.dump();
 }
 
-int64_t ConfigSpace::value(const Config& config, std::string_view name) const {
+int ConfigSpace::knob_index(std::string_view name) const {
   for (size_t i = 0; i < knobs_.size(); ++i) {
-    if (knobs_[i].name == name) return config.values[i];
+    if (knobs_[i].name == name) return int(i);
   }
-  KILN_UNREACHABLE() << "no knob " << name << " in " << template_name_;
+  return -1;
+}
+
+int64_t ConfigSpace::value(const Config& config, std::string_view name) const {
+  const int i = knob_index(name);
+  KILN_CHECK(i >= 0) << "no knob " << name << " in " << template_name_;
+  return config.values[size_t(i)];
 }
 
 }  // namespace kiln::core

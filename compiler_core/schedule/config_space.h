@@ -54,6 +54,8 @@ class ConfigSpace {
   /// `{"index":N,"knobs":{...}}`, the form `parse` reads and tuning records store.
   std::string to_json(const Config& config) const;
 
+  /// The position of knob `name` in knobs(), or -1 when the space has no such knob.
+  int knob_index(std::string_view name) const;
   /// The value of knob `name` in `config`; an internal error if the knob does not exist.
   int64_t value(const Config& config, std::string_view name) const;
 

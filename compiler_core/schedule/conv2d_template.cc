@@ -118,13 +118,6 @@ int64_t divisor_at_most(int64_t n, int64_t limit) {
   return 1;
 }
 
-bool has_knob(const ConfigSpace& space, const std::string& name) {
-  for (const Knob& k : space.knobs()) {
-    if (k.name == name) return true;
-  }
-  return false;
-}
-
 /// A convolution computed directly on NCHW, vectorized along output columns: no channel
 /// blocking, so no layout transposes of the input or the output. A tile is `tk` output
 /// channels × `tw` columns of one output row, accumulated in registers over (c, r, s) from
@@ -231,7 +224,8 @@ ConfigSpace conv2d_space(const Workload& w, const Target& t) {
       {"parallel", {1, 0}},
   };
   // 0: channel-blocked (above); 1: direct on NCHW (conv2d_direct_schedule), where it applies.
-  if (direct_columns(w, t.vector_lanes) > 0) knobs.push_back({"variant", {0, 1}});
+  const bool direct = direct_columns(w, t.vector_lanes) > 0;
+  if (direct) knobs.push_back({"variant", {0, 1}});
   // Output rows per register tile (a tile is tile_oh × tile_ow × block_k_vectors vectors); in
   // the direct variant, a multiple of the rows block_k_vectors leaves. Appended last, with 1
   // first, so the indices of records stored before it keep their meaning.
@@ -240,7 +234,7 @@ ConfigSpace conv2d_space(const Workload& w, const Target& t) {
   // Default: one vector of output channels × 28 output columns (28 accumulators), input
   // channels in blocks of 16 unrolled by 4: the fastest of a hand-picked set on AVX-512.
   std::vector<int64_t> defaults = {1, 16, 28, 4, 1};
-  if (direct_columns(w, t.vector_lanes) > 0) defaults.push_back(0);
+  if (direct) defaults.push_back(0);
   defaults.push_back(1);
   space.set_default(*space.from_values(defaults));
   return space;
@@ -248,7 +242,7 @@ ConfigSpace conv2d_space(const Workload& w, const Target& t) {
 
 Schedule conv2d_schedule(const Workload& w, const Target& t, const ConfigSpace& space,
                          const Config& c) {
-  if (has_knob(space, "variant") && space.value(c, "variant") == 1) {
+  if (space.knob_index("variant") >= 0 && space.value(c, "variant") == 1) {
     return conv2d_direct_schedule(w, t, space, c);
   }
   const int64_t lanes = t.vector_lanes;
@@ -311,7 +305,7 @@ Schedule conv2d_schedule(const Workload& w, const Target& t, const ConfigSpace& 
     sch.vectorize(kernel, kvi);
     sch.prepack(kernel);  // weights are constant: packed once, as libraries reorder them once
   }
-  // The blocked output: tiles of tile_ow × kb, accumulated locally.
+  // The blocked output: tiles of tile_oh × tile_ow × kb, accumulated locally.
   Tensor acc = tile_blocked_output(sch, blocked, "kb", "ko", tile_oh, tile_ow, lanes, parallel);
   {
     auto [cio, cii] = sch.split(acc, sch.axis(acc, "ci"), unroll_c);
@@ -413,7 +407,7 @@ ConfigSpace depthwise_space(const Workload& w, const Target& t) {
 
 Schedule depthwise_schedule(const Workload& w, const Target& t, const ConfigSpace& space,
                             const Config& c) {
-  if (has_knob(space, "variant") && space.value(c, "variant") == 1) {
+  if (space.knob_index("variant") >= 0 && space.value(c, "variant") == 1) {
     return depthwise_direct_schedule(w, t, space, c);
   }
   const int64_t lanes = t.vector_lanes;

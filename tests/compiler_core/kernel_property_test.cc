@@ -210,14 +210,6 @@ TEST(KernelProperty, InvalidConfigsAreRejected) {
   EXPECT_EQ(not_json.status().code(), StatusCode::kInvalidConfig);
 }
 
-/// Index of knob `name` in `space`, or -1.
-int knob_index(const ConfigSpace& space, const std::string& name) {
-  for (size_t k = 0; k < space.knobs().size(); ++k) {
-    if (space.knobs()[k].name == name) return int(k);
-  }
-  return -1;
-}
-
 /// Checks `cases` random configs of each workload's direct variant (knob `variant` at 1)
 /// against the reference.
 void check_direct_variant(const std::vector<const char*>& workloads, int cases, uint64_t salt) {
@@ -228,7 +220,7 @@ void check_direct_variant(const std::vector<const char*>& workloads, int cases, 
     ASSERT_TRUE(w.is_ok()) << text;
     Result<ConfigSpace> space = config_space(*w, host());
     ASSERT_TRUE(space.is_ok());
-    const int variant = knob_index(*space, "variant");
+    const int variant = space->knob_index("variant");
     ASSERT_GE(variant, 0) << text << ": the direct variant applies";
     std::uniform_int_distribution<int64_t> index(0, space->size() - 1);
     for (int i = 0; i < cases && !::testing::Test::HasFailure(); ++i) {
@@ -250,7 +242,7 @@ void expect_no_direct_variant(const std::vector<const char*>& workloads) {
     ASSERT_TRUE(w.is_ok()) << text;
     Result<ConfigSpace> space = config_space(*w, host());
     ASSERT_TRUE(space.is_ok());
-    EXPECT_EQ(knob_index(*space, "variant"), -1) << text;
+    EXPECT_EQ(space->knob_index("variant"), -1) << text;
   }
 }
 
@@ -267,7 +259,7 @@ TEST(KernelProperty, Conv2dRowTilesMatchReference) {
     ASSERT_TRUE(w.is_ok()) << text;
     Result<ConfigSpace> space = config_space(*w, host());
     ASSERT_TRUE(space.is_ok());
-    const int rows = knob_index(*space, "tile_oh"), variant = knob_index(*space, "variant");
+    const int rows = space->knob_index("tile_oh"), variant = space->knob_index("variant");
     ASSERT_GE(rows, 0) << text;
     std::uniform_int_distribution<int64_t> index(0, space->size() - 1);
     for (int64_t tile_oh : space->knobs()[size_t(rows)].choices) {
