@@ -31,8 +31,13 @@ Result<std::unique_ptr<MeasureHarness>> MeasureHarness::create(const Workload& w
 }
 
 MeasureOutcome MeasureHarness::measure(Kernel& kernel, const TimingOptions& timing) {
-  std::vector<float*> args;
-  for (Buffer& b : buffers_) args.push_back(b.data());
+  MeasureOutcome out = check(kernel);
+  if (out.error == MeasureError::kOk) out.costs = time(kernel, timing).seconds;
+  return out;
+}
+
+MeasureOutcome MeasureHarness::check(Kernel& kernel) {
+  std::vector<float*> args = arguments();
   Buffer& output = buffers_.back();
   MeasureOutcome out;
   out.weights_prepacked = kernel.prepacks();
@@ -42,10 +47,19 @@ MeasureOutcome MeasureHarness::measure(Kernel& kernel, const TimingOptions& timi
   if (!(out.max_error <= kMaxMeasureError)) {
     out.error = MeasureError::kWrongAnswer;
     out.message = "max relative error " + std::to_string(out.max_error);
-    return out;
   }
-  out.costs = time_function([&] { kernel.run_prepared(args); }, timing).seconds;
   return out;
+}
+
+TimingResult MeasureHarness::time(Kernel& kernel, const TimingOptions& timing) {
+  std::vector<float*> args = arguments();
+  return time_function([&] { kernel.run_prepared(args); }, timing);
+}
+
+std::vector<float*> MeasureHarness::arguments() {
+  std::vector<float*> args;
+  for (Buffer& b : buffers_) args.push_back(b.data());
+  return args;
 }
 
 }  // namespace kiln::core

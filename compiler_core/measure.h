@@ -42,9 +42,15 @@ class MeasureHarness {
   /// reference: WRONG_ANSWER beyond kMaxMeasureError; else times run_prepared under `timing`.
   MeasureOutcome measure(Kernel& kernel, const TimingOptions& timing);
 
+  /// measure() in two steps, for callers that time several kernels in turn: the checked run
+  /// (an outcome without costs), then timing samples of a kernel whose check passed.
+  MeasureOutcome check(Kernel& kernel);
+  TimingResult time(Kernel& kernel, const TimingOptions& timing);
+
  private:
   MeasureHarness() = default;
-  std::vector<Buffer> buffers_;  ///< inputs, then the output
+  std::vector<float*> arguments();  ///< the buffers' data, inputs then output
+  std::vector<Buffer> buffers_;     ///< inputs, then the output
   Buffer expected_;
 };
 

@@ -1,5 +1,6 @@
 #include "tuner/measure/local_measurer.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -55,14 +56,45 @@ Result<std::vector<core::TuningRecord>> LocalMeasurer::measure(
   builder();
   for (std::thread& t : builders) t.join();
 
-  // Timing phase: one kernel at a time.
+  // Checks first, then the timing phase: one kernel at a time, in rounds. Each round takes one
+  // sample of every kernel that passed its check, so that a slow spell of the machine (a
+  // shared one has spells of seconds at two-thirds speed) is spread over the batch instead of
+  // landing on every sample of one config. The first round settles each kernel's runs per
+  // sample (min_repeat_ms); later rounds keep that number, each sample after its warm-up run.
+  std::vector<core::MeasureOutcome> outcomes(configs.size());
+  std::vector<size_t> timed;
+  for (size_t i = 0; i < configs.size(); ++i) {
+    if (!kernels[i].is_ok()) continue;
+    outcomes[i] = harness_->check(**kernels[i]);
+    if (outcomes[i].error == core::MeasureError::kOk) timed.push_back(i);
+  }
+  core::set_num_threads(settings_.threads);
+  std::vector<int> number(configs.size(), std::max(timing.number, 1));
+  for (int round = 0; round < std::max(timing.repeat, 1); ++round) {
+    for (size_t i : timed) {
+      core::TimingOptions sample = timing;
+      sample.repeat = 1;
+      if (round > 0) {
+        sample.number = number[i];
+        sample.min_repeat_ms = 0;
+        sample.warmup = std::min(timing.warmup, 1);
+        if (timing.cooldown_ms > 0) {
+          std::this_thread::sleep_for(
+              std::chrono::duration<double, std::milli>(timing.cooldown_ms));
+        }
+      }
+      core::TimingResult t = harness_->time(**kernels[i], sample);
+      number[i] = t.number;
+      outcomes[i].costs.insert(outcomes[i].costs.end(), t.seconds.begin(), t.seconds.end());
+    }
+  }
+
   nlohmann::json options = {{"number", timing.number},
                             {"repeat", timing.repeat},
                             {"min_repeat_ms", timing.min_repeat_ms},
                             {"warmup", timing.warmup},
-                            {"threads", settings_.threads}};
-  core::set_num_threads(settings_.threads);
-
+                            {"threads", settings_.threads},
+                            {"interleaved", true}};
   std::vector<core::TuningRecord> records;
   for (size_t i = 0; i < configs.size(); ++i) {
     core::TuningRecord r;
@@ -79,11 +111,10 @@ Result<std::vector<core::TuningRecord>> LocalMeasurer::measure(
                                                        : core::MeasureError::kCompileError;
       r.error_message = s.message();
     } else {
-      core::MeasureOutcome outcome = harness_->measure(**kernels[i], timing);
-      r.error = outcome.error;
-      r.error_message = outcome.message;
-      r.costs = outcome.costs;
-      if (outcome.weights_prepacked) kernel_options["weights_prepacked"] = true;
+      r.error = outcomes[i].error;
+      r.error_message = outcomes[i].message;
+      r.costs = outcomes[i].costs;
+      if (outcomes[i].weights_prepacked) kernel_options["weights_prepacked"] = true;
     }
     r.measure_options = kernel_options.dump();
     r.measured_at_ms = now_ms();

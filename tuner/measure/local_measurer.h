@@ -1,7 +1,8 @@
 /// \file
 /// Local measurement, the embedded default: builds candidates on this machine (several at
-/// once), then runs, checks and times them one at a time with no build running, so that
-/// timings are not disturbed by compilation.
+/// once), then runs and checks each, then times them one at a time with no build running, so
+/// that timings are not disturbed by compilation. A batch is timed in rounds, one sample of
+/// each kernel a round, so that the samples of one config are spread over the batch's timing.
 #pragma once
 
 #include <memory>
@@ -37,7 +38,8 @@ class LocalMeasurer : public Measurer {
 
   /// One record per config, in order: OK with every timing sample, or the error that stopped
   /// it (INVALID_CONFIG, COMPILE_ERROR, WRONG_ANSWER) with its message. Builds run on
-  /// `build_threads` threads first; then each kernel is checked and timed alone.
+  /// `build_threads` threads first; then each kernel is checked, and the kernels are timed
+  /// alone in `timing.repeat` rounds of one sample each.
   Result<std::vector<core::TuningRecord>> measure(const std::vector<core::Config>& configs,
                                                   const core::TimingOptions& timing) override;
 
