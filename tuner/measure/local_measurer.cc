@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <thread>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -61,6 +62,7 @@ Result<std::vector<core::TuningRecord>> LocalMeasurer::measure(
   // shared one has spells of seconds at two-thirds speed) is spread over the batch instead of
   // landing on every sample of one config. The first round settles each kernel's runs per
   // sample (min_repeat_ms); later rounds keep that number, each sample after its warm-up run.
+  core::set_num_threads(settings_.threads);  // the checked run uses the timed runs' threads
   std::vector<core::MeasureOutcome> outcomes(configs.size());
   std::vector<size_t> timed;
   for (size_t i = 0; i < configs.size(); ++i) {
@@ -68,7 +70,6 @@ Result<std::vector<core::TuningRecord>> LocalMeasurer::measure(
     outcomes[i] = harness_->check(**kernels[i]);
     if (outcomes[i].error == core::MeasureError::kOk) timed.push_back(i);
   }
-  core::set_num_threads(settings_.threads);
   std::vector<int> number(configs.size(), std::max(timing.number, 1));
   for (int round = 0; round < std::max(timing.repeat, 1); ++round) {
     for (size_t i : timed) {
@@ -112,8 +113,8 @@ Result<std::vector<core::TuningRecord>> LocalMeasurer::measure(
       r.error_message = s.message();
     } else {
       r.error = outcomes[i].error;
-      r.error_message = outcomes[i].message;
-      r.costs = outcomes[i].costs;
+      r.error_message = std::move(outcomes[i].message);
+      r.costs = std::move(outcomes[i].costs);
       if (outcomes[i].weights_prepacked) kernel_options["weights_prepacked"] = true;
     }
     r.measure_options = kernel_options.dump();
