@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -130,6 +131,20 @@ TEST_F(KilnTune, BenchComparesTheBestStoredKernelWithTheLibraries) {
               j["kiln_gflops"].get<double>() / j["baseline_gflops"].get<double>(), 1e-9);
   EXPECT_TRUE(j["libraries"].contains("openblas"));
   EXPECT_TRUE(j["libraries"].contains("onednn"));
+  // Every contender is timed in the same 7 rounds, and reports its median sample.
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  ASSERT_EQ(j["kiln_samples_s"].size(), 7u);
+  EXPECT_DOUBLE_EQ(j["kiln_median_s"].get<double>(),
+                   median(j["kiln_samples_s"].get<std::vector<double>>()));
+  for (const auto& [name, library] : j["libraries"].items()) {
+    ASSERT_EQ(library["samples_s"].size(), 7u) << name;
+    EXPECT_DOUBLE_EQ(library["median_s"].get<double>(),
+                     median(library["samples_s"].get<std::vector<double>>()))
+        << name;
+  }
   // OpenBLAS runs its own kernel choice, never a forced one.
   EXPECT_NE(j["openblas_core"], "Haswell");
 }

@@ -2,6 +2,7 @@
 // process, on the same inputs, timed the same way.
 
 #include <algorithm>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <random>
@@ -38,8 +39,9 @@ FlagSet make_flags() {
       "Times the best stored kernel of a workload on this machine (else the template's default) "
       "against the libraries: OpenBLAS sgemm and oneDNN matmul for matmul and dense, oneDNN for "
       "batch_matmul and convolutions. Everything runs in this process on the same inputs, is "
-      "checked against the reference, and is timed the same way: two warm-up runs, then the "
-      "median of 7 samples of at least 200 ms.",
+      "checked against the reference, and is timed the same way, in 7 rounds: each round takes "
+      "one sample of at least 200 ms (after a warm-up run) of each in turn, so that a slow "
+      "spell of the machine falls on all of them alike; each reports its median sample.",
       "The baseline is the fastest library that, like kiln's kernel, takes its inputs in plain "
       "layouts on every call: OpenBLAS and oneDNN's plain matmul (oneDNN with weights packed "
       "ahead of time is reported beside it), and oneDNN's convolution in its own blocked "
@@ -67,18 +69,39 @@ struct Timed {
   double max_error = 0;
 };
 
+/// The first round's samples settle each contender's runs per sample (min_repeat_ms), after
+/// two warm-up runs; the later rounds keep that number, after one.
 const core::TimingOptions kTiming{.number = 1, .repeat = 7, .min_repeat_ms = 200, .warmup = 2};
 
-Timed time_it(const std::string& name, const std::string& implementation, double flops,
-              const std::function<void()>& run) {
-  core::TimingResult t = core::time_function(run, kTiming);
-  Timed out;
-  out.name = name;
-  out.implementation = implementation;
-  out.median_s = t.median();
-  out.samples_s = t.seconds;
-  out.gflops = out.median_s > 0 ? flops / out.median_s / 1e9 : 0;
-  return out;
+struct Contender {
+  Timed* timed;
+  std::function<void()> run;
+  int number = 1;
+};
+
+/// Times the contenders in kTiming.repeat interleaved rounds, one sample of each a round.
+void time_interleaved(std::vector<Contender>& contenders, double flops) {
+  for (int round = 0; round < kTiming.repeat; ++round) {
+    for (Contender& c : contenders) {
+      core::TimingOptions sample = kTiming;
+      sample.repeat = 1;
+      if (round > 0) {
+        sample.number = c.number;
+        sample.min_repeat_ms = 0;
+        sample.warmup = 1;
+      }
+      core::TimingResult t = core::time_function(c.run, sample);
+      c.number = t.number;
+      c.timed->samples_s.push_back(t.seconds.at(0));
+    }
+  }
+  for (Contender& c : contenders) {
+    std::vector<double> sorted = c.timed->samples_s;
+    std::sort(sorted.begin(), sorted.end());
+    const size_t n = sorted.size();
+    c.timed->median_s = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+    c.timed->gflops = c.timed->median_s > 0 ? flops / c.timed->median_s / 1e9 : 0;
+  }
 }
 
 /// The libraries for `workload`: (baseline, counts as a baseline). oneDNN's matmul with packed
@@ -173,30 +196,35 @@ int bench_command(const std::vector<std::string>& args) {
   const int64_t count = expected->size();
   bool wrong = false;
 
+  // Every contender runs once and is checked, then all are timed together.
   core::set_num_threads(threads);
   (*kernel)->run(arguments);
-  Timed kiln = time_it("kiln", space->to_json(best->config), flops,
-                       [&] { (*kernel)->run_prepared(arguments); });
+  Timed kiln{.name = "kiln", .implementation = space->to_json(best->config)};
   kiln.max_error = core::max_relative_error(output->data(), expected->data(), count);
   wrong |= !(kiln.max_error <= kMaxRelativeError);
 
   auto libraries = libraries_for(*workload, inputs, threads);
   if (!libraries) return report_error(libraries.status());
-  std::vector<Timed> timed;
-  const Timed* baseline = nullptr;
+  std::vector<Timed> timed(libraries->size());
   std::vector<float> library_output(static_cast<size_t>(count));
-  for (auto& [library, is_baseline] : *libraries) {
-    library->run();
-    Timed t = time_it(library->name(), library->implementation(), flops, [&] { library->run(); });
-    library->read_output(library_output.data());
+  std::vector<Contender> contenders = {{&kiln, [&] { (*kernel)->run_prepared(arguments); }}};
+  for (size_t i = 0; i < libraries->size(); ++i) {
+    baseline::Baseline& library = *(*libraries)[i].first;
+    library.run();
+    library.read_output(library_output.data());
+    Timed& t = timed[i];
+    t.name = library.name();
+    t.implementation = library.implementation();
     t.max_error = core::max_relative_error(library_output.data(), expected->data(), count);
     if (!(t.max_error <= kMaxRelativeError)) {
       logger("tuner")->error("library={} computed a wrong answer: max relative error {}", t.name,
                              t.max_error);
       wrong = true;
     }
-    timed.push_back(std::move(t));
+    contenders.push_back({&t, [&library] { library.run(); }});
   }
+  time_interleaved(contenders, flops);
+  const Timed* baseline = nullptr;
   for (size_t i = 0; i < timed.size(); ++i) {
     if ((*libraries)[i].second && (!baseline || timed[i].gflops > baseline->gflops)) {
       baseline = &timed[i];
