@@ -161,6 +161,20 @@ TEST_F(KilnTune, BenchOfAConvolutionUsesOneDnn) {
   EXPECT_GT(j["ratio"].get<double>(), 0);
 }
 
+TEST_F(KilnTune, BenchTimesTheConfigItIsGiven) {
+  Outcome o = run_kiln(std::string("bench --workload ") + kWorkload +
+                       " --threads 1 --json --config '{\"index\": 3}' --db " + db_);
+  ASSERT_EQ(o.exit_code, 0) << o.output;
+  nlohmann::json j = nlohmann::json::parse(o.output);
+  EXPECT_EQ(j["source"], "flag");
+  EXPECT_EQ(j["config"]["index"], 3);
+  EXPECT_GT(j["ratio"].get<double>(), 0);
+  Outcome bad = run_kiln(std::string("bench --workload ") + kWorkload +
+                             " --threads 1 --config '{\"index\": 999999999}' --db " + db_,
+                         true);
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+}
+
 TEST_F(KilnTune, BenchRejectsAMalformedWorkload) {
   Outcome o = run_kiln("bench --workload matmul:M=64 --db " + db_, true);
   EXPECT_EQ(o.exit_code, 2) << o.output;

@@ -36,8 +36,9 @@ constexpr double kMaxRelativeError = 1e-4;
 FlagSet make_flags() {
   FlagSet flags(
       "bench",
-      "Times the best stored kernel of a workload on this machine (else the template's default) "
-      "against the libraries: OpenBLAS sgemm and oneDNN matmul for matmul and dense, oneDNN for "
+      "Times a kernel of a workload on this machine (the config --config names, else the best "
+      "stored, else the template's default) against the libraries: OpenBLAS sgemm and oneDNN "
+      "matmul for matmul and dense, oneDNN for "
       "batch_matmul and convolutions. Everything runs in this process on the same inputs, is "
       "checked against the reference, and is timed the same way, in 7 rounds: each round takes "
       "one sample of at least 200 ms (after a warm-up run) of each in turn, so that a slow "
@@ -47,11 +48,15 @@ FlagSet make_flags() {
       "ahead of time is reported beside it), and oneDNN's convolution in its own blocked "
       "layouts. OpenBLAS runs with its own kernel choice: the process restarts itself without "
       "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE when they are set, and says so on stderr.\nWith "
-      "--json: one object with workload, target, threads, config, source, kiln_gflops, "
+      "--json: one object with workload, target, threads, config, source (\"record\", "
+      "\"default\" or \"flag\" for --config), kiln_gflops, "
       "baseline, baseline_gflops, ratio and libraries.\nExit codes: 0 done, 1 a kernel or a "
-      "library computed a wrong answer or failed, 2 bad flags, workload or target.");
+      "library computed a wrong answer or failed, 2 bad flags, workload, target or config.");
   flags.add_required_string("workload", "W", "the workload, e.g. matmul:M=1024,N=1024,K=1024");
   flags.add_string("target", "T", "the target: llvm (this machine's CPU)", "llvm");
+  flags.add_string("config", "JSON",
+                   "the config to time, {\"index\": N} or {\"knobs\": {\"name\": value, ...}}; "
+                   "without it, the best stored config, else the template's default");
   add_db_flag(flags, "the tuning log to take the best config from; read only");
   int cores = int(std::max(1u, std::thread::hardware_concurrency()));
   flags.add_int("threads", "N", "threads of kiln's kernel and of the libraries", cores, 1, 1024,
@@ -166,10 +171,19 @@ int bench_command(const std::vector<std::string>& args) {
   if (!target) return report_error(target.status());
   Result<core::ConfigSpace> space = core::config_space(*workload, *target);
   if (!space) return report_error(space.status());
-  Result<core::BestConfig> best = best_stored_config(flags, *workload, *target, *space);
-  if (!best) return report_error(best.status());
-  Result<std::unique_ptr<core::Kernel>> kernel =
-      core::build_kernel(*workload, *target, best->config);
+  core::Config config = space->default_config();
+  std::string source = "flag";
+  if (flags.is_set("config")) {
+    Result<core::Config> given = space->parse(flags.get_string("config"));
+    if (!given) return report_error(given.status());
+    config = *given;
+  } else {
+    Result<core::BestConfig> best = best_stored_config(flags, *workload, *target, *space);
+    if (!best) return report_error(best.status());
+    config = best->config;
+    source = core::config_source_name(best->source);
+  }
+  Result<std::unique_ptr<core::Kernel>> kernel = core::build_kernel(*workload, *target, config);
   if (!kernel) return report_error(kernel.status());
 
   std::mt19937_64 rng(kInputSeed);
@@ -199,7 +213,7 @@ int bench_command(const std::vector<std::string>& args) {
   // Every contender runs once and is checked, then all are timed together.
   core::set_num_threads(threads);
   (*kernel)->run(arguments);
-  Timed kiln{.name = "kiln", .implementation = space->to_json(best->config)};
+  Timed kiln{.name = "kiln", .implementation = space->to_json(config)};
   kiln.max_error = core::max_relative_error(output->data(), expected->data(), count);
   wrong |= !(kiln.max_error <= kMaxRelativeError);
 
@@ -246,7 +260,7 @@ int bench_command(const std::vector<std::string>& args) {
                                      {"target", parsed->str()},
                                      {"threads", threads},
                                      {"config", nlohmann::ordered_json::parse(kiln.implementation)},
-                                     {"source", core::config_source_name(best->source)},
+                                     {"source", source},
                                      {"kiln_gflops", kiln.gflops},
                                      {"kiln_median_s", kiln.median_s},
                                      {"kiln_samples_s", kiln.samples_s},
@@ -260,11 +274,12 @@ int bench_command(const std::vector<std::string>& args) {
                                      {"onednn_version", baseline::onednn_version()}};
     std::cout << object.dump() << "\n";
   } else {
-    std::cout << fmt::format(
-        "{}  {} thread{}  ({} config #{})\n", workload->canonical(), threads,
-        threads == 1 ? "" : "s",
-        best->source == core::ConfigSource::kRecord ? "best stored" : "default",
-        best->config.index);
+    std::cout << fmt::format("{}  {} thread{}  ({} config #{})\n", workload->canonical(), threads,
+                             threads == 1 ? "" : "s",
+                             source == "record" ? "best stored"
+                             : source == "flag" ? "from --config"
+                                                : "default",
+                             config.index);
     std::cout << fmt::format("  {:<16} {:8.1f} GFLOP/s\n", "kiln", kiln.gflops);
     for (const Timed& t : timed) {
       std::cout << fmt::format("  {:<16} {:8.1f} GFLOP/s  {}{}\n", t.name, t.gflops,
