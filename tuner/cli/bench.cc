@@ -101,10 +101,7 @@ void time_interleaved(std::vector<Contender>& contenders, double flops) {
     }
   }
   for (Contender& c : contenders) {
-    std::vector<double> sorted = c.timed->samples_s;
-    std::sort(sorted.begin(), sorted.end());
-    const size_t n = sorted.size();
-    c.timed->median_s = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+    c.timed->median_s = core::TimingResult{.seconds = c.timed->samples_s}.median();
     c.timed->gflops = c.timed->median_s > 0 ? flops / c.timed->median_s / 1e9 : 0;
   }
 }
