@@ -1,6 +1,7 @@
 #include "compiler_core/measure.h"
 
 #include <algorithm>
+#include <functional>
 #include <random>
 
 #include "compiler_core/te/reference.h"
@@ -54,6 +55,14 @@ MeasureOutcome MeasureHarness::check(Kernel& kernel) {
 TimingResult MeasureHarness::time(Kernel& kernel, const TimingOptions& timing) {
   std::vector<float*> args = arguments();
   return time_function([&] { kernel.run_prepared(args); }, timing);
+}
+
+std::vector<TimingResult> MeasureHarness::time_interleaved(const std::vector<Kernel*>& kernels,
+                                                           const TimingOptions& timing) {
+  std::vector<float*> args = arguments();
+  std::vector<std::function<void()>> runs;
+  for (Kernel* kernel : kernels) runs.push_back([kernel, &args] { kernel->run_prepared(args); });
+  return core::time_interleaved(runs, timing);
 }
 
 std::vector<float*> MeasureHarness::arguments() {

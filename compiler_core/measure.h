@@ -46,6 +46,9 @@ class MeasureHarness {
   /// (an outcome without costs), then timing samples of a kernel whose check passed.
   MeasureOutcome check(Kernel& kernel);
   TimingResult time(Kernel& kernel, const TimingOptions& timing);
+  /// Times kernels whose checks passed in interleaved rounds (time_interleaved).
+  std::vector<TimingResult> time_interleaved(const std::vector<Kernel*>& kernels,
+                                             const TimingOptions& timing);
 
  private:
   MeasureHarness() = default;

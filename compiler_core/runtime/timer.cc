@@ -100,4 +100,28 @@ TimingResult time_function(const std::function<void()>& fn, const TimingOptions&
   return result;
 }
 
+std::vector<TimingResult> time_interleaved(const std::vector<std::function<void()>>& fns,
+                                           const TimingOptions& options) {
+  std::vector<TimingResult> results(fns.size());
+  for (int round = 0; round < std::max(options.repeat, 1); ++round) {
+    for (size_t i = 0; i < fns.size(); ++i) {
+      TimingOptions sample = options;
+      sample.repeat = 1;
+      if (round > 0) {
+        sample.number = results[i].number;
+        sample.min_repeat_ms = 0;
+        sample.warmup = std::min(options.warmup, 1);
+        if (options.cooldown_ms > 0) {
+          std::this_thread::sleep_for(
+              std::chrono::duration<double, std::milli>(options.cooldown_ms));
+        }
+      }
+      TimingResult t = time_function(fns[i], sample);
+      results[i].number = t.number;
+      results[i].seconds.insert(results[i].seconds.end(), t.seconds.begin(), t.seconds.end());
+    }
+  }
+  return results;
+}
+
 }  // namespace kiln::core

@@ -74,37 +74,8 @@ struct Timed {
   double max_error = 0;
 };
 
-/// The first round's samples settle each contender's runs per sample (min_repeat_ms), after
-/// two warm-up runs; the later rounds keep that number, after one.
+/// Every contender is timed in these rounds together (core::time_interleaved).
 const core::TimingOptions kTiming{.number = 1, .repeat = 7, .min_repeat_ms = 200, .warmup = 2};
-
-struct Contender {
-  Timed* timed;
-  std::function<void()> run;
-  int number = 1;
-};
-
-/// Times the contenders in kTiming.repeat interleaved rounds, one sample of each a round.
-void time_interleaved(std::vector<Contender>& contenders, double flops) {
-  for (int round = 0; round < kTiming.repeat; ++round) {
-    for (Contender& c : contenders) {
-      core::TimingOptions sample = kTiming;
-      sample.repeat = 1;
-      if (round > 0) {
-        sample.number = c.number;
-        sample.min_repeat_ms = 0;
-        sample.warmup = 1;
-      }
-      core::TimingResult t = core::time_function(c.run, sample);
-      c.number = t.number;
-      c.timed->samples_s.push_back(t.seconds.at(0));
-    }
-  }
-  for (Contender& c : contenders) {
-    c.timed->median_s = core::TimingResult{.seconds = c.timed->samples_s}.median();
-    c.timed->gflops = c.timed->median_s > 0 ? flops / c.timed->median_s / 1e9 : 0;
-  }
-}
 
 /// The libraries for `workload`: (baseline, counts as a baseline). oneDNN's matmul with packed
 /// weights is shown but not the baseline: kiln's kernels pack inside every call.
@@ -218,7 +189,8 @@ int bench_command(const std::vector<std::string>& args) {
   if (!libraries) return report_error(libraries.status());
   std::vector<Timed> timed(libraries->size());
   std::vector<float> library_output(static_cast<size_t>(count));
-  std::vector<Contender> contenders = {{&kiln, [&] { (*kernel)->run_prepared(arguments); }}};
+  std::vector<Timed*> contenders = {&kiln};
+  std::vector<std::function<void()>> runs = {[&] { (*kernel)->run_prepared(arguments); }};
   for (size_t i = 0; i < libraries->size(); ++i) {
     baseline::Baseline& library = *(*libraries)[i].first;
     library.run();
@@ -232,9 +204,15 @@ int bench_command(const std::vector<std::string>& args) {
                              t.max_error);
       wrong = true;
     }
-    contenders.push_back({&t, [&library] { library.run(); }});
+    contenders.push_back(&t);
+    runs.push_back([&library] { library.run(); });
   }
-  time_interleaved(contenders, flops);
+  std::vector<core::TimingResult> times = core::time_interleaved(runs, kTiming);
+  for (size_t i = 0; i < contenders.size(); ++i) {
+    contenders[i]->samples_s = times[i].seconds;
+    contenders[i]->median_s = times[i].median();
+    contenders[i]->gflops = contenders[i]->median_s > 0 ? flops / contenders[i]->median_s / 1e9 : 0;
+  }
   const Timed* baseline = nullptr;
   for (size_t i = 0; i < timed.size(); ++i) {
     if ((*libraries)[i].second && (!baseline || timed[i].gflops > baseline->gflops)) {

@@ -70,25 +70,10 @@ Result<std::vector<core::TuningRecord>> LocalMeasurer::measure(
     outcomes[i] = harness_->check(**kernels[i]);
     if (outcomes[i].error == core::MeasureError::kOk) timed.push_back(i);
   }
-  std::vector<int> number(configs.size(), std::max(timing.number, 1));
-  for (int round = 0; round < std::max(timing.repeat, 1); ++round) {
-    for (size_t i : timed) {
-      core::TimingOptions sample = timing;
-      sample.repeat = 1;
-      if (round > 0) {
-        sample.number = number[i];
-        sample.min_repeat_ms = 0;
-        sample.warmup = std::min(timing.warmup, 1);
-        if (timing.cooldown_ms > 0) {
-          std::this_thread::sleep_for(
-              std::chrono::duration<double, std::milli>(timing.cooldown_ms));
-        }
-      }
-      core::TimingResult t = harness_->time(**kernels[i], sample);
-      number[i] = t.number;
-      outcomes[i].costs.insert(outcomes[i].costs.end(), t.seconds.begin(), t.seconds.end());
-    }
-  }
+  std::vector<core::Kernel*> checked;
+  for (size_t i : timed) checked.push_back(kernels[i]->get());
+  std::vector<core::TimingResult> times = harness_->time_interleaved(checked, timing);
+  for (size_t k = 0; k < timed.size(); ++k) outcomes[timed[k]].costs = std::move(times[k].seconds);
 
   nlohmann::json options = {{"number", timing.number},
                             {"repeat", timing.repeat},
