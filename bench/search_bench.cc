@@ -82,6 +82,7 @@ struct Options {
   std::filesystem::path db;
   int64_t trials = 1000;
   int seeds = 3;
+  int first_seed = 1;  ///< seeds first_seed, first_seed + 1, ...
   int pretrain_configs = 150;
   int threads = 1;
   bool json_output = false;
@@ -265,7 +266,7 @@ json run_workload(const Options& o, const std::string& text, core::TuningLog& ca
   }
 
   std::vector<Job> jobs;
-  for (int seed = 1; seed <= o.seeds; ++seed) {
+  for (int seed = o.first_seed; seed < o.first_seed + o.seeds; ++seed) {
     for (const std::string& strategy : kStrategies) {
       const bool pretrained = strategy == "xgb-pretrained";
       if (pretrained && other_records.empty()) continue;
@@ -408,6 +409,7 @@ json run_workload(const Options& o, const std::string& text, core::TuningLog& ca
           {"space_size", space.size()},
           {"trials", o.trials},
           {"seeds", o.seeds},
+          {"first_seed", o.first_seed},
           {"best_gflops", best},
           {"target_gflops", target_gflops},
           {"strategies", per_strategy},
@@ -438,6 +440,8 @@ Options parse_args(int argc, char** argv) {
       o.trials = std::stoll(value());
     } else if (a == "--seeds") {
       o.seeds = std::stoi(value());
+    } else if (a == "--first-seed") {
+      o.first_seed = std::stoi(value());
     } else if (a == "--pretrain-configs") {
       o.pretrain_configs = std::stoi(value());
     } else if (a == "--threads") {
@@ -448,19 +452,20 @@ Options parse_args(int argc, char** argv) {
     } else if (a == "--json") {
       o.json_output = true;
     } else if (a == "--help" || a == "-h") {
-      std::cout << "usage: kiln_search_bench [--workload W]... [--trials N] [--seeds N]\n"
-                   "         [--pretrain-configs N] [--threads N] [--db PATH] [--json]\n"
-                   "Trials xgb and random search need to reach 95% of the best GFLOP/s either "
-                   "found, and the tuner's overhead. Defaults: matmul 1024^3 and conv2d 3x3 "
-                   "64->64 56x56, 1000 trials, 3 seeds, 1 thread; xgb-pretrained runs in a log "
-                   "with 150 random configs of each of three other shapes (0: left out).\n";
+      std::cout
+          << "usage: kiln_search_bench [--workload W]... [--trials N] [--seeds N]\n"
+             "         [--first-seed N] [--pretrain-configs N] [--threads N] [--db PATH] [--json]\n"
+             "Trials xgb and random search need to reach 95% of the best GFLOP/s either "
+             "found, and the tuner's overhead. Defaults: matmul 1024^3 and conv2d 3x3 "
+             "64->64 56x56, 1000 trials, 3 seeds from 1, 1 thread; xgb-pretrained runs in a log "
+             "with 150 random configs of each of three other shapes (0: left out).\n";
       std::exit(0);
     } else {
       fail("unknown flag '" + a + "'; see --help");
     }
   }
-  if (o.trials < 1 || o.seeds < 1 || o.threads < 1 || o.pretrain_configs < 0) {
-    fail("--trials, --seeds, --threads: >= 1; --pretrain-configs: >= 0");
+  if (o.trials < 1 || o.seeds < 1 || o.first_seed < 0 || o.threads < 1 || o.pretrain_configs < 0) {
+    fail("--trials, --seeds, --threads: >= 1; --first-seed, --pretrain-configs: >= 0");
   }
   return o;
 }
@@ -494,8 +499,8 @@ int main(int argc, char** argv) {
               << "\n";
     return 0;
   }
-  std::printf("search benchmark: %lld trials, %d seeds, %d thread(s), cache %s\n",
-              static_cast<long long>(o.trials), o.seeds, o.threads,
+  std::printf("search benchmark: %lld trials, %d seeds from %d, %d thread(s), cache %s\n",
+              static_cast<long long>(o.trials), o.seeds, o.first_seed, o.threads,
               o.db.empty() ? "(temporary)" : o.db.c_str());
   for (const json& r : results) {
     std::printf("%s (%lld configs, %lld measured)\n", r["workload"].get<std::string>().c_str(),
