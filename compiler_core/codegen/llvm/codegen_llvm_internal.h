@@ -1,6 +1,7 @@
 /// \file
-/// Helpers shared by codegen_llvm.cc and host.cc: one-time LLVM initialisation and target
-/// lookup. Private to codegen/llvm (LLVM types appear here, never in public headers).
+/// Target helpers shared by the code generation files and host.cc (defined in
+/// target_machine.cc): one-time LLVM initialisation and target lookup. Private to codegen/llvm
+/// (LLVM types appear here, never in public headers).
 #pragma once
 
 #include <memory>

@@ -1,121 +1,32 @@
-#include "compiler_core/codegen/llvm/codegen_llvm.h"
+// The visitor that turns a LoweredFunc into LLVM IR. Lowering has already expanded vectorized
+// and unrolled loops and flattened storage, so each node maps to a few LLVM instructions;
+// parallel loops become outlined tasks run by the runtime's thread pool.
+
+#include "compiler_core/codegen/llvm/ir_to_llvm_internal.h"
 
 #include <algorithm>
-#include <chrono>
-#include <mutex>
 #include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
-#include <llvm/ADT/SmallVector.h>
-#include <llvm/Analysis/CGSCCPassManager.h>
-#include <llvm/Analysis/LoopAnalysisManager.h>
-#include <llvm/Analysis/TargetTransformInfo.h>
-#include <llvm/ExecutionEngine/Orc/CompileUtils.h>
-#include <llvm/ExecutionEngine/Orc/Core.h>
-#include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
-#include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
-#include <llvm/ExecutionEngine/Orc/LLJIT.h>
-#include <llvm/ExecutionEngine/Orc/ThreadSafeModule.h>
 #include <llvm/IR/BasicBlock.h>
 #include <llvm/IR/Constants.h>
 #include <llvm/IR/DerivedTypes.h>
 #include <llvm/IR/Function.h>
 #include <llvm/IR/IRBuilder.h>
-#include <llvm/IR/LLVMContext.h>
-#include <llvm/IR/LegacyPassManager.h>
-#include <llvm/IR/Module.h>
-#include <llvm/IR/PassManager.h>
 #include <llvm/IR/Verifier.h>
-#include <llvm/Passes/OptimizationLevel.h>
-#include <llvm/Passes/PassBuilder.h>
-#include <llvm/Support/CodeGen.h>
-#include <llvm/Support/Error.h>
-#include <llvm/Support/TargetSelect.h>
+#include <llvm/MC/MCSubtargetInfo.h>
 #include <llvm/Support/raw_ostream.h>
-#include <llvm/TargetParser/Host.h>
 #include <llvm/TargetParser/Triple.h>
 
-#include "compiler_core/codegen/llvm/codegen_llvm_internal.h"
-#include "compiler_core/codegen/llvm/host.h"
 #include "compiler_core/ir/ir_visitor.h"
 #include "compiler_core/ir/printer.h"
-#include "compiler_core/runtime/thread_pool.h"
 #include "compiler_core/support/check.h"
-#include "compiler_core/support/log.h"
 
-namespace kiln::core {
-
-namespace codegen_llvm_internal {
-
-void initialize_llvm() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    llvm::InitializeAllTargetInfos();
-    llvm::InitializeAllTargets();
-    llvm::InitializeAllTargetMCs();
-    llvm::InitializeAllAsmPrinters();
-    llvm::InitializeAllAsmParsers();
-  });
-}
-
-Result<const llvm::Target*> lookup_target(const std::string& triple) {
-  initialize_llvm();
-  std::string error;
-  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(triple, error);
-  // lookupTarget accepts some triples whose architecture it cannot parse when only one back
-  // end is registered; an unknown architecture is never usable, so reject it as well.
-  if (target == nullptr || llvm::Triple(triple).getArch() == llvm::Triple::UnknownArch) {
-    return invalid_argument("unknown target triple '" + triple +
-                            "'; use an LLVM triple such as x86_64-linux-gnu or "
-                            "aarch64-linux-gnu (" +
-                            error + ")");
-  }
-  return target;
-}
-
-std::string feature_string(const std::vector<std::string>& attrs) {
-  std::string out;
-  for (const std::string& attr : attrs) {
-    if (!out.empty()) out += ',';
-    out += attr;
-  }
-  return out;
-}
-
-bool is_x86_triple(const std::string& triple) {
-  const llvm::Triple t(triple);
-  return t.getArch() == llvm::Triple::x86_64 || t.getArch() == llvm::Triple::x86;
-}
-
-Status check_cpu(const llvm::Target& llvm_target, const std::string& triple, const Target& target) {
-  if (target.cpu.empty()) return Status::ok();
-  std::unique_ptr<llvm::MCSubtargetInfo> info(llvm_target.createMCSubtargetInfo(triple, "", ""));
-  if (info == nullptr) {
-    return internal_error("llvm has no subtarget information for triple '" + triple + "'");
-  }
-  if (!info->isCPUStringValid(target.cpu)) {
-    return invalid_argument("unknown cpu '" + target.cpu + "' for triple '" + triple +
-                            "'; use a cpu that `llc -mtriple=" + triple + " -mcpu=help` lists");
-  }
-  return Status::ok();
-}
-
-std::unique_ptr<llvm::MCSubtargetInfo> create_subtarget_info(const llvm::Target& llvm_target,
-                                                             const std::string& triple,
-                                                             const Target& target) {
-  return std::unique_ptr<llvm::MCSubtargetInfo>(
-      llvm_target.createMCSubtargetInfo(triple, target.cpu, feature_string(target.attrs)));
-}
-
-}  // namespace codegen_llvm_internal
-
+namespace kiln::core::codegen_llvm_internal {
 namespace {
-
-using codegen_llvm_internal::feature_string;
-using codegen_llvm_internal::initialize_llvm;
 
 /// Allocations up to this size live on the stack; larger ones come from aligned_alloc.
 constexpr int64_t kMaxStackAllocationBytes = 64 * 1024;
@@ -981,35 +892,8 @@ class CodeGen : public ir::IRVisitor {
   llvm::Type* void_ = nullptr;
 };
 
-std::string llvm_error_message(llvm::Error error) { return llvm::toString(std::move(error)); }
+}  // namespace
 
-/// Runs LLVM's default O3 pipeline with the target's cost model.
-void optimize(llvm::Module& module, llvm::TargetMachine& machine) {
-  // Declared in this order so that they are destroyed in the reverse one (PassBuilder docs).
-  llvm::LoopAnalysisManager lam;
-  llvm::FunctionAnalysisManager fam;
-  llvm::CGSCCAnalysisManager cgam;
-  llvm::ModuleAnalysisManager mam;
-
-  llvm::PipelineTuningOptions tuning;
-  tuning.LoopVectorization = true;
-  tuning.SLPVectorization = true;
-  tuning.LoopUnrolling = true;
-  tuning.LoopInterleaving = true;
-  llvm::PassBuilder builder(&machine, tuning);
-  // Registered before the defaults, so that vector costs come from this CPU's model.
-  fam.registerPass([&] { return machine.getTargetIRAnalysis(); });
-  builder.registerModuleAnalyses(mam);
-  builder.registerCGSCCAnalyses(cgam);
-  builder.registerFunctionAnalyses(fam);
-  builder.registerLoopAnalyses(lam);
-  builder.crossRegisterProxies(lam, fam, cgam, mam);
-  llvm::ModulePassManager passes =
-      builder.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3);
-  passes.run(module, mam);
-}
-
-/// Generates and verifies the module for `func` on `machine` (not yet optimized).
 Result<std::unique_ptr<llvm::Module>> generate_module(const ir::LoweredFunc& func,
                                                       llvm::LLVMContext& ctx,
                                                       llvm::TargetMachine& machine) {
@@ -1035,14 +919,6 @@ Result<std::unique_ptr<llvm::Module>> generate_module(const ir::LoweredFunc& fun
   return module;
 }
 
-/// Milliseconds since `start`, and restarts it.
-double lap_ms(std::chrono::steady_clock::time_point* start) {
-  const auto now = std::chrono::steady_clock::now();
-  const double ms = std::chrono::duration<double, std::milli>(now - *start).count();
-  *start = now;
-  return ms;
-}
-
 std::string print_module(const llvm::Module& module) {
   std::string text;
   llvm::raw_string_ostream os(text);
@@ -1051,167 +927,4 @@ std::string print_module(const llvm::Module& module) {
   return text;
 }
 
-/// A JIT-compiled function. The LLJIT instance owns the code; destroying it frees the code.
-class LlvmJitFunction : public JitFunction {
- public:
-  LlvmJitFunction(std::unique_ptr<llvm::orc::LLJIT> jit, void (*entry)(float* const*),
-                  std::string ir)
-      : jit_(std::move(jit)), entry_(entry), ir_(std::move(ir)) {}
-
-  void call(float* const* args) const override { entry_(args); }
-  const std::string& llvm_ir() const override { return ir_; }
-
- private:
-  std::unique_ptr<llvm::orc::LLJIT> jit_;
-  void (*entry_)(float* const*);
-  std::string ir_;
-};
-
-/// The host target with triple, CPU and features filled in.
-Result<Target> resolved_host(const Target& target) {
-  if (!target.triple.empty() && !target.cpu.empty()) return target;
-  return resolve_host_target(target);
-}
-
-}  // namespace
-
-Result<std::unique_ptr<JitFunction>> jit_compile(const ir::LoweredFunc& func,
-                                                 const Target& target) {
-  auto clock = std::chrono::steady_clock::now();
-  initialize_llvm();
-  if (target.kind != TargetKind::kLlvm) {
-    return invalid_argument("cannot JIT-compile for target '" + target.str() +
-                            "'; the JIT runs llvm targets on this host only");
-  }
-  KILN_ASSIGN_OR_RETURN(const Target host, resolved_host(target));
-  const std::string process_triple = llvm::sys::getProcessTriple();
-  if (llvm::Triple(host.triple).getArch() != llvm::Triple(process_triple).getArch()) {
-    return invalid_argument("cannot JIT-compile for triple '" + host.triple +
-                            "' on a host whose triple is '" + process_triple +
-                            "'; use compile_object for other targets");
-  }
-  KILN_ASSIGN_OR_RETURN(const llvm::Target* llvm_target,
-                        codegen_llvm_internal::lookup_target(process_triple));
-  KILN_RETURN_IF_ERROR(codegen_llvm_internal::check_cpu(*llvm_target, process_triple, host));
-
-  llvm::orc::JITTargetMachineBuilder machine_builder{llvm::Triple(process_triple)};
-  machine_builder.setCPU(host.cpu);
-  machine_builder.addFeatures(host.attrs);
-  machine_builder.setCodeGenOptLevel(llvm::CodeGenOpt::Aggressive);
-  machine_builder.getOptions().AllowFPOpFusion = llvm::FPOpFusion::Fast;
-  auto machine_or = machine_builder.createTargetMachine();
-  if (!machine_or) {
-    return internal_error("cannot create an llvm target machine for '" + host.str() +
-                          "': " + llvm_error_message(machine_or.takeError()));
-  }
-  std::unique_ptr<llvm::TargetMachine> machine = std::move(*machine_or);
-
-  auto ctx = std::make_unique<llvm::LLVMContext>();
-  KILN_ASSIGN_OR_RETURN(std::unique_ptr<llvm::Module> module,
-                        generate_module(func, *ctx, *machine));
-  const double generate_ms = lap_ms(&clock);
-  optimize(*module, *machine);
-  const double optimize_ms = lap_ms(&clock);
-  std::string ir_text = print_module(*module);
-  const double print_ms = lap_ms(&clock);
-  const llvm::DataLayout layout = module->getDataLayout();
-
-  // The target machine that optimized the module also compiles it: one per compile, because
-  // a TargetMachine caches subtargets without a lock. The holder makes the creator copyable.
-  auto machine_holder = std::make_shared<std::unique_ptr<llvm::TargetMachine>>(std::move(machine));
-  auto jit_or =
-      llvm::orc::LLJITBuilder()
-          .setJITTargetMachineBuilder(machine_builder)
-          .setDataLayout(layout)
-          .setCompileFunctionCreator(
-              [machine_holder](llvm::orc::JITTargetMachineBuilder)
-                  -> llvm::Expected<std::unique_ptr<llvm::orc::IRCompileLayer::IRCompiler>> {
-                return std::make_unique<llvm::orc::TMOwningSimpleCompiler>(
-                    std::move(*machine_holder));
-              })
-          // No static constructors or atexit handlers to run: skip the generic platform,
-          // which would compile a support module for every JIT.
-          .setPlatformSetUp(llvm::orc::setUpInactivePlatform)
-          .create();
-  if (!jit_or) {
-    return internal_error("cannot create the llvm JIT: " + llvm_error_message(jit_or.takeError()));
-  }
-  std::unique_ptr<llvm::orc::LLJIT> jit = std::move(*jit_or);
-
-  llvm::orc::JITDylib& main = jit->getMainJITDylib();
-  llvm::orc::SymbolMap runtime_symbols;
-  runtime_symbols[jit->mangleAndIntern("kiln_parallel_for")] =
-      llvm::JITEvaluatedSymbol(llvm::pointerToJITTargetAddress(&kiln_parallel_for),
-                               llvm::JITSymbolFlags::Exported | llvm::JITSymbolFlags::Callable);
-  if (llvm::Error error = main.define(llvm::orc::absoluteSymbols(std::move(runtime_symbols)))) {
-    return internal_error("cannot define kiln_parallel_for in the JIT: " +
-                          llvm_error_message(std::move(error)));
-  }
-  auto generator =
-      llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(layout.getGlobalPrefix());
-  if (!generator) {
-    return internal_error("cannot search this process for symbols: " +
-                          llvm_error_message(generator.takeError()));
-  }
-  main.addGenerator(std::move(*generator));
-
-  if (llvm::Error error =
-          jit->addIRModule(llvm::orc::ThreadSafeModule(std::move(module), std::move(ctx)))) {
-    return internal_error("cannot add the module for '" + func.name +
-                          "' to the JIT: " + llvm_error_message(std::move(error)));
-  }
-  auto address = jit->lookup(func.name);
-  if (!address) {
-    return internal_error("cannot compile '" + func.name +
-                          "' in the JIT: " + llvm_error_message(address.takeError()));
-  }
-  auto* entry = address->toPtr<void (*)(float* const*)>();
-
-  // The lookup ran the back end: instruction selection, register allocation, linking.
-  const double machine_code_ms = lap_ms(&clock);
-  logger("core")->debug(
-      "jit compiled func={} generate_ms={:.2f} optimize_ms={:.2f} "
-      "print_ms={:.2f} machine_code_ms={:.2f}",
-      func.name, generate_ms, optimize_ms, print_ms, machine_code_ms);
-  return std::unique_ptr<JitFunction>(
-      std::make_unique<LlvmJitFunction>(std::move(jit), entry, std::move(ir_text)));
-}
-
-Result<std::vector<uint8_t>> compile_object(const ir::LoweredFunc& func, const Target& target) {
-  initialize_llvm();
-  if (target.kind != TargetKind::kLlvm) {
-    return invalid_argument("cannot emit a CPU object for target '" + target.str() +
-                            "'; use an llvm target");
-  }
-  Target resolved = target;
-  if (target.is_host && target.triple.empty()) {
-    KILN_ASSIGN_OR_RETURN(resolved, resolve_host_target(target));
-  }
-  KILN_ASSIGN_OR_RETURN(const llvm::Target* llvm_target,
-                        codegen_llvm_internal::lookup_target(resolved.triple));
-  KILN_RETURN_IF_ERROR(codegen_llvm_internal::check_cpu(*llvm_target, resolved.triple, resolved));
-
-  llvm::TargetOptions options;
-  options.AllowFPOpFusion = llvm::FPOpFusion::Fast;
-  std::unique_ptr<llvm::TargetMachine> machine(llvm_target->createTargetMachine(
-      resolved.triple, resolved.cpu, feature_string(resolved.attrs), options, llvm::Reloc::PIC_,
-      std::nullopt, llvm::CodeGenOpt::Aggressive));
-  if (machine == nullptr) {
-    return internal_error("llvm cannot create a target machine for '" + resolved.str() + "'");
-  }
-
-  llvm::LLVMContext ctx;
-  KILN_ASSIGN_OR_RETURN(std::unique_ptr<llvm::Module> module, generate_module(func, ctx, *machine));
-  optimize(*module, *machine);
-
-  llvm::SmallVector<char, 0> buffer;
-  llvm::raw_svector_ostream os(buffer);
-  llvm::legacy::PassManager emit;
-  if (machine->addPassesToEmitFile(emit, os, nullptr, llvm::CGFT_ObjectFile)) {
-    return internal_error("llvm cannot emit an object file for triple '" + resolved.triple + "'");
-  }
-  emit.run(*module);
-  return std::vector<uint8_t>(buffer.begin(), buffer.end());
-}
-
-}  // namespace kiln::core
+}  // namespace kiln::core::codegen_llvm_internal
