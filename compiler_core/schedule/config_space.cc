@@ -25,15 +25,36 @@ Result<Config> ConfigSpace::at(int64_t index) const {
                                                " is outside the space of " + template_name_ +
                                                " (0 to " + std::to_string(size_ - 1) + ")");
   }
+  return decode(points_.empty() ? index : points_[size_t(index)], index);
+}
+
+Config ConfigSpace::decode(int64_t raw, int64_t index) const {
   Config c;
   c.index = index;
-  int64_t rest = index;
+  int64_t rest = raw;
   for (const Knob& k : knobs_) {
     int64_t n = int64_t(k.choices.size());
     c.values.push_back(k.choices[size_t(rest % n)]);
     rest /= n;
   }
   return c;
+}
+
+void ConfigSpace::restrict_to(const std::function<bool(const std::vector<int64_t>&)>& fits,
+                              std::string why) {
+  KILN_CHECK(points_.empty()) << "space " << template_name_ << " is restricted twice";
+  const Config old_default = default_;
+  std::vector<int64_t> points;
+  for (int64_t raw = 0; raw < size_; ++raw) {
+    if (fits(decode(raw, raw).values)) points.push_back(raw);
+  }
+  KILN_CHECK(!points.empty()) << "no point of " << template_name_ << " fits: " << why;
+  if (int64_t(points.size()) == size_) return;
+  points_ = std::move(points);
+  size_ = int64_t(points_.size());
+  restriction_ = std::move(why);
+  Result<Config> kept = from_values(old_default.values);
+  default_ = kept.is_ok() ? *kept : *at(0);
 }
 
 Result<Config> ConfigSpace::from_values(const std::vector<int64_t>& values) const {
@@ -55,7 +76,17 @@ Result<Config> ConfigSpace::from_values(const std::vector<int64_t>& values) cons
     index += int64_t(it - k.choices.begin()) * radix;
     radix *= int64_t(k.choices.size());
   }
-  return Config{index, values};
+  if (points_.empty()) return Config{index, values};
+  auto point = std::lower_bound(points_.begin(), points_.end(), index);
+  if (point == points_.end() || *point != index) {
+    std::string named;
+    for (size_t i = 0; i < knobs_.size(); ++i) {
+      named += (i == 0 ? "" : ", ") + knobs_[i].name + "=" + std::to_string(values[i]);
+    }
+    return invalid_config("config {" + named + "} is not in the space of " + template_name_ +
+                          ": " + restriction_);
+  }
+  return Config{int64_t(point - points_.begin()), values};
 }
 
 Result<Config> ConfigSpace::parse(std::string_view text) const {

@@ -3,11 +3,14 @@
 ///
 /// A space is a list of knobs, each with an ordered list of integer choices. A point picks one
 /// choice per knob; its index is the mixed-radix number whose first knob is the least
-/// significant digit. Knob names, choice lists and their order are part of a template's
+/// significant digit. A space may be restricted to the points a predicate accepts (register
+/// tiles that fit a target's vector registers); its indices then number the accepted points in
+/// the same mixed-radix order. Knob names, choice lists and their order are part of a template's
 /// contract: a record stored today must mean the same kernel tomorrow.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,6 +62,14 @@ class ConfigSpace {
   /// The value of knob `name` in `config`; an internal error if the knob does not exist.
   int64_t value(const Config& config, std::string_view name) const;
 
+  /// Keeps only the points `fits` accepts (it gets the knob values in knob order), renumbered
+  /// 0, 1, ... in mixed-radix order. from_values and parse refuse a point outside with
+  /// InvalidConfig saying `why`. Call before set_default; the default becomes the first point
+  /// when the old one does not fit. An internal error when no point fits.
+  void restrict_to(const std::function<bool(const std::vector<int64_t>&)>& fits, std::string why);
+  /// True when restrict_to removed points.
+  bool restricted() const { return !points_.empty(); }
+
   /// The point used when nothing is tuned.
   const Config& default_config() const { return default_; }
   void set_default(Config config) { default_ = std::move(config); }
@@ -66,7 +77,13 @@ class ConfigSpace {
  private:
   std::string template_name_;
   std::vector<Knob> knobs_;
+  /// The point at mixed-radix number `raw` of the unrestricted space, with index `index`.
+  Config decode(int64_t raw, int64_t index) const;
+
   int64_t size_ = 1;
+  /// The mixed-radix numbers of the accepted points, ascending; empty when unrestricted.
+  std::vector<int64_t> points_;
+  std::string restriction_;
   Config default_;
 };
 

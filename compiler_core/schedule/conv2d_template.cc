@@ -231,12 +231,22 @@ ConfigSpace conv2d_space(const Workload& w, const Target& t) {
   // first, so the indices of records stored before it keep their meaning.
   knobs.push_back({"tile_oh", {1, 2, 4}});
   ConfigSpace space("conv2d", knobs);
-  // Default: one vector of output channels × 28 output columns (28 accumulators), input
+  // A tile keeps tile_oh × tile_ow × block_k_vectors accumulators, a step's block_k_vectors
+  // weight vectors and one broadcast input live (in the direct variant tile_ow counts output
+  // channels and block_k_vectors column vectors: the same bound).
+  const size_t tile_oh_knob = knobs.size() - 1;
+  templates::fit_register_budget(space, t, [tile_oh_knob](const std::vector<int64_t>& v) {
+    return v[tile_oh_knob] * v[2] * v[0] + v[0] + 1;
+  });
+  // Default on x86: one vector of output channels × 28 output columns (28 accumulators), input
   // channels in blocks of 16 unrolled by 4: the fastest of a hand-picked set on AVX-512.
-  std::vector<int64_t> defaults = {1, 16, 28, 4, 1};
+  // On AArch64 (NEON, 4 lanes): 4 vectors of output channels × 6 columns (24 accumulators), so
+  // a step loads 10 operands for 24 FMAs instead of 29 for 28.
+  std::vector<int64_t> defaults = t.is_aarch64() ? std::vector<int64_t>{4, 16, 6, 4, 1}
+                                                 : std::vector<int64_t>{1, 16, 28, 4, 1};
   if (direct) defaults.push_back(0);
   defaults.push_back(1);
-  space.set_default(*space.from_values(defaults));
+  templates::set_default_if_in_space(space, defaults);
   return space;
 }
 
@@ -401,8 +411,16 @@ ConfigSpace depthwise_space(const Workload& w, const Target& t) {
       {"parallel", {1, 0}},
   };
   // 0: channel-blocked (below); 1: direct on NCHW (depthwise_direct_schedule), where it applies.
-  if (depthwise_direct_applies(w, t.vector_lanes)) knobs.push_back({"variant", {0, 1}});
-  return ConfigSpace("depthwise_conv2d", knobs);
+  const bool direct = depthwise_direct_applies(w, t.vector_lanes);
+  if (direct) knobs.push_back({"variant", {0, 1}});
+  ConfigSpace space("depthwise_conv2d", knobs);
+  // Blocked: tile_ow × block_c_vectors accumulators, the weights of a tap and an input vector;
+  // direct: tile_ow rows of one vector, a broadcast weight and an input vector.
+  templates::fit_register_budget(space, t, [direct](const std::vector<int64_t>& v) {
+    if (direct && v[4] == 1) return v[1] + 2;
+    return v[1] * v[0] + v[0] + 1;
+  });
+  return space;
 }
 
 Schedule depthwise_schedule(const Workload& w, const Target& t, const ConfigSpace& space,

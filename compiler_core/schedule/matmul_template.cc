@@ -58,7 +58,6 @@ void schedule_k_blocked(Schedule& sch, const Tensor& acc, bool batched, int64_t 
 
 ConfigSpace matmul_space(const Workload& w, const Target& t) {
   (void)w;
-  (void)t;
   std::vector<Knob> knobs = {
       {"tile_m", {1, 2, 3, 4, 6, 8, 10, 12, 14, 16}},  // rows of the register tile
       {"tile_n_vectors", {1, 2, 3, 4}},                // columns of the tile, in vectors
@@ -73,8 +72,17 @@ ConfigSpace matmul_space(const Workload& w, const Target& t) {
       {"k_block", {0, 128, 256, 512}},
   };
   ConfigSpace space("matmul", knobs);
-  // Default: a 6 × 2-vector tile (12 accumulators), k unrolled by 4, packed panels.
-  space.set_default(*space.from_values({6, 2, 4, 0, 1, 1, 1, 0}));
+  // A step of the tile keeps tile_m × tile_n_vectors accumulators, the tile_n_vectors vectors
+  // of the B panel's row and a broadcast of A live.
+  templates::fit_register_budget(space, t, [](const std::vector<int64_t>& v) {
+    return v[0] * v[1] + v[1] + 1;
+  });
+  // x86: a 6 × 2-vector tile (12 accumulators), k unrolled by 4, packed panels. AArch64:
+  // NEON's two FMA pipes have a latency of 4 to 7 cycles, so a 6 × 4-vector tile (24 of the 32
+  // registers accumulate) keeps both busy with 10 operand loads to 24 FMAs.
+  templates::set_default_if_in_space(
+      space, t.is_aarch64() ? std::vector<int64_t>{6, 4, 4, 0, 1, 1, 1, 0}
+                            : std::vector<int64_t>{6, 2, 4, 0, 1, 1, 1, 0});
   return space;
 }
 

@@ -1,8 +1,31 @@
 #include "compiler_core/schedule/templates.h"
 
 #include "compiler_core/schedule/templates_internal.h"
+#include "compiler_core/support/check.h"
 
 namespace kiln::core {
+
+namespace templates {
+
+void fit_register_budget(
+    ConfigSpace& space, const Target& t,
+    const std::function<int64_t(const std::vector<int64_t>&)>& registers_used) {
+  if (t.is_x86()) return;
+  const int64_t budget = t.vector_registers();
+  space.restrict_to(
+      [&](const std::vector<int64_t>& values) { return registers_used(values) <= budget; },
+      "its register tile needs more than the " + std::to_string(budget) +
+          " vector registers of target '" + t.str() + "'");
+}
+
+void set_default_if_in_space(ConfigSpace& space, const std::vector<int64_t>& values) {
+  Result<Config> config = space.from_values(values);
+  KILN_CHECK(config.is_ok() || space.restricted())
+      << "the default of " << space.template_name() << " is not in its space";
+  if (config.is_ok()) space.set_default(*std::move(config));
+}
+
+}  // namespace templates
 
 Result<ConfigSpace> config_space(const Workload& workload, const Target& target) {
   if (target.kind != TargetKind::kLlvm) {

@@ -2,6 +2,10 @@
 /// The per-operator template functions behind templates.h.
 #pragma once
 
+#include <cstdint>
+#include <functional>
+#include <vector>
+
 #include "compiler_core/schedule/config_space.h"
 #include "compiler_core/schedule/schedule.h"
 #include "compiler_core/target/target.h"
@@ -23,6 +27,17 @@ Schedule conv2d_schedule(const Workload& w, const Target& t, const ConfigSpace& 
 ConfigSpace depthwise_space(const Workload& w, const Target& t);
 Schedule depthwise_schedule(const Workload& w, const Target& t, const ConfigSpace& space,
                             const Config& c);
+
+/// Restricts `space` to the register tiles that fit `t`'s vector registers, where
+/// `registers_used(values)` counts what a point's micro-kernel keeps live (accumulators, the
+/// operand vectors of one step and a broadcast). x86 spaces predate register budgets and keep
+/// every point, so the indices of their stored records keep their meaning.
+void fit_register_budget(ConfigSpace& space, const Target& t,
+                         const std::function<int64_t(const std::vector<int64_t>&)>& registers_used);
+
+/// Makes the point with `values` the space's default; when a register budget left it out, the
+/// restricted space's own default (its first point) stays.
+void set_default_if_in_space(ConfigSpace& space, const std::vector<int64_t>& values);
 
 /// Ceiling division of positive numbers.
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }

@@ -26,9 +26,25 @@ std::vector<std::string_view> split_whitespace(std::string_view text) {
   return tokens;
 }
 
-bool is_aarch64(std::string_view triple) {
+bool is_aarch64_triple(std::string_view triple) {
   return triple.starts_with("aarch64") || triple.starts_with("arm64");
 }
+
+bool is_x86_triple(std::string_view triple) {
+  return triple.starts_with("x86_64") || triple.starts_with("amd64") ||
+         (triple.size() >= 4 && triple[0] == 'i' && triple.substr(2, 2) == "86");
+}
+
+#if defined(__aarch64__)
+constexpr bool kProcessIsAarch64 = true;
+#else
+constexpr bool kProcessIsAarch64 = false;
+#endif
+#if defined(__x86_64__) || defined(__i386__)
+constexpr bool kProcessIsX86 = true;
+#else
+constexpr bool kProcessIsX86 = false;
+#endif
 
 /// Lanes from the features -mattr switches on; a later "-feat" cancels an earlier "+feat".
 int lanes_from_attrs(const std::vector<std::string>& attrs) {
@@ -74,6 +90,42 @@ Status parse_mattr(std::string_view text, std::string_view value, Target* target
 }
 
 }  // namespace
+
+std::string triple_architecture(std::string_view triple) {
+  const std::string_view arch = triple.substr(0, triple.find('-'));
+  if (arch == "arm64") return "aarch64";
+  if (arch == "amd64") return "x86_64";
+  return std::string(arch);
+}
+
+std::string host_architecture() {
+#if defined(__aarch64__)
+  return "aarch64";
+#elif defined(__x86_64__)
+  return "x86_64";
+#elif defined(__i386__)
+  return "i386";
+#else
+  return "unknown";
+#endif
+}
+
+bool Target::is_aarch64() const {
+  if (kind != TargetKind::kLlvm) return false;
+  if (triple.empty()) return is_host && kProcessIsAarch64;
+  return is_aarch64_triple(triple);
+}
+
+bool Target::is_x86() const {
+  if (kind != TargetKind::kLlvm) return false;
+  if (triple.empty()) return is_host && kProcessIsX86;
+  return is_x86_triple(triple);
+}
+
+int Target::vector_registers() const {
+  if (is_aarch64()) return 32;
+  return vector_lanes >= 16 ? 32 : 16;
+}
 
 std::string Target::str() const {
   if (kind == TargetKind::kCuda) {
@@ -155,7 +207,7 @@ Result<Target> parse_target(std::string_view text) {
   // and is built by its own back end, so it is never "host" in the JIT sense.
   target.is_host = is_llvm && target.triple.empty();
   target.vector_lanes = 4;
-  if (is_llvm && !is_aarch64(target.triple)) target.vector_lanes = lanes_from_attrs(target.attrs);
+  if (is_llvm && !is_aarch64_triple(target.triple)) target.vector_lanes = lanes_from_attrs(target.attrs);
   return target;
 }
 

@@ -25,12 +25,30 @@ struct Target {
   /// AVX2, 4 with NEON/SSE. Used by schedule templates.
   int vector_lanes = 4;
 
+  /// True when the code runs on AArch64: an aarch64/arm64 triple, or a host target (before its
+  /// triple is resolved) in a process built for AArch64.
+  bool is_aarch64() const;
+  /// True when the code runs on x86: an x86_64/i?86 triple, or an unresolved host target in a
+  /// process built for x86.
+  bool is_x86() const;
+
+  /// The vector registers a micro-kernel may keep live: 32 on AArch64 (NEON's v0-v31) and with
+  /// AVX-512 (zmm0-31), 16 with AVX2 or SSE. Templates keep register tiles within this budget.
+  int vector_registers() const;
+
   /// The canonical string (flags in a fixed order).
   std::string str() const;
 
   /// Field-by-field equality; parse_target(t.str()) == t for every parsed t.
   bool operator==(const Target&) const = default;
 };
+
+/// The architecture an LLVM triple names, normalised: its first component, with arm64 as
+/// "aarch64" and amd64 as "x86_64" ("aarch64-linux-gnu" -> "aarch64"). Empty for "".
+std::string triple_architecture(std::string_view triple);
+
+/// The architecture this process runs: "x86_64", "aarch64", or the build's own name for others.
+std::string host_architecture();
 
 /// Parses `text`. `llvm` alone means the host; its CPU and features are filled in by
 /// `resolve_host_target` (codegen/llvm), since only LLVM knows them. Errors: unknown kind,

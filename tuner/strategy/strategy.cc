@@ -100,7 +100,10 @@ class GeneticStrategy : public Strategy {
           values[k] = knobs[k].choices[choice(rng_)];
         }
       }
-      core::Config child = *space_.from_values(values);
+      // A restricted space (register budget) may not hold the child.
+      Result<core::Config> fitting = space_.from_values(values);
+      if (!fitting) continue;
+      core::Config child = *std::move(fitting);
       if (measured.count(child.index) || taken.count(child.index)) continue;
       taken.insert(child.index);
       out.push_back(child);

@@ -133,7 +133,8 @@ class XgbStrategy : public Strategy {
     return costs;
   }
 
-  /// A neighbour of `c`: one knob moved to another of its choices.
+  /// A neighbour of `c`: one knob moved to another of its choices. In a restricted space
+  /// (register budget) a few moves are tried; `c` itself when none lands in the space.
   core::Config neighbour(const core::Config& c) {
     const auto& knobs = space_.knobs();
     std::vector<size_t> movable;
@@ -141,14 +142,18 @@ class XgbStrategy : public Strategy {
       if (knobs[k].choices.size() > 1) movable.push_back(k);
     }
     if (movable.empty()) return c;
-    size_t k = movable[std::uniform_int_distribution<size_t>(0, movable.size() - 1)(rng_)];
-    const auto& choices = knobs[k].choices;
-    auto current = std::find(choices.begin(), choices.end(), c.values[k]) - choices.begin();
-    size_t other = std::uniform_int_distribution<size_t>(0, choices.size() - 2)(rng_);
-    if (int64_t(other) >= current) ++other;
-    std::vector<int64_t> values = c.values;
-    values[k] = choices[other];
-    return *space_.from_values(values);
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      size_t k = movable[std::uniform_int_distribution<size_t>(0, movable.size() - 1)(rng_)];
+      const auto& choices = knobs[k].choices;
+      auto current = std::find(choices.begin(), choices.end(), c.values[k]) - choices.begin();
+      size_t other = std::uniform_int_distribution<size_t>(0, choices.size() - 2)(rng_);
+      if (int64_t(other) >= current) ++other;
+      std::vector<int64_t> values = c.values;
+      values[k] = choices[other];
+      Result<core::Config> moved = space_.from_values(values);
+      if (moved) return *std::move(moved);
+    }
+    return c;
   }
 
   /// Simulated annealing over the model; refills the pool with the best unmeasured points the
