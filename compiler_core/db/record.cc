@@ -63,7 +63,10 @@ std::string TargetKey::features() const {
   return target.substr(start, end == std::string::npos ? std::string::npos : end - start);
 }
 
-std::string TargetKey::str() const { return model.empty() ? target : target + " (" + model + ")"; }
+std::string TargetKey::str() const {
+  std::string out = model.empty() ? target : target + " (" + model + ")";
+  return emulated ? out + " (emulated)" : out;
+}
 
 Result<TargetKey> make_target_key(const Target& target) {
   if (target.kind != TargetKind::kLlvm || !target.is_host) return TargetKey{target.str(), ""};
@@ -95,6 +98,7 @@ std::string record_to_json_line(const TuningRecord& record) {
       {"workload", record.workload},
       {"target", record.target.target},
       {"model", record.target.model},
+      {"emulated", record.target.emulated},
       {"features", record.target.features()},
       {"config", {{"index", record.config_index}, {"knobs", as_object(record.config_knobs)}}},
       {"costs", record.costs},
@@ -117,6 +121,10 @@ Result<TuningRecord> record_from_json_line(std::string_view line) {
   KILN_RETURN_IF_ERROR(read_string(json, "workload", true, &record.workload));
   KILN_RETURN_IF_ERROR(read_string(json, "target", true, &record.target.target));
   KILN_RETURN_IF_ERROR(read_string(json, "model", true, &record.target.model));
+  if (auto emulated = json.find("emulated"); emulated != json.end()) {
+    if (!emulated->is_boolean()) return invalid_argument("field 'emulated' is not a boolean");
+    record.target.emulated = emulated->get<bool>();
+  }
   KILN_RETURN_IF_ERROR(read_string(json, "agent", true, &record.agent));
   KILN_RETURN_IF_ERROR(read_string(json, "device", false, &record.device));
   KILN_RETURN_IF_ERROR(read_string(json, "error_message", false, &record.error_message));

@@ -45,14 +45,18 @@ struct TargetKey {
   /// The canonical string of the resolved target (Target::str()): for this host the CPU and
   /// the full feature list, for a cross target its flags, for CUDA `cuda -arch=sm_NN`.
   std::string target;
-  /// The device's model name (/proc/cpuinfo "model name" for this host); empty when unknown,
-  /// as for cross and CUDA targets, whose string names the hardware.
+  /// The device's model name (/proc/cpuinfo "model name" for this host, the board's for a
+  /// fleet record). In a query, empty means any board of `target` (as for a cross target,
+  /// whose string names the hardware).
   std::string model;
+  /// Measured under user-mode emulation (qemu-user): such timings say nothing about a real
+  /// board, so an emulated record answers only a query that asks for emulated records.
+  bool emulated = false;
 
   /// The -mattr features of `target`, comma-separated ("+avx2,-avx512f"); empty when none.
   std::string features() const;
 
-  /// `target`, then ` (model)` when the model is known: for messages.
+  /// `target`, then ` (model)` when the model is known and ` (emulated)`: for messages.
   std::string str() const;
 
   bool operator==(const TargetKey&) const = default;
@@ -104,12 +108,12 @@ struct TuningRecord {
 };
 
 /// One line of `kiln db export` (no trailing newline): a JSON object with workload, target,
-/// model, features (informational), config {index, knobs}, costs, error (its name),
+/// model, emulated, features (informational), config {index, knobs}, costs, error (its name),
 /// error_message, agent, device, measure_options (an object), measured_at_ms and kiln_version.
 std::string record_to_json_line(const TuningRecord& record);
 
 /// Parses one line written by record_to_json_line. Every field but error_message, device,
-/// measure_options, features and kiln_version is required. InvalidArgument naming the field for
+/// measure_options, features, emulated (false when absent) and kiln_version is required. InvalidArgument naming the field for
 /// malformed JSON, a missing or mistyped field, an unknown error name, a malformed workload or
 /// target, and costs that break TuningRecord's rules.
 Result<TuningRecord> record_from_json_line(std::string_view line);

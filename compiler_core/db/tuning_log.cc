@@ -13,6 +13,7 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -73,6 +74,11 @@ constexpr const char* kMigrations[] = {
     // an index, in order.
     R"sql(
       CREATE INDEX records_best ON records (workload_id, target_id, error_code, median_cost);
+    )sql",
+    // 2 -> 3: boards under user-mode emulation (qemu-user) are marked, so that their timings
+    // never stand in for a real board's.
+    R"sql(
+      ALTER TABLE targets ADD COLUMN emulated INTEGER NOT NULL DEFAULT 0;
     )sql",
 };
 static_assert(std::size(kMigrations) == kTuningLogSchemaVersion);
@@ -287,15 +293,16 @@ struct TuningLog::Impl {
   /// A read-only open of a file without tables yet: every query answers with nothing.
   bool empty = false;
 
-  Statement find_workload, find_target, best, history, history_latest;
+  Statement find_workload, find_target, find_boards, best, history, history_latest;
   Statement insert_workload, insert_target, insert_record;
 
   // Ids never change once committed, so they are cached; a rolled-back transaction's ids are
   // kept apart in `pending_*` until its commit.
   std::unordered_map<std::string, int64_t> workload_ids;
-  std::map<std::pair<std::string, std::string>, int64_t> target_ids;
+  using TargetIdKey = std::tuple<std::string, std::string, bool>;
+  std::map<TargetIdKey, int64_t> target_ids;
   std::unordered_map<std::string, int64_t> pending_workload_ids;
-  std::map<std::pair<std::string, std::string>, int64_t> pending_target_ids;
+  std::map<TargetIdKey, int64_t> pending_target_ids;
   // Spellings already canonicalised (parsing a host target string is not free).
   std::unordered_map<std::string, std::string> canonical_workloads;
   std::unordered_map<std::string, std::string> canonical_targets;
@@ -345,8 +352,18 @@ struct TuningLog::Impl {
       return Status::ok();
     };
     KILN_RETURN_IF_ERROR(prepare(&find_workload, "SELECT id FROM workloads WHERE key = ?1"));
-    KILN_RETURN_IF_ERROR(
-        prepare(&find_target, "SELECT id FROM targets WHERE target = ?1 AND model = ?2"));
+    // Logs older than schema 3 (read-only opens) have no emulated column: every board was real.
+    const bool has_emulated = schema_version >= 3;
+    KILN_RETURN_IF_ERROR(prepare(&find_target, has_emulated
+                                                   ? "SELECT id FROM targets WHERE target = ?1 AND "
+                                                     "model = ?2 AND emulated = ?3"
+                                                   : "SELECT id FROM targets WHERE target = ?1 AND "
+                                                     "model = ?2 AND 0 = ?3"));
+    KILN_RETURN_IF_ERROR(prepare(&find_boards, has_emulated
+                                                   ? "SELECT id, model FROM targets WHERE target = "
+                                                     "?1 AND emulated = ?2 ORDER BY id"
+                                                   : "SELECT id, model FROM targets WHERE target = "
+                                                     "?1 AND 0 = ?2 ORDER BY id"));
     KILN_RETURN_IF_ERROR(prepare(&best, std::string("SELECT ") + kRecordColumns +
                                             " FROM records r WHERE r.workload_id = ?1 AND "
                                             "r.target_id = ?2 AND r.error_code = 0 "
@@ -361,8 +378,11 @@ struct TuningLog::Impl {
     if (options.read_only) return Status::ok();
     KILN_RETURN_IF_ERROR(
         prepare(&insert_workload, "INSERT INTO workloads (key, op) VALUES (?1, ?2)"));
-    KILN_RETURN_IF_ERROR(prepare(
-        &insert_target, "INSERT INTO targets (target, model, features) VALUES (?1, ?2, ?3)"));
+    KILN_RETURN_IF_ERROR(prepare(&insert_target, has_emulated
+                                                     ? "INSERT INTO targets (target, model, "
+                                                       "features, emulated) VALUES (?1, ?2, ?3, ?4)"
+                                                     : "INSERT INTO targets (target, model, "
+                                                       "features) VALUES (?1, ?2, ?3)"));
     KILN_RETURN_IF_ERROR(prepare(
         &insert_record,
         "INSERT INTO records (workload_id, target_id, config_index, config_knobs, costs, "
@@ -431,11 +451,12 @@ struct TuningLog::Impl {
 
   /// The id of a committed target row, or 0 when there is none.
   Result<int64_t> lookup_target(const TargetKey& key) {
-    auto cache_key = std::make_pair(key.target, key.model);
+    TargetIdKey cache_key{key.target, key.model, key.emulated};
     if (auto it = target_ids.find(cache_key); it != target_ids.end()) return it->second;
     ResetOnExit reset(find_target);
     find_target.bind(1, key.target);
     find_target.bind(2, key.model);
+    find_target.bind(3, int64_t{key.emulated ? 1 : 0});
     KILN_ASSIGN_OR_RETURN(bool found, find_target.step("read"));
     if (!found) return int64_t{0};
     const int64_t id = find_target.int64(0);
@@ -460,7 +481,7 @@ struct TuningLog::Impl {
 
   /// Inside a write transaction: the id of the target row, inserted when missing.
   Result<int64_t> target_id_for_write(const TargetKey& key) {
-    auto cache_key = std::make_pair(key.target, key.model);
+    TargetIdKey cache_key{key.target, key.model, key.emulated};
     if (auto it = pending_target_ids.find(cache_key); it != pending_target_ids.end()) {
       return it->second;
     }
@@ -469,6 +490,7 @@ struct TuningLog::Impl {
     insert_target.bind(1, key.target);
     insert_target.bind(2, key.model);
     insert_target.bind(3, key.features());
+    if (schema_version >= 3) insert_target.bind(4, int64_t{key.emulated ? 1 : 0});
     KILN_RETURN_IF_ERROR(insert_target.run("write to"));
     id = sqlite3_last_insert_rowid(db.get());
     pending_target_ids.emplace(std::move(cache_key), id);
@@ -504,7 +526,27 @@ struct TuningLog::Impl {
   /// Canonical key of a caller's TargetKey.
   Result<TargetKey> canonical_key(const TargetKey& key) {
     KILN_ASSIGN_OR_RETURN(std::string target, canonical_target(key.target));
-    return TargetKey{std::move(target), key.model};
+    return TargetKey{std::move(target), key.model, key.emulated};
+  }
+
+  /// The committed target rows a query key stands for: the one row of its (target, model,
+  /// emulated), or with an empty model every board of the target with that emulation.
+  Result<std::vector<std::pair<int64_t, TargetKey>>> boards_of(const TargetKey& key) {
+    std::vector<std::pair<int64_t, TargetKey>> out;
+    KILN_ASSIGN_OR_RETURN(int64_t exact, lookup_target(key));
+    if (exact != 0) out.emplace_back(exact, key);
+    if (!key.model.empty()) return out;
+    ResetOnExit reset(find_boards);
+    find_boards.bind(1, key.target);
+    find_boards.bind(2, int64_t{key.emulated ? 1 : 0});
+    while (true) {
+      KILN_ASSIGN_OR_RETURN(bool has_row, find_boards.step("read"));
+      if (!has_row) break;
+      if (find_boards.int64(0) == exact) continue;
+      out.emplace_back(find_boards.int64(0),
+                       TargetKey{key.target, find_boards.text(1), key.emulated});
+    }
+    return out;
   }
 };
 
@@ -655,22 +697,34 @@ Result<std::vector<TuningRecord>> TuningLog::best(const Workload& workload, cons
     out.clear();
     KILN_ASSIGN_OR_RETURN(int64_t workload_id, impl.lookup_workload(workload_key));
     if (workload_id == 0) return Status::ok();
-    KILN_ASSIGN_OR_RETURN(int64_t target_id, impl.lookup_target(key));
-    if (target_id == 0) return Status::ok();
-    ResetOnExit reset(impl.best);
-    impl.best.bind(1, workload_id);
-    impl.best.bind(2, target_id);
-    // Rows come fastest first; the first row of each config is its fastest.
-    std::unordered_set<int64_t> configs;
-    while (static_cast<int>(out.size()) < k) {
-      KILN_ASSIGN_OR_RETURN(bool has_row, impl.best.step("read"));
-      if (!has_row) break;
-      if (!configs.insert(impl.best.int64(0)).second) continue;
-      TuningRecord record;
-      record.workload = workload_key;
-      record.target = key;
-      KILN_RETURN_IF_ERROR(impl.read_record(impl.best, &record));
-      out.push_back(std::move(record));
+    KILN_ASSIGN_OR_RETURN(auto boards, impl.boards_of(key));
+    // Each board's rows come fastest first, the first row of a config its fastest there; the
+    // boards' top k are merged and each config kept once, at its fastest.
+    for (const auto& [target_id, board] : boards) {
+      ResetOnExit reset(impl.best);
+      impl.best.bind(1, workload_id);
+      impl.best.bind(2, target_id);
+      std::unordered_set<int64_t> configs;
+      while (static_cast<int>(configs.size()) < k) {
+        KILN_ASSIGN_OR_RETURN(bool has_row, impl.best.step("read"));
+        if (!has_row) break;
+        if (!configs.insert(impl.best.int64(0)).second) continue;
+        TuningRecord record;
+        record.workload = workload_key;
+        record.target = board;
+        KILN_RETURN_IF_ERROR(impl.read_record(impl.best, &record));
+        out.push_back(std::move(record));
+      }
+    }
+    if (boards.size() > 1) {
+      std::stable_sort(out.begin(), out.end(), [](const TuningRecord& a, const TuningRecord& b) {
+        return a.median_cost() < b.median_cost();
+      });
+      std::unordered_set<int64_t> configs;
+      std::erase_if(out, [&](const TuningRecord& r) {
+        return !configs.insert(r.config_index).second;
+      });
+      if (static_cast<int>(out.size()) > k) out.resize(static_cast<size_t>(k));
     }
     return Status::ok();
   });
@@ -689,22 +743,33 @@ Result<std::vector<TuningRecord>> TuningLog::history(const Workload& workload,
     out.clear();
     KILN_ASSIGN_OR_RETURN(int64_t workload_id, impl.lookup_workload(workload_key));
     if (workload_id == 0) return Status::ok();
-    KILN_ASSIGN_OR_RETURN(int64_t target_id, impl.lookup_target(key));
-    if (target_id == 0) return Status::ok();
-    Statement& query = limit > 0 ? impl.history_latest : impl.history;
-    ResetOnExit reset(query);
-    query.bind(1, workload_id);
-    query.bind(2, target_id);
-    if (limit > 0) query.bind(3, limit);
-    while (true) {
-      KILN_ASSIGN_OR_RETURN(bool has_row, query.step("read"));
-      if (!has_row) break;
-      TuningRecord record;
-      record.workload = workload_key;
-      record.target = key;
-      KILN_RETURN_IF_ERROR(impl.read_record(query, &record));
-      out.push_back(std::move(record));
+    KILN_ASSIGN_OR_RETURN(auto boards, impl.boards_of(key));
+    std::vector<std::pair<int64_t, TuningRecord>> rows;  // (record id, record)
+    for (const auto& [target_id, board] : boards) {
+      Statement& query = limit > 0 ? impl.history_latest : impl.history;
+      ResetOnExit reset(query);
+      query.bind(1, workload_id);
+      query.bind(2, target_id);
+      if (limit > 0) query.bind(3, limit);
+      while (true) {
+        KILN_ASSIGN_OR_RETURN(bool has_row, query.step("read"));
+        if (!has_row) break;
+        TuningRecord record;
+        record.workload = workload_key;
+        record.target = board;
+        KILN_RETURN_IF_ERROR(impl.read_record(query, &record));
+        rows.emplace_back(query.int64(10), std::move(record));
+      }
     }
+    // Several boards: their rows in the order they were appended, the latest `limit`.
+    if (boards.size() > 1) {
+      std::stable_sort(rows.begin(), rows.end(),
+                       [](const auto& a, const auto& b) { return a.first < b.first; });
+      if (limit > 0 && static_cast<int64_t>(rows.size()) > limit) {
+        rows.erase(rows.begin(), rows.end() - limit);
+      }
+    }
+    for (auto& row : rows) out.push_back(std::move(row.second));
     return Status::ok();
   });
   KILN_RETURN_IF_ERROR(status);
@@ -795,7 +860,9 @@ Result<int64_t> TuningLog::export_jsonl(std::ostream& out) const {
       Statement query,
       Statement::prepare(impl.db.get(), &impl.path,
                          std::string("SELECT ") + kRecordColumns +
-                             ", w.key, t.target, t.model FROM records r "
+                             ", w.key, t.target, t.model, " +
+                             (impl.schema_version >= 3 ? "t.emulated" : "0") +
+                             " FROM records r "
                              "JOIN workloads w ON w.id = r.workload_id "
                              "JOIN targets t ON t.id = r.target_id ORDER BY r.id"));
   int64_t written = 0;
@@ -817,7 +884,7 @@ Result<int64_t> TuningLog::export_jsonl(std::ostream& out) const {
     TuningRecord record;
     KILN_RETURN_IF_ERROR(impl.read_record(query, &record));
     record.workload = query.text(11);
-    record.target = TargetKey{query.text(12), query.text(13)};
+    record.target = TargetKey{query.text(12), query.text(13), query.int64(14) != 0};
     out << record_to_json_line(record) << '\n';
     if (!out) {
       return Status(StatusCode::kFailedPrecondition,

@@ -5,7 +5,8 @@
 /// Schema (version kTuningLogSchemaVersion, in PRAGMA user_version):
 /// - `meta(key, value)`: `application` = "kiln-tuning-log" marks a kiln file, `schema_version`;
 /// - `workloads(id, key UNIQUE, op)`: `key` is Workload::canonical();
-/// - `targets(id, target, model, features, UNIQUE(target, model))`: one row per TargetKey;
+/// - `targets(id, target, model, features, emulated, UNIQUE(target, model))`: one row per
+///   TargetKey (an emulated board's model names the emulation, so the pair stays unique);
 /// - `records(id, workload_id, target_id, config_index, config_knobs, costs, median_cost,
 ///   error_code, error_message, agent, device, measure_options, measured_at_ms, kiln_version)`
 ///   with an index on (workload_id, target_id, error_code, median_cost) for best queries.
@@ -39,8 +40,8 @@
 namespace kiln::core {
 
 /// The schema version this build reads and writes. History: 1 = tables; 2 = the best-query
-/// index.
-inline constexpr int kTuningLogSchemaVersion = 2;
+/// index; 3 = targets.emulated.
+inline constexpr int kTuningLogSchemaVersion = 3;
 
 /// The value of meta's `application` row in every kiln tuning log.
 inline constexpr const char* kTuningLogApplication = "kiln-tuning-log";
@@ -102,12 +103,15 @@ class TuningLog {
   Status append(std::span<const TuningRecord> records);
 
   /// Up to `k` records of `workload` on `target` with error OK, fastest median cost first, at
-  /// most one per config (its fastest). Empty when there are none.
+  /// most one per config (its fastest). Empty when there are none. A key with an empty model
+  /// takes the records of every board of `target.target`; a key's `emulated` must match the
+  /// records' (a real board's query never sees an emulated board's records). Each record
+  /// comes back with the key it was stored under.
   Result<std::vector<TuningRecord>> best(const Workload& workload, const TargetKey& target,
                                          int k = 1) const;
 
-  /// Every record of `workload` on `target`, in the order they were appended; the latest
-  /// `limit` of them when limit > 0.
+  /// Every record of `workload` on `target` (matched as best() does), in the order they were
+  /// appended; the latest `limit` of them when limit > 0.
   Result<std::vector<TuningRecord>> history(const Workload& workload, const TargetKey& target,
                                             int64_t limit = 0) const;
 

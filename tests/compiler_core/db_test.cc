@@ -523,6 +523,68 @@ TEST_F(TuningLogTest, MigratesALogOfAnOlderSchema) {
   EXPECT_EQ((*best)[0].config_index, 2);
 }
 
+// Records of boards of a cross target: a query with no model answers from every real board,
+// an emulated board's records answer only a query for emulated boards, and export keeps the
+// mark.
+TEST_F(TuningLogTest, EmulatedBoardsNeverAnswerForRealOnes) {
+  const std::string w = "matmul:M=64,N=64,K=64";
+  const std::string arm = "llvm -mtriple=aarch64-linux-gnu -mcpu=cortex-a72";
+  const TargetKey pi{arm, "ARM Cortex-A72", false};
+  const TargetKey other_pi{arm, "ARM Cortex-A72 rev 3", false};
+  const TargetKey qemu{arm, "qemu-user aarch64 on AMD EPYC", true};
+  TuningLog log = open_log();
+  ASSERT_TRUE(log.append(std::vector<TuningRecord>{record_of(w, pi, 1, {0.3}),
+                                                   record_of(w, other_pi, 2, {0.2}),
+                                                   record_of(w, other_pi, 1, {0.25}),
+                                                   record_of(w, qemu, 3, {0.01})})
+                  .is_ok());
+
+  Result<std::vector<TuningRecord>> real = log.best(workload_of(w), TargetKey{arm, ""}, 5);
+  ASSERT_TRUE(real.is_ok()) << real.status().to_string();
+  ASSERT_EQ(real->size(), 2u);
+  EXPECT_EQ((*real)[0].config_index, 2);
+  EXPECT_EQ((*real)[0].target, other_pi);
+  EXPECT_EQ((*real)[1].config_index, 1);  // its fastest, on the second board
+  EXPECT_EQ((*real)[1].median_cost(), 0.25);
+
+  Result<std::vector<TuningRecord>> one = log.best(workload_of(w), pi, 5);
+  ASSERT_TRUE(one.is_ok());
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_EQ((*one)[0].target, pi);
+
+  Result<std::vector<TuningRecord>> emulated =
+      log.best(workload_of(w), TargetKey{arm, "", true}, 5);
+  ASSERT_TRUE(emulated.is_ok());
+  ASSERT_EQ(emulated->size(), 1u);
+  EXPECT_EQ((*emulated)[0].config_index, 3);
+  EXPECT_TRUE((*emulated)[0].target.emulated);
+  EXPECT_EQ(log.history(workload_of(w), TargetKey{arm, ""})->size(), 3u);
+  EXPECT_EQ(log.history(workload_of(w), TargetKey{arm, "", true})->size(), 1u);
+
+  std::ostringstream exported;
+  ASSERT_TRUE(log.export_jsonl(exported).is_ok());
+  EXPECT_THAT(exported.str(), HasSubstr("\"emulated\":true"));
+  TuningLog copy = open_log("copy.db");
+  std::istringstream in(exported.str());
+  ASSERT_TRUE(copy.import_jsonl(in).is_ok());
+  EXPECT_EQ(copy.best(workload_of(w), TargetKey{arm, ""}, 5)->size(), 2u);
+  EXPECT_EQ(copy.best(workload_of(w), TargetKey{arm, "", true}, 5)->size(), 1u);
+}
+
+TEST_F(TuningLogTest, ALogFromBeforeEmulatedBoardsReadsItsBoardsAsReal) {
+  const std::string w = "matmul:M=16,N=16,K=16";
+  {
+    TuningLog old = open_log("tuning.db", {.schema_version = 2});
+    ASSERT_TRUE(old.append(std::vector<TuningRecord>{record_of(w, host_key(), 1, {0.2})}).is_ok());
+  }
+  TuningLog log = open_log();
+  EXPECT_EQ(log.schema_version(), kTuningLogSchemaVersion);
+  Result<std::vector<TuningRecord>> best = log.best(workload_of(w), host_key());
+  ASSERT_TRUE(best.is_ok());
+  ASSERT_EQ(best->size(), 1u);
+  EXPECT_FALSE((*best)[0].target.emulated);
+}
+
 TEST_F(TuningLogTest, RefusesANewerSchemaAndLeavesTheFileAlone) {
   const fs::path path = dir_ / "tuning.db";
   {
