@@ -5,12 +5,16 @@
 /// attempts after which a task ends as DEVICE_LOST, and de-duplication of results by task id.
 ///
 /// Tasks are opaque to the broker (a payload it hands out as it was given): the tracker never
-/// compiles or inspects kernels. Time is passed in, never read, so that leases and expiry are
-/// tested without sleeping. All methods are thread-safe.
+/// compiles or inspects kernels. What it does read is each task's Requirement (the CPU
+/// architecture and features its target needs) and each asking agent's Capability: one device
+/// key may hold boards of several architectures, and a task is only ever leased to an agent that
+/// can run it. Time is passed in, never read, so that leases and expiry are tested without
+/// sleeping. All methods are thread-safe.
 ///
 /// Invariants: a task is in exactly one of queued (on its key), leased (to one agent) or
 /// finished; a finished task id is remembered, so a result that arrives twice, or after its
-/// task was re-leased and finished elsewhere, is recognised and dropped.
+/// task was re-leased and finished elsewhere, is recognised and dropped. A queued task that no
+/// agent can run stays queued (see waiting()) until one that can asks, or its job is cancelled.
 #pragma once
 
 #include <chrono>
@@ -21,6 +25,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -30,6 +35,39 @@
 namespace kiln::tracker {
 
 using Clock = std::chrono::steady_clock;
+
+/// What a task needs of the agent that runs it.
+struct Requirement {
+  /// The CPU architecture, as the first part of an LLVM triple ("x86_64", "aarch64"); empty
+  /// when any architecture will do.
+  std::string architecture;
+  /// CPU features the agent must all have, named without '+' ("dotprod"). Order and
+  /// repetitions do not matter.
+  std::vector<std::string> features;
+  /// The target the task names ("llvm -mtriple=aarch64-linux-gnu"), for messages and to group
+  /// the tasks that wait.
+  std::string target;
+};
+
+/// What an agent can run.
+struct Capability {
+  /// As Requirement::architecture; an agent that names none runs only tasks that need none.
+  std::string architecture;
+  /// Its CPU features, named without '+'.
+  std::set<std::string> features;
+
+  auto operator<=>(const Capability&) const = default;
+};
+
+/// True when an agent of `capability` can run a task of `requirement`: the same architecture
+/// (or a task that needs none) and every required feature present.
+bool can_run(const Capability& capability, const Requirement& requirement);
+
+/// Why no agent among `agents` (the capabilities of those connected on `device_key`) can run
+/// tasks of `requirement`, e.g. "no agent of key K runs aarch64 (agents: x86_64)" or "no aarch64
+/// agent of key K has +dotprod"; empty when one can.
+std::string why_no_agent_fits(const std::string& device_key, const Requirement& requirement,
+                              const std::vector<Capability>& agents);
 
 struct BrokerOptions {
   /// Leases one task may have; when the last one is lost too, the task ends as DEVICE_LOST.
@@ -45,6 +83,7 @@ struct TaskSpec {
   std::string device_key;  ///< the kind of board that must run it
   std::string payload;     ///< handed to the agent as it is (a serialized MeasureTask)
   Clock::duration lease = std::chrono::seconds(60);  ///< how long an agent may hold it
+  Requirement requirement;  ///< only an agent that meets it may lease the task
 };
 
 /// A task given to an agent.
@@ -71,6 +110,13 @@ struct KeyStats {
   size_t leased = 0;
 };
 
+/// Queued tasks of one target that no agent of their key can run.
+struct WaitingTasks {
+  std::string target;
+  size_t tasks = 0;
+  std::string reason;  ///< as why_no_agent_fits
+};
+
 class Broker {
  public:
   explicit Broker(BrokerOptions options = {}) : options_(options) {}
@@ -80,11 +126,13 @@ class Broker {
   /// or finished); ResourceExhausted when the key's queue is full.
   Status submit(TaskSpec task);
 
-  /// The next task for an agent of `device_key`, leased to `agent_id` until now + its lease:
-  /// jobs with queued tasks on the key take turns (round robin); within a job, re-queued tasks
-  /// first, then in submission order. Nothing when the key has no queued task.
+  /// The next task that an agent of `device_key` with `capability` can run, leased to
+  /// `agent_id` until now + its lease: jobs with queued tasks on the key take turns (round
+  /// robin); a job with nothing this agent can run keeps its place for agents that can. Within
+  /// a job, re-queued tasks first, then in submission order. Nothing when the key has no queued
+  /// task this agent can run.
   std::optional<Assignment> lease(const std::string& agent_id, const std::string& device_key,
-                                  Clock::time_point now);
+                                  const Capability& capability, Clock::time_point now);
 
   /// Records that `agent_id` finished `task_id`. AlreadyExists when the task finished before
   /// (a duplicate result: drop it); FailedPrecondition when the agent does not hold its lease
@@ -103,6 +151,11 @@ class Broker {
   size_t cancel_job(const std::string& job_id);
 
   std::map<std::string, KeyStats> stats() const;
+  /// The queued tasks of `device_key` that none of `agents` (the capabilities of the agents
+  /// connected on the key) can run, grouped by target, in target order. Empty when every queued
+  /// task has an agent that can run it (leased tasks never count).
+  std::vector<WaitingTasks> waiting(const std::string& device_key,
+                                    const std::vector<Capability>& agents) const;
   /// The earliest lease deadline, if any task is leased.
   std::optional<Clock::time_point> next_deadline() const;
 
@@ -114,9 +167,32 @@ class Broker {
     std::string agent;  ///< the holder while leased; empty while queued
     Deadlines::iterator deadline;
   };
+  /// A queued task: `order` sorts a job's tasks (re-queued ones below zero, newest first;
+  /// then submitted ones in order).
+  struct Queued {
+    int64_t order;
+    std::string task_id;
+  };
+  /// The queued tasks of one requirement on a key. A lease looks at each group once, so its
+  /// cost grows with the distinct requirements on the key, not with the tasks.
+  using GroupKey = std::tuple<std::string, std::vector<std::string>, std::string>;
+  struct Group {
+    Requirement requirement;
+    /// (turn, job) of every job with tasks here: begin() is the next in turn.
+    std::set<std::pair<uint64_t, std::string>> jobs;
+    size_t queued = 0;
+  };
+  struct JobQueue {
+    /// Its place in the key's round robin, shared by all its groups: the lowest goes next.
+    uint64_t turn = 0;
+    std::map<Group*, std::deque<Queued>> by_group;  ///< never an empty deque
+    size_t queued = 0;
+  };
   struct KeyQueue {
-    std::map<std::string, std::deque<std::string>> by_job;  ///< queued task ids per job
-    std::deque<std::string> turns;                          ///< jobs with queued tasks, in turn
+    std::map<GroupKey, Group> groups;                ///< never an empty group
+    std::unordered_map<std::string, JobQueue> jobs;  ///< jobs with queued tasks
+    uint64_t next_turn = 0;
+    int64_t next_front = 0, next_back = 0;
     size_t queued = 0;
     size_t leased = 0;
   };
@@ -124,6 +200,8 @@ class Broker {
   /// Ends a lease that was lost: requeue (front) or finish as DEVICE_LOST. Lock held.
   Finished take_back(const std::string& task_id);
   void enqueue(Task& task, bool front);
+  /// Takes the front task of `group` in `job` off the queue. Lock held.
+  std::string dequeue(KeyQueue& key, const std::string& job_id, Group* group);
 
   BrokerOptions options_;
   mutable std::mutex mutex_;

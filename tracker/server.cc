@@ -559,7 +559,8 @@ class TrackerService final : public pb::Tracker::CallbackService {
         slots.pop_front();
         continue;
       }
-      std::optional<Assignment> a = broker_.lease(session->agent_id, key, now);
+      // Submitted tasks carry no requirement yet: any agent of the key runs them.
+      std::optional<Assignment> a = broker_.lease(session->agent_id, key, Capability{}, now);
       if (!a) return;
       session->tasks.insert(a->task_id);
       out.tasks.emplace_back(std::move(session), std::move(*a));
