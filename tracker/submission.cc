@@ -1,0 +1,60 @@
+#include "tracker/submission_internal.h"
+
+#include <algorithm>
+
+#include "tracker/tracker_service_internal.h"
+
+namespace kiln::tracker::internal {
+
+namespace pb = kiln::v1;
+
+void Submission::deliver(pb::MeasureResult result) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (finishing_) return;
+  pending_.push_back(std::move(result));
+  write_or_finish(lock);
+}
+
+void Submission::end(grpc::Status status) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (finishing_) return;
+  finishing_ = true;
+  final_ = std::move(status);
+  write_or_finish(lock);
+}
+
+void Submission::OnWriteDone(bool ok) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  write_in_flight_ = false;
+  if (!ok && !finishing_) {
+    finishing_ = true;
+    final_ = {grpc::StatusCode::CANCELLED, "the client went away"};
+  }
+  write_or_finish(lock);
+}
+
+void Submission::OnCancel() {
+  service_->on_submission_cancelled(*this);
+  end({grpc::StatusCode::CANCELLED, "the client cancelled the submission"});
+}
+
+void Submission::OnDone() { std::shared_ptr<Submission> self = std::move(self_); }
+
+void Submission::write_or_finish(std::unique_lock<std::mutex>&) {
+  if (write_in_flight_ || finished_) return;
+  if (!finishing_ && !pending_.empty()) {
+    writing_.Clear();
+    for (pb::MeasureResult& r : pending_) *writing_.add_results() = std::move(r);
+    remaining_ -= std::min(remaining_, pending_.size());
+    pending_.clear();
+    write_in_flight_ = true;
+    StartWrite(&writing_);
+    return;
+  }
+  if (finishing_ || remaining_ == 0) {
+    finished_ = true;
+    Finish(finishing_ ? final_ : grpc::Status::OK);
+  }
+}
+
+}  // namespace kiln::tracker::internal

@@ -1,0 +1,58 @@
+/// \file
+/// One Submit call as seen by the tracker: the reactor that streams the submission's results
+/// back to its client. Private to tracker/.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "kiln/v1/tracker.grpc.pb.h"
+
+namespace kiln::tracker::internal {
+
+class TrackerService;
+
+/// The reactor of one Submit call: streams its results back as they arrive, several a message
+/// when they arrive faster than the client reads, and finishes once every task has its result.
+/// A client that cancels goes to TrackerService::on_submission_cancelled.
+class Submission final : public grpc::ServerWriteReactor<kiln::v1::SubmitResponse>,
+                         public std::enable_shared_from_this<Submission> {
+ public:
+  Submission(TrackerService* service, std::string job_id, size_t tasks)
+      : service_(service), job_id_(std::move(job_id)), remaining_(tasks) {}
+
+  /// Keeps the reactor alive until gRPC is done with it.
+  void start() { self_ = shared_from_this(); }
+
+  /// Queues a result for the client (dropped once the call ends).
+  void deliver(kiln::v1::MeasureResult result);
+
+  /// Ends the call early (the tracker stops, a submission is refused).
+  void end(grpc::Status status);
+
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+  const std::string& job_id() const { return job_id_; }
+
+ private:
+  /// Sends what is pending, or finishes when nothing is left. Lock held.
+  void write_or_finish(std::unique_lock<std::mutex>&);
+
+  TrackerService* service_;
+  const std::string job_id_;
+  std::mutex mutex_;
+  size_t remaining_;
+  std::vector<kiln::v1::MeasureResult> pending_;
+  kiln::v1::SubmitResponse writing_;
+  bool write_in_flight_ = false, finishing_ = false, finished_ = false;
+  grpc::Status final_;
+  std::shared_ptr<Submission> self_;
+};
+
+}  // namespace kiln::tracker::internal

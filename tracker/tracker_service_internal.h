@@ -1,0 +1,122 @@
+/// \file
+/// The kiln.v1 Tracker service over the Broker: the registry of agents and their free slots,
+/// the live submissions, and the steps that move tasks between them. The reactors
+/// (agent_session_internal.h, submission_internal.h) call into it; the reaper (reaper.cc) ticks
+/// it; TrackerHost and TrackerServer (server.cc) host it. Private to tracker/.
+///
+/// Locking: one mutex guards the service's state and the sessions' fields marked so. gRPC
+/// calls (writes, finishes) are never made under it: a step collects them in an Outgoing and
+/// sends them once the mutex is released.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "kiln/v1/tracker.grpc.pb.h"
+#include "tracker/agent_session_internal.h"
+#include "tracker/broker.h"
+#include "tracker/reaper_internal.h"
+#include "tracker/server.h"
+#include "tracker/submission_internal.h"
+
+namespace kiln::tracker::internal {
+
+/// Figures for `kiln status`, kept after an agent leaves.
+struct AgentRecord {
+  std::string device_key, target, state;
+  kiln::v1::DeviceFacts facts;
+  int64_t done = 0, errors = 0;
+};
+
+/// A reactor that refuses a call at once.
+template <class Base>
+class Refusal final : public Base {
+ public:
+  explicit Refusal(const grpc::Status& status) { this->Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+/// What a step decided under the service's mutex, sent after it is released: gRPC calls are
+/// never made under the mutex.
+struct Outgoing {
+  std::vector<std::pair<std::shared_ptr<Submission>, kiln::v1::MeasureResult>> results;
+  std::vector<std::pair<std::shared_ptr<AgentSession>, Assignment>> tasks;
+
+  void send();
+};
+
+class TrackerService final : public kiln::v1::Tracker::CallbackService {
+ public:
+  explicit TrackerService(TrackerOptions options);
+
+  /// Starts expiring leases and taking silent agents for lost.
+  void start_reaper();
+  /// Ends every stream and call; the server's shutdown then waits for them.
+  void stop();
+
+  grpc::ServerBidiReactor<kiln::v1::AgentMessage, kiln::v1::TrackerMessage>* Connect(
+      grpc::CallbackServerContext* context) override;
+  grpc::ServerWriteReactor<kiln::v1::SubmitResponse>* Submit(
+      grpc::CallbackServerContext* context, const kiln::v1::SubmitRequest* request) override;
+  grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
+                                      const kiln::v1::StatusRequest*,
+                                      kiln::v1::StatusResponse* response) override;
+
+  /// The first message of a session. OK to go on reading.
+  grpc::Status on_register(const std::shared_ptr<AgentSession>& session,
+                           const kiln::v1::AgentMessage& message);
+  /// A heartbeat or a result.
+  void on_message(AgentSession& session, const kiln::v1::AgentMessage& message);
+  /// The agent's stream ended (it closed, broke, or was ended by the tracker).
+  void on_disconnect(AgentSession& session);
+  /// The client of `submission` went away: its queued tasks are dropped, and results of the
+  /// leased ones have nobody to go to.
+  void on_submission_cancelled(Submission& submission);
+
+  /// Expires leases and takes silent agents for lost: the reaper's tick (reaper.cc).
+  void reap();
+
+ private:
+  grpc::Status authenticate(grpc::CallbackServerContext* context) const;
+  /// Hands a result to the submission waiting for it. Mutex held.
+  void deliver(const std::string& task_id, kiln::v1::MeasureResult result, Outgoing& out);
+  /// Takes `session` for lost: its leases go back to the broker; tasks out of attempts end
+  /// as DEVICE_LOST. Mutex held.
+  void lose(AgentSession& session, Outgoing& out);
+  /// A lease the broker took back. Mutex held.
+  void account_taken_back(const Finished& f, Outgoing& out);
+  /// Mutex held.
+  void on_result(AgentSession& session, const kiln::v1::MeasureResult& result, Outgoing& out);
+  /// Leases queued tasks of `key` to its agents' free slots, in turn. Mutex held.
+  void dispatch(const std::string& key, Outgoing& out);
+  /// The key of a known agent, or empty. Mutex held.
+  std::string live_key_of(const std::string& agent_id) const;
+
+  TrackerOptions options_;
+  std::mutex mutex_;
+  Broker broker_;
+  std::unordered_map<std::string, std::shared_ptr<AgentSession>> sessions_;
+  /// Per device key, one entry per free slot of a live agent, in the order they freed.
+  std::unordered_map<std::string, std::deque<std::shared_ptr<AgentSession>>> free_slots_;
+  std::map<std::string, AgentRecord> agents_;
+  std::unordered_map<std::string, std::shared_ptr<Submission>> submissions_by_task_;
+  struct LiveSubmission {
+    std::shared_ptr<Submission> stream;
+    size_t left = 0;  ///< results still to come
+    std::vector<std::string> task_ids;
+  };
+  std::unordered_map<const Submission*, LiveSubmission> submissions_;  ///< still streaming
+  bool stopping_ = false;
+  Reaper reaper_;
+};
+
+}  // namespace kiln::tracker::internal
