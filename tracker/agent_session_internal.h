@@ -47,6 +47,7 @@ class AgentSession final
   // Set at registration, then read-only:
   std::string agent_id, device_key, target;
   kiln::v1::DeviceFacts facts;
+  Capability capability;  ///< what it can run: tasks of other architectures never reach it
   int capacity = 1;
   bool registered = false;
   // Guarded by the service's mutex:

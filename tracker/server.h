@@ -4,6 +4,15 @@
 /// streamed back as they complete. An agent whose stream breaks, or that misses heartbeats, is
 /// taken for lost and its tasks are leased again elsewhere; a task whose lease runs out is too.
 ///
+/// Routing: one device key may hold boards of several architectures. A task needs the
+/// architecture of its target's triple (arm64 read as aarch64, amd64 as x86_64; an empty triple
+/// runs anywhere) and the features its target turns on ("+dotprod"); an agent runs the
+/// architecture of its facts (else its target's triple) with its facts' ISA features and those
+/// its target turns on. A task only ever reaches an agent that can run it. Tasks that no
+/// connected agent of their key can run stay queued: their submitter gets a SubmitResponse with
+/// `waiting` (why) and `waiting_changed`, again (with `waiting` empty) when an agent that can
+/// run them registers, and GetStatus lists them in KeyStatus.waiting.
+///
 /// Security: with a token, every call must carry `authorization: Bearer <token>` metadata
 /// (UNAUTHENTICATED otherwise; the token is never logged); with a certificate and key the
 /// server speaks TLS only.

@@ -15,6 +15,13 @@ void Submission::deliver(pb::MeasureResult result) {
   write_or_finish(lock);
 }
 
+void Submission::set_waiting(std::string reason) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (finishing_) return;
+  waiting_ = std::move(reason);
+  write_or_finish(lock);
+}
+
 void Submission::end(grpc::Status status) {
   std::unique_lock<std::mutex> lock(mutex_);
   if (finishing_) return;
@@ -42,8 +49,13 @@ void Submission::OnDone() { std::shared_ptr<Submission> self = std::move(self_);
 
 void Submission::write_or_finish(std::unique_lock<std::mutex>&) {
   if (write_in_flight_ || finished_) return;
-  if (!finishing_ && !pending_.empty()) {
+  if (!finishing_ && (!pending_.empty() || waiting_)) {
     writing_.Clear();
+    if (waiting_) {
+      writing_.set_waiting(std::move(*waiting_));
+      writing_.set_waiting_changed(true);
+      waiting_.reset();
+    }
     for (pb::MeasureResult& r : pending_) *writing_.add_results() = std::move(r);
     remaining_ -= std::min(remaining_, pending_.size());
     pending_.clear();

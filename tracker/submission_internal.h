@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,7 +19,8 @@ class TrackerService;
 
 /// The reactor of one Submit call: streams its results back as they arrive, several a message
 /// when they arrive faster than the client reads, and finishes once every task has its result.
-/// A client that cancels goes to TrackerService::on_submission_cancelled.
+/// A change of why its tasks wait travels in the next message (only the latest, when several
+/// come before it leaves). A client that cancels goes to TrackerService::on_submission_cancelled.
 class Submission final : public grpc::ServerWriteReactor<kiln::v1::SubmitResponse>,
                          public std::enable_shared_from_this<Submission> {
  public:
@@ -30,6 +32,10 @@ class Submission final : public grpc::ServerWriteReactor<kiln::v1::SubmitRespons
 
   /// Queues a result for the client (dropped once the call ends).
   void deliver(kiln::v1::MeasureResult result);
+
+  /// Tells the client why its tasks wait for an agent that can run them, or (empty) that
+  /// they wait no longer.
+  void set_waiting(std::string reason);
 
   /// Ends the call early (the tracker stops, a submission is refused).
   void end(grpc::Status status);
@@ -49,6 +55,7 @@ class Submission final : public grpc::ServerWriteReactor<kiln::v1::SubmitRespons
   std::mutex mutex_;
   size_t remaining_;
   std::vector<kiln::v1::MeasureResult> pending_;
+  std::optional<std::string> waiting_;  ///< a change not sent yet
   kiln::v1::SubmitResponse writing_;
   bool write_in_flight_ = false, finishing_ = false, finished_ = false;
   grpc::Status final_;

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <tuple>
 #include <unordered_set>
 
 #include "compiler_core/support/log.h"
 #include "proto/kiln/grpc_status.h"
+#include "tracker/routing_internal.h"
 
 namespace kiln::tracker::internal {
 
@@ -22,6 +24,7 @@ int64_t unix_ms() {
 }  // namespace
 
 void Outgoing::send() {
+  for (auto& [submission, reason] : waiting) submission->set_waiting(std::move(reason));
   for (auto& [submission, result] : results) submission->deliver(std::move(result));
   for (auto& [session, a] : tasks) {
     pb::TrackerMessage message;
@@ -31,6 +34,7 @@ void Outgoing::send() {
     task->set_lease_s(std::chrono::duration<double>(a.deadline - Clock::now()).count());
     session->send(std::move(message));
   }
+  waiting.clear();
   results.clear();
   tasks.clear();
 }
@@ -80,6 +84,7 @@ grpc::Status TrackerService::on_register(const std::shared_ptr<AgentSession>& se
   session->device_key = reg.device_key();
   session->target = reg.target().canonical();
   session->facts = reg.facts();
+  session->capability = capability_of(reg);
   session->capacity = std::max(1, reg.capacity());
   std::shared_ptr<AgentSession> previous;
   Outgoing out;
@@ -88,6 +93,9 @@ grpc::Status TrackerService::on_register(const std::shared_ptr<AgentSession>& se
     if (stopping_) return {grpc::StatusCode::UNAVAILABLE, "the tracker is shutting down"};
     session->last_seen = Clock::now();
     session->registered = true;
+    // Counted before the agent it replaces leaves, so that a reconnect does not make the
+    // key's submissions wait for a moment.
+    count_agent(*session, +1, out);
     auto old = sessions_.find(session->agent_id);
     if (old != sessions_.end()) {
       // The same agent again (a reconnect the tracker has not noticed yet): the new stream
@@ -104,9 +112,11 @@ grpc::Status TrackerService::on_register(const std::shared_ptr<AgentSession>& se
     record.state = "idle";
   }
   if (previous) previous->end({grpc::StatusCode::ABORTED, "the agent connected again"});
-  logger("tracker")->info("agent registered agent={} key={} target={} capacity={}",
-                          session->agent_id, session->device_key, session->target,
-                          session->capacity);
+  logger("tracker")->info(
+      "agent registered agent={} key={} target={} arch={} capacity={}", session->agent_id,
+      session->device_key, session->target,
+      session->capability.architecture.empty() ? "unknown" : session->capability.architecture,
+      session->capacity);
   pb::TrackerMessage hello;
   hello.mutable_registered()->set_agent_id(session->agent_id);
   hello.mutable_registered()->set_heartbeat_interval_s(
@@ -116,8 +126,7 @@ grpc::Status TrackerService::on_register(const std::shared_ptr<AgentSession>& se
     // Its slots open once the welcome is on its way: no task overtakes it.
     std::lock_guard<std::mutex> lock(mutex_);
     if (!session->lost) {
-      std::deque<std::shared_ptr<AgentSession>>& slots = free_slots_[session->device_key];
-      for (int i = 0; i < session->capacity; ++i) slots.push_back(session);
+      for (int i = 0; i < session->capacity; ++i) free_slot(session);
     }
     dispatch(session->device_key, out);
   }
@@ -186,6 +195,10 @@ grpc::ServerWriteReactor<pb::SubmitResponse>* TrackerService::Submit(
       submission->end({grpc::StatusCode::UNAVAILABLE, "the tracker is shutting down"});
       return submission.get();
     }
+    LiveSubmission live;
+    live.stream = submission;
+    live.device_key = request->device_key();
+    std::map<std::tuple<std::string, std::vector<std::string>, std::string>, size_t> distinct;
     for (const pb::MeasureTask& task : request->tasks()) {
       TaskSpec spec;
       spec.task_id = task.task_id();
@@ -196,6 +209,15 @@ grpc::ServerWriteReactor<pb::SubmitResponse>* TrackerService::Submit(
                        ? std::chrono::duration_cast<Clock::duration>(
                              std::chrono::duration<double>(2 * task.options().timeout_s() + 5))
                        : Clock::duration(options_.default_lease);
+      spec.requirement = requirement_of(task);
+      const Requirement& r = spec.requirement;
+      auto [d, added] =
+          distinct.try_emplace({r.architecture, r.features, r.target}, live.requirements.size());
+      if (added) {
+        live.requirements.push_back(r);
+        live.remaining.push_back(0);
+      }
+      ++live.remaining[d->second];
       Status queued = broker_.submit(std::move(spec));
       if (!queued.is_ok()) {
         broker_.cancel_job(request->job_id());
@@ -203,16 +225,16 @@ grpc::ServerWriteReactor<pb::SubmitResponse>* TrackerService::Submit(
         submission->end(to_grpc(queued));
         return submission.get();
       }
-      submissions_by_task_[task.task_id()] = submission;
+      submissions_by_task_[task.task_id()] = {submission, d->second};
     }
     if (request->tasks().empty()) {
       submission->end(grpc::Status::OK);
       return submission.get();
     }
-    LiveSubmission& live = submissions_[submission.get()];
-    live.stream = submission;
     live.left = size_t(request->tasks_size());
     for (const pb::MeasureTask& task : request->tasks()) live.task_ids.push_back(task.task_id());
+    LiveSubmission& stored = submissions_[submission.get()] = std::move(live);
+    update_waiting(stored, capabilities_of(request->device_key()), out);
     dispatch(request->device_key(), out);
   }
   logger("tracker")->debug("job={} key={} tasks={} queued", request->job_id(),
@@ -262,6 +284,12 @@ grpc::ServerUnaryReactor* TrackerService::GetStatus(grpc::CallbackServerContext*
       k->set_queued(int64_t(stats.queued));
       k->set_leased(int64_t(stats.leased));
       k->set_agents(agents_per_key[key]);
+      for (const WaitingTasks& w : broker_.waiting(key, capabilities_of(key))) {
+        pb::WaitingTarget* waiting = k->add_waiting();
+        waiting->set_target(w.target);
+        waiting->set_tasks(int64_t(w.tasks));
+        waiting->set_reason(w.reason);
+      }
     }
   }
   reactor->Finish(grpc::Status::OK);
@@ -275,21 +303,35 @@ grpc::Status TrackerService::authenticate(grpc::CallbackServerContext* context) 
 void TrackerService::deliver(const std::string& task_id, pb::MeasureResult result, Outgoing& out) {
   auto it = submissions_by_task_.find(task_id);
   if (it == submissions_by_task_.end()) return;  // its client went away
-  std::shared_ptr<Submission> submission = std::move(it->second);
+  std::shared_ptr<Submission> submission = std::move(it->second.submission);
+  const size_t requirement = it->second.requirement;
   submissions_by_task_.erase(it);
   auto live = submissions_.find(submission.get());
-  if (live != submissions_.end() && --live->second.left == 0) submissions_.erase(live);
+  if (live != submissions_.end()) {
+    LiveSubmission& l = live->second;
+    if (--l.left == 0) {
+      submissions_.erase(live);
+    } else if (--l.remaining[requirement] == 0 && !l.waiting.empty()) {
+      update_waiting(l, capabilities_of(l.device_key), out);  // perhaps these were what waited
+    }
+  }
   out.results.emplace_back(std::move(submission), std::move(result));
 }
 
 void TrackerService::lose(AgentSession& session, Outgoing& out) {
+  if (session.lost) return;  // a reconnect replacing a session the reaper took for lost
   session.lost = true;
   session.record->state = "lost";
+  count_agent(session, -1, out);
   for (const Finished& f : broker_.release_agent(session.agent_id)) account_taken_back(f, out);
   session.tasks.clear();
-  auto slots = free_slots_.find(session.device_key);
-  if (slots != free_slots_.end()) {
-    std::erase_if(slots->second, [&](const auto& s) { return s.get() == &session; });
+  auto key = free_slots_.find(session.device_key);
+  if (key != free_slots_.end()) {
+    auto slots = key->second.find(session.capability);
+    if (slots != key->second.end()) {
+      std::erase_if(slots->second, [&](const auto& s) { return s.get() == &session; });
+      if (slots->second.empty()) key->second.erase(slots);
+    }
   }
   dispatch(session.device_key, out);
 }
@@ -297,7 +339,7 @@ void TrackerService::lose(AgentSession& session, Outgoing& out) {
 void TrackerService::account_taken_back(const Finished& f, Outgoing& out) {
   auto s = sessions_.find(f.agent_id);
   if (s != sessions_.end() && s->second->tasks.erase(f.task_id) && !s->second->lost) {
-    free_slots_[s->second->device_key].push_back(s->second);
+    free_slot(s->second);
   }
   if (!f.device_lost) {
     logger("tracker")->warn("lease re-queued task={} agent={} attempt={}", f.task_id, f.agent_id,
@@ -324,9 +366,7 @@ void TrackerService::on_result(AgentSession& session, const pb::MeasureResult& r
                              session.agent_id, done.status().message());
     return;
   }
-  if (session.tasks.erase(result.task_id())) {
-    free_slots_[session.device_key].push_back(session.shared_from_this());
-  }
+  if (session.tasks.erase(result.task_id())) free_slot(session.shared_from_this());
   ++session.record->done;
   if (result.error_code() != pb::MEASURE_ERROR_CODE_OK) ++session.record->errors;
   pb::MeasureResult copy = result;
@@ -339,20 +379,85 @@ void TrackerService::dispatch(const std::string& key, Outgoing& out) {
   if (stopping_) return;
   auto it = free_slots_.find(key);
   if (it == free_slots_.end()) return;
-  std::deque<std::shared_ptr<AgentSession>>& slots = it->second;
   const Clock::time_point now = Clock::now();
-  while (!slots.empty()) {
-    std::shared_ptr<AgentSession>& session = slots.front();
-    if (session->lost || int(session->tasks.size()) >= session->capacity) {
+  // The agents of each capability take turns, a task each, so that one capability's agents do
+  // not take every task that several could run; a capability that gets nothing is done.
+  std::vector<std::map<Capability, Slots>::iterator> open;
+  for (auto c = it->second.begin(); c != it->second.end(); ++c) open.push_back(c);
+  while (!open.empty()) {
+    for (size_t i = 0; i < open.size();) {
+      const Capability& capability = open[i]->first;
+      Slots& slots = open[i]->second;
+      while (!slots.empty() &&
+             (slots.front()->lost || int(slots.front()->tasks.size()) >= slots.front()->capacity)) {
+        slots.pop_front();
+      }
+      std::optional<Assignment> a;
+      if (!slots.empty()) a = broker_.lease(slots.front()->agent_id, key, capability, now);
+      if (!a) {
+        open.erase(open.begin() + ptrdiff_t(i));
+        continue;
+      }
+      slots.front()->tasks.insert(a->task_id);
+      out.tasks.emplace_back(std::move(slots.front()), std::move(*a));
       slots.pop_front();
-      continue;
+      ++i;
     }
-    // Submitted tasks carry no requirement yet: any agent of the key runs them.
-    std::optional<Assignment> a = broker_.lease(session->agent_id, key, Capability{}, now);
-    if (!a) return;
-    session->tasks.insert(a->task_id);
-    out.tasks.emplace_back(std::move(session), std::move(*a));
-    slots.pop_front();
+  }
+  std::erase_if(it->second, [](const auto& entry) { return entry.second.empty(); });
+}
+
+void TrackerService::free_slot(const std::shared_ptr<AgentSession>& session) {
+  free_slots_[session->device_key][session->capability].push_back(session);
+}
+
+void TrackerService::count_agent(const AgentSession& session, int delta, Outgoing& out) {
+  std::map<Capability, int>& counts = capabilities_[session.device_key];
+  int& n = counts[session.capability];
+  const bool had = n > 0;
+  n += delta;
+  const bool has = n > 0;
+  if (!has) counts.erase(session.capability);
+  if (counts.empty()) capabilities_.erase(session.device_key);
+  if (had != has) refresh_waiting(session.device_key, out);
+}
+
+std::vector<Capability> TrackerService::capabilities_of(const std::string& key) const {
+  std::vector<Capability> out;
+  auto it = capabilities_.find(key);
+  if (it == capabilities_.end()) return out;
+  for (const auto& [capability, n] : it->second) out.push_back(capability);
+  return out;
+}
+
+void TrackerService::update_waiting(LiveSubmission& live, const std::vector<Capability>& agents,
+                                    Outgoing& out) {
+  std::vector<std::string> reasons;
+  for (size_t i = 0; i < live.requirements.size(); ++i) {
+    if (live.remaining[i] == 0) continue;
+    std::string reason = why_no_agent_fits(live.device_key, live.requirements[i], agents);
+    if (!reason.empty() && std::find(reasons.begin(), reasons.end(), reason) == reasons.end()) {
+      reasons.push_back(std::move(reason));
+    }
+  }
+  std::string waiting;
+  for (const std::string& reason : reasons) waiting += (waiting.empty() ? "" : "; ") + reason;
+  if (waiting == live.waiting) return;
+  if (waiting.empty()) {
+    logger("tracker")->info("job={} key={} waits no longer", live.stream->job_id(),
+                            live.device_key);
+  } else {
+    logger("tracker")->info("job={} key={} waits: {}", live.stream->job_id(), live.device_key,
+                            waiting);
+  }
+  live.waiting = waiting;
+  out.waiting.emplace_back(live.stream, std::move(waiting));
+}
+
+void TrackerService::refresh_waiting(const std::string& key, Outgoing& out) {
+  const std::vector<Capability> agents = capabilities_of(key);
+  for (auto& [stream, live] : submissions_) {
+    if (live.device_key == key) update_waiting(live, agents, out);
   }
 }
 

@@ -4,6 +4,11 @@
 /// (agent_session_internal.h, submission_internal.h) call into it; the reaper (reaper.cc) ticks
 /// it; TrackerHost and TrackerServer (server.cc) host it. Private to tracker/.
 ///
+/// Routing: a task only reaches an agent that can run it (Broker::lease with the agent's
+/// Capability). Free slots are kept per key and capability; a submission whose tasks no
+/// connected agent of its key can run is told why (SubmitResponse.waiting) when it is queued and
+/// whenever that changes, as agents of a capability come and go.
+///
 /// Locking: one mutex guards the service's state and the sessions' fields marked so. gRPC
 /// calls (writes, finishes) are never made under it: a step collects them in an Outgoing and
 /// sends them once the mutex is released.
@@ -46,8 +51,10 @@ class Refusal final : public Base {
 };
 
 /// What a step decided under the service's mutex, sent after it is released: gRPC calls are
-/// never made under the mutex.
+/// never made under the mutex. Waiting changes go first, so that a submission hears it can run
+/// again before its results come.
 struct Outgoing {
+  std::vector<std::pair<std::shared_ptr<Submission>, std::string>> waiting;
   std::vector<std::pair<std::shared_ptr<Submission>, kiln::v1::MeasureResult>> results;
   std::vector<std::pair<std::shared_ptr<AgentSession>, Assignment>> tasks;
 
@@ -96,8 +103,22 @@ class TrackerService final : public kiln::v1::Tracker::CallbackService {
   void account_taken_back(const Finished& f, Outgoing& out);
   /// Mutex held.
   void on_result(AgentSession& session, const kiln::v1::MeasureResult& result, Outgoing& out);
-  /// Leases queued tasks of `key` to its agents' free slots, in turn. Mutex held.
+  /// Leases queued tasks of `key` to its agents' free slots: the agents of each capability take
+  /// turns until none of them gets a task. Mutex held.
   void dispatch(const std::string& key, Outgoing& out);
+  /// Gives a slot of a live `session` back to its key. Mutex held.
+  void free_slot(const std::shared_ptr<AgentSession>& session);
+  /// Counts `session` among the agents connected on its key (or no longer); when that changes
+  /// which capabilities the key has, the key's submissions learn whether they wait. Mutex held.
+  void count_agent(const AgentSession& session, int delta, Outgoing& out);
+  /// The distinct capabilities of the agents connected on `key`. Mutex held.
+  std::vector<Capability> capabilities_of(const std::string& key) const;
+  struct LiveSubmission;
+  /// Works out why `live`'s remaining tasks wait and, when that changed, tells its client.
+  /// Mutex held.
+  void update_waiting(LiveSubmission& live, const std::vector<Capability>& agents, Outgoing& out);
+  /// update_waiting for every submission on `key`. Mutex held.
+  void refresh_waiting(const std::string& key, Outgoing& out);
   /// The key of a known agent, or empty. Mutex held.
   std::string live_key_of(const std::string& agent_id) const;
 
@@ -105,14 +126,26 @@ class TrackerService final : public kiln::v1::Tracker::CallbackService {
   std::mutex mutex_;
   Broker broker_;
   std::unordered_map<std::string, std::shared_ptr<AgentSession>> sessions_;
-  /// Per device key, one entry per free slot of a live agent, in the order they freed.
-  std::unordered_map<std::string, std::deque<std::shared_ptr<AgentSession>>> free_slots_;
+  using Slots = std::deque<std::shared_ptr<AgentSession>>;
+  /// Per device key and capability, one entry per free slot of a live agent, in the order they
+  /// freed; never an empty deque.
+  std::unordered_map<std::string, std::map<Capability, Slots>> free_slots_;
+  /// Per device key, how many connected agents have each capability (never zero).
+  std::unordered_map<std::string, std::map<Capability, int>> capabilities_;
   std::map<std::string, AgentRecord> agents_;
-  std::unordered_map<std::string, std::shared_ptr<Submission>> submissions_by_task_;
+  struct TaskOwner {
+    std::shared_ptr<Submission> submission;
+    size_t requirement = 0;  ///< the index of its requirement in the submission's
+  };
+  std::unordered_map<std::string, TaskOwner> submissions_by_task_;
   struct LiveSubmission {
     std::shared_ptr<Submission> stream;
+    std::string device_key;
     size_t left = 0;  ///< results still to come
     std::vector<std::string> task_ids;
+    std::vector<Requirement> requirements;  ///< the distinct ones of its tasks
+    std::vector<size_t> remaining;          ///< per requirement, results still to come
+    std::string waiting;                    ///< why its tasks wait, as its client was told
   };
   std::unordered_map<const Submission*, LiveSubmission> submissions_;  ///< still streaming
   bool stopping_ = false;

@@ -1,13 +1,17 @@
 // The tracker's gRPC server on 127.0.0.1 with a port picked at run time, driven by scripted
 // agents and a client speaking the kiln.v1 Tracker protocol: every task answered once, lost
-// agents' tasks re-run elsewhere, expired leases re-queued, bounded attempts, tokens.
+// agents' tasks re-run elsewhere, expired leases re-queued, bounded attempts, tokens, and
+// routing by architecture on a key with boards of several (tasks that no agent can run wait,
+// and the submitter is told why and when that changes).
 
 #include "tracker/server.h"
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -32,12 +36,29 @@ std::unique_ptr<grpc::ClientContext> context_with(const std::string& token) {
   return context;
 }
 
+/// Polls `done` until it holds or `limit` passes; returns its last value.
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = 10s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return done();
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+/// The board a fake agent says it is: empty for one that names no architecture.
+struct Board {
+  std::string architecture;
+  std::vector<std::string> features;  ///< without '+'
+};
+
 /// A scripted agent: answers each task with a fixed cost, or holds it without answering.
 class FakeAgent {
  public:
   enum class Mode { kAnswer, kHold };
 
-  FakeAgent(const std::string& address, std::string id, Mode mode, std::string token = kToken)
+  FakeAgent(const std::string& address, std::string id, Mode mode, std::string token = kToken,
+            const Board& board = {})
       : id_(std::move(id)), mode_(mode) {
     auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
     stub_ = pb::Tracker::NewStub(channel);
@@ -47,6 +68,14 @@ class FakeAgent {
     hello.mutable_register_()->set_agent_id(id_);
     hello.mutable_register_()->set_device_key("cpu");
     hello.mutable_register_()->set_capacity(2);
+    if (!board.architecture.empty()) {
+      hello.mutable_register_()->mutable_target()->set_triple(board.architecture +
+                                                              "-unknown-linux-gnu");
+      hello.mutable_register_()->mutable_facts()->set_architecture(board.architecture);
+    }
+    for (const std::string& f : board.features) {
+      hello.mutable_register_()->mutable_facts()->add_isa_features(f);
+    }
     stream_->Write(hello);
     reader_ = std::thread([this] { loop(); });
     heartbeat_ = std::thread([this] {
@@ -72,6 +101,11 @@ class FakeAgent {
   }
 
   int received() const { return received_; }
+  /// The triple of every task it received.
+  std::vector<std::string> triples() const {
+    std::lock_guard<std::mutex> lock(tasks_mutex_);
+    return triples_;
+  }
   bool registered() const { return registered_; }
   /// Waits (with a deadline) for the tracker to end the stream, and returns its status.
   grpc::Status finish_status() {
@@ -89,6 +123,10 @@ class FakeAgent {
     while (stream_->Read(&message)) {
       if (message.has_registered()) registered_ = true;
       if (!message.has_task()) continue;
+      {
+        std::lock_guard<std::mutex> lock(tasks_mutex_);
+        triples_.push_back(message.task().task().target().triple());
+      }
       ++received_;
       if (mode_ == Mode::kHold) continue;
       pb::AgentMessage reply;
@@ -112,8 +150,90 @@ class FakeAgent {
   std::thread reader_, heartbeat_;
   std::atomic<bool> stopped_{false}, registered_{false}, finished_{false};
   std::atomic<int> received_{0};
+  mutable std::mutex tasks_mutex_;
+  std::vector<std::string> triples_;
   grpc::Status final_;
 };
+
+/// A Submit call read on a thread of its own: its results and every waiting change, as they
+/// come.
+class SubmitCall {
+ public:
+  SubmitCall(const std::string& address, pb::SubmitRequest request) {
+    stub_ = pb::Tracker::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    context_ = context_with(kToken);
+    context_->set_deadline(std::chrono::system_clock::now() + 60s);
+    reader_ = stub_->Submit(context_.get(), request);
+    thread_ = std::thread([this] {
+      pb::SubmitResponse batch;
+      while (reader_->Read(&batch)) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (batch.waiting_changed()) waiting_.push_back(batch.waiting());
+        results_.insert(results_.end(), batch.results().begin(), batch.results().end());
+      }
+      grpc::Status s = reader_->Finish();
+      std::lock_guard<std::mutex> lock(mutex_);
+      status_ = s;
+      done_ = true;
+    });
+  }
+  ~SubmitCall() {
+    if (!done()) context_->TryCancel();
+    thread_.join();
+  }
+
+  bool done() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return done_;
+  }
+  grpc::Status status() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return status_;
+  }
+  std::vector<pb::MeasureResult> results() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return results_;
+  }
+  /// Every waiting change received, in order (empty strings: no longer waiting).
+  std::vector<std::string> waiting() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return waiting_;
+  }
+
+ private:
+  std::unique_ptr<pb::Tracker::Stub> stub_;
+  std::unique_ptr<grpc::ClientContext> context_;
+  std::unique_ptr<grpc::ClientReader<pb::SubmitResponse>> reader_;
+  std::thread thread_;
+  mutable std::mutex mutex_;
+  std::vector<pb::MeasureResult> results_;
+  std::vector<std::string> waiting_;
+  grpc::Status status_;
+  bool done_ = false;
+};
+
+/// A task for `triple` (empty: any architecture) that turns on `features` ("+dotprod").
+void add_task(pb::SubmitRequest& request, const std::string& id, const std::string& triple,
+              const std::vector<std::string>& features = {}) {
+  pb::MeasureTask* task = request.add_tasks();
+  task->set_task_id(id);
+  task->mutable_workload()->set_canonical("matmul:M=8,N=8,K=8");
+  std::string canonical = "llvm";
+  if (!triple.empty()) canonical += " -mtriple=" + triple;
+  for (size_t i = 0; i < features.size(); ++i) {
+    canonical += (i == 0 ? " -mattr=" : ",") + features[i];
+  }
+  task->mutable_target()->set_canonical(canonical);
+  task->mutable_target()->set_triple(triple);
+  for (const std::string& f : features) task->mutable_target()->add_features(f);
+}
+
+pb::SubmitRequest request_for(const std::string& job) {
+  pb::SubmitRequest request;
+  request.set_job_id(job);
+  request.set_device_key("cpu");
+  return request;
+}
 
 class TrackerServerTest : public ::testing::Test {
  protected:
@@ -131,8 +251,9 @@ class TrackerServerTest : public ::testing::Test {
     if (server_) server_->shutdown();
   }
 
-  FakeAgent& agent(const std::string& id, FakeAgent::Mode mode = FakeAgent::Mode::kAnswer) {
-    agents_.push_back(std::make_unique<FakeAgent>(address_, id, mode));
+  FakeAgent& agent(const std::string& id, FakeAgent::Mode mode = FakeAgent::Mode::kAnswer,
+                   const Board& board = {}) {
+    agents_.push_back(std::make_unique<FakeAgent>(address_, id, mode, kToken, board));
     // Wait (with a deadline) until the tracker has registered it.
     auto deadline = std::chrono::steady_clock::now() + 10s;
     while (!agents_.back()->registered() && std::chrono::steady_clock::now() < deadline) {
@@ -169,6 +290,16 @@ class TrackerServerTest : public ::testing::Test {
       }
     }
     return reader->Finish();
+  }
+
+  pb::StatusResponse status() {
+    auto stub =
+        pb::Tracker::NewStub(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+    auto context = context_with(kToken);
+    pb::StatusResponse response;
+    grpc::Status s = stub->GetStatus(context.get(), pb::StatusRequest(), &response);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return response;
   }
 
   std::unique_ptr<TrackerServer> server_;
@@ -263,6 +394,129 @@ TEST_F(TrackerServerTest, RefusesInvalidTasksBeforeQueuingAny) {
   EXPECT_NE(s.error_message().find("t3"), std::string::npos);
   EXPECT_TRUE(results.empty());
   EXPECT_EQ(a.received(), 0);
+}
+
+const Board kX86{"x86_64", {"avx2", "fma"}};
+const Board kArm{"aarch64", {"neon"}};
+
+TEST_F(TrackerServerTest, EachAgentOnlyReceivesTasksOfItsArchitecture) {
+  start();
+  FakeAgent& x86 = agent("x86", FakeAgent::Mode::kAnswer, kX86);
+  FakeAgent& arm = agent("arm", FakeAgent::Mode::kAnswer, kArm);
+  // Both architectures at once, in one submission and in two more from other jobs; some
+  // tasks name no architecture, one spells aarch64 as arm64.
+  pb::SubmitRequest mixed = request_for("mixed");
+  for (int i = 0; i < 40; ++i) {
+    const char* triple = i % 5 == 4   ? ""
+                         : i % 2 == 0 ? "x86_64-unknown-linux-gnu"
+                         : i % 7 == 1 ? "arm64-apple-darwin"
+                                      : "aarch64-linux-gnu";
+    add_task(mixed, "m" + std::to_string(i), triple);
+  }
+  pb::SubmitRequest x86_job = request_for("x86-only");
+  pb::SubmitRequest arm_job = request_for("arm-only");
+  for (int i = 0; i < 20; ++i) {
+    add_task(x86_job, "x" + std::to_string(i), "x86_64-linux-gnu", {"+avx2"});
+    add_task(arm_job, "a" + std::to_string(i), "aarch64-linux-gnu", {"+neon"});
+  }
+  SubmitCall a(address_, mixed), b(address_, x86_job), c(address_, arm_job);
+  for (SubmitCall* call : {&a, &b, &c}) {
+    ASSERT_TRUE(eventually([&] { return call->done(); }, 30s));
+    ASSERT_TRUE(call->status().ok()) << call->status().error_message();
+    EXPECT_TRUE(call->waiting().empty()) << call->waiting().front();
+  }
+  std::vector<pb::MeasureResult> results = a.results();
+  for (SubmitCall* call : {&b, &c}) {
+    std::vector<pb::MeasureResult> more = call->results();
+    results.insert(results.end(), more.begin(), more.end());
+  }
+  std::map<std::string, int> counts = count_by_task(results);
+  EXPECT_EQ(counts.size(), 80u);
+  for (const auto& [task, n] : counts) EXPECT_EQ(n, 1) << task;
+  for (const pb::MeasureResult& r : results) {
+    EXPECT_EQ(r.error_code(), pb::MEASURE_ERROR_CODE_OK) << r.task_id();
+    if (r.task_id()[0] == 'x') {
+      EXPECT_EQ(r.agent(), "x86") << r.task_id();
+    } else if (r.task_id()[0] == 'a') {
+      EXPECT_EQ(r.agent(), "arm") << r.task_id();
+    }
+  }
+  for (const std::string& triple : x86.triples()) {
+    EXPECT_TRUE(triple.empty() || triple.starts_with("x86_64")) << "x86 agent got " << triple;
+  }
+  for (const std::string& triple : arm.triples()) {
+    EXPECT_TRUE(triple.empty() || triple.starts_with("aarch64") || triple.starts_with("arm64"))
+        << "arm agent got " << triple;
+  }
+  EXPECT_GE(x86.received(), 36);  // 16 of mixed, 20 of x86-only, perhaps some of any
+  EXPECT_GE(arm.received(), 36);
+}
+
+TEST_F(TrackerServerTest, TasksNoAgentCanRunWaitUntilOneRegisters) {
+  start();
+  FakeAgent& x86 = agent("x86", FakeAgent::Mode::kAnswer, kX86);
+  pb::SubmitRequest request = request_for("arm-job");
+  for (int i = 0; i < 6; ++i) add_task(request, "t" + std::to_string(i), "aarch64-linux-gnu");
+  SubmitCall call(address_, request);
+  ASSERT_TRUE(eventually([&] { return !call.waiting().empty(); }));
+  EXPECT_EQ(call.waiting()[0], "no agent of key cpu runs aarch64 (agents: x86_64)");
+
+  pb::StatusResponse status = this->status();
+  ASSERT_EQ(status.keys_size(), 1);
+  const pb::KeyStatus& key = status.keys(0);
+  EXPECT_EQ(key.queued(), 6);
+  ASSERT_EQ(key.waiting_size(), 1);
+  EXPECT_EQ(key.waiting(0).target(), "llvm -mtriple=aarch64-linux-gnu");
+  EXPECT_EQ(key.waiting(0).tasks(), 6);
+  EXPECT_EQ(key.waiting(0).reason(), "no agent of key cpu runs aarch64 (agents: x86_64)");
+  EXPECT_TRUE(call.results().empty());
+
+  agent("arm", FakeAgent::Mode::kAnswer, kArm);
+  ASSERT_TRUE(eventually([&] { return call.done(); }));
+  ASSERT_TRUE(call.status().ok()) << call.status().error_message();
+  EXPECT_EQ(call.waiting(),
+            (std::vector<std::string>{"no agent of key cpu runs aarch64 (agents: x86_64)", ""}));
+  std::vector<pb::MeasureResult> results = call.results();
+  EXPECT_EQ(count_by_task(results).size(), 6u);
+  for (const pb::MeasureResult& r : results) EXPECT_EQ(r.agent(), "arm") << r.task_id();
+  EXPECT_EQ(x86.received(), 0);
+  EXPECT_EQ(this->status().keys(0).waiting_size(), 0);
+}
+
+TEST_F(TrackerServerTest, WaitingFollowsMissingFeaturesAndTheLastFittingAgentLeaving) {
+  start();
+  FakeAgent& plain = agent("arm-plain", FakeAgent::Mode::kAnswer, kArm);
+  pb::SubmitRequest request = request_for("dotprod-job");
+  for (int i = 0; i < 4; ++i) {
+    add_task(request, "t" + std::to_string(i), "aarch64-linux-gnu", {"+neon", "+dotprod"});
+  }
+  SubmitCall call(address_, request);
+  const std::string no_dotprod = "no aarch64 agent of key cpu has +dotprod";
+  ASSERT_TRUE(eventually([&] { return !call.waiting().empty(); }));
+  EXPECT_EQ(call.waiting()[0], no_dotprod);
+
+  // A fitting agent that holds its tasks, then leaves: they wait again, none is lost.
+  FakeAgent& holder =
+      agent("arm-holder", FakeAgent::Mode::kHold, Board{"aarch64", {"neon", "dotprod"}});
+  ASSERT_TRUE(eventually([&] { return holder.received() == 2; }));  // its capacity
+  holder.kill();
+  ASSERT_TRUE(eventually([&] { return call.waiting().size() == 3; }));
+  EXPECT_EQ(call.waiting(), (std::vector<std::string>{no_dotprod, "", no_dotprod}));
+  ASSERT_TRUE(eventually([&] { return this->status().keys(0).queued() == 4; }));
+
+  agent("arm-dotprod", FakeAgent::Mode::kAnswer, Board{"aarch64", {"neon", "dotprod", "i8mm"}});
+  ASSERT_TRUE(eventually([&] { return call.done(); }));
+  ASSERT_TRUE(call.status().ok()) << call.status().error_message();
+  EXPECT_EQ(call.waiting(), (std::vector<std::string>{no_dotprod, "", no_dotprod, ""}));
+  std::vector<pb::MeasureResult> results = call.results();
+  std::map<std::string, int> counts = count_by_task(results);
+  EXPECT_EQ(counts.size(), 4u);
+  for (const auto& [task, n] : counts) EXPECT_EQ(n, 1) << task;
+  for (const pb::MeasureResult& r : results) {
+    EXPECT_EQ(r.error_code(), pb::MEASURE_ERROR_CODE_OK);
+    EXPECT_EQ(r.agent(), "arm-dotprod");
+  }
+  EXPECT_EQ(plain.received(), 0);
 }
 
 }  // namespace
