@@ -595,6 +595,63 @@ TEST(CodegenLlvm, UnknownCpuIsInvalidArgument) {
   EXPECT_THAT(object.status().message(), HasSubstr("pentium-9000"));
 }
 
+/// out[v*4 + l] += a[...] * b[...] on 4-lane vectors: one FMA a vector on any FMA target.
+ir::LoweredFunc vector_fma_kernel() {
+  Expr index = ramp(var("v") * 4, 1, 4);
+  return {"fma_kernel",
+          {"a", "b", "out"},
+          serial("v", 0, 16,
+                 store("out", index, load("a", index) * load("b", index) + load("out", index)))};
+}
+
+TEST(CodegenLlvm, Aarch64AssemblyHoldsTheKernelsNeonFmas) {
+  auto target = parse_target("llvm -mtriple=aarch64-linux-gnu -mcpu=cortex-a72");
+  ASSERT_TRUE(target.is_ok()) << target.status().to_string();
+  auto assembly = emit_assembly(vector_fma_kernel(), *target);
+  ASSERT_TRUE(assembly.is_ok()) << assembly.status().to_string();
+  EXPECT_THAT(*assembly, HasSubstr("fma_kernel:"));
+  EXPECT_THAT(*assembly, HasSubstr("fmla"));
+  EXPECT_THAT(*assembly, HasSubstr(".4s"));
+}
+
+TEST(CodegenLlvm, LlvmIrIsTheOptimizedModuleForTheTriple) {
+  auto target = parse_target("llvm -mtriple=aarch64-linux-gnu -mcpu=neoverse-n1");
+  ASSERT_TRUE(target.is_ok()) << target.status().to_string();
+  auto ir_text = emit_llvm_ir(vector_fma_kernel(), *target);
+  ASSERT_TRUE(ir_text.is_ok()) << ir_text.status().to_string();
+  EXPECT_THAT(*ir_text, HasSubstr("target triple = \"aarch64-linux-gnu\""));
+  EXPECT_THAT(*ir_text, HasSubstr("define void @fma_kernel("));
+  EXPECT_THAT(*ir_text, HasSubstr("\"target-cpu\"=\"neoverse-n1\""));
+  // Optimized: the always-inlined body is gone.
+  EXPECT_THAT(*ir_text, ::testing::Not(HasSubstr("@kernel_body")));
+}
+
+TEST(CodegenLlvm, HostAssemblyIsForThisMachine) {
+  auto assembly = emit_assembly(vector_fma_kernel(), Target{});
+  ASSERT_TRUE(assembly.is_ok()) << assembly.status().to_string();
+  EXPECT_THAT(*assembly, HasSubstr("fma_kernel:"));
+}
+
+TEST(CodegenLlvm, EmittersRejectUnknownTriplesAndNonLlvmTargets) {
+  Target target;
+  target.is_host = false;
+  target.triple = "nonsense-unknown-nowhere";
+  auto assembly = emit_assembly(vector_fma_kernel(), target);
+  ASSERT_FALSE(assembly.is_ok());
+  EXPECT_EQ(assembly.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(assembly.status().message(), HasSubstr("nonsense-unknown-nowhere"));
+  auto ir_text = emit_llvm_ir(vector_fma_kernel(), target);
+  ASSERT_FALSE(ir_text.is_ok());
+  EXPECT_EQ(ir_text.status().code(), StatusCode::kInvalidArgument);
+
+  auto cuda = parse_target("cuda -arch=sm_90");
+  ASSERT_TRUE(cuda.is_ok());
+  auto refused = emit_assembly(vector_fma_kernel(), *cuda);
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("llvm target"));
+}
+
 TEST(HostTarget, ResolvesTripleCpuFeaturesAndLanes) {
   const Target target = host_target();
   EXPECT_FALSE(target.triple.empty());

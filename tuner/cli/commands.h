@@ -13,6 +13,10 @@ namespace kiln::tuner {
 /// implementation and times it (run.cc).
 int run_command(const std::vector<std::string>& args);
 
+/// `kiln emit`: writes a kernel's text assembly, object file or optimized LLVM IR for any
+/// target, this machine's or another (emit.cc).
+int emit_command(const std::vector<std::string>& args);
+
 /// `kiln tune`: searches a workload's space on this machine into the tuning log (tune.cc).
 int tune_command(const std::vector<std::string>& args);
 

@@ -1,6 +1,8 @@
 /// \file
 /// LLVM 16 code generation for CPUs: lowered functions to LLVM IR, optimized, then either
-/// JIT-compiled for this host through ORC or emitted as an object file for any triple.
+/// JIT-compiled for this host through ORC or emitted for any triple as an object file, text
+/// assembly or the optimized LLVM IR. All three emitters run the same pipeline as the JIT, so
+/// for the host they show the code the JIT runs.
 #pragma once
 
 #include <cstdint>
@@ -26,11 +28,20 @@ class JitFunction {
 
 /// Compiles `func` for the host `target` (resolved by resolve_host_target). Internal for
 /// LLVM failures (which are bugs in lowering or code generation).
-Result<std::unique_ptr<JitFunction>> jit_compile(const ir::LoweredFunc& func,
-                                                 const Target& target);
+Result<std::unique_ptr<JitFunction>> jit_compile(const ir::LoweredFunc& func, const Target& target);
 
-/// Compiles `func` into an ELF object for `target`'s triple, CPU and features.
-/// InvalidArgument for a triple LLVM does not know.
+/// Compiles `func` into an ELF object for `target`'s triple, CPU and features (a host target
+/// is resolved first). InvalidArgument for a non-llvm target, or a triple or CPU LLVM does not
+/// know; Internal for LLVM failures.
 Result<std::vector<uint8_t>> compile_object(const ir::LoweredFunc& func, const Target& target);
+
+/// The text assembly of `func` for `target`, in LLVM's syntax for the triple (what `llc`
+/// prints): the same code compile_object puts in the object. Errors as for compile_object.
+Result<std::string> emit_assembly(const ir::LoweredFunc& func, const Target& target);
+
+/// The LLVM IR of `func` for `target` after the optimisation pipeline, as text: the module
+/// that compile_object and emit_assembly hand to LLVM's code generator. Errors as for
+/// compile_object.
+Result<std::string> emit_llvm_ir(const ir::LoweredFunc& func, const Target& target);
 
 }  // namespace kiln::core

@@ -1,5 +1,6 @@
 // Ahead-of-time code for any triple LLVM knows, the host's included: the module is generated
-// and optimized as for the JIT, then LLVM's code generator writes it out.
+// and optimized as for the JIT, then printed (LLVM IR) or written out by LLVM's code generator
+// (an object file, text assembly).
 
 #include "compiler_core/codegen/llvm/codegen_llvm.h"
 
@@ -88,6 +89,17 @@ Result<std::vector<uint8_t>> compile_object(const ir::LoweredFunc& func, const T
   KILN_ASSIGN_OR_RETURN(OptimizedModule optimized, optimized_module(func, target, "a CPU object"));
   KILN_ASSIGN_OR_RETURN(auto buffer, emit_file(optimized, llvm::CGFT_ObjectFile, "an object file"));
   return std::vector<uint8_t>(buffer.begin(), buffer.end());
+}
+
+Result<std::string> emit_assembly(const ir::LoweredFunc& func, const Target& target) {
+  KILN_ASSIGN_OR_RETURN(OptimizedModule optimized, optimized_module(func, target, "assembly"));
+  KILN_ASSIGN_OR_RETURN(auto buffer, emit_file(optimized, llvm::CGFT_AssemblyFile, "assembly"));
+  return std::string(buffer.begin(), buffer.end());
+}
+
+Result<std::string> emit_llvm_ir(const ir::LoweredFunc& func, const Target& target) {
+  KILN_ASSIGN_OR_RETURN(OptimizedModule optimized, optimized_module(func, target, "LLVM IR"));
+  return codegen_llvm_internal::print_module(*optimized.module);
 }
 
 }  // namespace kiln::core
