@@ -27,11 +27,18 @@ pb::RegisterAgent registration(const AgentOptions& options, const core::Target& 
   reg.set_agent_id(options.agent_id);
   reg.set_device_key(options.device_key);
   reg.set_capacity(options.capacity);
-  reg.mutable_target()->set_canonical(options.target);
+  // The board's own target, spelled with its triple so that a client on another
+  // architecture reads it as this board's (a `llvm` fleet job adopts it).
+  core::Target board = target;
+  board.is_host = false;
+  reg.mutable_target()->set_canonical(board.str());
   reg.mutable_target()->set_triple(target.triple);
   reg.mutable_target()->set_cpu(target.cpu);
+  for (const std::string& attr : target.attrs) reg.mutable_target()->add_features(attr);
   pb::DeviceFacts* facts = reg.mutable_facts();
   facts->set_cpu_model(core::host_cpu_model_name());
+  facts->set_architecture(core::host_architecture());
+  facts->set_emulated(core::host_is_emulated());
   facts->set_cores(int(std::max(1u, std::thread::hardware_concurrency())));
   for (const std::string& attr : target.attrs) {
     if (!attr.empty() && attr[0] == '+') facts->add_isa_features(attr.substr(1));
@@ -143,6 +150,11 @@ Status run_agent(const AgentOptions& given, const std::atomic<bool>& stop) {
   }
   if (options.worker_command.empty()) return invalid_argument("an agent needs a worker command");
   KILN_ASSIGN_OR_RETURN(core::Target parsed, core::parse_target(options.target));
+  if (parsed.kind != core::TargetKind::kLlvm || !parsed.is_host) {
+    return invalid_argument("an agent builds for its own CPU: --target '" + parsed.str() +
+                            "' names another machine; give 'llvm', optionally with -mcpu and "
+                            "-mattr");
+  }
   KILN_ASSIGN_OR_RETURN(core::Target target, core::resolve_host_target(parsed));
   options.target = parsed.str();
   if (options.agent_id.empty()) {

@@ -38,11 +38,36 @@ Result<core::ConfigSpace> space_of(const pb::MeasureTask& task) {
   return core::config_space(workload, target);
 }
 
-Result<Parsed> parse(const pb::MeasureTask& task) {
+/// The target `named` as this board builds it: one of the board's architecture (its triple
+/// names it, or it has none) is built for this host with the task's CPU and features over the
+/// detected ones. InvalidConfig for another architecture: the tracker routes by architecture,
+/// so such a task was sent here by mistake.
+Result<core::Target> board_target(const core::Target& named) {
+  if (named.kind != core::TargetKind::kLlvm || named.is_host) {
+    return core::resolve_host_target(named);
+  }
+  const std::string arch = core::triple_architecture(named.triple);
+  if (arch != core::host_architecture()) {
+    return invalid_config("target '" + named.str() + "' is for " + arch + "; this board is " +
+                          core::host_architecture());
+  }
+  core::Target host = named;
+  host.is_host = true;
+  host.triple.clear();
+  return core::resolve_host_target(host);
+}
+
+/// The task as the tracker checks it (`on_board` false: the target as named, which may be
+/// another machine's) or as the board that runs it builds it.
+Result<Parsed> parse(const pb::MeasureTask& task, bool on_board) {
   Parsed p;
   KILN_ASSIGN_OR_RETURN(p.workload, core::parse_workload(task.workload().canonical()));
   KILN_ASSIGN_OR_RETURN(core::Target target, core::parse_target(task.target().canonical()));
-  KILN_ASSIGN_OR_RETURN(p.target, core::resolve_host_target(target));
+  if (on_board) {
+    KILN_ASSIGN_OR_RETURN(p.target, board_target(target));
+  } else {
+    KILN_ASSIGN_OR_RETURN(p.target, core::resolve_host_target(target));
+  }
   KILN_ASSIGN_OR_RETURN(p.space, core::config_space(p.workload, p.target));
   KILN_ASSIGN_OR_RETURN(p.config, config_of(task, p.space));
   return p;
@@ -63,7 +88,7 @@ int64_t unix_ms() {
 }  // namespace
 
 Status validate_task(const pb::MeasureTask& task) {
-  Result<Parsed> parsed = parse(task);
+  Result<Parsed> parsed = parse(task, /*on_board=*/false);
   return parsed.is_ok() ? Status::ok() : as_validation_error(parsed.status());
 }
 
@@ -97,12 +122,11 @@ pb::MeasureResult run_task(
     result.set_measured_at_unix_ms(unix_ms());
     return result;
   };
-  Result<Parsed> parsed = parse(task);
+  result.set_device_model(core::host_cpu_model_name());
+  result.set_emulated(core::host_is_emulated());
+  Result<Parsed> parsed = parse(task, /*on_board=*/true);
   if (!parsed) return fail(pb::MEASURE_ERROR_CODE_INVALID_CONFIG, parsed.status().message());
-  if (!parsed->target.is_host) {
-    return fail(pb::MEASURE_ERROR_CODE_INVALID_CONFIG,
-                "target '" + parsed->target.str() + "' is not this agent's host");
-  }
+  result.set_built_target(parsed->target.str());
   const pb::MeasureOptions& o = task.options();
   core::TimingOptions timing;
   timing.number = o.number() > 0 ? o.number() : 1;

@@ -38,8 +38,11 @@ class TaskValidator {
       spaces_;
 };
 
-/// Builds `task`'s kernel on this host, checks it against the reference and times it.
-/// INVALID_CONFIG for a task that does not validate or a target that is not this host,
+/// Builds `task`'s kernel on this host, checks it against the reference and times it. A target
+/// of this board's architecture is built for this CPU (the task's -mcpu and -mattr over what
+/// the board detects). The result names the board (device_model, emulated) and the resolved
+/// target it built. INVALID_CONFIG for a task that does not validate or a target of another
+/// architecture,
 /// COMPILE_ERROR, WRONG_ANSWER or OK with every sample. `harnesses` caches the inputs and
 /// reference outputs per workload across tasks.
 v1::MeasureResult run_task(const v1::MeasureTask& task,

@@ -11,6 +11,7 @@ jobs="${KILN_JOBS:-2}"
 
 bash scripts/install_deps.sh
 
+export CCACHE_BASEDIR="$PWD"
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build "$build_dir" -j "$jobs" --target kiln
 

@@ -124,6 +124,9 @@ Result<TuneSummary> run_tuning(const core::Workload& workload, const core::Targe
   };
 
   const int64_t resumed = summary.trials;
+  // Whether any trial of this run ran on a real board: an emulated board's timings say nothing
+  // about hardware, so they are not worth measuring again.
+  bool measured_on_real_board = false;
   while (summary.trials < options.trials) {
     if (options.stop_requested && options.stop_requested()) {
       summary.stopped = true;
@@ -142,6 +145,7 @@ Result<TuneSummary> run_tuning(const core::Workload& workload, const core::Targe
     std::vector<core::Config> batch = strategy->propose(n, measured);
     if (batch.empty()) break;  // every point of the space is measured
     KILN_ASSIGN_OR_RETURN(std::vector<core::TuningRecord> records, measure(batch, options.timing));
+    for (const core::TuningRecord& r : records) measured_on_real_board |= !r.target.emulated;
     KILN_RETURN_IF_ERROR(log.append(records));
     std::vector<Observation> observed;
     for (const core::TuningRecord& r : records) observed.push_back(account(r));
@@ -171,7 +175,8 @@ Result<TuneSummary> run_tuning(const core::Workload& workload, const core::Targe
   // will pick it: the config with the fastest median of any of its records. Interference on a
   // shared machine only slows runs down, so a top config that was unlucky in its trial gets a
   // second, longer chance, and the declared best is the one `kiln run` builds.
-  if (options.remeasure_top > 0 && summary.found && !summary.stopped) {
+  const bool emulated_only = summary.trials > resumed && !measured_on_real_board;
+  if (options.remeasure_top > 0 && summary.found && !summary.stopped && !emulated_only) {
     std::vector<std::pair<double, int64_t>> ranked;
     for (const auto& [index, gflops] : trial_gflops) ranked.emplace_back(gflops, index);
     std::stable_sort(ranked.begin(), ranked.end(), std::greater<>());

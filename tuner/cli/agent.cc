@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <iostream>
+#include <sstream>
+#include <string>
 #include <thread>
 
 #include "compiler_core/support/log.h"
@@ -41,8 +43,10 @@ FlagSet make_flags() {
                 86400);
   flags.add_int("worker-memory-mb", "MB", "address-space limit of each worker; 0: none", 0, 0,
                 int64_t{1} << 30);
-  flags.add_string("worker", "PROGRAM",
-                   "the worker program (default: this kiln binary's agent-worker)");
+  flags.add_string("worker", "COMMAND",
+                   "the worker's command line, words split at spaces (default: this kiln "
+                   "binary's agent-worker). An agent under qemu-user runs its workers through it "
+                   "too: --worker 'qemu-aarch64 -L SYSROOT KILN agent-worker'");
   add_token_flag(flags);
   add_tls_client_flag(flags);
   return flags;
@@ -66,7 +70,11 @@ int agent_command(const std::vector<std::string>& args) {
   options.limits.default_timeout = std::chrono::seconds(flags.get_int("task-timeout-s"));
   options.limits.memory_bytes = flags.get_int("worker-memory-mb") << 20;
   if (flags.is_set("worker")) {
-    options.worker_command = {flags.get_string("worker")};
+    std::istringstream words(flags.get_string("worker"));
+    for (std::string word; words >> word;) options.worker_command.push_back(word);
+    if (options.worker_command.empty()) {
+      return report_error(invalid_argument("--worker is empty; give the worker's command line"));
+    }
   } else {
     options.worker_command = {"/proc/self/exe", "agent-worker"};
   }

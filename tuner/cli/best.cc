@@ -29,9 +29,11 @@ FlagSet make_flags() {
                 "Lists the fastest valid records (error OK, by median time) that the tuning log "
                 "holds for a workload on a target, one per config. Records answer only for the "
                 "hardware they were measured on: for this machine (llvm) its CPU model and "
-                "features must match.",
-                "With --json: one object {workload, target, model, records: [{config, time_s, "
-                "gflops, agent, device, measured_at}]}, measured_at in RFC 3339 (UTC).\nExit "
+                "features must match; for a target naming -mtriple, any real board of it. "
+                "Records from emulated boards (qemu-user) answer only with --emulated.",
+                "With --json: one object {workload, target, model, emulated, records: [{config, "
+                "time_s, gflops, agent, device, model, emulated, measured_at}]}, measured_at in "
+                "RFC 3339 (UTC).\nExit "
                 "codes: 0 (also when there is no record), 1 a damaged tuning log, 2 bad flags, "
                 "workload or target, or a --db file that does not exist or is not a tuning log.");
   flags.add_required_string("workload", "W", "the workload, e.g. matmul:M=1024,N=1024,K=1024");
@@ -40,6 +42,9 @@ FlagSet make_flags() {
                             "cuda -arch=sm_NN");
   flags.add_int("top", "K", "how many records to list", 1, 1, kMaxTop);
   add_db_flag(flags, "the tuning log to read");
+  flags.add_bool("emulated",
+                 "list the records of emulated boards (qemu-user) instead of real ones: their "
+                 "timings say nothing about a real board");
   flags.add_string("server", "ADDR",
                    "ask the Tuning service of a kiln serve at host:port instead of reading --db");
   add_token_flag(flags);
@@ -55,6 +60,8 @@ struct Row {
   double time_s = 0;
   std::string agent, device;
   int64_t measured_at_ms = 0;
+  std::string model;  ///< the board's model
+  bool emulated = false;
 };
 
 Result<std::vector<Row>> rows_from_log(const FlagSet& flags, const core::Workload& workload,
@@ -64,8 +71,8 @@ Result<std::vector<Row>> rows_from_log(const FlagSet& flags, const core::Workloa
   KILN_ASSIGN_OR_RETURN(std::vector<core::TuningRecord> best, log.best(workload, key, top));
   std::vector<Row> rows;
   for (const core::TuningRecord& r : best) {
-    rows.push_back(
-        {r.config_json(), r.config_index, r.median_cost(), r.agent, r.device, r.measured_at_ms});
+    rows.push_back({r.config_json(), r.config_index, r.median_cost(), r.agent, r.device,
+                    r.measured_at_ms, r.target.model, r.target.emulated});
   }
   return rows;
 }
@@ -95,7 +102,7 @@ Result<std::vector<Row>> rows_from_server(const FlagSet& flags, const core::Work
     for (const auto& [name, value] : sorted) knobs[name] = value;
     nlohmann::ordered_json config = {{"index", r.config().index()}, {"knobs", knobs}};
     rows.push_back({config.dump(), r.config().index(), r.time_s(), r.agent(), r.device(),
-                    r.measured_at_unix_ms()});
+                    r.measured_at_unix_ms(), response.model(), false});
   }
   return rows;
 }
@@ -114,6 +121,16 @@ int best_command(const std::vector<std::string>& args) {
   if (!key) return report_error(key.status());
   if (flags.is_set("server") && flags.is_set("db")) {
     return report_error(invalid_argument("--server and --db exclude each other"));
+  }
+  if (flags.get_bool("emulated")) {
+    if (flags.is_set("server")) {
+      return report_error(invalid_argument(
+          "--emulated reads a tuning log (--db); a kiln serve answers for real boards only"));
+    }
+    // An emulated board is never this machine: its records are those of any emulated board of
+    // the target.
+    key->model.clear();
+    key->emulated = true;
   }
   const int top = static_cast<int>(flags.get_int("top"));
   std::string where;
@@ -134,6 +151,8 @@ int best_command(const std::vector<std::string>& args) {
           {"gflops", gflops(time_s)},
           {"agent", record.agent},
           {"device", record.device},
+          {"model", record.model},
+          {"emulated", record.emulated},
           {"measured_at", format_unix_ms(record.measured_at_ms)},
       });
     }
@@ -141,6 +160,7 @@ int best_command(const std::vector<std::string>& args) {
         {"workload", workload->canonical()},
         {"target", target->str()},
         {"model", key->model},
+        {"emulated", key->emulated},
         {"records", records},
     };
     std::cout << object.dump() << "\n";
@@ -149,16 +169,24 @@ int best_command(const std::vector<std::string>& args) {
   if (best->empty()) {
     std::cout << fmt::format("no valid records for {} on {} in {}\n", workload->canonical(),
                              key->str(), where);
+    if (!key->emulated && !flags.is_set("server")) {
+      core::TargetKey emulated{key->target, "", true};
+      Result<std::vector<Row>> seen = rows_from_log(flags, *workload, emulated, 1, &where);
+      if (seen && !seen->empty()) {
+        std::cout << "emulated boards hold records of it: --emulated lists them\n";
+      }
+    }
     return 0;
   }
   std::cout << fmt::format("{} on {}\n", workload->canonical(), key->str());
   for (size_t i = 0; i < best->size(); ++i) {
     const Row& record = (*best)[i];
     const double time_s = record.time_s;
-    std::cout << fmt::format("{:>3}. config #{}  {:.3g} s  {:.4g} GFLOP/s  agent={}  {}\n", i + 1,
-                             record.config_index, time_s, gflops(time_s),
+    std::cout << fmt::format("{:>3}. config #{}  {:.3g} s  {:.4g} GFLOP/s  agent={}  {}{}\n",
+                             i + 1, record.config_index, time_s, gflops(time_s),
                              record.agent.empty() ? "-" : record.agent,
-                             format_unix_ms(record.measured_at_ms));
+                             format_unix_ms(record.measured_at_ms),
+                             record.emulated ? "  (emulated)" : "");
   }
   return 0;
 }

@@ -15,9 +15,10 @@ ProgressLine::ProgressLine() : terminal_(isatty(STDERR_FILENO) != 0) {}
 
 void ProgressLine::show(int64_t trials, int64_t total, int64_t valid, double best_gflops,
                         double elapsed_s, double eta_s) {
-  const std::string line =
+  std::string line =
       fmt::format("trials {}/{}  valid {}  best {:.1f} GFLOP/s  elapsed {:.0f} s  ETA {:.0f} s",
                   trials, total, valid, best_gflops, elapsed_s, eta_s);
+  if (waiting_) line += "  waiting for a board that can run it";
   if (terminal_) {
     std::cerr << "\r" << line << "\x1b[K" << std::flush;
     open_ = true;
@@ -33,6 +34,16 @@ void ProgressLine::show(const v1::JobStatus& s) {
 void ProgressLine::end() {
   if (open_) std::cerr << "\n";
   open_ = false;
+}
+
+void ProgressLine::wait(const std::string& reason) {
+  end();
+  waiting_ = !reason.empty();
+  if (waiting_) {
+    std::cerr << "waiting for a board that can run it: " << reason << "\n";
+  } else {
+    std::cerr << "a board that can run it has joined\n";
+  }
 }
 
 Result<v1::JobStatus> watch_job(const ClientConnection& server, const std::string& id,

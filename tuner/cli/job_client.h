@@ -27,10 +27,15 @@ class ProgressLine {
   void show(const v1::JobStatus& status);
   /// Ends an updated line (a newline) so that what follows starts on its own.
   void end();
+  /// Says on a line of its own that the job waits for a board that can run its target (the
+  /// tracker's reason), or with "" that one has joined; until then show() ends its lines with
+  /// "waiting for a board that can run it".
+  void wait(const std::string& reason);
 
  private:
   bool terminal_ = false;
   bool open_ = false;
+  bool waiting_ = false;
 };
 
 /// Watches job `id` until it stops, showing its progress on `line` (may be null). Returns the

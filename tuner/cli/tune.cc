@@ -184,8 +184,28 @@ int tune_command(const std::vector<std::string>& args) {
     return report_error(invalid_argument("--tracker '" + flags.get_string("tracker") +
                                          "' is not host:port, e.g. 127.0.0.1:9190"));
   }
+  FleetSettings fleet_settings;
+  std::string target_text = flags.get_string("target");
+  if (fleet) {
+    fleet_settings.tracker = flags.get_string("tracker");
+    fleet_settings.device_key = flags.get_string("device-key");
+    fleet_settings.threads = int(flags.get_int("threads"));
+    Result<std::string> token = read_flag_file(flags, "token-file", true);
+    if (!token) return report_error(token.status());
+    Result<std::string> ca = read_flag_file(flags, "tls-ca");
+    if (!ca) return report_error(ca.status());
+    fleet_settings.token = *token;
+    fleet_settings.tls_ca_pem = *ca;
+    // `llvm` on a fleet means the key's boards, never this machine.
+    fleet_settings.on_waiting = [](const std::string& waiting) {
+      if (!waiting.empty()) std::cerr << "waiting for a board that can run it: " << waiting << "\n";
+    };
+    Result<std::string> board = fleet_target(target_text, fleet_settings);
+    if (!board) return report_error(board.status());
+    target_text = *board;
+  }
   Result<std::unique_ptr<TuningProblem>> problem =
-      prepare_tuning(flags.get_string("workload"), flags.get_string("target"), fleet);
+      prepare_tuning(flags.get_string("workload"), target_text, fleet);
   if (!problem) return report_error(problem.status());
   const core::Workload* workload = &(*problem)->workload;
   const core::Target* target = &(*problem)->target;
@@ -203,18 +223,6 @@ int tune_command(const std::vector<std::string>& args) {
   options.early_stopping = flags.get_int("early-stopping");
   MeasureSettings measure;
   measure.threads = int(flags.get_int("threads"));
-  FleetSettings fleet_settings;
-  if (fleet) {
-    fleet_settings.tracker = flags.get_string("tracker");
-    fleet_settings.device_key = flags.get_string("device-key");
-    fleet_settings.threads = measure.threads;
-    Result<std::string> token = read_flag_file(flags, "token-file", true);
-    if (!token) return report_error(token.status());
-    Result<std::string> ca = read_flag_file(flags, "tls-ca");
-    if (!ca) return report_error(ca.status());
-    fleet_settings.token = *token;
-    fleet_settings.tls_ca_pem = *ca;
-  }
   auto make_measurer = [&]() -> Result<std::unique_ptr<Measurer>> {
     if (fleet) {
       KILN_ASSIGN_OR_RETURN(std::unique_ptr<FleetMeasurer> m,
@@ -232,6 +240,7 @@ int tune_command(const std::vector<std::string>& args) {
   auto progress = [&](const TuneProgress& p) {
     line.show(p.trials, options.trials, p.valid, p.best_gflops, p.elapsed_s, p.eta_s);
   };
+  fleet_settings.on_waiting = [&](const std::string& waiting) { line.wait(waiting); };
   Result<TuneSummary> summary =
       run_tuning(*workload, *target, *space, *log, options, make_measurer, progress);
   line.end();

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <map>
+#include <set>
 #include <random>
 #include <thread>
 
@@ -37,6 +38,84 @@ core::MeasureError from_proto(pb::MeasureErrorCode code) {
 }
 
 }  // namespace
+
+Result<std::string> fleet_target(const std::string& target_text, const FleetSettings& settings) {
+  KILN_ASSIGN_OR_RETURN(core::Target named, core::parse_target(target_text));
+  const bool names_board = !named.cpu.empty() || !named.attrs.empty();
+  if (named.kind != core::TargetKind::kLlvm || names_board) {
+    if (named.is_host && named.kind == core::TargetKind::kLlvm) {
+      return invalid_argument("fleet target '" + named.str() +
+                              "' names a CPU but no architecture; add -mtriple (e.g. "
+                              "-mtriple=aarch64-linux-gnu), or give 'llvm' alone for the key's "
+                              "boards");
+    }
+    return named.str();
+  }
+  // `llvm`, or `llvm -mtriple=T` alone: the boards of the key (of T's architecture).
+  const std::string arch = named.is_host ? "" : core::triple_architecture(named.triple);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (!settings.tls_ca_pem.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = settings.tls_ca_pem;
+    credentials = grpc::SslCredentials(ssl);
+  }
+  auto stub = pb::Tracker::NewStub(
+      settings.channel ? settings.channel : grpc::CreateChannel(settings.tracker, credentials));
+  // The targets the key's connected boards (of that architecture) registered.
+  auto boards = [&]() -> Result<std::set<std::string>> {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    if (!settings.token.empty()) context.AddMetadata("authorization", "Bearer " + settings.token);
+    pb::StatusResponse status;
+    if (grpc::Status s = stub->GetStatus(&context, pb::StatusRequest(), &status); !s.ok()) {
+      const bool refused = s.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+                           s.error_code() == grpc::StatusCode::PERMISSION_DENIED;
+      return Status(refused ? StatusCode::kFailedPrecondition : StatusCode::kUnavailable,
+                    "the tracker " + settings.tracker + (refused ? " refused" : " did not answer") +
+                        " a request for the boards of key " + settings.device_key + ": " +
+                        s.error_message());
+    }
+    std::set<std::string> targets;
+    for (const pb::AgentStatus& agent : status.agents()) {
+      if (agent.device_key() != settings.device_key || agent.state() == "lost") continue;
+      Result<core::Target> board = core::parse_target(agent.target());
+      if (!board || board->is_host) continue;  // an agent of an older kiln
+      if (!arch.empty() && core::triple_architecture(board->triple) != arch) continue;
+      targets.insert(board->str());
+    }
+    return targets;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + settings.wait_for_board;
+  KILN_ASSIGN_OR_RETURN(std::set<std::string> targets, boards());
+  bool said = false;
+  while (targets.empty() && std::chrono::steady_clock::now() < deadline) {
+    if (!said && settings.on_waiting) {
+      settings.on_waiting("no " + (arch.empty() ? std::string() : arch + " ") + "agent of key " +
+                          settings.device_key + " is connected to " + settings.tracker);
+    }
+    said = true;
+    if (settings.stop_requested && settings.stop_requested()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    KILN_ASSIGN_OR_RETURN(targets, boards());
+  }
+  if (said && !targets.empty() && settings.on_waiting) settings.on_waiting("");
+  if (targets.size() == 1) return *targets.begin();
+  if (targets.size() > 1) {
+    std::string listed;
+    for (const std::string& t : targets) listed += "\n  " + t;
+    return invalid_argument("target '" + named.str() + "' is ambiguous: the " +
+                            (arch.empty() ? "" : arch + " ") + "boards of key " +
+                            settings.device_key + " build for different targets; name one:" +
+                            listed);
+  }
+  if (!arch.empty()) return named.str();  // it waits for a board of that architecture
+  return Status(StatusCode::kFailedPrecondition,
+                "target 'llvm' means the boards of key " + settings.device_key +
+                    ", and none is connected to " + settings.tracker +
+                    "; start one (kiln agent --key " + settings.device_key +
+                    ") or name the target, e.g. 'llvm -mtriple=aarch64-linux-gnu "
+                    "-mcpu=cortex-a72'");
+}
 
 struct FleetMeasurer::Impl {
   core::Workload workload;
@@ -105,7 +184,14 @@ Result<std::vector<core::TuningRecord>> FleetMeasurer::measure(
       task->set_task_id(prefix + std::to_string(i));
       task->mutable_workload()->set_canonical(m.workload.canonical());
       task->mutable_workload()->set_op(core::op_name(m.workload.op));
-      task->mutable_target()->set_canonical(m.target.str());
+      pb::Target* target = task->mutable_target();
+      target->set_canonical(m.target.str());
+      // What the tracker routes on: the architecture, and the features the target demands.
+      target->set_triple(m.target.triple);
+      target->set_cpu(m.target.cpu);
+      for (const std::string& attr : m.target.attrs) {
+        if (attr.starts_with("+")) target->add_features(attr);
+      }
       task->mutable_config()->set_index(configs[i].index);
       const auto& knobs = m.space->knobs();
       for (size_t k = 0; k < knobs.size(); ++k) {
@@ -132,13 +218,25 @@ Result<std::vector<core::TuningRecord>> FleetMeasurer::measure(
     auto reader = stub->Submit(&context, request);
     pb::SubmitResponse batch;
     while (reader->Read(&batch)) {
+      if (batch.waiting_changed()) {
+        if (batch.waiting().empty()) {
+          logger("tuner")->info("a board of key {} can run {} now", m.settings.device_key,
+                                m.target.str());
+        } else {
+          logger("tuner")->info("waiting: {}", batch.waiting());
+        }
+        if (m.settings.on_waiting) m.settings.on_waiting(batch.waiting());
+        last_progress = std::chrono::steady_clock::now();
+      }
       for (const pb::MeasureResult& r : batch.results()) {
         auto it = position.find(r.task_id());
         if (it == position.end() || answered[it->second]) continue;
         const size_t i = it->second;
         core::TuningRecord& rec = records[i];
         rec.workload = m.workload.canonical();
-        rec.target = m.key;
+        // The board's key: the job's target on the model that measured, and whether that was an
+        // emulation.
+        rec.target = core::TargetKey{m.key.target, r.device_model(), r.emulated()};
         rec.config_index = configs[i].index;
         rec.config_knobs = nlohmann::json::parse(m.space->to_json(configs[i]))["knobs"].dump();
         rec.error = from_proto(r.error_code());

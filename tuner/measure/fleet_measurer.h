@@ -39,11 +39,29 @@ struct FleetSettings {
   /// Asked while the tracker is unreachable: true ends the batch instead of
   /// waiting for it (Aborted).
   std::function<bool()> stop_requested;
+  /// Called when the tracker says a batch waits for a board that can run its target (the
+  /// reason), and with "" when such a board has joined.
+  std::function<void(const std::string& waiting)> on_waiting;
+  /// How long fleet_target waits for a board of the key to connect, when the target means the
+  /// key's boards.
+  std::chrono::seconds wait_for_board{300};
 };
+
+/// The target a fleet job measures, as its boards build it. A target that names a CPU or
+/// features with its -mtriple stands as it is. `llvm` alone means the key's boards, not this
+/// machine, and `llvm -mtriple=T` alone the key's boards of T's architecture: it becomes the
+/// target those agents registered (their triple, CPU and every feature) when they agree;
+/// InvalidArgument when they differ. With none connected it waits settings.wait_for_board
+/// (saying so through on_waiting); then `llvm` is FailedPrecondition and `llvm -mtriple=T`
+/// stays as it is (its tasks wait at the tracker for such a board). A
+/// CPU or features without -mtriple are InvalidArgument (whose CPU would they be?).
+Result<std::string> fleet_target(const std::string& target_text, const FleetSettings& settings);
 
 class FleetMeasurer : public Measurer {
  public:
-  /// `target` is what the boards build for; records carry its key and each result's agent.
+  /// `target` is what the boards build for (see fleet_target); the tasks carry its triple and
+  /// required features for the tracker's routing. Records carry its string with the model of
+  /// the board that measured and whether it was emulated, and each result's agent.
   static Result<std::unique_ptr<FleetMeasurer>> create(const core::Workload& workload,
                                                        const core::Target& target,
                                                        const core::ConfigSpace& space,

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <atomic>
 #include <condition_variable>
 #include <fstream>
@@ -26,6 +27,9 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kJobsFileKind = "kiln-jobs";
+// How long StartJob and ResumeJob wait for a board of the job's key when its target (`llvm`)
+// means the key's boards and none is connected yet.
+constexpr std::chrono::seconds kWaitForBoard{30};
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -254,7 +258,26 @@ struct JobManager::Impl {
   }
 
   /// Parses and checks a spec; the problem it tunes.
-  Result<std::unique_ptr<TuningProblem>> prepare(const JobSpec& spec) const {
+  /// The target a job of `spec` measures: as named, or for a fleet job the key's boards'
+  /// (fleet_target), which may wait for a board to connect. Takes the mutex briefly.
+  Result<std::string> board_target(const JobSpec& spec) {
+    if (spec.device_key.empty()) return spec.target;
+    FleetSettings boards;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (!tracker) return spec.target;  // prepare() refuses the job
+      boards.channel = tracker;
+      boards.tracker = tracker_name;
+    }
+    boards.device_key = spec.device_key;
+    boards.token = options.tracker_token;
+    boards.wait_for_board = kWaitForBoard;
+    return fleet_target(spec.target, boards);
+  }
+
+  /// Parses and checks a spec whose target board_target gave; the problem it tunes.
+  Result<std::unique_ptr<TuningProblem>> prepare(const JobSpec& spec,
+                                                 const std::string& target) const {
     if (spec.trials < 1) return invalid_argument("trials must be at least 1");
     if (spec.batch < 1 || spec.batch > 4096) {
       return invalid_argument("batch must be between 1 and 4096");
@@ -265,14 +288,12 @@ struct JobManager::Impl {
     }
     KILN_RETURN_IF_ERROR(check_strategy_name(spec.tuner));
     const bool fleet = !spec.device_key.empty();
-    KILN_ASSIGN_OR_RETURN(std::unique_ptr<TuningProblem> problem,
-                          prepare_tuning(spec.workload, spec.target, fleet));
     if (fleet && !tracker) {
       return Status(StatusCode::kFailedPrecondition,
                     "this server hosts no tracker (kiln serve --no-tracker): start the job "
                     "without a device key to measure on the server's machine");
     }
-    return problem;
+    return prepare_tuning(spec.workload, target, fleet);
   }
 
   /// Starts the job's thread. Under mutex.
@@ -432,8 +453,9 @@ void JobManager::set_tracker(std::shared_ptr<grpc::Channel> channel, std::string
 
 Result<JobStatus> JobManager::start(const JobSpec& spec) {
   Impl& m = *impl_;
+  KILN_ASSIGN_OR_RETURN(std::string target, m.board_target(spec));
   std::lock_guard<std::mutex> lock(m.mutex);
-  KILN_ASSIGN_OR_RETURN(std::unique_ptr<TuningProblem> problem, m.prepare(spec));
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<TuningProblem> problem, m.prepare(spec, target));
   if (const Impl::Job* twin = m.running_twin(*problem, nullptr)) {
     return Status(StatusCode::kAlreadyExists, "job " + twin->status.id + " is tuning " +
                                                   problem->workload.canonical() +
@@ -456,6 +478,15 @@ Result<JobStatus> JobManager::start(const JobSpec& spec) {
 
 Result<JobStatus> JobManager::resume(const std::string& id) {
   Impl& m = *impl_;
+  // The boards' target first, without the lock: it may wait for a board to connect.
+  JobSpec spec;
+  {
+    std::lock_guard<std::mutex> lock(m.mutex);
+    Impl::Job* job = m.find(id);
+    if (!job) return Status(StatusCode::kNotFound, "no job '" + id + "'");
+    spec = job->status.spec;
+  }
+  KILN_ASSIGN_OR_RETURN(std::string target, m.board_target(spec));
   std::lock_guard<std::mutex> lock(m.mutex);
   Impl::Job* job = m.find(id);
   if (!job) return Status(StatusCode::kNotFound, "no job '" + id + "'");
@@ -468,7 +499,7 @@ Result<JobStatus> JobManager::resume(const std::string& id) {
   if (!job->thread_done) {
     return Status(StatusCode::kFailedPrecondition, "job " + id + " is still stopping; try again");
   }
-  KILN_ASSIGN_OR_RETURN(job->problem, m.prepare(job->status.spec));
+  KILN_ASSIGN_OR_RETURN(job->problem, m.prepare(job->status.spec, target));
   if (const Impl::Job* twin = m.running_twin(*job->problem, job)) {
     return Status(StatusCode::kAlreadyExists, "job " + twin->status.id + " is tuning " +
                                                   job->status.workload +
