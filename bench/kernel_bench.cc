@@ -23,7 +23,9 @@
 #include <thread>
 #include <vector>
 
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
 
 #include <nlohmann/json.hpp>
 
@@ -190,6 +192,7 @@ void progress(const char* format, Args... args) {
   std::fflush(stderr);
 }
 
+#if defined(__x86_64__) || defined(__i386__)
 /// FMA throughput of one thread: 12 independent chains of vector FMAs (enough to cover the
 /// latency on every x86 core kiln targets), for `seconds`. Returns GFLOP/s.
 __attribute__((target("avx512f,fma"))) double fma_peak_avx512(double seconds) {
@@ -218,10 +221,20 @@ __attribute__((target("avx512f,fma"))) double fma_peak_avx512(double seconds) {
   (void)sink;
   return static_cast<double>(blocks) * kBlock * 12 * 32 / elapsed / 1e9;
 }
+#endif
 
 /// AVX-512 FMA peak with `threads` threads running at once (0 without AVX-512): the physical
-/// limit the GFLOP/s figures are measured against, taken under the same machine load.
+/// limit the GFLOP/s figures are measured against, taken under the same machine load. The
+/// probe is x86-only: on other CPUs it says so once and returns 0.
 double fma_peak(int threads) {
+#if !defined(__x86_64__) && !defined(__i386__)
+  static bool said = false;
+  if (!said) {
+    std::fputs("fma peak probe: x86-only (AVX-512), not measured on this CPU\n", stderr);
+    said = true;
+  }
+  return 0;
+#else
   if (!__builtin_cpu_supports("avx512f")) return 0;
   std::vector<double> per_thread(static_cast<size_t>(threads));
   {
@@ -236,6 +249,7 @@ double fma_peak(int threads) {
   double total = 0;
   for (double g : per_thread) total += g;
   return total;
+#endif
 }
 
 double gflops(double flops, double seconds) { return seconds > 0 ? flops / seconds / 1e9 : 0; }
