@@ -31,4 +31,22 @@ sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 export DEBIAN_FRONTEND=noninteractive
 "${sudo_cmd[@]}" apt-get update -q
+
+# On another architecture (an arm64 board), a package Debian does not build for it is skipped
+# with a message instead of failing the whole install; on amd64 every package must install.
+arch="$(dpkg --print-architecture)"
+if [ "$arch" != amd64 ]; then
+  available=()
+  for p in "${missing[@]}"; do
+    policy="$(apt-cache policy "$p" 2>/dev/null)"
+    if [[ "$policy" =~ Candidate:\ [^\(] ]]; then
+      available+=("$p")
+    else
+      echo "install_deps: $p is not packaged for $arch in this release; skipping it"
+    fi
+  done
+  missing=("${available[@]}")
+  if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+fi
+
 "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
