@@ -71,7 +71,7 @@ std::string TargetKey::str() const {
 Result<TargetKey> make_target_key(const Target& target) {
   if (target.kind != TargetKind::kLlvm || !target.is_host) return TargetKey{target.str(), ""};
   KILN_ASSIGN_OR_RETURN(Target resolved, resolve_host_target(target));
-  return TargetKey{resolved.str(), host_cpu_model_name()};
+  return TargetKey{resolved.str(), host_cpu_model_name(), host_is_emulated()};
 }
 
 double TuningRecord::median_cost() const {

@@ -64,7 +64,8 @@ struct TargetKey {
 
 /// The key under which this process measures `target` and looks its records up. A host target
 /// (`llvm` without -mtriple) is resolved (CPU and every feature) and gets this machine's CPU
-/// model name; an already-resolved host target gives the same key. Other targets keep their
+/// model name, and is emulated when this process runs under qemu-user; an already-resolved host
+/// target gives the same key. Other targets keep their
 /// canonical string and an empty model. Errors are those of resolve_host_target.
 Result<TargetKey> make_target_key(const Target& target);
 

@@ -241,8 +241,10 @@ ConfigSpace conv2d_space(const Workload& w, const Target& t) {
   // Default on x86: one vector of output channels × 28 output columns (28 accumulators), input
   // channels in blocks of 16 unrolled by 4: the fastest of a hand-picked set on AVX-512.
   // On AArch64 (NEON, 4 lanes): 4 vectors of output channels × 6 columns (24 accumulators), so
-  // a step loads 10 operands for 24 FMAs instead of 29 for 28.
-  std::vector<int64_t> defaults = t.is_aarch64() ? std::vector<int64_t>{4, 16, 6, 4, 1}
+  // a step loads 10 operands for 24 FMAs instead of 29 for 28; input channels unrolled by 2, as
+  // by 4 LLVM keeps more input values live than the 8 registers left and spills (llvm-mca:
+  // 0.81 of the FMA peak by 4, 0.99 by 2; bench/arm_mca_bench.cc).
+  std::vector<int64_t> defaults = t.is_aarch64() ? std::vector<int64_t>{4, 16, 6, 2, 1}
                                                  : std::vector<int64_t>{1, 16, 28, 4, 1};
   if (direct) defaults.push_back(0);
   defaults.push_back(1);
