@@ -2,7 +2,7 @@
 // by static analysis, from this x86 machine.
 //
 // For each workload and ARM CPU it builds the template's default config (or --config), emits
-// the kernel's assembly (core::emit_assembly), finds the hottest inner loop (the single-block
+// the kernel's assembly (core::build_code), finds the hottest inner loop (the single-block
 // loop, a label whose block ends with a branch back to it, holding the most fmla/fmadd
 // instructions) and feeds exactly that loop body to llvm-mca (-iterations=200). The loop's FMA
 // throughput (vector lanes of FMA per cycle) is reported as a fraction of the core's peak,
@@ -33,11 +33,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "compiler_core/codegen/llvm/codegen_llvm.h"
+#include "compiler_core/build.h"
 #include "compiler_core/codegen/llvm/host.h"
-#include "compiler_core/lower/pipeline.h"
 #include "compiler_core/schedule/config_space.h"
-#include "compiler_core/schedule/schedule.h"
 #include "compiler_core/schedule/templates.h"
 #include "compiler_core/target/target.h"
 #include "compiler_core/te/workload.h"
@@ -393,16 +391,7 @@ json run_case(const Options& o, const std::string& workload_text, const std::str
   }
   row["config"] = json::parse(space->to_json(config));
   row["source"] = o.config.empty() ? "default" : "flag";
-  auto schedule = core::make_schedule(*workload, *target, config);
-  if (!schedule) return fail(schedule.status().to_string());
-  std::optional<kiln::core::ir::LoweredFunc> func;
-  try {
-    func =
-        core::lower::lower_schedule(*schedule, std::string("kiln_") + core::op_name(workload->op));
-  } catch (const core::ScheduleError& e) {
-    return fail(std::string("cannot lower: ") + e.what());
-  }
-  auto assembly = core::emit_assembly(*func, *target);
+  auto assembly = core::build_code(*workload, *target, config, core::CodeFormat::kAssembly);
   if (!assembly) return fail(assembly.status().to_string());
 
   std::optional<Loop> loop = hottest_loop(parse_assembly(*assembly));

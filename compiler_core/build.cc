@@ -5,6 +5,7 @@
 #include "compiler_core/lower/pipeline.h"
 #include "compiler_core/runtime/buffer.h"
 #include "compiler_core/schedule/templates.h"
+#include "compiler_core/support/check.h"
 
 namespace kiln::core {
 namespace {
@@ -115,16 +116,36 @@ Result<std::unique_ptr<Kernel>> build_kernel(const Workload& workload, const Tar
   return kernel;
 }
 
-Result<std::vector<uint8_t>> build_object(const Workload& workload, const Target& target,
-                                          const Config& config) {
+std::string kernel_function_name(const Workload& workload) {
+  return std::string("kiln_") + op_name(workload.op);
+}
+
+Result<std::string> build_code(const Workload& workload, const Target& target,
+                               const Config& config, CodeFormat format) {
   if (target.kind != TargetKind::kLlvm) {
     return invalid_argument("target '" + target.str() + "' is not an llvm target");
   }
-  // One function computes everything: an object file has no prepare step.
   KILN_ASSIGN_OR_RETURN(Schedule schedule, make_schedule(workload, target, config));
   KILN_ASSIGN_OR_RETURN(ir::LoweredFunc func,
-                        lower_named(schedule, std::string("kiln_") + op_name(workload.op)));
-  return compile_object(func, target);
+                        lower_named(schedule, kernel_function_name(workload)));
+  switch (format) {
+    case CodeFormat::kObject: {
+      KILN_ASSIGN_OR_RETURN(std::vector<uint8_t> object, compile_object(func, target));
+      return std::string(object.begin(), object.end());
+    }
+    case CodeFormat::kAssembly:
+      return emit_assembly(func, target);
+    case CodeFormat::kLlvmIr:
+      return emit_llvm_ir(func, target);
+  }
+  KILN_UNREACHABLE() << "code format";
+}
+
+Result<std::vector<uint8_t>> build_object(const Workload& workload, const Target& target,
+                                          const Config& config) {
+  KILN_ASSIGN_OR_RETURN(std::string object, build_code(workload, target, config,
+                                                       CodeFormat::kObject));
+  return std::vector<uint8_t>(object.begin(), object.end());
 }
 
 }  // namespace kiln::core

@@ -50,7 +50,20 @@ class Kernel {
 Result<std::unique_ptr<Kernel>> build_kernel(const Workload& workload, const Target& target,
                                              const Config& config);
 
-/// Compiles the kernel to an ELF object file for `target` (any triple LLVM knows).
+/// What build_code writes: an ELF object, text assembly, or the optimized LLVM IR.
+enum class CodeFormat { kObject, kAssembly, kLlvmIr };
+
+/// The name of the one function build_code and build_object compile: `kiln_<op>`.
+std::string kernel_function_name(const Workload& workload);
+
+/// Compiles the kernel, as one function (weights packed inside it: code for another machine has
+/// no prepare step), for `target` (any triple LLVM knows) into `format`. InvalidConfig when
+/// `config` is not a point of the space or its schedule is invalid; InvalidArgument for a
+/// target that is not an llvm target or a triple LLVM does not know.
+Result<std::string> build_code(const Workload& workload, const Target& target,
+                               const Config& config, CodeFormat format);
+
+/// build_code's object file as bytes.
 Result<std::vector<uint8_t>> build_object(const Workload& workload, const Target& target,
                                           const Config& config);
 

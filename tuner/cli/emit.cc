@@ -12,12 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "compiler_core/codegen/llvm/codegen_llvm.h"
+#include "compiler_core/build.h"
 #include "compiler_core/codegen/llvm/host.h"
-#include "compiler_core/ir/function.h"
-#include "compiler_core/lower/pipeline.h"
 #include "compiler_core/schedule/config_space.h"
-#include "compiler_core/schedule/schedule.h"
 #include "compiler_core/schedule/templates.h"
 #include "compiler_core/support/log.h"
 #include "compiler_core/target/target.h"
@@ -87,17 +84,6 @@ bool is_format(std::string_view format) {
   return false;
 }
 
-/// The kernel as one lowered function: with no prepare step, any packing of weights runs in it.
-Result<core::ir::LoweredFunc> lower_kernel(const core::Workload& workload,
-                                           const core::Target& target, const core::Config& config) {
-  KILN_ASSIGN_OR_RETURN(core::Schedule schedule, core::make_schedule(workload, target, config));
-  try {
-    return core::lower::lower_schedule(schedule, std::string("kiln_") + core::op_name(workload.op));
-  } catch (const core::ScheduleError& e) {
-    return invalid_config(std::string(e.what()) + " (" + e.detail() + ")");
-  }
-}
-
 /// Writes `bytes` to `path`. InvalidArgument when the file cannot be opened (a path the user
 /// gave), Internal when writing it fails.
 Status write_file(const std::string& path, std::string_view bytes) {
@@ -153,26 +139,18 @@ int emit_command(const std::vector<std::string>& args) {
   logger("tuner")->debug("emit workload={} target={} config={} format={}", workload->canonical(),
                          target->str(), config_json, format);
 
-  Result<core::ir::LoweredFunc> func = lower_kernel(*workload, *target, config);
-  if (!func) return report_error(func.status());
-  std::string code;
-  if (format == "obj") {
-    Result<std::vector<uint8_t>> object = core::compile_object(*func, *target);
-    if (!object) return report_error(object.status());
-    code.assign(object->begin(), object->end());
-  } else {
-    Result<std::string> text =
-        format == "asm" ? core::emit_assembly(*func, *target) : core::emit_llvm_ir(*func, *target);
-    if (!text) return report_error(text.status());
-    code = std::move(*text);
-  }
+  const core::CodeFormat code_format = format == "obj"   ? core::CodeFormat::kObject
+                                       : format == "asm" ? core::CodeFormat::kAssembly
+                                                         : core::CodeFormat::kLlvmIr;
+  Result<std::string> code = core::build_code(*workload, *target, config, code_format);
+  if (!code) return report_error(code.status());
 
   if (!output.empty()) {
-    Status written = write_file(output, code);
+    Status written = write_file(output, *code);
     if (!written.is_ok()) return report_error(written);
   }
   if (!json) {
-    if (output.empty()) std::cout << code << std::flush;
+    if (output.empty()) std::cout << *code << std::flush;
     return 0;
   }
   nlohmann::ordered_json object = {
@@ -182,11 +160,11 @@ int emit_command(const std::vector<std::string>& args) {
       {"cpu", target->cpu},
       {"config", nlohmann::ordered_json::parse(config_json)},
       {"format", format},
-      {"function", func->name},
-      {"bytes", code.size()},
+      {"function", core::kernel_function_name(*workload)},
+      {"bytes", code->size()},
       {"output", output.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(output)},
   };
-  if (output.empty()) object["code"] = code;
+  if (output.empty()) object["code"] = *code;
   std::cout << object.dump() << "\n";
   return 0;
 }
