@@ -12,8 +12,8 @@
 # Usage: bash scripts/cross_build_arm64.sh   (as root, or as a user with sudo: installs the host
 #                                              tools it needs and runs mmdebstrap)
 # Environment: KILN_ARM64_SYSROOT (default build-arm64/sysroot), KILN_ARM64_BUILD_DIR (default
-# build-arm64), KILN_JOBS (build parallelism, default 2), DEBIAN_MIRROR (default: mmdebstrap's,
-# deb.debian.org).
+# build-arm64), KILN_JOBS (build parallelism, default 2), DEBIAN_MIRROR (default: the mirror
+# mmdebstrap picks for bookworm).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
