@@ -79,7 +79,9 @@ class ArmFleetTest : public kiln::test::KilnProcessTest {
   /// The arm64 kiln's agent under qemu-user; its workers run under qemu too.
   Process& start_arm_agent(int port, const std::string& key, const std::string& id,
                            int capacity = 1) {
-    const std::string qemu = std::string(KILN_QEMU_AARCH64) + " -L " + KILN_ARM64_SYSROOT;
+    // The worker's program by name, as a user writes it: the agent looks it up in PATH.
+    const std::string qemu =
+        fs::path(KILN_QEMU_AARCH64).filename().string() + " -L " + KILN_ARM64_SYSROOT;
     std::vector<std::string> args = {KILN_QEMU_AARCH64,
                                      "-L",
                                      KILN_ARM64_SYSROOT,

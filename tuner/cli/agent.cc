@@ -2,8 +2,10 @@
 // kernels in (not meant to be started by hand).
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -52,6 +54,20 @@ FlagSet make_flags() {
   return flags;
 }
 
+/// `name` as execv runs it: as it is when it holds a '/', else the first executable of that
+/// name in PATH. InvalidArgument when there is none.
+Result<std::string> find_program(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = std::getenv("PATH");
+  std::istringstream folders(path != nullptr ? path : "/usr/bin:/bin");
+  for (std::string folder; std::getline(folders, folder, ':');) {
+    const std::string candidate = (folder.empty() ? "." : folder) + "/" + name;
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return invalid_argument("--worker program '" + name +
+                          "' is not in PATH; give its path or install it");
+}
+
 }  // namespace
 
 int agent_command(const std::vector<std::string>& args) {
@@ -75,6 +91,10 @@ int agent_command(const std::vector<std::string>& args) {
     if (options.worker_command.empty()) {
       return report_error(invalid_argument("--worker is empty; give the worker's command line"));
     }
+    // Workers are started with execv, which does not search PATH: look the program up here.
+    Result<std::string> program = find_program(options.worker_command[0]);
+    if (!program) return report_error(program.status());
+    options.worker_command[0] = *program;
   } else {
     options.worker_command = {"/proc/self/exe", "agent-worker"};
   }
