@@ -113,7 +113,12 @@ Result<std::vector<core::TuningRecord>> records_of_operator(
   while (std::getline(lines, line)) {
     if (line.empty()) continue;
     KILN_ASSIGN_OR_RETURN(core::TuningRecord r, core::record_from_json_line(line));
-    if (!(r.target == target) || (exclude && r.workload == *exclude)) continue;
+    // A key with no model (a fleet target) takes every board of its target, as the log's best
+    // queries do; emulation must match, so emulated boards never train for real ones.
+    const bool same_target = r.target.target == target.target &&
+                             r.target.emulated == target.emulated &&
+                             (target.model.empty() || r.target.model == target.model);
+    if (!same_target || (exclude && r.workload == *exclude)) continue;
     auto it = same_op.find(r.workload);
     if (it == same_op.end()) {
       auto w = core::parse_workload(r.workload);

@@ -42,9 +42,8 @@ class TaskValidator {
 /// of this board's architecture is built for this CPU (the task's -mcpu and -mattr over what
 /// the board detects). The result names the board (device_model, emulated) and the resolved
 /// target it built. INVALID_CONFIG for a task that does not validate or a target of another
-/// architecture,
-/// COMPILE_ERROR, WRONG_ANSWER or OK with every sample. `harnesses` caches the inputs and
-/// reference outputs per workload across tasks.
+/// architecture, COMPILE_ERROR, WRONG_ANSWER or OK with every sample. `harnesses` caches the
+/// inputs and reference outputs per workload across tasks.
 v1::MeasureResult run_task(const v1::MeasureTask& task,
                            std::map<std::string, std::unique_ptr<core::MeasureHarness>>& harnesses);
 

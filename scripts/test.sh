@@ -5,8 +5,8 @@
 # Usage: bash scripts/test.sh [CTEST_ARGS...]
 #   bash scripts/test.sh                  every test
 #   bash scripts/test.sh -L unit          only tests labelled unit
-#   bash scripts/test.sh -LE 'slow|gpu'   all but the slow and gpu tests
-# Labels: unit, integration, fault, arm, slow, gpu (STYLE.md §6).
+#   bash scripts/test.sh -LE 'arm|fault'  all but the arm and fault tests
+# Labels: unit, integration, fault, property, arm (STYLE.md §6).
 # On an amd64 machine it also cross-builds the arm64 kiln (scripts/cross_build_arm64.sh), which
 # the arm suite runs under qemu-user; KILN_SKIP_ARM=1 leaves that out (and the arm tests skip).
 # Environment: BUILD_DIR (default build), KILN_JOBS (build and test parallelism, default 2).

@@ -199,6 +199,7 @@ grpc::ServerWriteReactor<pb::SubmitResponse>* TrackerService::Submit(
     live.stream = submission;
     live.device_key = request->device_key();
     std::map<std::tuple<std::string, std::vector<std::string>, std::string>, size_t> distinct;
+    std::vector<std::string> mapped;  // the task ids this submission added to submissions_by_task_
     for (const pb::MeasureTask& task : request->tasks()) {
       TaskSpec spec;
       spec.task_id = task.task_id();
@@ -221,11 +222,13 @@ grpc::ServerWriteReactor<pb::SubmitResponse>* TrackerService::Submit(
       Status queued = broker_.submit(std::move(spec));
       if (!queued.is_ok()) {
         broker_.cancel_job(request->job_id());
-        for (const pb::MeasureTask& t : request->tasks()) submissions_by_task_.erase(t.task_id());
+        // Only this submission's own ids: a refused duplicate id may belong to another one.
+        for (const std::string& id : mapped) submissions_by_task_.erase(id);
         submission->end(to_grpc(queued));
         return submission.get();
       }
       submissions_by_task_[task.task_id()] = {submission, d->second};
+      mapped.push_back(task.task_id());
     }
     if (request->tasks().empty()) {
       submission->end(grpc::Status::OK);

@@ -145,7 +145,10 @@ Result<TuneSummary> run_tuning(const core::Workload& workload, const core::Targe
     std::vector<core::Config> batch = strategy->propose(n, measured);
     if (batch.empty()) break;  // every point of the space is measured
     KILN_ASSIGN_OR_RETURN(std::vector<core::TuningRecord> records, measure(batch, options.timing));
-    for (const core::TuningRecord& r : records) measured_on_real_board |= !r.target.emulated;
+    // Only a board's own results say what it is (the tracker's DEVICE_LOST names no board).
+    for (const core::TuningRecord& r : records) {
+      if (r.error != core::MeasureError::kDeviceLost) measured_on_real_board |= !r.target.emulated;
+    }
     KILN_RETURN_IF_ERROR(log.append(records));
     std::vector<Observation> observed;
     for (const core::TuningRecord& r : records) observed.push_back(account(r));

@@ -114,9 +114,9 @@ struct TuningRecord {
 std::string record_to_json_line(const TuningRecord& record);
 
 /// Parses one line written by record_to_json_line. Every field but error_message, device,
-/// measure_options, features, emulated (false when absent) and kiln_version is required. InvalidArgument naming the field for
-/// malformed JSON, a missing or mistyped field, an unknown error name, a malformed workload or
-/// target, and costs that break TuningRecord's rules.
+/// measure_options, features, emulated (false when absent) and kiln_version is required.
+/// InvalidArgument naming the field for malformed JSON, a missing or mistyped field, an unknown
+/// error name, a malformed workload or target, and costs that break TuningRecord's rules.
 Result<TuningRecord> record_from_json_line(std::string_view line);
 
 /// Checks `record` and returns it in canonical form (workload and target strings canonical,

@@ -207,7 +207,9 @@ Result<Target> parse_target(std::string_view text) {
   // and is built by its own back end, so it is never "host" in the JIT sense.
   target.is_host = is_llvm && target.triple.empty();
   target.vector_lanes = 4;
-  if (is_llvm && !is_aarch64_triple(target.triple)) target.vector_lanes = lanes_from_attrs(target.attrs);
+  if (is_llvm && !is_aarch64_triple(target.triple)) {
+    target.vector_lanes = lanes_from_attrs(target.attrs);
+  }
   return target;
 }
 

@@ -239,7 +239,7 @@ TEST_F(ArmFleetTest, RandomConfigsOfEveryOperatorBuiltForAarch64MatchTheReferenc
   const int port = start_tracker();
   ASSERT_GT(port, 0);
   start_arm_agent(port, "arm", "arm-0", /*capacity=*/2);
-  wait_for_agents(port, "arm", 1);
+  ASSERT_NO_FATAL_FAILURE(wait_for_agents(port, "arm", 1));
 
   std::mt19937_64 rng(test_seed());
   const core::Target arm = *core::parse_target(kArmTarget);
@@ -300,7 +300,7 @@ TEST_F(ArmFleetTest, X86AndArmJobsShareAKeyAndEachReachesOnlyItsOwnBoards) {
   ASSERT_GT(port, 0);
   start_x86_agent(port, "mixed", "x86-0");
   start_arm_agent(port, "mixed", "arm-0");
-  wait_for_agents(port, "mixed", 2);
+  ASSERT_NO_FATAL_FAILURE(wait_for_agents(port, "mixed", 2));
 
   const fs::path db = dir_ / "fleet.db";
   Process& x86_job =
@@ -316,7 +316,8 @@ TEST_F(ArmFleetTest, X86AndArmJobsShareAKeyAndEachReachesOnlyItsOwnBoards) {
   EXPECT_EQ(arm_summary["target"], kArmTarget);
 
   std::string out;
-  ASSERT_EQ(kiln("export", {"db", "export", "--db", db.string(), "--output", (dir_ / "all.jsonl").string()},
+  ASSERT_EQ(kiln("export",
+                 {"db", "export", "--db", db.string(), "--output", (dir_ / "all.jsonl").string()},
                  &out),
             0);
   int x86_records = 0, arm_records = 0;
@@ -366,7 +367,7 @@ TEST_F(ArmFleetTest, AnArmJobWaitsForAnArmBoardAndItsEmulatedRecordsNeverAnswerF
   const int port = start_tracker();
   ASSERT_GT(port, 0);
   start_x86_agent(port, "late", "x86-0");
-  wait_for_agents(port, "late", 1);
+  ASSERT_NO_FATAL_FAILURE(wait_for_agents(port, "late", 1));
 
   const fs::path db = dir_ / "arm.db";
   Process& job = run("tune-arm", tune_args(port, "late", kArmTarget, 40, db));
@@ -396,7 +397,8 @@ TEST_F(ArmFleetTest, AnArmJobWaitsForAnArmBoardAndItsEmulatedRecordsNeverAnswerF
   const nlohmann::json summary = nlohmann::json::parse(read_file(job.out));
   EXPECT_EQ(summary["trials"], 40);
 
-  ASSERT_EQ(kiln("export", {"db", "export", "--db", db.string(), "--output", (dir_ / "arm.jsonl").string()},
+  ASSERT_EQ(kiln("export",
+                 {"db", "export", "--db", db.string(), "--output", (dir_ / "arm.jsonl").string()},
                  &out),
             0);
   const std::vector<nlohmann::json> records = exported_records(dir_ / "arm.jsonl");

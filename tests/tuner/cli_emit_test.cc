@@ -158,3 +158,23 @@ TEST_F(KilnEmit, HelpListsTheFlags) {
 }
 
 }  // namespace
+
+namespace {
+
+// The errors a user meets when pointing the fleet commands at ARM boards: each is a usage error
+// (exit 2) that names what to do, before any connection is made (port 1 listens for nothing).
+TEST(KilnFleetUsage, ArmTargetsAndWorkersAreCheckedBeforeConnecting) {
+  expect_usage_error("agent --tracker 127.0.0.1:1 --key k --target " + std::string(kCortexA72),
+                     "an agent builds for its own CPU");
+  expect_usage_error("agent --tracker 127.0.0.1:1 --key k --worker 'no-such-kiln-worker x'",
+                     "is not in PATH");
+  expect_usage_error("agent --tracker 127.0.0.1:1 --key k --worker ' '", "--worker is empty");
+  expect_usage_error("tune --workload " + std::string(kMatmul) +
+                         " --target 'llvm -mcpu=cortex-a72' --tracker 127.0.0.1:1 --device-key k",
+                     "names a CPU but no architecture");
+  expect_usage_error("best --workload " + std::string(kMatmul) + " --target " + kCortexA72 +
+                         " --emulated --server 127.0.0.1:1",
+                     "--emulated reads a tuning log");
+}
+
+}  // namespace

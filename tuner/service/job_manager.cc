@@ -29,7 +29,7 @@ namespace fs = std::filesystem;
 constexpr const char* kJobsFileKind = "kiln-jobs";
 // How long StartJob and ResumeJob wait for a board of the job's key when its target (`llvm`)
 // means the key's boards and none is connected yet.
-constexpr std::chrono::seconds kWaitForBoard{30};
+constexpr std::chrono::seconds kWaitForBoard{10};
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -257,10 +257,26 @@ struct JobManager::Impl {
     return nullptr;
   }
 
-  /// Parses and checks a spec; the problem it tunes.
+  /// The checks of a spec that need neither the tracker nor the tuning log.
+  static Status check_spec(const JobSpec& spec) {
+    if (spec.trials < 1) return invalid_argument("trials must be at least 1");
+    if (spec.batch < 1 || spec.batch > 4096) {
+      return invalid_argument("batch must be between 1 and 4096");
+    }
+    if (spec.early_stopping < 0) return invalid_argument("early_stopping must not be negative");
+    if (spec.threads < 0 || spec.threads > 1024) {
+      return invalid_argument("threads must be between 0 and 1024");
+    }
+    KILN_RETURN_IF_ERROR(check_strategy_name(spec.tuner));
+    KILN_RETURN_IF_ERROR(core::parse_workload(spec.workload).status());
+    return core::parse_target(spec.target).status();
+  }
+
   /// The target a job of `spec` measures: as named, or for a fleet job the key's boards'
-  /// (fleet_target), which may wait for a board to connect. Takes the mutex briefly.
+  /// (fleet_target), which may wait for a board to connect. A spec that fails check_spec
+  /// fails at once. Takes the mutex briefly.
   Result<std::string> board_target(const JobSpec& spec) {
+    KILN_RETURN_IF_ERROR(check_spec(spec));
     if (spec.device_key.empty()) return spec.target;
     FleetSettings boards;
     {
@@ -278,15 +294,7 @@ struct JobManager::Impl {
   /// Parses and checks a spec whose target board_target gave; the problem it tunes.
   Result<std::unique_ptr<TuningProblem>> prepare(const JobSpec& spec,
                                                  const std::string& target) const {
-    if (spec.trials < 1) return invalid_argument("trials must be at least 1");
-    if (spec.batch < 1 || spec.batch > 4096) {
-      return invalid_argument("batch must be between 1 and 4096");
-    }
-    if (spec.early_stopping < 0) return invalid_argument("early_stopping must not be negative");
-    if (spec.threads < 0 || spec.threads > 1024) {
-      return invalid_argument("threads must be between 0 and 1024");
-    }
-    KILN_RETURN_IF_ERROR(check_strategy_name(spec.tuner));
+    KILN_RETURN_IF_ERROR(check_spec(spec));
     const bool fleet = !spec.device_key.empty();
     if (fleet && !tracker) {
       return Status(StatusCode::kFailedPrecondition,
