@@ -12,6 +12,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "compiler_core/codegen/llvm/host.h"
+#include "compiler_core/support/architecture.h"
 #include "compiler_core/support/log.h"
 #include "compiler_core/target/target.h"
 #include "kiln/v1/tracker.grpc.pb.h"
@@ -37,7 +38,7 @@ pb::RegisterAgent registration(const AgentOptions& options, const core::Target& 
   for (const std::string& attr : target.attrs) reg.mutable_target()->add_features(attr);
   pb::DeviceFacts* facts = reg.mutable_facts();
   facts->set_cpu_model(core::host_cpu_model_name());
-  facts->set_architecture(core::host_architecture());
+  facts->set_architecture(host_architecture());
   facts->set_emulated(core::host_is_emulated());
   facts->set_cores(int(std::max(1u, std::thread::hardware_concurrency())));
   for (const std::string& attr : target.attrs) {

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "compiler_core/support/architecture.h"
 #include "compiler_core/build.h"
 #include "compiler_core/codegen/llvm/host.h"
 #include "compiler_core/runtime/thread_pool.h"
@@ -46,10 +47,10 @@ Result<core::Target> board_target(const core::Target& named) {
   if (named.kind != core::TargetKind::kLlvm || named.is_host) {
     return core::resolve_host_target(named);
   }
-  const std::string arch = core::triple_architecture(named.triple);
-  if (arch != core::host_architecture()) {
+  const std::string arch = triple_architecture(named.triple);
+  if (arch != host_architecture()) {
     return invalid_config("target '" + named.str() + "' is for " + arch + "; this board is " +
-                          core::host_architecture());
+                          host_architecture());
   }
   core::Target host = named;
   host.is_host = true;

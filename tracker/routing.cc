@@ -1,20 +1,15 @@
 #include "tracker/routing_internal.h"
 
+#include "compiler_core/support/architecture.h"
+
 namespace kiln::tracker::internal {
 
 namespace pb = kiln::v1;
 
-std::string normalize_architecture(std::string_view triple) {
-  const std::string_view architecture = triple.substr(0, triple.find('-'));
-  if (architecture == "arm64") return "aarch64";
-  if (architecture == "amd64") return "x86_64";
-  return std::string(architecture);
-}
-
 Requirement requirement_of(const pb::MeasureTask& task) {
   const pb::Target& target = task.target();
   Requirement requirement;
-  requirement.architecture = normalize_architecture(target.triple());
+  requirement.architecture = triple_architecture(target.triple());
   for (const std::string& feature : target.features()) {
     if (feature.size() > 1 && feature[0] == '+') requirement.features.push_back(feature.substr(1));
   }
@@ -24,7 +19,7 @@ Requirement requirement_of(const pb::MeasureTask& task) {
 
 Capability capability_of(const pb::RegisterAgent& registration) {
   Capability capability;
-  capability.architecture = normalize_architecture(!registration.facts().architecture().empty()
+  capability.architecture = triple_architecture(!registration.facts().architecture().empty()
                                                        ? registration.facts().architecture()
                                                        : registration.target().triple());
   for (const std::string& feature : registration.facts().isa_features()) {

@@ -11,11 +11,6 @@
 
 namespace kiln::tracker::internal {
 
-/// The architecture that an LLVM triple (or an architecture name) names: its first component,
-/// with the aliases LLVM accepts spelled one way ("arm64" -> "aarch64", "amd64" -> "x86_64").
-/// Empty for an empty triple.
-std::string normalize_architecture(std::string_view triple);
-
 /// A task needs the architecture of its target's triple (any when the triple is empty) and
 /// every feature its target turns on ("+dotprod" -> "dotprod"; "-..." entries ask nothing).
 /// Its target text is the canonical target, else the triple.

@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "compiler_core/support/architecture.h"
+
 namespace kiln::core {
 namespace {
 
@@ -35,16 +37,6 @@ bool is_x86_triple(std::string_view triple) {
          (triple.size() >= 4 && triple[0] == 'i' && triple.substr(2, 2) == "86");
 }
 
-#if defined(__aarch64__)
-constexpr bool kProcessIsAarch64 = true;
-#else
-constexpr bool kProcessIsAarch64 = false;
-#endif
-#if defined(__x86_64__) || defined(__i386__)
-constexpr bool kProcessIsX86 = true;
-#else
-constexpr bool kProcessIsX86 = false;
-#endif
 
 /// Lanes from the features -mattr switches on; a later "-feat" cancels an earlier "+feat".
 int lanes_from_attrs(const std::vector<std::string>& attrs) {
@@ -91,34 +83,15 @@ Status parse_mattr(std::string_view text, std::string_view value, Target* target
 
 }  // namespace
 
-std::string triple_architecture(std::string_view triple) {
-  const std::string_view arch = triple.substr(0, triple.find('-'));
-  if (arch == "arm64") return "aarch64";
-  if (arch == "amd64") return "x86_64";
-  return std::string(arch);
-}
-
-std::string host_architecture() {
-#if defined(__aarch64__)
-  return "aarch64";
-#elif defined(__x86_64__)
-  return "x86_64";
-#elif defined(__i386__)
-  return "i386";
-#else
-  return "unknown";
-#endif
-}
-
 bool Target::is_aarch64() const {
   if (kind != TargetKind::kLlvm) return false;
-  if (triple.empty()) return is_host && kProcessIsAarch64;
+  if (triple.empty()) return is_host && host_architecture() == "aarch64";
   return is_aarch64_triple(triple);
 }
 
 bool Target::is_x86() const {
   if (kind != TargetKind::kLlvm) return false;
-  if (triple.empty()) return is_host && kProcessIsX86;
+  if (triple.empty()) return is_host && is_x86_triple(host_architecture());
   return is_x86_triple(triple);
 }
 

@@ -43,13 +43,6 @@ struct Target {
   bool operator==(const Target&) const = default;
 };
 
-/// The architecture an LLVM triple names, normalised: its first component, with arm64 as
-/// "aarch64" and amd64 as "x86_64" ("aarch64-linux-gnu" -> "aarch64"). Empty for "".
-std::string triple_architecture(std::string_view triple);
-
-/// The architecture this process runs: "x86_64", "aarch64", or the build's own name for others.
-std::string host_architecture();
-
 /// Parses `text`. `llvm` alone means the host; its CPU and features are filled in by
 /// `resolve_host_target` (codegen/llvm), since only LLVM knows them. Errors: unknown kind,
 /// unknown flag, malformed flag (InvalidArgument, naming the flag and the accepted form).

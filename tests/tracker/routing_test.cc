@@ -5,18 +5,20 @@
 
 #include <gtest/gtest.h>
 
+#include "compiler_core/support/architecture.h"
+
 namespace kiln::tracker::internal {
 namespace {
 
 namespace pb = kiln::v1;
 
 TEST(Routing, NormalizesTheArchitectureOfATriple) {
-  EXPECT_EQ(normalize_architecture("aarch64-linux-gnu"), "aarch64");
-  EXPECT_EQ(normalize_architecture("arm64-apple-darwin"), "aarch64");
-  EXPECT_EQ(normalize_architecture("amd64-pc-windows"), "x86_64");
-  EXPECT_EQ(normalize_architecture("x86_64-unknown-linux-gnu"), "x86_64");
-  EXPECT_EQ(normalize_architecture("x86_64"), "x86_64");
-  EXPECT_EQ(normalize_architecture(""), "");
+  EXPECT_EQ(triple_architecture("aarch64-linux-gnu"), "aarch64");
+  EXPECT_EQ(triple_architecture("arm64-apple-darwin"), "aarch64");
+  EXPECT_EQ(triple_architecture("amd64-pc-windows"), "x86_64");
+  EXPECT_EQ(triple_architecture("x86_64-unknown-linux-gnu"), "x86_64");
+  EXPECT_EQ(triple_architecture("x86_64"), "x86_64");
+  EXPECT_EQ(triple_architecture(""), "");
 }
 
 TEST(Routing, ATaskNeedsItsTriplesArchitectureAndTheFeaturesItTurnsOn) {

@@ -10,6 +10,7 @@
 #include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
 
+#include "compiler_core/support/architecture.h"
 #include "compiler_core/support/log.h"
 #include "kiln/v1/tracker.grpc.pb.h"
 
@@ -52,7 +53,7 @@ Result<std::string> fleet_target(const std::string& target_text, const FleetSett
     return named.str();
   }
   // `llvm`, or `llvm -mtriple=T` alone: the boards of the key (of T's architecture).
-  const std::string arch = named.is_host ? "" : core::triple_architecture(named.triple);
+  const std::string arch = named.is_host ? "" : triple_architecture(named.triple);
   std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
   if (!settings.tls_ca_pem.empty()) {
     grpc::SslCredentialsOptions ssl;
@@ -80,7 +81,7 @@ Result<std::string> fleet_target(const std::string& target_text, const FleetSett
       if (agent.device_key() != settings.device_key || agent.state() == "lost") continue;
       Result<core::Target> board = core::parse_target(agent.target());
       if (!board || board->is_host) continue;  // an agent of an older kiln
-      if (!arch.empty() && core::triple_architecture(board->triple) != arch) continue;
+      if (!arch.empty() && triple_architecture(board->triple) != arch) continue;
       targets.insert(board->str());
     }
     return targets;

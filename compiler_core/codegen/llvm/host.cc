@@ -19,15 +19,10 @@
 #include <llvm/TargetParser/Triple.h>
 
 #include "compiler_core/codegen/llvm/codegen_llvm_internal.h"
+#include "compiler_core/support/architecture.h"
 
 namespace kiln::core {
 namespace {
-
-#if defined(__aarch64__)
-constexpr bool kProcessIsAarch64 = true;
-#else
-constexpr bool kProcessIsAarch64 = false;
-#endif
 
 std::string_view trim(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
@@ -341,11 +336,12 @@ Result<Target> resolve_host_target(const Target& target) {
 }
 
 std::string host_cpu_model_name() {
-  return cpu_model_name_from_cpuinfo(host_cpuinfo(), kProcessIsAarch64);
+  return cpu_model_name_from_cpuinfo(host_cpuinfo(), host_architecture() == "aarch64");
 }
 
 bool host_is_emulated() {
-  static const bool emulated = cpuinfo_shows_emulation(host_cpuinfo(), kProcessIsAarch64);
+  static const bool emulated =
+      cpuinfo_shows_emulation(host_cpuinfo(), host_architecture() == "aarch64");
   return emulated;
 }
 
