@@ -10,8 +10,11 @@ packages=(
   llvm-16-dev
   libsqlite3-dev libspdlog-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   libopenblas-dev libdnnl-dev
+  libonnx-dev libzip-dev libcli11-dev
   binutils
   python3-grpcio
+  # The model suite: ONNX's node tests, and PyTorch as the peer on torchvision's models.
+  libonnx-testdata python3-onnx python3-numpy python3-torch python3-torchvision
 )
 
 missing=()

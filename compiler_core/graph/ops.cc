@@ -1,0 +1,52 @@
+#include "compiler_core/graph/ops.h"
+
+#include "compiler_core/graph/ops_internal.h"
+
+namespace kiln::graph {
+namespace {
+
+const ops_internal::OpTable& op_table() {
+  static const ops_internal::OpTable table = [] {
+    ops_internal::OpTable t;
+    ops_internal::add_nn_ops(t);
+    ops_internal::add_elementwise_ops(t);
+    ops_internal::add_tensor_ops(t);
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace
+
+namespace ops_internal {
+Status node_error(const Node& node, const std::string& what) {
+  return invalid_argument(node.describe() + ": " + what);
+}
+}  // namespace ops_internal
+
+bool is_supported_op(const std::string& op) { return op_table().count(op) > 0; }
+
+std::vector<std::string> supported_ops() {
+  std::vector<std::string> names;
+  for (const auto& [name, def] : op_table()) names.push_back(name);
+  return names;
+}
+
+Result<std::vector<TensorInfo>> infer_node(const Node& node, const InferContext& context) {
+  auto it = op_table().find(node.op);
+  if (it == op_table().end()) {
+    return ops_internal::node_error(node, "operator '" + node.op + "' is not supported");
+  }
+  return it->second.infer(node, context);
+}
+
+Status run_node(const Node& node, int64_t opset, std::span<const TensorView> inputs,
+                std::span<const TensorView> outputs) {
+  auto it = op_table().find(node.op);
+  if (it == op_table().end()) {
+    return ops_internal::node_error(node, "operator '" + node.op + "' is not supported");
+  }
+  return it->second.run(node, opset, inputs, outputs);
+}
+
+}  // namespace kiln::graph

@@ -1,0 +1,7 @@
+#include "compiler_core/graph/ops_internal.h"
+
+namespace kiln::graph::ops_internal {
+
+void add_nn_ops(OpTable& table) {}
+
+}  // namespace kiln::graph::ops_internal
