@@ -62,17 +62,21 @@ Result<ir::LoweredFunc> lower_named(const Schedule& schedule, const std::string&
   }
 }
 
-}  // namespace
+/// A schedule's functions: its prepack steps, each writing one packed buffer, then the main
+/// step; each with the source of every argument (see CompiledFunction::sources).
+struct PlannedFunction {
+  ir::LoweredFunc func;
+  std::vector<int> sources;
+};
+struct KernelPlan {
+  std::vector<PlannedFunction> prepare;
+  std::vector<Shape> packed_shapes;
+  PlannedFunction main;
+  size_t arity = 0;
+  std::string lowered;
+};
 
-Result<std::unique_ptr<Kernel>> build_kernel(const Workload& workload, const Target& target,
-                                             const Config& config) {
-  if (target.kind != TargetKind::kLlvm || !target.is_host) {
-    return invalid_argument("target '" + target.str() +
-                            "' is not this host; build an object file for it instead");
-  }
-  KILN_ASSIGN_OR_RETURN(Schedule schedule, make_schedule(workload, target, config));
-  const std::string name = std::string("kiln_") + op_name(workload.op);
-
+Result<KernelPlan> plan_kernel(const Schedule& schedule, const std::string& name) {
   // The caller's buffers: the placeholders of the whole schedule, then the output.
   std::vector<std::string> caller;
   for (const Stage& s : schedule.stages()) {
@@ -80,7 +84,6 @@ Result<std::unique_ptr<Kernel>> build_kernel(const Workload& workload, const Tar
   }
   caller.push_back(schedule.stages().back().name);
   std::vector<std::string> packed_names;
-  std::vector<Buffer> packed;
   auto source_of = [&](const std::string& arg) -> int {
     for (size_t i = 0; i < caller.size(); ++i) {
       if (caller[i] == arg) return int(i);
@@ -91,29 +94,77 @@ Result<std::unique_ptr<Kernel>> build_kernel(const Workload& workload, const Tar
     KILN_UNREACHABLE() << "kernel argument " << arg << " has no buffer";
   };
 
-  std::string lowered;
-  std::vector<Step> prepare;
+  KernelPlan plan;
+  plan.arity = caller.size();
   for (const Schedule& part : schedule.prepacked_stages()) {
     const Stage& stage = part.stages().back();
-    KILN_ASSIGN_OR_RETURN(Buffer buffer, Buffer::create(stage.shape));
     packed_names.push_back(stage.name);
+    plan.packed_shapes.push_back(stage.shape);
+    PlannedFunction step;
+    KILN_ASSIGN_OR_RETURN(step.func,
+                          lower_named(part, name + "_prepare_" + std::to_string(plan.prepare.size())));
+    for (const std::string& arg : step.func.args) step.sources.push_back(source_of(arg));
+    plan.lowered += "// prepare " + stage.name + "\n" + ir::to_string(step.func.body) + "\n";
+    plan.prepare.push_back(std::move(step));
+  }
+  KILN_ASSIGN_OR_RETURN(plan.main.func, lower_named(schedule.without_prepacked(), name));
+  for (const std::string& arg : plan.main.func.args) plan.main.sources.push_back(source_of(arg));
+  plan.lowered += ir::to_string(plan.main.func.body);
+  return plan;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Kernel>> build_kernel(const Workload& workload, const Target& target,
+                                             const Config& config) {
+  if (target.kind != TargetKind::kLlvm || !target.is_host) {
+    return invalid_argument("target '" + target.str() +
+                            "' is not this host; build an object file for it instead");
+  }
+  KILN_ASSIGN_OR_RETURN(Schedule schedule, make_schedule(workload, target, config));
+  KILN_ASSIGN_OR_RETURN(KernelPlan plan, plan_kernel(schedule, kernel_function_name(workload)));
+  std::vector<Buffer> packed;
+  std::vector<Step> prepare;
+  for (size_t i = 0; i < plan.prepare.size(); ++i) {
+    KILN_ASSIGN_OR_RETURN(Buffer buffer, Buffer::create(plan.packed_shapes[i]));
     packed.push_back(std::move(buffer));
-    KILN_ASSIGN_OR_RETURN(ir::LoweredFunc func,
-                          lower_named(part, name + "_prepare_" + std::to_string(prepare.size())));
     Step step;
-    KILN_ASSIGN_OR_RETURN(step.fn, jit_compile(func, target));
-    for (const std::string& arg : func.args) step.sources.push_back(source_of(arg));
-    lowered += "// prepare " + stage.name + "\n" + ir::to_string(func.body) + "\n";
+    KILN_ASSIGN_OR_RETURN(step.fn, jit_compile(plan.prepare[i].func, target));
+    step.sources = plan.prepare[i].sources;
     prepare.push_back(std::move(step));
   }
-  KILN_ASSIGN_OR_RETURN(ir::LoweredFunc func, lower_named(schedule.without_prepacked(), name));
   Step main;
-  KILN_ASSIGN_OR_RETURN(main.fn, jit_compile(func, target));
-  for (const std::string& arg : func.args) main.sources.push_back(source_of(arg));
-  lowered += ir::to_string(func.body);
-  std::unique_ptr<Kernel> kernel = std::make_unique<HostKernel>(
-      std::move(prepare), std::move(main), std::move(packed), caller.size(), std::move(lowered));
+  KILN_ASSIGN_OR_RETURN(main.fn, jit_compile(plan.main.func, target));
+  main.sources = plan.main.sources;
+  std::unique_ptr<Kernel> kernel =
+      std::make_unique<HostKernel>(std::move(prepare), std::move(main), std::move(packed),
+                                   plan.arity, std::move(plan.lowered));
   return kernel;
+}
+
+Result<KernelCode> build_kernel_code(const Workload& workload, const Target& target,
+                                     const Config& config, const std::string& symbol_prefix) {
+  if (target.kind != TargetKind::kLlvm) {
+    return invalid_argument("target '" + target.str() + "' is not an llvm target");
+  }
+  KILN_ASSIGN_OR_RETURN(Schedule schedule, make_schedule(workload, target, config));
+  KILN_ASSIGN_OR_RETURN(KernelPlan plan, plan_kernel(schedule, symbol_prefix));
+  KernelCode code;
+  code.arity = int64_t(plan.arity);
+  code.packed_shapes = plan.packed_shapes;
+  auto compile = [&](const PlannedFunction& planned) -> Result<CompiledFunction> {
+    CompiledFunction out;
+    out.symbol = planned.func.name;
+    out.sources = planned.sources;
+    KILN_ASSIGN_OR_RETURN(out.object, compile_object(planned.func, target));
+    return out;
+  };
+  for (const PlannedFunction& step : plan.prepare) {
+    KILN_ASSIGN_OR_RETURN(CompiledFunction fn, compile(step));
+    code.prepare.push_back(std::move(fn));
+  }
+  KILN_ASSIGN_OR_RETURN(code.main, compile(plan.main));
+  return code;
 }
 
 std::string kernel_function_name(const Workload& workload) {

@@ -63,6 +63,30 @@ std::string kernel_function_name(const Workload& workload);
 Result<std::string> build_code(const Workload& workload, const Target& target,
                                const Config& config, CodeFormat format);
 
+/// One function of a kernel compiled ahead of time: its symbol, its ELF object, and for each
+/// argument where the buffer comes from: the caller's buffer at that position (>= 0, inputs in
+/// Workload::input_shapes() order, then the output), or packed buffer -1 - i.
+struct CompiledFunction {
+  std::string symbol;
+  std::vector<uint8_t> object;
+  std::vector<int> sources;
+};
+
+/// A kernel compiled ahead of time with its prepack steps kept apart, as build_kernel keeps them
+/// for the host: what a module stores, so that it packs each weight once when it loads.
+struct KernelCode {
+  std::vector<CompiledFunction> prepare;  ///< prepare[i] computes packed buffer i
+  std::vector<Shape> packed_shapes;       ///< one per prepare step, float32
+  CompiledFunction main;
+  int64_t arity = 0;  ///< caller buffers: the workload's inputs and its output
+};
+
+/// Compiles `workload` with `config` for `target` (any llvm triple) into one object per
+/// function, whose symbols start with `symbol_prefix` (a C identifier, unique in the module that
+/// will hold them). Errors as for build_code.
+Result<KernelCode> build_kernel_code(const Workload& workload, const Target& target,
+                                     const Config& config, const std::string& symbol_prefix);
+
 /// build_code's object file as bytes.
 Result<std::vector<uint8_t>> build_object(const Workload& workload, const Target& target,
                                           const Config& config);

@@ -30,6 +30,22 @@ class JitFunction {
 /// LLVM failures (which are bugs in lowering or code generation).
 Result<std::unique_ptr<JitFunction>> jit_compile(const ir::LoweredFunc& func, const Target& target);
 
+/// Object files compiled ahead of time for this host's architecture, linked into this process by
+/// LLVM's JIT linker (a module's kernels); it owns the code and frees it when destroyed.
+class LinkedObjects {
+ public:
+  virtual ~LinkedObjects() = default;
+  /// The entry point of function `symbol`. NotFound when no object defines it; Internal when
+  /// linking fails (an undefined symbol the objects need).
+  virtual Result<void (*)(float* const*)> lookup(const std::string& symbol) = 0;
+};
+
+/// Links `objects` (relocatable ELF objects, as compile_object writes them) into this process,
+/// with kiln's runtime and this process's symbols (libm) visible to them. InvalidArgument for
+/// bytes that are not an object file for this host's architecture.
+Result<std::unique_ptr<LinkedObjects>> link_objects(
+    const std::vector<std::vector<uint8_t>>& objects);
+
 /// Compiles `func` into an ELF object for `target`'s triple, CPU and features (a host target
 /// is resolved first). InvalidArgument for a non-llvm target, or a triple or CPU LLVM does not
 /// know; Internal for LLVM failures.
