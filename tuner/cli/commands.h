@@ -13,6 +13,14 @@ namespace kiln::tuner {
 /// implementation and times it (run.cc).
 int run_command(const std::vector<std::string>& args);
 
+/// True when `args` (of `kiln run`) name --module: the module form of `kiln run`.
+bool is_module_run(const std::vector<std::string>& args);
+/// `kiln run --module`: runs a compiled model (run_module.cc).
+int run_module_command(const std::vector<std::string>& args);
+
+/// `kiln compile`: an ONNX model into a module file for a target (compile.cc).
+int compile_command(const std::vector<std::string>& args);
+
 /// `kiln emit`: writes a kernel's text assembly, object file or optimized LLVM IR for any
 /// target, this machine's or another (emit.cc).
 int emit_command(const std::vector<std::string>& args);

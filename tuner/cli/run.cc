@@ -59,7 +59,8 @@ FlagSet make_flags() {
                 "(\"record\" from the tuning log, \"default\", or \"flag\" for --config), "
                 "correct, max_relative_error, time_s, gflops and threads.\nExit codes: 0 correct, "
                 "1 wrong output, a failed build or a damaged tuning log, 2 bad flags, workload, "
-                "target or config, or a --db file that is not a tuning log.");
+                "target or config, or a --db file that is not a tuning log.\nkiln run --module MODULE runs a "
+                "model that kiln compile wrote: see kiln run --module M --help.");
   flags.add_required_string("workload", "W",
                             "the workload, e.g. matmul:M=1024,N=1024,K=1024 or "
                             "conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,stride=1,pad=1");
@@ -90,6 +91,7 @@ struct RunOutcome {
 }  // namespace
 
 int run_command(const std::vector<std::string>& args) {
+  if (is_module_run(args)) return run_module_command(args);
   FlagSet flags = make_flags();
   if (auto exit_code = parse_flags_or_exit(flags, args)) return *exit_code;
   int threads = static_cast<int>(flags.get_int("threads"));
