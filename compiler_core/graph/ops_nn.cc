@@ -176,8 +176,10 @@ Result<std::vector<TensorInfo>> infer_conv(const Node& node, const InferContext&
   KILN_RETURN_IF_ERROR(expect_float(node, *x, "input X"));
   KILN_RETURN_IF_ERROR(expect_float(node, *w, "weight W"));
   if (x->shape.size() != 4) {
-    return node_error(node, "input X is " + to_string(*x) +
-                                "; only 2-D convolutions (a 4-D input N,C,H,W) are supported");
+    return node_error(node, "input X is " + to_string(*x) + ": " +
+                                std::to_string(int64_t(x->shape.size()) - 2) +
+                                "-D convolutions are not supported (kiln runs 2-D ones, on a "
+                                "4-D input N,C,H,W)");
   }
   if (w->shape.size() != 4) {
     return node_error(node, "weight W is " + to_string(*w) + ", a 4-D weight M,C/group,kH,kW "
@@ -508,13 +510,15 @@ Result<std::vector<TensorInfo>> infer_pool(const Node& node, const InferContext&
     KILN_RETURN_IF_ERROR(int_attr(node, "count_include_pad", 0).status());
   }
   if (x->shape.size() != 4) {
-    return node_error(node, "input X is " + to_string(*x) +
-                                "; only 2-D pooling (a 4-D input N,C,H,W) is supported");
+    return node_error(node, "input X is " + to_string(*x) + ": " +
+                                std::to_string(int64_t(x->shape.size()) - 2) +
+                                "-D pooling is not supported (kiln pools 2-D, on a 4-D input "
+                                "N,C,H,W)");
   }
   const Attr* kernel = node.attr("kernel_shape");
   if (kernel != nullptr && kernel->kind == Attr::Kind::kInts && kernel->ints.size() != 2) {
     return node_error(node, "attribute 'kernel_shape' " + ints_str(kernel->ints) +
-                                " is not 2-D; only 2-D pooling is supported");
+                                " is not 2-D; pooling in other ranks is not supported");
   }
   KILN_ASSIGN_OR_RETURN(Window win, pool_window(node, x->shape));
   return std::vector<TensorInfo>{{DType::kFloat32, {x->shape[0], x->shape[1], win.out[0], win.out[1]}}};

@@ -297,7 +297,8 @@ Tensor shape_value(const graph::Node& node, const core::Shape& shape) {
   const int64_t start = clamp_axis(node.attr_int("start", 0));
   const int64_t end = std::max(start, clamp_axis(node.attr_int("end", rank)));
   std::vector<int64_t> dims(shape.begin() + start, shape.begin() + end);
-  return Tensor::from_ints({int64_t(dims.size())}, std::move(dims));
+  const int64_t count = int64_t(dims.size());
+  return Tensor::from_ints({count}, std::move(dims));
 }
 
 Result<graph::Graph> convert_model(const onnx::ModelProto& model,
