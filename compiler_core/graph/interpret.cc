@@ -17,8 +17,8 @@ Status check_inputs(const Graph& graph, const std::map<std::string, Tensor>& inp
     }
     const Tensor& t = it->second;
     if (t.info != input.info) {
-      return invalid_argument("graph input '" + input.name + "' is given as " +
-                              to_string(t.info) + ", the graph takes " + to_string(input.info));
+      return invalid_argument("graph input '" + input.name + "' is given as " + to_string(t.info) +
+                              ", the graph takes " + to_string(input.info));
     }
     const size_t have = t.info.dtype == DType::kFloat32 ? t.f32.size() : t.i64.size();
     if (int64_t(have) != t.num_elements()) {

@@ -23,8 +23,8 @@ std::string ints_str(const std::vector<int64_t>& v) { return shape_str(v); }
 Result<const TensorInfo*> required_input(const Node& node, const InferContext& context,
                                          size_t index, const char* role) {
   if (index >= context.inputs.size() || context.inputs[index] == nullptr) {
-    return node_error(node, "the required input " + std::to_string(index) + " (" + role +
-                                ") is missing");
+    return node_error(node,
+                      "the required input " + std::to_string(index) + " (" + role + ") is missing");
   }
   return context.inputs[index];
 }
@@ -67,7 +67,8 @@ Result<std::vector<int64_t>> ints_attr(const Node& node, const std::string& key,
 Result<int64_t> int_attr(const Node& node, const std::string& key, int64_t default_value) {
   const Attr* attr = node.attr(key);
   if (attr == nullptr) return default_value;
-  if (attr->kind != Attr::Kind::kInt) return node_error(node, "attribute '" + key + "' must be an int");
+  if (attr->kind != Attr::Kind::kInt)
+    return node_error(node, "attribute '" + key + "' must be an int");
   return attr->i;
 }
 
@@ -117,8 +118,8 @@ Result<Window> make_window(const Node& node, const int64_t in[2], const int64_t 
   const std::string auto_pad = node.attr_string("auto_pad", "NOTSET");
   if (auto_pad != "NOTSET" && auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER" &&
       auto_pad != "VALID") {
-    return node_error(node, "auto_pad '" + auto_pad +
-                                "' is not one of NOTSET, SAME_UPPER, SAME_LOWER and VALID");
+    return node_error(
+        node, "auto_pad '" + auto_pad + "' is not one of NOTSET, SAME_UPPER, SAME_LOWER and VALID");
   }
   for (int a = 0; a < 2; ++a) {
     w.kernel[a] = kernel[a];
@@ -139,8 +140,10 @@ Result<Window> make_window(const Node& node, const int64_t in[2], const int64_t 
     const int64_t span = in[a] + w.pad_begin[a] + w.pad_end[a] - extent;
     if (span < 0) {
       return node_error(node, "the window (kernel " + std::to_string(kernel[a]) + ", dilation " +
-                                  std::to_string(w.dilation[a]) + ") is larger than the padded "
-                                  "input (" + std::to_string(in[a] + w.pad_begin[a] + w.pad_end[a]) +
+                                  std::to_string(w.dilation[a]) +
+                                  ") is larger than the padded "
+                                  "input (" +
+                                  std::to_string(in[a] + w.pad_begin[a] + w.pad_end[a]) +
                                   ") along spatial axis " + std::to_string(a));
     }
     w.out[a] = (ceil_mode != 0 ? ceil_div(span, w.stride[a]) : span / w.stride[a]) + 1;
@@ -182,8 +185,9 @@ Result<std::vector<TensorInfo>> infer_conv(const Node& node, const InferContext&
                                 "4-D input N,C,H,W)");
   }
   if (w->shape.size() != 4) {
-    return node_error(node, "weight W is " + to_string(*w) + ", a 4-D weight M,C/group,kH,kW "
-                                                              "expected");
+    return node_error(node, "weight W is " + to_string(*w) +
+                                ", a 4-D weight M,C/group,kH,kW "
+                                "expected");
   }
   KILN_ASSIGN_OR_RETURN(int64_t group, int_attr(node, "group", 1));
   const int64_t channels = x->shape[1];
@@ -204,8 +208,8 @@ Result<std::vector<TensorInfo>> infer_conv(const Node& node, const InferContext&
   if (b != nullptr) {
     KILN_RETURN_IF_ERROR(expect_float(node, *b, "bias B"));
     if (b->shape != Shape{filters}) {
-      return node_error(node, "bias B is " + to_string(*b) + ", [" + std::to_string(filters) +
-                                  "] expected");
+      return node_error(
+          node, "bias B is " + to_string(*b) + ", [" + std::to_string(filters) + "] expected");
     }
   }
   KILN_ASSIGN_OR_RETURN(Window win, conv_window(node, x->shape, w->shape));
@@ -268,8 +272,8 @@ Result<std::vector<TensorInfo>> infer_gemm(const Node& node, const InferContext&
   KILN_RETURN_IF_ERROR(expect_float(node, *a, "input A"));
   KILN_RETURN_IF_ERROR(expect_float(node, *b, "input B"));
   if (a->shape.size() != 2 || b->shape.size() != 2) {
-    return node_error(node, "inputs A " + to_string(*a) + " and B " + to_string(*b) +
-                                " must both be 2-D");
+    return node_error(
+        node, "inputs A " + to_string(*a) + " and B " + to_string(*b) + " must both be 2-D");
   }
   KILN_ASSIGN_OR_RETURN(int64_t trans_a, int_attr(node, "transA", 0));
   KILN_ASSIGN_OR_RETURN(int64_t trans_b, int_attr(node, "transB", 0));
@@ -281,9 +285,9 @@ Result<std::vector<TensorInfo>> infer_gemm(const Node& node, const InferContext&
   const int64_t n = trans_b ? b->shape[0] : b->shape[1];
   if (k != k2) {
     return node_error(node, "inputs A " + to_string(*a) + " (transA " + std::to_string(trans_a) +
-                                ") and B " + to_string(*b) + " (transB " +
-                                std::to_string(trans_b) + ") disagree on K: " +
-                                std::to_string(k) + " and " + std::to_string(k2));
+                                ") and B " + to_string(*b) + " (transB " + std::to_string(trans_b) +
+                                ") disagree on K: " + std::to_string(k) + " and " +
+                                std::to_string(k2));
   }
   if (c != nullptr) {
     KILN_RETURN_IF_ERROR(expect_float(node, *c, "input C"));
@@ -354,8 +358,8 @@ struct MatMulShape {
 
 Result<MatMulShape> matmul_shape(const Node& node, const Shape& a, const Shape& b) {
   if (a.empty() || b.empty()) {
-    return node_error(node, "inputs A " + shape_str(a) + " and B " + shape_str(b) +
-                                " must have rank 1 or more");
+    return node_error(
+        node, "inputs A " + shape_str(a) + " and B " + shape_str(b) + " must have rank 1 or more");
   }
   MatMulShape s;
   const bool a_vector = a.size() == 1, b_vector = b.size() == 1;
@@ -521,7 +525,8 @@ Result<std::vector<TensorInfo>> infer_pool(const Node& node, const InferContext&
                                 " is not 2-D; pooling in other ranks is not supported");
   }
   KILN_ASSIGN_OR_RETURN(Window win, pool_window(node, x->shape));
-  return std::vector<TensorInfo>{{DType::kFloat32, {x->shape[0], x->shape[1], win.out[0], win.out[1]}}};
+  return std::vector<TensorInfo>{
+      {DType::kFloat32, {x->shape[0], x->shape[1], win.out[0], win.out[1]}}};
 }
 
 Status run_pool(const Node& node, int64_t, std::span<const TensorView> inputs,

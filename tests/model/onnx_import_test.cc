@@ -447,7 +447,8 @@ TEST(OnnxTensor, ReadsTensorProtos) {
   t.set_data_type(onnx::TensorProto::BOOL);
   auto bad = read_onnx_tensor(t.SerializeAsString());
   ASSERT_FALSE(bad.is_ok());
-  EXPECT_THAT(bad.status().message(), HasSubstr("tensor 'input_0' has unsupported element type bool"));
+  EXPECT_THAT(bad.status().message(),
+              HasSubstr("tensor 'input_0' has unsupported element type bool"));
 
   t.set_data_type(kInt64);
   t.set_raw_data(std::string(5, '\0'));
@@ -469,9 +470,9 @@ TEST(Interpret, ChecksInputs) {
   auto wrong = graph::interpret(*g, {{"x", graph::Tensor::from_floats({2}, {1, 2})}});
   ASSERT_FALSE(wrong.is_ok());
   EXPECT_THAT(wrong.status().message(), HasSubstr("float32[2]"));
-  auto extra = graph::interpret(
-      *g, {{"x", graph::Tensor::zeros({graph::DType::kFloat32, {1, 2, 4, 4}})},
-           {"z", graph::Tensor::from_floats({1}, {1})}});
+  auto extra =
+      graph::interpret(*g, {{"x", graph::Tensor::zeros({graph::DType::kFloat32, {1, 2, 4, 4}})},
+                            {"z", graph::Tensor::from_floats({1}, {1})}});
   ASSERT_FALSE(extra.is_ok());
   EXPECT_THAT(extra.status().message(), HasSubstr("'z' is not an input"));
   std::vector<float> x(32);

@@ -228,7 +228,8 @@ TEST(OpsNn, BatchNormalizationAndGlobalAveragePool) {
   ASSERT_TRUE(y.is_ok()) << y.status().to_string();
   expect_near(y->f32, {0, 0.5f, 1, 3});
 
-  auto gap = run_one(make_node("GlobalAveragePool"), {Tensor::from_floats({1, 2, 2}, {1, 2, 3, 5})});
+  auto gap =
+      run_one(make_node("GlobalAveragePool"), {Tensor::from_floats({1, 2, 2}, {1, 2, 3, 5})});
   ASSERT_TRUE(gap.is_ok()) << gap.status().to_string();
   EXPECT_EQ(gap->info.shape, (Shape{1, 2, 1}));
   EXPECT_EQ(gap->f32, (std::vector<float>{1.5f, 4}));

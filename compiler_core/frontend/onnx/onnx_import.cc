@@ -170,8 +170,8 @@ Result<Attr> convert_attr(const onnx::AttributeProto& proto, const graph::Node& 
     case onnx::AttributeProto::FLOATS:
       return Attr::of_floats({proto.floats().begin(), proto.floats().end()});
     case onnx::AttributeProto::TENSOR: {
-      KILN_ASSIGN_OR_RETURN(
-          Tensor t, convert_tensor(proto.t(), node.describe() + ": attribute '" + proto.name() + "'"));
+      KILN_ASSIGN_OR_RETURN(Tensor t, convert_tensor(proto.t(), node.describe() + ": attribute '" +
+                                                                    proto.name() + "'"));
       return Attr::of_tensor(std::move(t));
     }
     default:
@@ -185,8 +185,10 @@ Result<Attr> convert_attr(const onnx::AttributeProto& proto, const graph::Node& 
 // The value of a Constant node, from whichever of its attributes is set.
 Result<Tensor> constant_value(const graph::Node& node) {
   if (node.attrs.size() != 1) {
-    return invalid_argument(node.describe() + ": a Constant needs exactly one value attribute, it "
-                            "has " + std::to_string(node.attrs.size()));
+    return invalid_argument(node.describe() +
+                            ": a Constant needs exactly one value attribute, it "
+                            "has " +
+                            std::to_string(node.attrs.size()));
   }
   const auto& [key, attr] = *node.attrs.begin();
   if (key == "value" && attr.kind == Attr::Kind::kTensor) return *attr.tensor;
@@ -261,9 +263,7 @@ Result<core::Shape> input_shape(const onnx::ValueInfoProto& value,
   return shape;
 }
 
-bool is_default_domain(const std::string& domain) {
-  return domain.empty() || domain == "ai.onnx";
-}
+bool is_default_domain(const std::string& domain) { return domain.empty() || domain == "ai.onnx"; }
 
 // Runs `node` (all of whose inputs are constants) and returns its outputs.
 Result<std::vector<Tensor>> run_on_constants(const graph::Node& node, const graph::Graph& g,
@@ -314,14 +314,14 @@ Result<graph::Graph> convert_model(const onnx::ModelProto& model,
     g.opset = opset.version();
   }
   if (!found_opset) {
-    return invalid_argument("the model imports no opset of the default ONNX domain (a truncated "
-                            "file, or not an ONNX model)");
+    return invalid_argument(
+        "the model imports no opset of the default ONNX domain (a truncated "
+        "file, or not an ONNX model)");
   }
   if (g.opset < kMinOpset || g.opset > kMaxOpset) {
     return invalid_argument("the model's opset " + std::to_string(g.opset) +
-                            " is outside the supported range " + std::to_string(kMinOpset) +
-                            ".." + std::to_string(kMaxOpset) +
-                            "; convert it with onnx.version_converter");
+                            " is outside the supported range " + std::to_string(kMinOpset) + ".." +
+                            std::to_string(kMaxOpset) + "; convert it with onnx.version_converter");
   }
   const onnx::GraphProto& gp = model.graph();
   if (gp.sparse_initializer_size() > 0) {
