@@ -342,6 +342,16 @@ TEST(OnnxImport, UnsupportedInitializerTypeNamesTensor) {
   EXPECT_THAT(g.status().message(), HasSubstr("initializer 'weights64'"));
   EXPECT_THAT(g.status().message(), HasSubstr("element type double"));
 
+  ModelBuilder huge = pool_model();
+  onnx::TensorProto* h = huge.proto().mutable_graph()->add_initializer();
+  h->set_name("huge");
+  h->set_data_type(kFloat);
+  h->add_dims(int64_t{1} << 32);
+  h->add_dims(int64_t{1} << 32);  // 2^64 elements: a count that wraps to 0
+  auto g3 = import_onnx(huge.bytes());
+  ASSERT_FALSE(g3.is_ok());
+  EXPECT_THAT(g3.status().message(), HasSubstr("initializer 'huge' has the shape"));
+
   ModelBuilder short_data = pool_model();
   short_data.initializer("w", {2, 3}, {1, 2, 3});
   auto g2 = import_onnx(short_data.bytes());

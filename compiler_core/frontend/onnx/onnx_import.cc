@@ -40,6 +40,23 @@ std::string shape_string(const core::Shape& shape) {
   return s + "]";
 }
 
+// Tensors larger than this many elements are refused: no model kiln runs has one, and a bigger
+// count is a damaged or hostile file whose dimensions would overflow the arithmetic on them.
+constexpr int64_t kMaxElements = int64_t{1} << 40;
+
+// Checks that `shape`'s element count is at most kMaxElements; `what` names the tensor.
+Status check_size(const core::Shape& shape, const std::string& what) {
+  int64_t count = 1;
+  for (int64_t dim : shape) {
+    if (dim != 0 && count > kMaxElements / dim) {
+      return invalid_argument(what + " has the shape " + shape_string(shape) + ", more than " +
+                              std::to_string(kMaxElements) + " elements");
+    }
+    count *= dim;
+  }
+  return Status::ok();
+}
+
 // Reads a whole file, refusing it first when it is larger than `max_bytes`.
 Result<std::string> read_file(const std::string& path, int64_t max_bytes, const char* what) {
   std::error_code ec;
@@ -89,6 +106,7 @@ Result<Tensor> convert_tensor(const onnx::TensorProto& proto, const std::string&
     if (dim < 0) return invalid_argument(what + " has a negative dimension " + std::to_string(dim));
     shape.push_back(dim);
   }
+  KILN_RETURN_IF_ERROR(check_size(shape, what));
   const int64_t count = core::num_elements(shape);
   Tensor tensor;
   const int32_t type = proto.data_type();
@@ -345,6 +363,7 @@ Result<graph::Graph> convert_model(const onnx::ModelProto& model,
     if (g.constants.count(input.name())) continue;
     KILN_ASSIGN_OR_RETURN(DType dtype, value_dtype(input, "graph input"));
     KILN_ASSIGN_OR_RETURN(core::Shape shape, input_shape(input, options));
+    KILN_RETURN_IF_ERROR(check_size(shape, "graph input '" + input.name() + "'"));
     graph::Value value{input.name(), {dtype, std::move(shape)}};
     g.infos[value.name] = value.info;
     g.inputs.push_back(std::move(value));
