@@ -440,6 +440,47 @@ TEST(OnnxImport, ConstantInputsBecomeConstants) {
   EXPECT_EQ(bound->outputs[0].info.shape, (core::Shape{3, 4}));
 }
 
+// Every prefix of a model, and models with bytes changed at random, import or fail with
+// InvalidArgument: never a crash, never another code.
+TEST(OnnxImport, DamagedBytesAreInvalidArgumentNeverACrash) {
+  ModelBuilder m;
+  m.input("x", kFloat, {1, 2, 6, 6}).output("y", kFloat, {1, 18});
+  m.initializer("w", {2, 2, 3, 3}, std::vector<float>(36, 0.25f));
+  m.initializer("b", {2}, {1.0f, -1.0f});
+  auto& conv = m.node("Conv", {"x", "w", "b"}, {"c"}, "conv");
+  add_ints_attr(conv, "pads", {1, 1, 1, 1});
+  auto& pool = m.node("MaxPool", {"c"}, {"p"}, "pool");
+  add_ints_attr(pool, "kernel_shape", {2, 2});
+  add_ints_attr(pool, "strides", {2, 2});
+  m.node("Flatten", {"p"}, {"y"}, "flatten");
+  const std::string bytes = m.bytes();
+  ASSERT_TRUE(import_onnx(bytes).is_ok()) << import_onnx(bytes).status().to_string();
+  for (size_t cut = 0; cut < bytes.size(); ++cut) {
+    auto g = import_onnx(bytes.substr(0, cut));
+    if (!g.is_ok()) {
+      EXPECT_EQ(g.status().code(), StatusCode::kInvalidArgument) << g.status().to_string();
+    }
+  }
+  const uint32_t seed = 20261205;
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  uint32_t state = seed;
+  auto next = [&state] {
+    state = state * 1664525u + 1013904223u;
+    return state >> 8;
+  };
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::string damaged = bytes;
+    for (int k = 0, n = 1 + int(next() % 3); k < n; ++k) {
+      damaged[next() % damaged.size()] = char(next() & 0xff);
+    }
+    auto g = import_onnx(damaged);
+    if (!g.is_ok()) {
+      EXPECT_EQ(g.status().code(), StatusCode::kInvalidArgument)
+          << "trial " << trial << ": " << g.status().to_string();
+    }
+  }
+}
+
 TEST(OnnxTensor, ReadsTensorProtos) {
   onnx::TensorProto t;
   t.set_name("input_0");
