@@ -425,6 +425,22 @@ TEST(GraphOps, PadConstantReflectEdge) {
               HasSubstr("'pads' = [1,1] must have 4 entries"));
 }
 
+TEST(GraphOps, PadReflectsAndRepeatsEdgesPastTheAxis) {
+  // Pads longer than the axis reflect again, as numpy's pad does.
+  Tensor x = floats({3}, {1, 2, 3});
+  EXPECT_THAT(eval1("Pad", {x, ints({2}, {4, 5})}, {{"mode", Attr::of_string("reflect")}}).f32,
+              ElementsAreArray<float>({1, 2, 3, 2, 1, 2, 3, 2, 1, 2, 3, 2}));
+  EXPECT_THAT(eval1("Pad", {x, ints({2}, {4, 5})}, {{"mode", Attr::of_string("edge")}}).f32,
+              ElementsAreArray<float>({1, 1, 1, 1, 1, 2, 3, 3, 3, 3, 3, 3}));
+  EXPECT_THAT(
+      eval1("Pad", {floats({1}, {7}), ints({2}, {2, 1})}, {{"mode", Attr::of_string("reflect")}})
+          .f32,
+      ElementsAre(7, 7, 7, 7));
+  EXPECT_THAT(error_of(infer("Pad", {Tensor::zeros({DType::kFloat32, {0}}), ints({2}, {1, 0})},
+                             {{"mode", Attr::of_string("edge")}})),
+              HasSubstr("mode 'edge' cannot pad the empty axis 0"));
+}
+
 // ---- Squeeze, Unsqueeze, ReduceMean ------------------------------------------------------------
 
 TEST(GraphOps, SqueezeAndUnsqueezeAxesBothForms) {
@@ -531,6 +547,32 @@ TEST(GraphOps, CastBetweenFloatAndInt64) {
   EXPECT_THAT(eval1("Cast", {ints({1}, {9})}, {{"to", Attr::of_int(7)}}).i64, ElementsAre(9));
   EXPECT_THAT(error_of(infer("Cast", {iota({1})}, {{"to", Attr::of_int(6)}})),
               HasSubstr("attribute 'to' = 6 (INT32) is not supported"));
+}
+
+TEST(GraphOps, DataInputsNeedNotBeConstants) {
+  // Only the operands that decide a type must be constants.
+  Options variable{.variable = {0, 1, 2}};
+  EXPECT_TRUE(infer("Gather", {iota({3}), ints({1}, {0})}, {}, variable).is_ok());
+  EXPECT_TRUE(infer("Add", {iota({3}), iota({3})}, {}, variable).is_ok());
+  EXPECT_TRUE(infer("Dropout", {iota({3}), floats({}, {0.1f})}, {}, variable).is_ok());
+  EXPECT_TRUE(
+      infer("Pad", {iota({3}), ints({2}, {1, 1}), floats({}, {2})}, {}, {.variable = {0, 2}})
+          .is_ok());
+  EXPECT_THAT(
+      eval1("Pad", {iota({1}), ints({2}, {1, 0}), floats({}, {2})}, {}, {.variable = {0, 2}}).f32,
+      ElementsAre(2, 0));
+  EXPECT_THAT(error_of(infer("Pad", {iota({3}), ints({2}, {1, 1})}, {}, variable)),
+              HasSubstr("input 1 ('pads', value 'in1') must be a constant"));
+}
+
+TEST(GraphOps, SplitWithNumOutputs) {
+  // Opset 18's num_outputs: parts of ceil(5 / 3) = 2 and a smaller last one.
+  auto out = eval("Split", {iota({5})}, {{"num_outputs", Attr::of_int(3)}},
+                  {.opset = 18, .num_outputs = 3});
+  ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+  EXPECT_THAT((*out)[0].f32, ElementsAre(0, 1));
+  EXPECT_THAT((*out)[1].f32, ElementsAre(2, 3));
+  EXPECT_THAT((*out)[2].f32, ElementsAre(4));
 }
 
 // ---- Shape chains and run checks ---------------------------------------------------------------
