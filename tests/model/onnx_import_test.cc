@@ -481,6 +481,89 @@ TEST(OnnxImport, DamagedBytesAreInvalidArgumentNeverACrash) {
   }
 }
 
+// A small CNN as exporters write it: Conv, BatchNormalization, Relu, MaxPool, a flatten made of
+// Shape, Gather, Unsqueeze, Concat and Reshape, Gemm, Softmax.
+ModelBuilder small_cnn(bool shape_chain) {
+  ModelBuilder m(13);
+  m.input("image", kFloat, {2, 3, 8, 8}).output("probs", kFloat, {2, 5});
+  std::vector<float> w(4 * 3 * 3 * 3);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = float(int(i % 7) - 3) * 0.05f;
+  m.initializer("conv_w", {4, 3, 3, 3}, w);
+  m.initializer("conv_b", {4}, {0.1f, -0.2f, 0.3f, 0.0f});
+  m.initializer("bn_scale", {4}, {1.0f, 0.5f, 2.0f, 1.5f});
+  m.initializer("bn_bias", {4}, {0.0f, 0.1f, -0.1f, 0.2f});
+  m.initializer("bn_mean", {4}, {0.05f, -0.05f, 0.0f, 0.1f});
+  m.initializer("bn_var", {4}, {1.0f, 0.5f, 2.0f, 0.25f});
+  std::vector<float> fc(5 * 64);
+  for (size_t i = 0; i < fc.size(); ++i) fc[i] = float(int(i % 11) - 5) * 0.02f;
+  m.initializer("fc_w", {5, 64}, fc);
+  m.initializer("fc_b", {5}, {0.0f, 0.1f, 0.2f, 0.3f, 0.4f});
+  auto& conv = m.node("Conv", {"image", "conv_w", "conv_b"}, {"c"});
+  add_ints_attr(conv, "pads", {1, 1, 1, 1});
+  m.node("BatchNormalization", {"c", "bn_scale", "bn_bias", "bn_mean", "bn_var"}, {"bn"});
+  m.node("Relu", {"bn"}, {"r"});
+  auto& pool = m.node("MaxPool", {"r"}, {"p"});
+  add_ints_attr(pool, "kernel_shape", {2, 2});
+  add_ints_attr(pool, "strides", {2, 2});
+  if (shape_chain) {
+    m.node("Shape", {"p"}, {"p_shape"});
+    onnx::TensorProto* zero = m.proto().mutable_graph()->add_initializer();
+    zero->set_name("zero");
+    zero->set_data_type(kInt64);
+    zero->add_int64_data(0);
+    m.node("Gather", {"p_shape", "zero"}, {"batch"});
+    onnx::TensorProto* axes = m.proto().mutable_graph()->add_initializer();
+    axes->set_name("axes");
+    axes->set_data_type(kInt64);
+    axes->add_dims(1);
+    axes->add_int64_data(0);
+    m.node("Unsqueeze", {"batch", "axes"}, {"batch_1d"});
+    onnx::TensorProto* rest = m.proto().mutable_graph()->add_initializer();
+    rest->set_name("minus_one");
+    rest->set_data_type(kInt64);
+    rest->add_dims(1);
+    rest->add_int64_data(-1);
+    add_int_attr(m.node("Concat", {"batch_1d", "minus_one"}, {"target"}), "axis", 0);
+    m.node("Reshape", {"p", "target"}, {"flat"});
+  } else {
+    m.node("Flatten", {"p"}, {"flat"});
+  }
+  auto& gemm = m.node("Gemm", {"flat", "fc_w", "fc_b"}, {"logits"});
+  add_int_attr(gemm, "transB", 1);
+  add_int_attr(m.node("Softmax", {"logits"}, {"probs"}), "axis", -1);
+  return m;
+}
+
+TEST(OnnxImport, SmallCnnAsExportersWriteItRuns) {
+  auto g = import_onnx(small_cnn(/*shape_chain=*/true).bytes());
+  ASSERT_TRUE(g.is_ok()) << g.status().to_string();
+  std::vector<std::string> ops;
+  for (const graph::Node& node : g->nodes) ops.push_back(node.op);
+  EXPECT_EQ(ops, (std::vector<std::string>{"Conv", "BatchNormalization", "Relu", "MaxPool",
+                                           "Reshape", "Gemm", "Softmax"}));
+  ASSERT_NE(g->constant("target"), nullptr);
+  EXPECT_EQ(g->constant("target")->i64, (std::vector<int64_t>{2, -1}));
+  auto plain = import_onnx(small_cnn(/*shape_chain=*/false).bytes());
+  ASSERT_TRUE(plain.is_ok()) << plain.status().to_string();
+
+  std::vector<float> image(2 * 3 * 8 * 8);
+  for (size_t i = 0; i < image.size(); ++i) image[i] = float(int(i * 37 % 19) - 9) * 0.1f;
+  const std::map<std::string, graph::Tensor> inputs{
+      {"image", graph::Tensor::from_floats({2, 3, 8, 8}, image)}};
+  auto out = graph::interpret(*g, inputs);
+  ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+  auto want = graph::interpret(*plain, inputs);
+  ASSERT_TRUE(want.is_ok()) << want.status().to_string();
+  const graph::Tensor& probs = out->at("probs");
+  ASSERT_EQ(probs.info.shape, (core::Shape{2, 5}));
+  EXPECT_EQ(probs.f32, want->at("probs").f32);
+  for (int64_t row = 0; row < 2; ++row) {
+    float sum = 0;
+    for (int64_t j = 0; j < 5; ++j) sum += probs.f32[size_t(row * 5 + j)];
+    EXPECT_NEAR(sum, 1.0f, 1e-5f);
+  }
+}
+
 TEST(OnnxTensor, ReadsTensorProtos) {
   onnx::TensorProto t;
   t.set_name("input_0");
