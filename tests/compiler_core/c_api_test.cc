@@ -111,8 +111,8 @@ class CApiModule : public ::testing::Test {
     ASSERT_NE(mkdtemp(pattern.data()), nullptr);
     dir_ = pattern;
     path_ = dir_ + "/small.kmod";
-    std::string command = std::string("'") + KILN_C_API_MODULE_WRITER + "' '" + path_ +
-                          "' > '" + dir_ + "/writer.log' 2>&1";
+    std::string command = std::string("'") + KILN_C_API_MODULE_WRITER + "' '" + path_ + "' > '" +
+                          dir_ + "/writer.log' 2>&1";
     ASSERT_EQ(std::system(command.c_str()), 0) << "kiln_c_api_module_writer failed";
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }

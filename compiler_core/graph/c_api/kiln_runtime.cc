@@ -235,8 +235,7 @@ int kiln_module_output_dtype(const kiln_module* module, int index, int* dtype) {
   });
 }
 
-int kiln_module_input_shape(const kiln_module* module, int index, const int64_t** dims,
-                            int* rank) {
+int kiln_module_input_shape(const kiln_module* module, int index, const int64_t** dims, int* rank) {
   return describe(__func__, module, true, index, [&](const Value& v) -> Failure {
     if (dims == nullptr) return null_argument("dims");
     if (rank == nullptr) return null_argument("rank");
@@ -278,9 +277,9 @@ int kiln_module_set_input(kiln_module* module, const char* name, const void* dat
     int64_t elements = 1;
     for (int64_t dim : info.shape) {
       if (dim < 0) {
-        return failure(KILN_ERROR_INVALID_ARGUMENT, "input '" + std::string(name) +
-                                                        "' has a negative dimension " +
-                                                        std::to_string(dim));
+        return failure(
+            KILN_ERROR_INVALID_ARGUMENT,
+            "input '" + std::string(name) + "' has a negative dimension " + std::to_string(dim));
       }
       if (__builtin_mul_overflow(elements, dim, &elements)) {
         return failure(KILN_ERROR_INVALID_ARGUMENT,
@@ -300,8 +299,7 @@ int kiln_module_run(kiln_module* module) {
   });
 }
 
-int kiln_module_get_output(const kiln_module* module, const char* name, void* out,
-                           size_t bytes) {
+int kiln_module_get_output(const kiln_module* module, const char* name, void* out, size_t bytes) {
   return guarded(__func__, [&]() -> Failure {
     if (module == nullptr) return null_argument("module");
     if (name == nullptr) return null_argument("name");

@@ -98,8 +98,8 @@ KILN_API int kiln_module_output_dtype(const kiln_module* module, int index, int*
 /// possibly NULL when the rank is 0).
 KILN_API int kiln_module_input_shape(const kiln_module* module, int index, const int64_t** dims,
                                      int* rank);
-KILN_API int kiln_module_output_shape(const kiln_module* module, int index,
-                                      const int64_t** dims, int* rank);
+KILN_API int kiln_module_output_shape(const kiln_module* module, int index, const int64_t** dims,
+                                      int* rank);
 
 /// Copies `data` (row-major, `rank` dimensions `shape`, elements of `dtype`) in as input `name`.
 /// The dtype and shape must be the input's (the message names both). `shape` may be NULL when
