@@ -74,6 +74,16 @@ for component in "${components[@]}"; do
     echo "$file:$line: includes \"$included\": SQLite headers belong in compiler_core/db/" >&2
     violations=$((violations + 1))
   done < <(includes "$component" | awk -F: '$3 ~ /^sqlite3(ext)?\.h$/')
+  while IFS=: read -r file line included; do
+    case "$file" in compiler_core/frontend/onnx/*) continue ;; esac
+    echo "$file:$line: includes \"$included\": ONNX headers belong in compiler_core/frontend/onnx/" >&2
+    violations=$((violations + 1))
+  done < <(includes "$component" | awk -F: '$3 ~ /^onnx\//')
+  while IFS=: read -r file line included; do
+    case "$file" in compiler_core/graph/*) continue ;; esac
+    echo "$file:$line: includes \"$included\": libzip belongs in compiler_core/graph/" >&2
+    violations=$((violations + 1))
+  done < <(includes "$component" | awk -F: '$3 ~ /^zip\.h$/')
 done
 
 checked=$(includes "${components[@]}" | cut -d: -f1 | sort -u | wc -l)

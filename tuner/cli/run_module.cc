@@ -1,0 +1,157 @@
+// `kiln run --module MODULE`: loads a compiled model, binds its inputs (from an .npz archive, or
+// random), runs it --repeat times and reports the latency; its outputs can be written to .npz.
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <iostream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <spdlog/fmt/fmt.h>
+#include <nlohmann/json.hpp>
+
+#include "compiler_core/graph/npz.h"
+#include "compiler_core/graph/runtime.h"
+#include "tuner/cli/commands.h"
+#include "tuner/cli/flags.h"
+
+namespace kiln::tuner {
+namespace {
+
+// Random inputs are the same on every run, so that outputs can be compared across runs.
+constexpr uint64_t kInputSeed = 20240601;
+
+FlagSet make_flags() {
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  FlagSet flags(
+      "run",
+      "Runs a module that `kiln compile` wrote: binds its inputs, runs it --repeat times after "
+      "one warm-up run, and reports the latency.",
+      "Inputs come from a NumPy .npz archive keyed by the model's input names (float32 arrays of "
+      "the input's shape), else random values in [-1, 1). --outputs writes the last run's "
+      "outputs, keyed by the model's output names. The module needs neither the ONNX file nor a "
+      "tuning log; a module built for another architecture is refused.\nWith --json: one object "
+      "with module, target, threads, repeat, latency_ms (median, min, max, p10, p90), inputs and "
+      "outputs (name, dtype, shape).\nExit codes: 0 ran, 2 bad flags, a module or input file "
+      "that cannot be used (wrong names, shapes or dtypes), 1 a failure while running.");
+  flags.add_required_string("module", "MODULE", "the module file to run");
+  flags.add_string("inputs", "IN.npz", "the inputs; random without it");
+  flags.add_string("outputs", "OUT.npz", "where to write the outputs of the last run");
+  flags.add_int("threads", "N", "threads for the kernels' parallel loops", cores, 1, 1024,
+                "this machine's cores, " + std::to_string(cores));
+  flags.add_int("repeat", "N", "timed runs", 10, 1, 1000000);
+  flags.add_bool("json", "print one JSON object on stdout instead of a summary");
+  return flags;
+}
+
+nlohmann::json describe(const std::vector<graph::Value>& values) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const graph::Value& v : values) {
+    out.push_back({{"name", v.name}, {"dtype", graph::dtype_name(v.info.dtype)}, {"shape", v.info.shape}});
+  }
+  return out;
+}
+
+int fail(const Status& status) {
+  std::cerr << "error: " << status.message() << "\n";
+  return status.is_user_error() ? 2 : 1;
+}
+
+}  // namespace
+
+bool is_module_run(const std::vector<std::string>& args) {
+  return std::any_of(args.begin(), args.end(), [](const std::string& a) {
+    return a == "--module" || a.rfind("--module=", 0) == 0;
+  });
+}
+
+int run_module_command(const std::vector<std::string>& args) {
+  FlagSet flags = make_flags();
+  if (Status parsed = flags.parse(args); !parsed.is_ok()) return fail(parsed);
+  if (flags.help_requested()) {
+    std::cout << flags.help();
+    return 0;
+  }
+  Result<std::unique_ptr<graph::ModuleRuntime>> loaded =
+      graph::ModuleRuntime::load(flags.get_string("module"));
+  if (!loaded.is_ok()) return fail(loaded.status());
+  graph::ModuleRuntime& module = **loaded;
+  module.set_threads(int(flags.get_int("threads")));
+
+  if (flags.is_set("inputs")) {
+    Result<std::map<std::string, graph::Tensor>> arrays = graph::read_npz(flags.get_string("inputs"));
+    if (!arrays.is_ok()) return fail(arrays.status());
+    for (const graph::Value& input : module.inputs()) {
+      auto it = arrays->find(input.name);
+      if (it == arrays->end()) {
+        return fail(invalid_argument("'" + flags.get_string("inputs") + "' has no array '" +
+                                     input.name + "' for the module's input of that name"));
+      }
+      if (Status s = module.set_input(input.name, it->second.info, it->second.data()); !s.is_ok()) {
+        return fail(s);
+      }
+    }
+  } else {
+    std::mt19937_64 rng(kInputSeed);
+    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    for (const graph::Value& input : module.inputs()) {
+      graph::Tensor t = graph::Tensor::zeros(input.info);
+      for (float& x : t.f32) x = uniform(rng);
+      for (int64_t& x : t.i64) x = 0;
+      if (Status s = module.set_input(input.name, t.info, t.data()); !s.is_ok()) return fail(s);
+    }
+  }
+
+  if (Status s = module.run(); !s.is_ok()) return fail(s);  // warm-up
+  const int64_t repeat = flags.get_int("repeat");
+  std::vector<double> ms;
+  for (int64_t i = 0; i < repeat; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    if (Status s = module.run(); !s.is_ok()) return fail(s);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                     .count());
+  }
+  std::sort(ms.begin(), ms.end());
+  auto quantile = [&](double q) { return ms[size_t(q * double(ms.size() - 1) + 0.5)]; };
+
+  if (flags.is_set("outputs")) {
+    std::vector<std::pair<std::string, graph::Tensor>> arrays;
+    for (const graph::Value& output : module.outputs()) {
+      Result<graph::TensorView> view = module.output(output.name);
+      if (!view.is_ok()) return fail(view.status());
+      graph::Tensor t = graph::Tensor::zeros(view->info);
+      std::memcpy(t.data(), view->data, size_t(view->info.num_bytes()));
+      arrays.emplace_back(output.name, std::move(t));
+    }
+    if (Status s = graph::write_npz(flags.get_string("outputs"), arrays); !s.is_ok()) return fail(s);
+  }
+
+  if (flags.get_bool("json")) {
+    nlohmann::json out = {
+        {"module", flags.get_string("module")},
+        {"target", module.target()},
+        {"threads", flags.get_int("threads")},
+        {"repeat", repeat},
+        {"latency_ms",
+         {{"median", quantile(0.5)}, {"min", ms.front()}, {"max", ms.back()},
+          {"p10", quantile(0.1)}, {"p90", quantile(0.9)}}},
+        {"inputs", describe(module.inputs())},
+        {"outputs", describe(module.outputs())}};
+    std::cout << out.dump() << "\n";
+    return 0;
+  }
+  std::cout << fmt::format("ran {} ({}) on {} threads: median {:.3f} ms over {} runs "
+                           "(min {:.3f}, max {:.3f})\n",
+                           flags.get_string("module"), module.target(), flags.get_int("threads"),
+                           quantile(0.5), repeat, ms.front(), ms.back());
+  for (const graph::Value& output : module.outputs()) {
+    std::cout << "  output " << output.name << ": " << graph::to_string(output.info) << "\n";
+  }
+  return 0;
+}
+
+}  // namespace kiln::tuner
