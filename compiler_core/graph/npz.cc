@@ -73,8 +73,9 @@ class HeaderParser {
       skip_space();
       if (key == "descr") {
         if (peek() == '[') {
-          return npy_error(name_, "has a structured dtype; kiln reads plain float32 and int64 "
-                                  "arrays");
+          return npy_error(name_,
+                           "has a structured dtype; kiln reads plain float32 and int64 "
+                           "arrays");
         }
         KILN_ASSIGN_OR_RETURN(header.descr, string_literal());
         has_descr = true;
@@ -85,7 +86,8 @@ class HeaderParser {
         KILN_ASSIGN_OR_RETURN(header.shape, tuple());
         has_shape = true;
       } else {
-        return error("unknown key " + in_quotes(key) + " (a .npy header has 'descr', "
+        return error("unknown key " + in_quotes(key) +
+                     " (a .npy header has 'descr', "
                      "'fortran_order' and 'shape')");
       }
       skip_space();
@@ -97,8 +99,9 @@ class HeaderParser {
     skip_space();
     if (pos_ != text_.size()) return error("unexpected text after '}'");
     if (!has_descr || !has_order || !has_shape) {
-      return error(std::string("missing key ") +
-                   (!has_descr ? "'descr'" : !has_order ? "'fortran_order'" : "'shape'"));
+      return error(std::string("missing key ") + (!has_descr   ? "'descr'"
+                                                  : !has_order ? "'fortran_order'"
+                                                               : "'shape'"));
     }
     return header;
   }
@@ -376,8 +379,8 @@ Result<Tensor> read_member(zip_t* archive, zip_uint64_t index, const zip_stat_t&
     return invalid_argument(where + " is encrypted; kiln reads unencrypted archives");
   }
   // The claimed uncompressed size must be something the compressed bytes can hold.
-  uint64_t limit = stat.comp_method == ZIP_CM_STORE ? stat.comp_size
-                                                     : stat.comp_size * kMaxDeflateRatio + 1024;
+  uint64_t limit =
+      stat.comp_method == ZIP_CM_STORE ? stat.comp_size : stat.comp_size * kMaxDeflateRatio + 1024;
   if (stat.comp_size > archive_bytes || stat.size > limit) {
     return invalid_argument(where + " is damaged: it claims " + std::to_string(stat.size) +
                             " bytes from " + std::to_string(stat.comp_size) +
@@ -443,19 +446,20 @@ Result<Tensor> parse_npy(std::string_view bytes, const std::string& name) {
     return npy_error(name, "is truncated: its header claims " + std::to_string(header_bytes) +
                                " bytes, " + std::to_string(rest.size()) + " follow");
   }
-  KILN_ASSIGN_OR_RETURN(NpyHeader header,
-                        HeaderParser(rest.substr(0, header_bytes), name).parse());
+  KILN_ASSIGN_OR_RETURN(NpyHeader header, HeaderParser(rest.substr(0, header_bytes), name).parse());
   KILN_ASSIGN_OR_RETURN(NpyType type, npy_type(header.descr, name));
   int64_t elements = 0, data_bytes = 0;
   KILN_RETURN_IF_ERROR(checked_sizes(header.shape, type.item_size, name, &elements, &data_bytes));
   std::string_view data = rest.substr(header_bytes);
   if (uint64_t(data_bytes) != data.size()) {
-    return npy_error(name, "has " + std::to_string(data.size()) + " bytes of data where its shape " +
-                               shape_repr(header.shape) + " and dtype " + in_quotes(header.descr) +
-                               " need " + std::to_string(data_bytes) +
+    return npy_error(name, "has " + std::to_string(data.size()) +
+                               " bytes of data where its shape " + shape_repr(header.shape) +
+                               " and dtype " + in_quotes(header.descr) + " need " +
+                               std::to_string(data_bytes) +
                                (uint64_t(data_bytes) > data.size() ? " (truncated)" : ""));
   }
   auto read = [&](void* dst, size_t n) -> Status {
+    if (n == 0) return Status::ok();  // dst is null for an empty tensor
     std::memcpy(dst, data.data(), n);
     data.remove_prefix(n);
     return Status::ok();
@@ -472,8 +476,7 @@ Result<std::string> encode_npy(const Tensor& tensor, const std::string& name) {
     return npy_error(name, "holds " + std::to_string(held) + " elements where its type " +
                                to_string(info) + " has " + std::to_string(elements));
   }
-  std::string dict = std::string("{'descr': '") +
-                     (info.dtype == DType::kFloat32 ? "<f4" : "<i8") +
+  std::string dict = std::string("{'descr': '") + (info.dtype == DType::kFloat32 ? "<f4" : "<i8") +
                      "', 'fortran_order': False, 'shape': " + shape_repr(info.shape) + ", }";
   // As numpy: the header ends in '\n' and is padded with spaces so that the data starts at a
   // multiple of 64 bytes.
@@ -489,7 +492,7 @@ Result<std::string> encode_npy(const Tensor& tensor, const std::string& name) {
   out += dict;
   out.append(pad, ' ');
   out += '\n';
-  out.append(static_cast<const char*>(tensor.data()), size_t(bytes));
+  if (bytes > 0) out.append(static_cast<const char*>(tensor.data()), size_t(bytes));
   return out;
 }
 
@@ -508,12 +511,15 @@ Result<std::map<std::string, Tensor>> read_npz(const std::string& path) {
   if (archive_bytes == 0) return invalid_argument("npz file " + in_quotes(path) + " is empty");
 
   int code = 0;
-  std::unique_ptr<zip_t, ZipCloser> archive(zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS,
-                                                     &code));
+  std::unique_ptr<zip_t, ZipCloser> archive(
+      zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code));
   if (!archive) {
     if (code == ZIP_ER_NOZIP || code == ZIP_ER_INCONS) {
-      return invalid_argument("npz file " + in_quotes(path) + " is not a zip archive or a damaged "
-                              "one (" + zip_code_message(code) + "); numpy.savez writes .npz "
+      return invalid_argument("npz file " + in_quotes(path) +
+                              " is not a zip archive or a damaged "
+                              "one (" +
+                              zip_code_message(code) +
+                              "); numpy.savez writes .npz "
                               "files");
     }
     return invalid_argument("cannot open npz file " + in_quotes(path) + ": " +
@@ -546,8 +552,8 @@ Result<std::map<std::string, Tensor>> read_npz(const std::string& path) {
       return invalid_argument("npz file " + in_quotes(path) + " holds array " + in_quotes(key) +
                               " twice");
     }
-    KILN_ASSIGN_OR_RETURN(Tensor tensor, read_member(archive.get(), zip_uint64_t(i), stat,
-                                                     archive_bytes, path, key));
+    KILN_ASSIGN_OR_RETURN(
+        Tensor tensor, read_member(archive.get(), zip_uint64_t(i), stat, archive_bytes, path, key));
     arrays.emplace(std::move(key), std::move(tensor));
   }
   return arrays;
@@ -564,17 +570,20 @@ Status write_npz(const std::string& path, const std::vector<std::pair<std::strin
   std::vector<std::string> encoded;
   encoded.reserve(arrays.size());
   for (const auto& [name, tensor] : arrays) {
-    if (name.empty()) return invalid_argument("an array to write to " + in_quotes(path) + " has an "
-                                              "empty name");
+    if (name.empty())
+      return invalid_argument("an array to write to " + in_quotes(path) +
+                              " has an "
+                              "empty name");
     if (!names.insert(name).second) {
-      return invalid_argument("array " + in_quotes(name) + " is written twice to " + in_quotes(path));
+      return invalid_argument("array " + in_quotes(name) + " is written twice to " +
+                              in_quotes(path));
     }
     KILN_ASSIGN_OR_RETURN(std::string bytes, encode_npy(tensor, name));
     encoded.push_back(std::move(bytes));
   }
 
-  std::string temp = path + ".tmp." + std::to_string(getpid()) + "." +
-                     std::to_string(temp_counter.fetch_add(1));
+  std::string temp =
+      path + ".tmp." + std::to_string(getpid()) + "." + std::to_string(temp_counter.fetch_add(1));
   auto fail = [&](const std::string& why) {
     std::error_code ignored;
     std::filesystem::remove(temp, ignored);

@@ -52,9 +52,10 @@ enum class NpzCompression {
 /// Writes `arrays` (in this order) to a `.npz` archive at `path`, member "<name>.npy" each.
 /// Atomic: the archive is written to a temporary file in the same folder and renamed over
 /// `path`, so readers see the old file or the whole new one, never a partial one; the temporary
-/// file is removed on failure. InvalidArgument for an empty or repeated name and for a tensor
-/// whose element count differs from its shape's; Internal when the file cannot be written (the
-/// message names the path and the reason).
+/// file is removed on failure. InvalidArgument for no arrays at all (libzip writes no empty
+/// archive), an empty or repeated name and a tensor whose element count differs from its
+/// shape's; FailedPrecondition when the file cannot be written (the message names the path and
+/// the reason).
 Status write_npz(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& arrays,
                  NpzCompression compression = NpzCompression::kStored);
 

@@ -88,8 +88,8 @@ TEST(Npy, EncodesScalarsAndVectorsAsNumpy) {
 }
 
 TEST(Npy, ReadsInt64AndConvertsInt32AndFloat64) {
-  Result<Tensor> i8 = parse_npy(npy(1, header("<i8", "(3,)"), raw<int64_t>({1, -2, 1LL << 40})),
-                                "i8");
+  Result<Tensor> i8 =
+      parse_npy(npy(1, header("<i8", "(3,)"), raw<int64_t>({1, -2, 1LL << 40})), "i8");
   ASSERT_TRUE(i8.is_ok()) << i8.status().to_string();
   EXPECT_EQ(i8->info, (TensorInfo{DType::kInt64, {3}}));
   EXPECT_EQ(i8->i64, (std::vector<int64_t>{1, -2, 1LL << 40}));
@@ -180,8 +180,9 @@ TEST(Npy, RefusesDamage) {
       {good.substr(0, 9), "truncated inside its preamble"},
       {std::string("\x93NUMPY\x04\x00", 8) + good.substr(8), "version 4.0"},
       {good.substr(0, 60), "truncated: its header claims 118 bytes"},
-      {good.substr(0, good.size() - 1), "23 bytes of data where its shape (2, 3) and dtype '<f4' "
-                                        "need 24 (truncated)"},
+      {good.substr(0, good.size() - 1),
+       "23 bytes of data where its shape (2, 3) and dtype '<f4' "
+       "need 24 (truncated)"},
       {good + "x", "25 bytes of data"},
       {npy(1, "{'descr': '<f4', 'shape': (1,)}", raw<float>({1})), "missing key 'fortran_order'"},
       {npy(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'x': 1}", raw<float>({1})),
@@ -293,16 +294,17 @@ TEST_F(Npz, RoundTripsStoredAndDeflated) {
       EXPECT_EQ(back.i64, tensor.i64) << name;
     }
     // Stored members hold numpy's bytes as they are.
-    bool stored_bytes_present = contents(p).find(numpy_f32_2x3().substr(0, 70)) != std::string::npos;
+    bool stored_bytes_present =
+        contents(p).find(numpy_f32_2x3().substr(0, 70)) != std::string::npos;
     EXPECT_EQ(stored_bytes_present, compression == NpzCompression::kStored);
   }
 }
 
 TEST_F(Npz, ReadsHandMadeArchives) {
-  std::string p = make_zip("hand.npz", {{"x.npy", numpy_f32_2x3()},
-                                        {"n.npy", npy(1, header("<i4", "(2,)"),
-                                                      raw<int32_t>({3, 4}))}},
-                           /*deflate=*/true);
+  std::string p = make_zip(
+      "hand.npz",
+      {{"x.npy", numpy_f32_2x3()}, {"n.npy", npy(1, header("<i4", "(2,)"), raw<int32_t>({3, 4}))}},
+      /*deflate=*/true);
   Result<std::map<std::string, Tensor>> read = read_npz(p);
   ASSERT_TRUE(read.is_ok()) << read.status().to_string();
   EXPECT_EQ(read->at("x").f32, (std::vector<float>{1, 2, 3, 4, 5, 6}));
@@ -324,8 +326,8 @@ TEST_F(Npz, WriteRefusesBadArraysAndUnwritablePaths) {
   EXPECT_EQ(empty_name.code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(empty_name.message(), HasSubstr("empty name"));
 
-  Status twice = write_npz(path("a.npz"), {{"a", Tensor::from_floats({1}, {1})},
-                                           {"a", Tensor::from_floats({1}, {2})}});
+  Status twice = write_npz(
+      path("a.npz"), {{"a", Tensor::from_floats({1}, {1})}, {"a", Tensor::from_floats({1}, {2})}});
   EXPECT_THAT(twice.message(), HasSubstr("array 'a' is written twice"));
 
   Status mismatched = write_npz(path("a.npz"), {{"m", Tensor::from_floats({3}, {1})}});
@@ -392,7 +394,8 @@ TEST_F(Npz, RefusesDamagedArchivesWithoutCrashing) {
 
 TEST_F(Npz, DetectsCorruptedData) {
   std::string p = path("crc.npz");
-  ASSERT_TRUE(write_npz(p, {{"x", Tensor::from_floats({256}, std::vector<float>(256, 1))}}).is_ok());
+  ASSERT_TRUE(
+      write_npz(p, {{"x", Tensor::from_floats({256}, std::vector<float>(256, 1))}}).is_ok());
   std::string bytes = contents(p);
   // The last float of the stored data, just before the central directory.
   size_t data_end = bytes.find(std::string("PK\x01\x02", 4));
@@ -422,9 +425,9 @@ TEST_F(Npz, RefusesAHugeClaimedShapeBeforeAllocating) {
   // 2^40 floats (4 TiB) claimed by a member of a few hundred bytes, stored and deflated: refused
   // from the sizes alone (allocating would abort the test).
   for (bool deflate : {false, true}) {
-    std::string p = make_zip("huge.npz", {{"h.npy", npy(1, header("<f4", "(1099511627776,)"),
-                                                        raw<float>({1, 2}))}},
-                             deflate);
+    std::string p = make_zip(
+        "huge.npz", {{"h.npy", npy(1, header("<f4", "(1099511627776,)"), raw<float>({1, 2}))}},
+        deflate);
     Result<std::map<std::string, Tensor>> read = read_npz(p);
     ASSERT_FALSE(read.is_ok());
     EXPECT_THAT(read.status().message(), HasSubstr("array 'h'"));

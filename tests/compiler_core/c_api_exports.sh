@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Fails when the shared library $1 defines a dynamic symbol other than the C API's (kiln_*, not
+# kiln_parallel_for), or lacks one of the C API's functions.
+set -euo pipefail
+lib="$1"
+symbols=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[A-Za-z]$/ {print $3}' | sort)
+bad=$(echo "$symbols" | grep -v -E '^(kiln_last_error|kiln_status_name|kiln_module_[a-z_]+)$' || true)
+if [ -n "$bad" ]; then
+  echo "$lib exports symbols outside the C API:" >&2
+  echo "$bad" | head -20 >&2
+  exit 1
+fi
+for f in kiln_last_error kiln_status_name kiln_module_load kiln_module_free kiln_module_run \
+         kiln_module_set_input kiln_module_get_output kiln_module_set_threads; do
+  if ! echo "$symbols" | grep -qx "$f"; then
+    echo "$lib does not export $f" >&2
+    exit 1
+  fi
+done
+echo "exports: ok ($(echo "$symbols" | wc -l) functions)"
