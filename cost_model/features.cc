@@ -354,6 +354,11 @@ class Walker {
       }
       case ir::NodeKind::kCast:
         return scan_value(e.as<ir::Cast>()->value, s);
+      case ir::NodeKind::kCall:
+        // A math function (exp): counted as one operation, its operands' loads recorded.
+        s.flops_per_iteration += 1;
+        for (const Expr& a : e.as<ir::Call>()->args) scan_value(a, s);
+        return;
       default:
         return;
     }

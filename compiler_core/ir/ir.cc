@@ -18,6 +18,14 @@ const char* for_kind_name(ForKind kind) {
   return "?";
 }
 
+const char* call_op_name(CallOp op) {
+  switch (op) {
+    case CallOp::kExp:
+      return "exp";
+  }
+  return "?";
+}
+
 Stmt Block::make(std::vector<Stmt> stmts) {
   std::vector<Stmt> flat;
   for (Stmt& s : stmts) {
@@ -53,6 +61,7 @@ Expr guarded_select(Expr c, Expr load, Expr f) {
   return Select::make(std::move(c), std::move(load), std::move(f), true);
 }
 Expr f32(double v) { return FloatImm::make(v); }
+Expr exp(Expr x) { return Call::make(CallOp::kExp, {std::move(x)}); }
 
 const int64_t* as_const_int(const Expr& e) {
   if (const IntImm* imm = e.as<IntImm>()) return &imm->value;

@@ -7,7 +7,8 @@
 ///   infinity (floor division); a Mod result has the sign of the divisor. Division by zero is a
 ///   bug, never produced by lowering.
 /// - Floats are IEEE float32; code generation does not reassociate float arithmetic, except for
-///   fused multiply-add contraction of `a * b + c`.
+///   fused multiply-add contraction of `a * b + c`. Math functions (Call) are those of the C
+///   library's float versions (expf): correctly rounded is not promised, a few ulp are.
 /// - Operands of a binary node are evaluated left to right and have the same type; there are
 ///   no implicit conversions (use Cast).
 /// - Vectors: a type has `lanes` >= 1. A Ramp(base, stride, n) is the vector
@@ -79,7 +80,8 @@ struct Type {
   X(Ramp)                  \
   X(Broadcast)             \
   X(Load)                  \
-  X(TensorLoad)
+  X(TensorLoad)            \
+  X(Call)
 
 #define KILN_STMT_NODES(X) \
   X(For)                   \
@@ -319,6 +321,31 @@ struct TensorLoad : ExprNode {
   const std::vector<Expr> indices;
 };
 
+/// The math functions a Call computes.
+enum class CallOp : uint8_t {
+  kExp,  ///< e^x of one float operand: +inf above about 88.72, +0 far below zero, NaN for NaN
+};
+
+/// The name a Call prints as (`exp`).
+const char* call_op_name(CallOp op);
+
+/// A math function applied lane-wise to float operands of equal lanes; the result has their
+/// type. Pure: no side effects, nothing read but the operands.
+struct Call : ExprNode {
+  static constexpr NodeKind kKind = NodeKind::kCall;
+  Call(CallOp o, std::vector<Expr> a) : ExprNode(kKind, a[0].type()), op(o), args(std::move(a)) {}
+  static Expr make(CallOp op, std::vector<Expr> args) {
+    KILN_CHECK(args.size() == 1) << call_op_name(op) << " takes 1 operand, got " << args.size();
+    for (const Expr& a : args) {
+      KILN_CHECK(a.defined() && a.type().is_float()) << call_op_name(op) << " of a non-float";
+      KILN_CHECK(a.type() == args[0].type()) << call_op_name(op) << " operands of different lanes";
+    }
+    return new Call(op, std::move(args));
+  }
+  const CallOp op;
+  const std::vector<Expr> args;
+};
+
 enum class ForKind : uint8_t { kSerial, kParallel, kVectorized, kUnrolled };
 
 const char* for_kind_name(ForKind kind);
@@ -444,6 +471,8 @@ Expr select(Expr c, Expr t, Expr f);
 /// `c ? load : f` reading `load` (a tensor read) only where `c` holds: see Select.
 Expr guarded_select(Expr c, Expr load, Expr f);
 Expr f32(double v);
+/// e^x, lane-wise (a Call of CallOp::kExp).
+Expr exp(Expr x);
 
 /// The constant value of `e` when it is an IntImm.
 const int64_t* as_const_int(const Expr& e);

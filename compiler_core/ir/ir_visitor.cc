@@ -68,6 +68,9 @@ void IRVisitor::visit_node(const Load* op) { visit(op->index); }
 void IRVisitor::visit_node(const TensorLoad* op) {
   for (const Expr& i : op->indices) visit(i);
 }
+void IRVisitor::visit_node(const Call* op) {
+  for (const Expr& a : op->args) visit(a);
+}
 void IRVisitor::visit_node(const For* op) {
   visit(op->min);
   visit(op->extent);
@@ -187,6 +190,15 @@ Expr IRMutator::mutate_node(const TensorLoad* op, const Expr& self) {
     changed |= !indices.back().same_as(i);
   }
   return changed ? TensorLoad::make(op->tensor, std::move(indices)) : self;
+}
+Expr IRMutator::mutate_node(const Call* op, const Expr& self) {
+  std::vector<Expr> args;
+  bool changed = false;
+  for (const Expr& a : op->args) {
+    args.push_back(mutate(a));
+    changed |= !args.back().same_as(a);
+  }
+  return changed ? Call::make(op->op, std::move(args)) : self;
 }
 
 Stmt IRMutator::mutate_node(const For* op, const Stmt& self) {

@@ -96,6 +96,14 @@ class Printer : public IRVisitor {
     }
     os_ << ")";
   }
+  void visit_node(const Call* op) override {
+    os_ << call_op_name(op->op) << "(";
+    for (size_t i = 0; i < op->args.size(); ++i) {
+      if (i) os_ << ", ";
+      visit(op->args[i]);
+    }
+    os_ << ")";
+  }
 
   void indent() { os_ << std::string(depth_ * 2, ' '); }
   void visit_node(const For* op) override {

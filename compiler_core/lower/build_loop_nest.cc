@@ -228,17 +228,47 @@ class NestBuilder {
       if (!e.defined()) fail(consumer, "cannot bound loop '" + l.var + "' for compute_at");
       scope[l.var] = {Expr(0), e.hi};
     }
+    // The reads, each with the scope that bounds its variables.
+    std::vector<std::pair<std::vector<Expr>, const SymScope*>> reads;
     CollectLoads loads(producer.name);
     loads.visit(plan.value);
-    if (loads.loads.empty()) {
+    for (const auto& indices : loads.loads) reads.push_back({indices, &scope});
+    bool guarded = !plan.guards.empty();
+    // Stages computed inside a deeper loop of the consumer read the producer too: their reads,
+    // over their own loops, at every iteration of the consumer's loops down to theirs.
+    std::vector<SymScope> inner_scopes;
+    inner_scopes.reserve(stages_.size());
+    for (size_t q = position + 1; q < plan.loops.size(); ++q) {
+      for (const Stage& inner : stages_) {
+        if (inner.attach != Stage::Attach::kAt || inner.attach_stage != consumer.name ||
+            inner.attach_var != plan.loops[q].var || !inner.body.defined()) {
+          continue;
+        }
+        CollectLoads inner_loads(producer.name);
+        inner_loads.visit(inner.body);
+        if (inner_loads.loads.empty()) continue;
+        StagePlan inner_plan = this->plan(inner, infer_region(inner, consumer, plan, q));
+        SymScope& inner_scope = inner_scopes.emplace_back(scope);
+        for (const Loop& l : inner_plan.loops) {
+          SymInterval e = symbolic_bounds(l.extent - Expr(1), inner_scope);
+          if (!e.defined()) fail(inner, "cannot bound loop '" + l.var + "' for compute_at");
+          inner_scope[l.var] = {Expr(0), e.hi};
+        }
+        CollectLoads nested(producer.name);
+        nested.visit(inner_plan.value);
+        for (const auto& indices : nested.loads) reads.push_back({indices, &inner_scope});
+        guarded |= !inner_plan.guards.empty();
+      }
+    }
+    if (reads.empty()) {
       fail(producer, "compute_at of " + producer.name + " into " + consumer.name +
                          ", which does not read it");
     }
     std::vector<ir::Range> region;
     for (size_t d = 0; d < producer.shape.size(); ++d) {
       Expr lo, hi;
-      for (const auto& indices : loads.loads) {
-        SymInterval b = symbolic_bounds(indices[d], scope);
+      for (const auto& [indices, read_scope] : reads) {
+        SymInterval b = symbolic_bounds(indices[d], *read_scope);
         if (!b.defined()) {
           fail(consumer,
                "cannot infer the region of " + producer.name + " read by " + consumer.name);
@@ -248,7 +278,7 @@ class NestBuilder {
       }
       // Without guards the consumer's loops stay inside its own domain, so what it reads is
       // in bounds by construction; guarded loops overshoot and need the clamp.
-      if (!plan.guards.empty()) {
+      if (guarded) {
         lo = ir::max(lo, Expr(0));
         hi = ir::min(hi, Expr(producer.shape[d] - 1));
       }
@@ -267,16 +297,26 @@ class NestBuilder {
           p.attach_var != var) {
         continue;
       }
-      check_only_reader(p, consumer);
+      check_only_reader(p, consumer, plan, position);
       std::vector<ir::Range> region = infer_region(p, consumer, plan, position);
       inner = ir::Realize::make(p.name, region, ir::Block::make({build_stage(p, region), inner}));
     }
     return inner;
   }
 
-  void check_only_reader(const Stage& producer, const Stage& consumer) {
+  /// The readers of a stage computed at loop `position` of `consumer` are the consumer and
+  /// stages computed at deeper loops of the consumer (whose reads infer_region adds).
+  void check_only_reader(const Stage& producer, const Stage& consumer, const StagePlan& plan,
+                         size_t position) {
+    auto computed_deeper = [&](const Stage& s) {
+      if (s.attach != Stage::Attach::kAt || s.attach_stage != consumer.name) return false;
+      for (size_t q = position + 1; q < plan.loops.size(); ++q) {
+        if (plan.loops[q].var == s.attach_var) return true;
+      }
+      return false;
+    };
     for (const Stage& s : stages_) {
-      if (s.name == consumer.name || !s.body.defined()) continue;
+      if (s.name == consumer.name || !s.body.defined() || computed_deeper(s)) continue;
       CollectLoads loads(producer.name);
       loads.visit(s.body);
       if (!loads.loads.empty()) {

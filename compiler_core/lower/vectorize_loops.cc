@@ -103,6 +103,20 @@ class Widen : public ir::IRMutator {
     return ir::Cast::make(op->type.with_lanes(v.type().lanes), v);
   }
 
+  Expr mutate_node(const ir::Call* op, const Expr& self) override {
+    std::vector<Expr> args;
+    bool changed = false;
+    int lanes = 1;
+    for (const Expr& a : op->args) {
+      args.push_back(mutate(a));
+      changed |= !args.back().same_as(a);
+      lanes = std::max(lanes, args.back().type().lanes);
+    }
+    if (!changed) return self;
+    for (Expr& a : args) a = materialize(widen_to(a, lanes));
+    return ir::Call::make(op->op, std::move(args));
+  }
+
   Stmt mutate_node(const ir::Store* op, const Stmt& self) override {
     Expr index = mutate(op->index), value = mutate(op->value);
     if (index.same_as(op->index) && value.same_as(op->value)) return self;

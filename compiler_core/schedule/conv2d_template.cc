@@ -3,7 +3,8 @@
 //   data.packed[n, g, cb, h, w, ci]        = padded input, channel cb·CB + ci of group g
 //   kernel.packed[g, kb, cb, r, s, ci, ko] = weights, zero-padded to whole blocks
 //   out.blocked[n, g, kb, oh, ow, ko]      = sum over cb, r, s, ci of data · kernel
-//   O                                      = out.blocked unpacked to NCHW or NHWC
+//   O                                      = out.blocked unpacked to NCHW or NHWC, through
+//                                            the workload's epilogue (bias, residual, act)
 //
 // The weights are constant in inference: kernel.packed is computed ahead of time
 // (Schedule::prepack), once per set of weights, as libraries reorder weights once.
@@ -44,18 +45,20 @@ int64_t padded_width(const Workload& w) {
   return (w.out_width() - 1) * w.stride_w + (w.kernel_w - 1) * w.dilation_w + 1;
 }
 
-/// The unpacking stage from a blocked output `blocked(n, group, block, oh, ow, lane)`, given a
-/// channel's (group, block, lane) decomposition.
+/// The unpacking stage from a blocked output, `read(n, k, oh, ow)` reading element (n, k, oh,
+/// ow) of it, with the workload's epilogue applied to what it reads.
 Tensor unpack_output(
-    Schedule& sch, const Workload& w,
+    Schedule& sch, const Workload& w, const EpilogueInputs& epilogue,
     const std::function<Expr(const Expr& n, const Expr& k, const Expr& oh, const Expr& ow)>& read) {
   Shape shape = w.output_shape();
   if (w.layout == Layout::kNCHW) {
-    return sch.compute("O", shape, {"n", "k", "oh", "ow"},
-                       [&](const std::vector<Expr>& x) { return read(x[0], x[1], x[2], x[3]); });
+    return sch.compute("O", shape, {"n", "k", "oh", "ow"}, [&](const std::vector<Expr>& x) {
+      return apply_epilogue(w, epilogue, read(x[0], x[1], x[2], x[3]), x[1], x);
+    });
   }
-  return sch.compute("O", shape, {"n", "oh", "ow", "k"},
-                     [&](const std::vector<Expr>& x) { return read(x[0], x[3], x[1], x[2]); });
+  return sch.compute("O", shape, {"n", "oh", "ow", "k"}, [&](const std::vector<Expr>& x) {
+    return apply_epilogue(w, epilogue, read(x[0], x[3], x[1], x[2]), x[3], x);
+  });
 }
 
 void schedule_unpack(Schedule& sch, const Workload& w, const Tensor& out, int64_t block,
@@ -128,7 +131,9 @@ int64_t divisor_at_most(int64_t n, int64_t limit) {
 /// the output channels of a tile (rounded down to a divisor of K), block_k_vectors the vectors
 /// of columns (rounded down to a divisor of the row's vectors), unroll_c the unroll of the
 /// input-channel loop (a divisor of C), tile_oh a factor on the rows the vectors left over
-/// make (rounded down to a divisor of the output rows); block_c does not apply.
+/// make (rounded down to a divisor of the output rows); block_c does not apply. With an
+/// epilogue, the sum is a stage of its own (O.sum) computed at the tile where the plain
+/// workload's cache_write puts its accumulator, and O applies the epilogue to it.
 Schedule conv2d_direct_schedule(const Workload& w, const Target& t, const ConfigSpace& space,
                                 const Config& c) {
   const int64_t lanes = t.vector_lanes;
@@ -152,6 +157,8 @@ Schedule conv2d_direct_schedule(const Workload& w, const Target& t, const Config
   Tensor input =
       sch.placeholder("I", flat ? Shape{w.batch_n, channels, 1, w.height * w.width} : in_shapes[0]);
   Tensor weight = sch.placeholder("W", in_shapes[1]);
+  const Shape out_shape = {w.batch_n, w.out_channels, rows, columns};
+  const EpilogueInputs epilogue = add_epilogue_inputs(sch, w, out_shape);
   std::function<Expr(const Expr&, const Expr&, const Expr&, const Expr&)> read_input;
   if (flat) {
     read_input = [&](const Expr& n, const Expr& ch, const Expr&, const Expr& col) {
@@ -176,8 +183,9 @@ Schedule conv2d_direct_schedule(const Workload& w, const Target& t, const Config
                   {"kb", "c", "r", "s", "ki"}, [&](const std::vector<Expr>& x) {
                     return weight({x[0] * Expr(tk) + x[4], x[1], x[2], x[3]});
                   });
-  Tensor out =
-      sch.compute_sum("O", {w.batch_n, w.out_channels, rows, columns}, {"n", "k", "oh", "ow"},
+  const std::vector<std::string> out_axes = {"n", "k", "oh", "ow"};
+  Tensor sum =
+      sch.compute_sum(w.has_epilogue() ? "O.sum" : "O", out_shape, out_axes,
                       {channels, w.kernel_h, w.kernel_w}, {"c", "r", "s"},
                       [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
                         Expr h = x[2] * Expr(w.stride_h) + r[1];
@@ -188,7 +196,14 @@ Schedule conv2d_direct_schedule(const Workload& w, const Target& t, const Config
                                kernel({x[1] / Expr(tk), r[0], r[1], r[2], x[1] % Expr(tk)});
                       });
   sch.prepack(kernel);  // weights are constant: packed once
-  Tensor acc = sch.cache_write(out);
+  Tensor out = sum, acc = sum;
+  if (w.has_epilogue()) {
+    out = sch.compute("O", out_shape, out_axes, [&](const std::vector<Expr>& x) {
+      return apply_epilogue(w, epilogue, sum(x), x[1], x);
+    });
+  } else {
+    acc = sch.cache_write(out);
+  }
   auto [ko, ki] = sch.split(out, sch.axis(out, "k"), tk);
   auto [wo, wi] = sch.split(out, sch.axis(out, "ow"), tw);
   auto [ho, hi] = sch.split(out, sch.axis(out, "oh"), th);
@@ -273,6 +288,7 @@ Schedule conv2d_schedule(const Workload& w, const Target& t, const ConfigSpace& 
   std::vector<Shape> in_shapes = w.input_shapes();
   Tensor input = sch.placeholder("I", in_shapes[0]);
   Tensor weight = sch.placeholder("W", in_shapes[1]);
+  const EpilogueInputs epilogue = add_epilogue_inputs(sch, w, w.output_shape());
 
   Tensor data = sch.compute("data.packed",
                             {w.batch_n, groups, c_blocks, padded_height(w), padded_width(w), cb},
@@ -302,11 +318,11 @@ Schedule conv2d_schedule(const Workload& w, const Target& t, const ConfigSpace& 
                                      return data({x[0], x[1], r[0], h, col, r[3]}) *
                                             kernel({x[1], x[2], r[0], r[1], r[2], r[3], x[5]});
                                    });
-  Tensor out =
-      unpack_output(sch, w, [&](const Expr& n, const Expr& k, const Expr& y, const Expr& x) {
-        Expr g = k / Expr(kg), kl = k % Expr(kg);
-        return blocked({n, g, kl / Expr(kb), y, x, kl % Expr(kb)});
-      });
+  Tensor out = unpack_output(sch, w, epilogue,
+                             [&](const Expr& n, const Expr& k, const Expr& y, const Expr& x) {
+                               Expr g = k / Expr(kg), kl = k % Expr(kg);
+                               return blocked({n, g, kl / Expr(kb), y, x, kl % Expr(kb)});
+                             });
 
   // Packing stages.
   {
@@ -353,7 +369,8 @@ bool depthwise_direct_applies(const Workload& w, int64_t lanes) {
 /// the row's end (overlapping the one before), so no vector is partial. A tile of th rows × one
 /// vector accumulates over the R×S window in registers, each tap's weight broadcast. The knobs
 /// of the blocked variant are read as: tile_ow the rows of a tile (rounded down to a divisor of
-/// the output height); block_c_vectors does not apply.
+/// the output height); block_c_vectors does not apply. With an epilogue, the sum is a stage of
+/// its own (O.sum) computed at the output's vector tile, and O applies the epilogue to it.
 Schedule depthwise_direct_schedule(const Workload& w, const Target& t, const ConfigSpace& space,
                                    const Config& c) {
   const int64_t lanes = t.vector_lanes;
@@ -367,6 +384,7 @@ Schedule depthwise_direct_schedule(const Workload& w, const Target& t, const Con
   std::vector<Shape> in_shapes = w.input_shapes();
   Tensor input = sch.placeholder("I", in_shapes[0]);
   Tensor weight = sch.placeholder("W", in_shapes[1]);
+  const EpilogueInputs epilogue = add_epilogue_inputs(sch, w, w.output_shape());
   Tensor data =
       sch.compute("data.padded", {w.batch_n, w.in_channels, padded_height(w), padded_width(w)},
                   {"n", "c", "h", "w"}, [&](const std::vector<Expr>& x) {
@@ -374,22 +392,44 @@ Schedule depthwise_direct_schedule(const Workload& w, const Target& t, const Con
                     return ir::guarded_select(in_range(ih, w.height) && in_range(iw, w.width),
                                               input({x[0], x[1], ih, iw}), ir::f32(0));
                   });
+  const std::vector<std::string> out_axes = {"n", "c", "oh", "ow"};
   Tensor out =
-      sch.compute_sum("O", w.output_shape(), {"n", "c", "oh", "ow"}, {w.kernel_h, w.kernel_w},
-                      {"r", "s"}, [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
+      sch.compute_sum(w.has_epilogue() ? "O.sum" : "O", w.output_shape(), out_axes,
+                      {w.kernel_h, w.kernel_w}, {"r", "s"},
+                      [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
                         return data({x[0], x[1], x[2] * Expr(w.stride_h) + r[0], x[3] + r[1]}) *
                                weight({x[1], Expr(0), r[0], r[1]});
                       });
-  // The accumulators stay in the output tile: LLVM keeps them in registers across the
-  // unrolled window, as nothing else the tile reads can alias the output.
+  Tensor sum = out;
+  if (w.has_epilogue()) {
+    out = sch.compute("O", w.output_shape(), out_axes, [&](const std::vector<Expr>& x) {
+      return apply_epilogue(w, epilogue, sum(x), x[1], x);
+    });
+  }
+  // The accumulators stay in the output tile (or in O.sum's, computed at it): LLVM keeps them
+  // in registers across the unrolled window, as nothing else the tile reads can alias them.
   auto [wo, wi] = sch.split_shift_inwards(out, sch.axis(out, "ow"), lanes);
   auto [ho, hi] = sch.split(out, sch.axis(out, "oh"), th);
   const std::string n = sch.axis(out, "n"), ch = sch.axis(out, "c");
-  const std::string r = sch.axis(out, "r"), s = sch.axis(out, "s");
-  sch.reorder(out, {n, ch, ho, wo, r, s, hi, wi});
-  if (unroll_rs) {
-    sch.unroll(out, r);
-    sch.unroll(out, s);
+  if (w.has_epilogue()) {
+    sch.reorder(out, {n, ch, ho, wo, hi, wi});
+    sch.compute_at(sum, out, wo);
+    auto [swo, swi] = sch.split(sum, sch.axis(sum, "ow"), lanes);
+    const std::string r = sch.axis(sum, "r"), s = sch.axis(sum, "s"), sh = sch.axis(sum, "oh");
+    sch.reorder(sum, {sch.axis(sum, "n"), sch.axis(sum, "c"), r, s, sh, swo, swi});
+    if (unroll_rs) {
+      sch.unroll(sum, r);
+      sch.unroll(sum, s);
+    }
+    sch.unroll(sum, sh);
+    sch.vectorize(sum, swi);
+  } else {
+    const std::string r = sch.axis(out, "r"), s = sch.axis(out, "s");
+    sch.reorder(out, {n, ch, ho, wo, r, s, hi, wi});
+    if (unroll_rs) {
+      sch.unroll(out, r);
+      sch.unroll(out, s);
+    }
   }
   sch.unroll(out, hi);
   sch.vectorize(out, wi);
@@ -442,6 +482,7 @@ Schedule depthwise_schedule(const Workload& w, const Target& t, const ConfigSpac
   std::vector<Shape> in_shapes = w.input_shapes();
   Tensor input = sch.placeholder("I", in_shapes[0]);
   Tensor weight = sch.placeholder("W", in_shapes[1]);
+  const EpilogueInputs epilogue = add_epilogue_inputs(sch, w, w.output_shape());
   Tensor data = sch.compute(
       "data.packed", {w.batch_n, c_blocks, padded_height(w), padded_width(w), cb},
       {"n", "cb", "h", "w", "ci"}, [&](const std::vector<Expr>& x) {
@@ -465,10 +506,10 @@ Schedule depthwise_schedule(const Workload& w, const Target& t, const ConfigSpac
                         Expr col = x[3] * Expr(w.stride_w) + r[1] * Expr(w.dilation_w);
                         return data({x[0], x[1], h, col, x[4]}) * kernel({x[1], r[0], r[1], x[4]});
                       });
-  Tensor out =
-      unpack_output(sch, w, [&](const Expr& n, const Expr& k, const Expr& y, const Expr& x) {
-        return blocked({n, k / Expr(cb), y, x, k % Expr(cb)});
-      });
+  Tensor out = unpack_output(sch, w, epilogue,
+                             [&](const Expr& n, const Expr& k, const Expr& y, const Expr& x) {
+                               return blocked({n, k / Expr(cb), y, x, k % Expr(cb)});
+                             });
 
   {
     auto [cvo, cvi] = sch.split(data, sch.axis(data, "ci"), lanes);

@@ -1,5 +1,5 @@
 // The matmul family: C[i, j] = sum_k A[i, k] · B[k, j] (dense reads its weights as W[j, k] and
-// adds bias and relu; batch_matmul has a leading batch axis).
+// applies its epilogue: bias, residual, activation; batch_matmul has a leading batch axis).
 //
 // The schedule is the classic one of BLIS and TVM's x86 dense: B is packed into panels of
 // `nr` columns (B.packed[j / nr, k, j % nr], zero-padded), the output is tiled mr × nr, and
@@ -105,11 +105,10 @@ Schedule matmul_schedule(const Workload& w, const Target& t, const ConfigSpace& 
       s.batched ? Shape{s.b, s.k, s.n} : (s.weights_transposed ? Shape{s.n, s.k} : Shape{s.k, s.n});
   Tensor a = sch.placeholder("A", a_shape);
   Tensor b = sch.placeholder(s.weights_transposed ? "W" : "B", b_shape);
-  Tensor bias;
-  bool has_epilogue = w.op == OpKind::kDense && (w.bias || w.act != Activation::kNone);
-  if (w.op == OpKind::kDense && w.bias) bias = sch.placeholder("bias", {s.n});
-
+  const bool has_epilogue = w.op == OpKind::kDense && w.has_epilogue();
   Shape out_shape = s.batched ? Shape{s.b, s.m, s.n} : Shape{s.m, s.n};
+  EpilogueInputs epilogue;
+  if (has_epilogue) epilogue = add_epilogue_inputs(sch, w, out_shape);
   std::vector<std::string> out_axes =
       s.batched ? std::vector<std::string>{"b", "i", "j"} : std::vector<std::string>{"i", "j"};
   auto read_b = [&](const Expr& bi, const Expr& k, const Expr& j) {
@@ -127,10 +126,7 @@ Schedule matmul_schedule(const Workload& w, const Target& t, const ConfigSpace& 
   Tensor out = acc;
   if (has_epilogue) {
     out = sch.compute("C", out_shape, out_axes, [&](const std::vector<Expr>& x) {
-      Expr v = acc(x);
-      if (w.bias) v = v + bias({x.back()});
-      if (w.act == Activation::kRelu) v = ir::max(v, ir::f32(0));
-      return v;
+      return apply_epilogue(w, epilogue, acc(x), x.back(), x);
     });
   } else if (k_block == 0) {
     acc = sch.cache_write(out);

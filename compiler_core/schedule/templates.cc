@@ -25,6 +25,35 @@ void set_default_if_in_space(ConfigSpace& space, const std::vector<int64_t>& val
   if (config.is_ok()) space.set_default(*std::move(config));
 }
 
+EpilogueInputs add_epilogue_inputs(Schedule& sch, const Workload& w, const Shape& output_shape) {
+  EpilogueInputs in;
+  if (w.bias) in.bias = sch.placeholder("bias", {w.op == OpKind::kDense ? w.n : w.out_channels});
+  if (w.residual) in.residual = sch.placeholder("residual", output_shape);
+  return in;
+}
+
+ir::Expr apply_epilogue(const Workload& w, const EpilogueInputs& in, ir::Expr sum,
+                        const ir::Expr& channel, const std::vector<ir::Expr>& out_indices) {
+  using ir::Expr;
+  using ir::f32;
+  Expr x = std::move(sum);
+  if (w.bias) x = x + in.bias({channel});
+  if (w.residual) x = x + in.residual(out_indices);
+  switch (w.act) {
+    case Activation::kNone:
+      return x;
+    case Activation::kRelu:
+      return ir::max(x, f32(0));
+    case Activation::kRelu6:
+      return ir::min(ir::max(x, f32(0)), f32(6));
+    case Activation::kHardSwish:
+      return x * ir::min(ir::max(x + f32(3), f32(0)), f32(6)) / f32(6);
+    case Activation::kSigmoid:
+      return f32(1) / (f32(1) + ir::exp(f32(0) - x));
+  }
+  KILN_UNREACHABLE() << "unknown activation " << static_cast<int>(w.act);
+}
+
 }  // namespace templates
 
 Result<ConfigSpace> config_space(const Workload& workload, const Target& target) {

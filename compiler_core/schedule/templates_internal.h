@@ -39,6 +39,22 @@ void fit_register_budget(ConfigSpace& space, const Target& t,
 /// restricted space's own default (its first point) stays.
 void set_default_if_in_space(ConfigSpace& space, const std::vector<int64_t>& values);
 
+/// The inputs of a workload's epilogue: placeholders `bias` [K] and `residual` (the output's
+/// shape), each defined only where the workload has it.
+struct EpilogueInputs {
+  Tensor bias, residual;
+};
+
+/// Adds the placeholders of `w`'s epilogue to `sch`, bias then residual, the residual of
+/// `output_shape` (the output stage's shape: the workload's, or a view of the same memory).
+/// Call it after the operator's own placeholders: the caller's buffers follow their order.
+EpilogueInputs add_epilogue_inputs(Schedule& sch, const Workload& w, const Shape& output_shape);
+
+/// `w`'s epilogue applied to `sum`, the value of the output element at `out_indices` (in the
+/// output's layout) of output channel `channel`: act(sum + bias(channel) + residual(out)).
+ir::Expr apply_epilogue(const Workload& w, const EpilogueInputs& in, ir::Expr sum,
+                        const ir::Expr& channel, const std::vector<ir::Expr>& out_indices);
+
 /// Ceiling division of positive numbers.
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 

@@ -30,6 +30,42 @@ void parallel_rows(int64_t rows, int threads, const std::function<void(int64_t, 
   for (std::thread& t : workers) t.join();
 }
 
+/// The epilogue of dense and the convolutions: act(sum + bias[channel] + residual[index]).
+struct Epilogue {
+  Activation act = Activation::kNone;
+  const float* bias = nullptr;      ///< one per output channel, or none
+  const float* residual = nullptr;  ///< one per output element, or none
+
+  double apply(double sum, int64_t channel, int64_t index) const {
+    double x = sum;
+    if (bias != nullptr) x += bias[channel];
+    if (residual != nullptr) x += residual[index];
+    switch (act) {
+      case Activation::kNone:
+        return x;
+      case Activation::kRelu:
+        return std::max(x, 0.0);
+      case Activation::kRelu6:
+        return std::min(std::max(x, 0.0), 6.0);
+      case Activation::kHardSwish:
+        return x * std::min(std::max(x + 3.0, 0.0), 6.0) / 6.0;
+      case Activation::kSigmoid:
+        return 1.0 / (1.0 + std::exp(-x));
+    }
+    KILN_UNREACHABLE() << "unknown activation " << static_cast<int>(act);
+  }
+};
+
+/// The epilogue's inputs, which follow the operator's own (see workload.h).
+Epilogue epilogue_of(const Workload& w, std::span<const float* const> inputs) {
+  Epilogue e;
+  e.act = w.act;
+  size_t next = w.operator_input_shapes().size();
+  if (w.bias) e.bias = inputs[next++];
+  if (w.residual) e.residual = inputs[next++];
+  return e;
+}
+
 // Each operator below computes whole rows of its output: a row is every output dimension but
 // the innermost one, flattened. Splitting rows rather than only the outermost dimension keeps
 // every thread busy when that dimension is 1 (N=1 convolutions, M=1 dense layers).
@@ -52,17 +88,15 @@ void matmul_rows(const Workload& w, const float* a, const float* b, float* c, in
   }
 }
 
-void dense_rows(const Workload& w, const float* x, const float* weight, const float* bias, float* y,
-                int64_t begin, int64_t end) {
+void dense_rows(const Workload& w, const float* x, const float* weight, const Epilogue& epilogue,
+                float* y, int64_t begin, int64_t end) {
   for (int64_t i = begin; i < end; ++i) {
     for (int64_t j = 0; j < w.n; ++j) {
       double acc = 0;
       for (int64_t kk = 0; kk < w.k; ++kk) {
         acc += static_cast<double>(x[i * w.k + kk]) * weight[j * w.k + kk];
       }
-      if (bias != nullptr) acc += bias[j];
-      if (w.act == Activation::kRelu) acc = std::max(acc, 0.0);
-      y[i * w.n + j] = static_cast<float>(acc);
+      y[i * w.n + j] = static_cast<float>(epilogue.apply(acc, j, i * w.n + j));
     }
   }
 }
@@ -70,8 +104,8 @@ void dense_rows(const Workload& w, const float* x, const float* weight, const fl
 /// Grouped convolution in either layout; depthwise is the case groups = C = K, whose weight
 /// shapes ([C,1,R,S] and [R,S,C,1]) have the memory order of the grouped ones ([K,1,R,S] and
 /// [R,S,1,K]).
-void conv_rows(const Workload& w, const float* in, const float* weight, float* out, int64_t begin,
-               int64_t end) {
+void conv_rows(const Workload& w, const float* in, const float* weight, const Epilogue& epilogue,
+               float* out, int64_t begin, int64_t end) {
   const int64_t oh_count = w.out_height();
   const int64_t ow_count = w.out_width();
   const int64_t cpg = w.in_channels / w.groups;   // input channels per group
@@ -87,7 +121,7 @@ void conv_rows(const Workload& w, const float* in, const float* weight, float* o
     if (nchw) return weight[((k * cpg + c_in_group) * w.kernel_h + r) * w.kernel_w + s];
     return weight[((r * w.kernel_w + s) * cpg + c_in_group) * w.out_channels + k];
   };
-  auto compute = [&](int64_t n, int64_t k, int64_t oy, int64_t ox) -> float {
+  auto compute = [&](int64_t n, int64_t k, int64_t oy, int64_t ox) -> double {
     const int64_t group = k / kpg;
     double acc = 0;
     for (int64_t cg = 0; cg < cpg; ++cg) {
@@ -100,7 +134,7 @@ void conv_rows(const Workload& w, const float* in, const float* weight, float* o
         }
       }
     }
-    return static_cast<float>(acc);
+    return acc;
   };
 
   for (int64_t row = begin; row < end; ++row) {
@@ -109,14 +143,18 @@ void conv_rows(const Workload& w, const float* in, const float* weight, float* o
       const int64_t oy = row % oh_count;
       const int64_t k = (row / oh_count) % w.out_channels;
       const int64_t n = row / (oh_count * w.out_channels);
-      for (int64_t ox = 0; ox < ow_count; ++ox) out[row * ow_count + ox] = compute(n, k, oy, ox);
+      for (int64_t ox = 0; ox < ow_count; ++ox) {
+        const int64_t index = row * ow_count + ox;
+        out[index] = static_cast<float>(epilogue.apply(compute(n, k, oy, ox), k, index));
+      }
     } else {
       // Rows are (n, oy, ox); the row holds k.
       const int64_t ox = row % ow_count;
       const int64_t oy = (row / ow_count) % oh_count;
       const int64_t n = row / (ow_count * oh_count);
       for (int64_t k = 0; k < w.out_channels; ++k) {
-        out[row * w.out_channels + k] = compute(n, k, oy, ox);
+        const int64_t index = row * w.out_channels + k;
+        out[index] = static_cast<float>(epilogue.apply(compute(n, k, oy, ox), k, index));
       }
     }
   }
@@ -141,18 +179,20 @@ void run_reference(const Workload& workload, std::span<const float* const> input
       });
       return;
     case OpKind::kDense: {
-      const float* bias = workload.bias ? inputs[2] : nullptr;
+      const Epilogue epilogue = epilogue_of(workload, inputs);
       parallel_rows(rows, threads, [&](int64_t begin, int64_t end) {
-        dense_rows(workload, inputs[0], inputs[1], bias, output, begin, end);
+        dense_rows(workload, inputs[0], inputs[1], epilogue, output, begin, end);
       });
       return;
     }
     case OpKind::kConv2d:
-    case OpKind::kDepthwiseConv2d:
+    case OpKind::kDepthwiseConv2d: {
+      const Epilogue epilogue = epilogue_of(workload, inputs);
       parallel_rows(rows, threads, [&](int64_t begin, int64_t end) {
-        conv_rows(workload, inputs[0], inputs[1], output, begin, end);
+        conv_rows(workload, inputs[0], inputs[1], epilogue, output, begin, end);
       });
       return;
+    }
   }
   KILN_UNREACHABLE() << "unknown op " << static_cast<int>(workload.op);
 }

@@ -28,18 +28,18 @@ struct OpSpec {
 const std::vector<OpSpec>& op_specs() {
   static const std::vector<OpSpec> specs = {
       {OpKind::kMatmul, "matmul", {"M", "N", "K"}, {"dtype"}},
-      {OpKind::kDense, "dense", {"M", "N", "K"}, {"bias", "act", "dtype"}},
+      {OpKind::kDense, "dense", {"M", "N", "K"}, {"bias", "residual", "act", "dtype"}},
       {OpKind::kBatchMatmul, "batch_matmul", {"B", "M", "N", "K"}, {"dtype"}},
       {OpKind::kConv2d,
        "conv2d",
        {"N", "C", "H", "W", "K", "R", "S"},
        {"stride", "stride_h", "stride_w", "pad", "pad_h", "pad_w", "dilation", "dilation_h",
-        "dilation_w", "groups", "layout", "dtype"}},
+        "dilation_w", "groups", "layout", "bias", "residual", "act", "dtype"}},
       {OpKind::kDepthwiseConv2d,
        "depthwise_conv2d",
        {"N", "C", "H", "W", "R", "S"},
        {"stride", "stride_h", "stride_w", "pad", "pad_h", "pad_w", "dilation", "dilation_h",
-        "dilation_w", "layout", "dtype"}},
+        "dilation_w", "layout", "bias", "residual", "act", "dtype"}},
   };
   return specs;
 }
@@ -192,7 +192,29 @@ Status check_kernel_fits(const KeyValues& kv, std::string_view axis, std::string
       ") in workload '" + std::string(kv.text()) + "'; use a smaller kernel or more padding");
 }
 
-/// M, N, K (and B, bias, act) of matmul, dense and batch_matmul into `w` (w->op is set).
+constexpr Activation kActivations[] = {Activation::kNone, Activation::kRelu, Activation::kRelu6,
+                                       Activation::kHardSwish, Activation::kSigmoid};
+
+/// bias, residual and act of an operator with an epilogue into `w`.
+Status parse_epilogue_fields(const KeyValues& kv, Workload* w) {
+  if (kv.has("bias")) {
+    KILN_ASSIGN_OR_RETURN(int bias, kv.choice("bias", {"0", "1"}));
+    w->bias = bias == 1;
+  }
+  if (kv.has("residual")) {
+    KILN_ASSIGN_OR_RETURN(int residual, kv.choice("residual", {"0", "1"}));
+    w->residual = residual == 1;
+  }
+  if (kv.has("act")) {
+    std::vector<std::string_view> names;
+    for (Activation a : kActivations) names.push_back(activation_name(a));
+    KILN_ASSIGN_OR_RETURN(int act, kv.choice("act", names));
+    w->act = kActivations[act];
+  }
+  return Status::ok();
+}
+
+/// M, N, K (and B, the epilogue) of matmul, dense and batch_matmul into `w` (w->op is set).
 Status parse_matmul_fields(const KeyValues& kv, int64_t max_dim, Workload* w) {
   auto size = [&](std::string_view key) { return kv.integer(key, 1, max_dim); };
   if (w->op == OpKind::kBatchMatmul) {
@@ -201,14 +223,7 @@ Status parse_matmul_fields(const KeyValues& kv, int64_t max_dim, Workload* w) {
   KILN_ASSIGN_OR_RETURN(w->m, size("M"));
   KILN_ASSIGN_OR_RETURN(w->n, size("N"));
   KILN_ASSIGN_OR_RETURN(w->k, size("K"));
-  if (kv.has("bias")) {
-    KILN_ASSIGN_OR_RETURN(int bias, kv.choice("bias", {"0", "1"}));
-    w->bias = bias == 1;
-  }
-  if (kv.has("act")) {
-    KILN_ASSIGN_OR_RETURN(int act, kv.choice("act", {"none", "relu"}));
-    w->act = act == 1 ? Activation::kRelu : Activation::kNone;
-  }
+  if (w->op == OpKind::kDense) return parse_epilogue_fields(kv, w);
   return Status::ok();
 }
 
@@ -240,6 +255,7 @@ Status parse_conv_fields(const KeyValues& kv, int64_t max_dim, Workload* w) {
     KILN_ASSIGN_OR_RETURN(int layout, kv.choice("layout", {"NCHW", "NHWC"}));
     w->layout = layout == 1 ? Layout::kNHWC : Layout::kNCHW;
   }
+  KILN_RETURN_IF_ERROR(parse_epilogue_fields(kv, w));
 
   KILN_RETURN_IF_ERROR(
       check_kernel_fits(kv, "h", "H", w->height, "R", w->kernel_h, w->pad_h, w->dilation_h));
@@ -290,6 +306,13 @@ void append_axis_pair(std::string* out, std::string_view key, int64_t h, int64_t
   append_key(out, std::string(key) + "_w", w);
 }
 
+/// The epilogue's keys, defaults left out: bias, residual, act.
+void append_epilogue(std::string* out, const Workload& w) {
+  if (w.bias) append_key(out, "bias", int64_t{1});
+  if (w.residual) append_key(out, "residual", int64_t{1});
+  if (w.act != Activation::kNone) append_key(out, "act", activation_name(w.act));
+}
+
 }  // namespace
 
 int64_t num_elements(const Shape& shape) {
@@ -314,6 +337,22 @@ const char* op_name(OpKind op) {
   KILN_UNREACHABLE() << "unknown op " << static_cast<int>(op);
 }
 
+const char* activation_name(Activation act) {
+  switch (act) {
+    case Activation::kNone:
+      return "none";
+    case Activation::kRelu:
+      return "relu";
+    case Activation::kRelu6:
+      return "relu6";
+    case Activation::kHardSwish:
+      return "hardswish";
+    case Activation::kSigmoid:
+      return "sigmoid";
+  }
+  KILN_UNREACHABLE() << "unknown activation " << static_cast<int>(act);
+}
+
 int64_t Workload::out_height() const {
   if (!is_conv(op)) return 0;
   return (height + 2 * pad_h - dilation_h * (kernel_h - 1) - 1) / stride_h + 1;
@@ -325,11 +364,17 @@ int64_t Workload::out_width() const {
 }
 
 std::vector<Shape> Workload::input_shapes() const {
+  std::vector<Shape> shapes = operator_input_shapes();
+  if (bias) shapes.push_back({op == OpKind::kDense ? n : out_channels});
+  if (residual) shapes.push_back(output_shape());
+  return shapes;
+}
+
+std::vector<Shape> Workload::operator_input_shapes() const {
   switch (op) {
     case OpKind::kMatmul:
       return {{m, k}, {k, n}};
     case OpKind::kDense:
-      if (bias) return {{m, k}, {n, k}, {n}};
       return {{m, k}, {n, k}};
     case OpKind::kBatchMatmul:
       return {{batch, m, k}, {batch, k, n}};
@@ -392,8 +437,7 @@ std::string Workload::canonical() const {
       append_key(&out, "M", m);
       append_key(&out, "N", n);
       append_key(&out, "K", k);
-      if (bias) append_key(&out, "bias", int64_t{1});
-      if (act == Activation::kRelu) append_key(&out, "act", "relu");
+      append_epilogue(&out, *this);
       return out;
     case OpKind::kBatchMatmul:
       append_key(&out, "B", batch);
@@ -416,6 +460,7 @@ std::string Workload::canonical() const {
       append_axis_pair(&out, "dilation", dilation_h, dilation_w, int64_t{1});
       if (op == OpKind::kConv2d && groups != 1) append_key(&out, "groups", groups);
       if (layout == Layout::kNHWC) append_key(&out, "layout", "NHWC");
+      append_epilogue(&out, *this);
       return out;
   }
   KILN_UNREACHABLE() << "unknown op " << static_cast<int>(op);

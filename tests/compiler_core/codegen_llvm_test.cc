@@ -477,6 +477,39 @@ TEST(CodegenLlvm, MinAndMaxOfFloatsAndInts) {
   }
 }
 
+/// out = exp(a) on `lanes`-lane vectors (1: scalar), over values that reach both ends of
+/// float range: exp overflows to +inf above about 88.72 and underflows to 0.
+void check_exp(int lanes) {
+  constexpr int kBlocks = 6;
+  const int n = kBlocks * std::max(lanes, 1);
+  Expr index = lanes == 1 ? var("v") : ramp(var("v") * lanes, 1, lanes);
+  ir::LoweredFunc func{"exp_" + std::to_string(lanes),
+                       {"a", "out"},
+                       serial("v", 0, kBlocks, store("out", index, ir::exp(load("a", index))))};
+  std::vector<float> a = iota(n, -110.0f, 220.0f / static_cast<float>(n - 1)), out(n, -1.0f);
+  a[0] = 0.0f;
+  a[1] = 1.0f;
+  a[2] = -1.5f;
+  run(func, {&a, &out});
+  EXPECT_EQ(out[0], 1.0f);
+  EXPECT_FLOAT_EQ(out[1], std::exp(1.0f));
+  for (int k = 0; k < n; ++k) {
+    const float expected = std::exp(a[k]);
+    if (std::isinf(expected)) {
+      EXPECT_TRUE(std::isinf(out[k]) && out[k] > 0) << "a=" << a[k] << " out=" << out[k];
+    } else {
+      EXPECT_NEAR(out[k], expected, 4e-7 * expected + 1e-38) << "a=" << a[k];
+    }
+  }
+}
+
+TEST(CodegenLlvm, ExpOfScalarsAndVectors) {
+  check_exp(1);
+  check_exp(4);
+  check_exp(8);
+  check_exp(16);
+}
+
 TEST(CodegenLlvm, CastsBetweenIntAndFloat) {
   // out[i] = float(int(a[i] * 2.5)): truncation toward zero, as fptosi does.
   Expr i = var("i");
@@ -574,6 +607,23 @@ TEST(CodegenLlvm, X86ObjectIsAnX86Elf) {
   ASSERT_TRUE(object.is_ok()) << object.status().to_string();
   ASSERT_GT(object->size(), 64u);
   EXPECT_EQ(elf_machine(*object), 62);  // EM_X86_64
+}
+
+TEST(CodegenLlvm, ExpCompilesForAarch64AndPrints) {
+  // A target without a vector exp gets calls of expf (resolved by the loader).
+  auto target = parse_target("llvm -mtriple=aarch64-linux-gnu -mcpu=cortex-a72");
+  ASSERT_TRUE(target.is_ok()) << target.status().to_string();
+  Expr index = ramp(var("v") * 4, 1, 4);
+  ir::LoweredFunc func{"exp_kernel",
+                       {"a", "out"},
+                       serial("v", 0, 4, store("out", index, ir::exp(load("a", index))))};
+  EXPECT_THAT(ir::to_string(func.body), HasSubstr("exp(a[ramp((v * 4), 1, 4)])"));
+  auto object = compile_object(func, *target);
+  ASSERT_TRUE(object.is_ok()) << object.status().to_string();
+  EXPECT_EQ(elf_machine(*object), 183);  // EM_AARCH64
+  auto assembly = emit_assembly(func, *target);
+  ASSERT_TRUE(assembly.is_ok()) << assembly.status().to_string();
+  EXPECT_THAT(*assembly, HasSubstr("expf"));
 }
 
 TEST(CodegenLlvm, UnknownTripleIsInvalidArgument) {

@@ -20,6 +20,7 @@ namespace kiln::core {
 namespace {
 
 constexpr int kCasesPerOperator = 200;
+constexpr int kFusedCases = 100;
 constexpr double kTolerance = 1e-4;
 
 uint64_t test_seed() {
@@ -132,10 +133,32 @@ std::string random_depthwise(std::mt19937_64& rng) {
          ",C=" + std::to_string(pick(rng, 1, 40)) + geometry;
 }
 
-void run_random_cases(uint64_t salt, std::string (*make)(std::mt19937_64&)) {
+/// A random fused epilogue: bias, residual and an activation, each present or not.
+std::string random_epilogue(std::mt19937_64& rng) {
+  static const char* const kActivations[] = {"none", "relu", "relu6", "hardswish", "sigmoid"};
+  std::string s;
+  if (pick(rng, 0, 1)) s += ",bias=1";
+  if (pick(rng, 0, 1)) s += ",residual=1";
+  s += std::string(",act=") + kActivations[pick(rng, 0, 4)];
+  return s;
+}
+
+std::string random_fused_dense(std::mt19937_64& rng) {
+  return "dense:M=" + std::to_string(pick(rng, 1, 40)) + ",N=" + std::to_string(pick(rng, 1, 130)) +
+         ",K=" + std::to_string(pick(rng, 1, 90)) + random_epilogue(rng);
+}
+std::string random_fused_conv2d(std::mt19937_64& rng) {
+  return random_conv2d(rng) + random_epilogue(rng);
+}
+std::string random_fused_depthwise(std::mt19937_64& rng) {
+  return random_depthwise(rng) + random_epilogue(rng);
+}
+
+void run_random_cases(uint64_t salt, std::string (*make)(std::mt19937_64&),
+                      int cases = kCasesPerOperator) {
   std::mt19937_64 rng(test_seed() ^ salt);
   set_num_threads(2);
-  for (int i = 0; i < kCasesPerOperator && !::testing::Test::HasFailure(); ++i) {
+  for (int i = 0; i < cases && !::testing::Test::HasFailure(); ++i) {
     std::string text = make(rng);
     check_case(text, nullptr, rng);
   }
@@ -146,6 +169,39 @@ TEST(KernelProperty, DenseMatchesReference) { run_random_cases(2, random_dense);
 TEST(KernelProperty, BatchMatmulMatchesReference) { run_random_cases(3, random_batch_matmul); }
 TEST(KernelProperty, Conv2dMatchesReference) { run_random_cases(4, random_conv2d); }
 TEST(KernelProperty, DepthwiseConv2dMatchesReference) { run_random_cases(5, random_depthwise); }
+
+// Fused epilogues (bias, residual, activation) on random shapes and configs of every variant.
+TEST(KernelProperty, FusedDenseMatchesReference) {
+  run_random_cases(8, random_fused_dense, kFusedCases);
+}
+TEST(KernelProperty, FusedConv2dMatchesReference) {
+  run_random_cases(9, random_fused_conv2d, kFusedCases);
+}
+TEST(KernelProperty, FusedDepthwiseConv2dMatchesReference) {
+  run_random_cases(10, random_fused_depthwise, kFusedCases);
+}
+
+// An epilogue changes neither the knobs nor the points of a space: a tuned config of the plain
+// workload is a config of the fused one.
+TEST(KernelProperty, EpiloguesKeepTheConfigSpace) {
+  for (const char* plain : {"dense:M=4,N=64,K=32", "conv2d:N=1,C=8,H=8,W=32,K=16,R=3,S=3,pad=1",
+                            "conv2d:N=1,C=8,H=8,W=8,K=16,R=1,S=1,layout=NHWC",
+                            "depthwise_conv2d:N=1,C=16,H=20,W=20,R=3,S=3,pad=1"}) {
+    Result<Workload> w = parse_workload(plain);
+    ASSERT_TRUE(w.is_ok()) << plain;
+    Result<Workload> fused = parse_workload(std::string(plain) + ",bias=1,residual=1,act=sigmoid");
+    ASSERT_TRUE(fused.is_ok()) << plain;
+    Result<ConfigSpace> a = config_space(*w, host()), b = config_space(*fused, host());
+    ASSERT_TRUE(a.is_ok() && b.is_ok()) << plain;
+    EXPECT_EQ(a->size(), b->size()) << plain;
+    ASSERT_EQ(a->knobs().size(), b->knobs().size()) << plain;
+    for (size_t k = 0; k < a->knobs().size(); ++k) {
+      EXPECT_EQ(a->knobs()[k].name, b->knobs()[k].name) << plain;
+      EXPECT_EQ(a->knobs()[k].choices, b->knobs()[k].choices) << plain;
+    }
+    EXPECT_EQ(a->to_json(a->default_config()), b->to_json(b->default_config())) << plain;
+  }
+}
 
 TEST(KernelProperty, ShapesNoTileDivides) {
   std::mt19937_64 rng(test_seed());
@@ -165,7 +221,11 @@ TEST(KernelProperty, DefaultConfigsMatchReference) {
   for (const char* text :
        {"matmul:M=128,N=96,K=64", "dense:M=1,N=100,K=64,bias=1,act=relu",
         "batch_matmul:B=3,M=16,N=40,K=24", "conv2d:N=1,C=16,H=14,W=14,K=32,R=3,S=3,stride=1,pad=1",
-        "depthwise_conv2d:N=1,C=32,H=14,W=14,R=3,S=3,stride=1,pad=1"}) {
+        "depthwise_conv2d:N=1,C=32,H=14,W=14,R=3,S=3,stride=1,pad=1",
+        "dense:M=1,N=100,K=64,bias=1,residual=1,act=hardswish",
+        "conv2d:N=1,C=16,H=14,W=14,K=32,R=3,S=3,stride=1,pad=1,bias=1,residual=1,act=relu6",
+        "conv2d:N=1,C=16,H=14,W=16,K=32,R=1,S=1,stride=1,pad=0,bias=1,act=sigmoid",
+        "depthwise_conv2d:N=1,C=32,H=14,W=14,R=3,S=3,stride=1,pad=1,bias=1,act=relu6"}) {
     Result<Workload> w = parse_workload(text);
     ASSERT_TRUE(w.is_ok());
     Config def = config_space(*w, host())->default_config();
@@ -299,6 +359,20 @@ TEST(KernelProperty, DirectDepthwiseVariantMatchesReference) {
                         "depthwise_conv2d:N=1,C=4,H=7,W=35,R=3,S=3,stride=1,pad=0",
                         "depthwise_conv2d:N=1,C=16,H=28,W=28,R=3,S=3,stride=1,pad=1"},
                        6, 7);
+}
+
+// The direct variants with an epilogue: the sum is a stage of its own computed at the tile.
+TEST(KernelProperty, FusedDirectVariantsMatchReference) {
+  check_direct_variant(
+      {"conv2d:N=2,C=7,H=4,W=8,K=10,R=1,S=1,stride=1,pad=0,bias=1,residual=1,act=relu6",
+       "conv2d:N=1,C=5,H=9,W=32,K=12,R=3,S=3,stride=2,pad=1,bias=1,act=hardswish",
+       "conv2d:N=1,C=4,H=5,W=18,K=6,R=3,S=3,stride=1,pad=0,residual=1,act=sigmoid"},
+      6, 11);
+  check_direct_variant(
+      {"depthwise_conv2d:N=2,C=5,H=9,W=20,R=3,S=3,stride=1,pad=1,bias=1,residual=1,act=relu",
+       "depthwise_conv2d:N=1,C=4,H=7,W=35,R=3,S=3,stride=1,pad=0,bias=1,act=sigmoid",
+       "depthwise_conv2d:N=1,C=16,H=28,W=28,R=3,S=3,stride=1,pad=1,residual=1,act=hardswish"},
+      6, 12);
 }
 
 TEST(KernelProperty, DirectDepthwiseVariantOnlyWhereRowsHoldAVector) {

@@ -72,6 +72,28 @@ TEST(VectorizeLoops, TurnsAffineAccessesIntoRamps) {
   EXPECT_NE(text.find("x8(b[0])"), std::string::npos) << text;
 }
 
+TEST(VectorizeLoops, WidensAMathCallToTheLanesOfItsOperand) {
+  Expr i = Var::make("i");
+  // exp of a lane-varying load and of a loop-invariant one: both widen to 8 lanes.
+  ir::Stmt body = ir::Store::make(
+      "out", i, ir::exp(ir::Load::make("a", i)) + ir::exp(ir::Load::make("b", Expr(0))));
+  ir::Stmt loop = ir::For::make("i", Expr(0), Expr(8), ir::ForKind::kVectorized, body);
+  std::string text = ir::to_string(simplify(vectorize_loops(loop)));
+  EXPECT_NE(text.find("exp(a[ramp(0, 1, 8)])"), std::string::npos) << text;
+  EXPECT_NE(text.find("x8(exp(b[0]))"), std::string::npos) << text;
+  EXPECT_EQ(text.find("for ("), std::string::npos) << text;
+}
+
+TEST(Simplify, LeavesMathCallsAloneButSimplifiesTheirOperands) {
+  Expr x = Var::make("x");
+  Expr call = ir::exp(ir::Cast::make(ir::Type::f32(), x + Expr(0)));
+  EXPECT_EQ(ir::to_string(simplify(call)), "exp(f32(x))");
+  Expr plain = ir::exp(ir::f32(1.5));
+  EXPECT_TRUE(simplify(plain).same_as(plain));
+  EXPECT_TRUE(ir::equal(ir::exp(ir::f32(2)), ir::exp(ir::f32(2))));
+  EXPECT_FALSE(ir::equal(ir::exp(ir::f32(2)), ir::exp(ir::f32(3))));
+}
+
 TEST(VectorizeLoops, FallsBackToSerialForAStoreToOneAddress) {
   Expr i = Var::make("i");
   ir::Stmt body = ir::Store::make("out", Expr(0), ir::Load::make("a", i));
@@ -97,6 +119,38 @@ TEST(BuildLoopNest, InfersTheRegionOfAComputeAtStage) {
                       "[(C.j.o * 4), 4])"),
             std::string::npos)
       << text;
+}
+
+TEST(BuildLoopNest, AStageAtAnOuterLoopCoversTheReadsOfAStageAtAnInnerOne) {
+  // P (a padded copy of A) is computed at a row of O, S (a sum over P) at a tile of that row,
+  // and O reads only S: P's region is what S reads over the whole row.
+  Schedule sch;
+  Tensor a = sch.placeholder("A", {6, 10});
+  Tensor p = sch.compute("P", {6, 12}, {"y", "x"}, [&](const std::vector<Expr>& x) {
+    return a({x[0], ir::min(x[1], Expr(9))});
+  });
+  Tensor sum = sch.compute_sum("S", {6, 10}, {"y", "x"}, {3}, {"s"},
+                               [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
+                                 return p({x[0], x[1] + r[0]});
+                               });
+  Tensor o = sch.compute("O", {6, 10}, {"y", "x"},
+                         [&](const std::vector<Expr>& x) { return sum(x) + ir::f32(1); });
+  auto [xo, xi] = sch.split(o, sch.axis(o, "x"), 5);
+  sch.compute_at(p, o, sch.axis(o, "y"));
+  sch.compute_at(sum, o, xo);
+  std::string text = ir::to_string(simplify(build_loop_nest(sch).body));
+  EXPECT_NE(text.find("realize P([O.y, 1], [0, 12])"), std::string::npos) << text;
+  EXPECT_NE(text.find("realize S([O.y, 1], [(O.x.o * 5), 5])"), std::string::npos) << text;
+
+  // A reader that is not computed inside the consumer is still an error: O reads P too.
+  Schedule other;
+  Tensor a2 = other.placeholder("A", {4});
+  Tensor p2 = other.compute("P", {4}, {"x"}, [&](const std::vector<Expr>& x) { return a2(x); });
+  Tensor s2 = other.compute("S", {4}, {"x"}, [&](const std::vector<Expr>& x) { return p2(x); });
+  Tensor o2 =
+      other.compute("O", {4}, {"x"}, [&](const std::vector<Expr>& x) { return s2(x) + p2(x); });
+  other.compute_at(p2, s2, other.axis(s2, "x"));
+  EXPECT_THROW(build_loop_nest(other), ScheduleError);
 }
 
 TEST(BuildLoopNest, RejectsFusingAReductionLoopWithASpatialOne) {

@@ -89,6 +89,60 @@ TEST(Reference, DenseBiasRelu) {
             (std::vector<float>{3, 0, 2}));
 }
 
+void expect_near(const std::vector<float>& actual, const std::vector<double>& expected) {
+  ASSERT_EQ(actual.size(), expected.size());
+  for (size_t i = 0; i < actual.size(); ++i) {
+    EXPECT_NEAR(actual[i], expected[i], 1e-6) << "element " << i;
+  }
+}
+
+TEST(Reference, ConvEpilogueAddsBiasPerChannelAndResidualThenActivates) {
+  // Sums: out[k] = sum_c W[k,c] * in[c] with in = [[1,2],[3,4]] are [4 6; -1 0]; bias
+  // [1, -2] per channel gives [5 7; -3 -2]; the residual [2 -10; 1 4] gives [7 -3; -2 2].
+  const std::string conv = "conv2d:N=1,C=2,H=1,W=2,K=2,R=1,S=1";
+  std::vector<float> in = {1, 2, 3, 4}, weight = {1, 1, 2, -1}, bias = {1, -2};
+  std::vector<float> residual = {2, -10, 1, 4};
+  EXPECT_EQ(run(parse_ok(conv + ",bias=1"), {in, weight, bias}),
+            (std::vector<float>{5, 7, -3, -2}));
+  EXPECT_EQ(run(parse_ok(conv + ",residual=1"), {in, weight, residual}),
+            (std::vector<float>{6, -4, 0, 4}));
+  const std::vector<std::vector<float>> all = {in, weight, bias, residual};
+  EXPECT_EQ(run(parse_ok(conv + ",bias=1,residual=1"), all), (std::vector<float>{7, -3, -2, 2}));
+  EXPECT_EQ(run(parse_ok(conv + ",bias=1,residual=1,act=relu"), all),
+            (std::vector<float>{7, 0, 0, 2}));
+  EXPECT_EQ(run(parse_ok(conv + ",bias=1,residual=1,act=relu6"), all),
+            (std::vector<float>{6, 0, 0, 2}));
+  // x·min(max(x+3, 0), 6)/6: 7·6/6, −3·0/6, −2·1/6, 2·5/6.
+  expect_near(run(parse_ok(conv + ",bias=1,residual=1,act=hardswish"), all),
+              {7, 0, -2.0 / 6, 10.0 / 6});
+  expect_near(run(parse_ok(conv + ",bias=1,residual=1,act=sigmoid"), all),
+              {1 / (1 + std::exp(-7.0)), 1 / (1 + std::exp(3.0)), 1 / (1 + std::exp(2.0)),
+               1 / (1 + std::exp(-2.0))});
+}
+
+TEST(Reference, NhwcEpilogueIndexesBiasByChannel) {
+  // The convolution above in NHWC: in [pixel][c] = [[1,3],[2,4]], weights HWIO [c][k] =
+  // [[1,2],[1,-1]]; sums [pixel][k] = [[4,-1],[6,0]], bias [1,-2], residual all 1.
+  Workload w = parse_ok("conv2d:N=1,C=2,H=1,W=2,K=2,R=1,S=1,layout=NHWC,bias=1,residual=1");
+  EXPECT_EQ(run(w, {{1, 3, 2, 4}, {1, 2, 1, -1}, {1, -2}, {1, 1, 1, 1}}),
+            (std::vector<float>{6, -2, 8, -1}));
+}
+
+TEST(Reference, DepthwiseAndDenseEpilogues) {
+  // Depthwise 1×1: [2, -3] · [1, 1] + bias [1, 1] = [3, -2], relu [3, 0].
+  EXPECT_EQ(run(parse_ok("depthwise_conv2d:N=1,C=2,H=1,W=1,R=1,S=1,bias=1,act=relu"),
+                {{2, -3}, {1, 1}, {1, 1}}),
+            (std::vector<float>{3, 0}));
+  // Dense: X·Wᵀ = [3, -3, 2], + bias [0.5, 1, -3] + residual [1, 1, 8] = [4.5, -1, 7], relu6.
+  EXPECT_EQ(run(parse_ok("dense:M=1,N=3,K=2,bias=1,residual=1,act=relu6"),
+                {{1, 2}, {1, 1, -1, -1, 2, 0}, {0.5f, 1, -3}, {1, 1, 8}}),
+            (std::vector<float>{4.5f, 0, 6}));
+  // Residual alone, no activation.
+  EXPECT_EQ(
+      run(parse_ok("dense:M=1,N=3,K=2,residual=1"), {{1, 2}, {1, 1, -1, -1, 2, 0}, {1, 1, 8}}),
+      (std::vector<float>{4, -2, 10}));
+}
+
 TEST(Reference, BatchMatmulUsesEachBatchsMatrices) {
   Workload w = parse_ok("batch_matmul:B=2,M=1,N=1,K=2");
   // batch 0: [1 2]·[3;4] = 11; batch 1: [5 6]·[7;8] = 83

@@ -53,6 +53,38 @@ TEST(ParseWorkload, DenseWithBiasAndRelu) {
   EXPECT_EQ(plain.input_shapes().size(), 2u);
 }
 
+TEST(ParseWorkload, ConvEpilogueInputsFollowTheOperatorsOwn) {
+  Workload w = parse_ok("conv2d:N=1,C=4,H=8,W=8,K=6,R=3,S=3,pad=1,bias=1,residual=1,act=relu6");
+  EXPECT_TRUE(w.bias);
+  EXPECT_TRUE(w.residual);
+  EXPECT_EQ(w.act, Activation::kRelu6);
+  EXPECT_TRUE(w.has_epilogue());
+  EXPECT_EQ(w.input_shapes(), (std::vector<Shape>{{1, 4, 8, 8}, {6, 4, 3, 3}, {6}, {1, 6, 8, 8}}));
+  EXPECT_EQ(w.operator_input_shapes(), (std::vector<Shape>{{1, 4, 8, 8}, {6, 4, 3, 3}}));
+  EXPECT_EQ(w.output_shape(), (Shape{1, 6, 8, 8}));
+
+  // The residual has the output's layout; bias alone, residual alone.
+  Workload nhwc = parse_ok("conv2d:N=2,C=4,H=5,W=5,K=8,R=1,S=1,layout=NHWC,residual=1");
+  EXPECT_FALSE(nhwc.bias);
+  EXPECT_EQ(nhwc.act, Activation::kNone);
+  EXPECT_EQ(nhwc.input_shapes(), (std::vector<Shape>{{2, 5, 5, 4}, {1, 1, 4, 8}, {2, 5, 5, 8}}));
+  Workload depthwise = parse_ok("depthwise_conv2d:N=1,C=16,H=9,W=9,R=3,S=3,bias=1,act=hardswish");
+  EXPECT_EQ(depthwise.act, Activation::kHardSwish);
+  EXPECT_EQ(depthwise.input_shapes(), (std::vector<Shape>{{1, 16, 9, 9}, {16, 1, 3, 3}, {16}}));
+
+  Workload plain = parse_ok("conv2d:N=1,C=4,H=8,W=8,K=6,R=3,S=3,bias=0,residual=0,act=none");
+  EXPECT_FALSE(plain.has_epilogue());
+  EXPECT_EQ(plain.input_shapes().size(), 2u);
+}
+
+TEST(ParseWorkload, DenseResidualAndSigmoid) {
+  Workload w = parse_ok("dense:M=2,N=3,K=4,bias=1,residual=1,act=sigmoid");
+  EXPECT_EQ(w.act, Activation::kSigmoid);
+  EXPECT_EQ(w.input_shapes(), (std::vector<Shape>{{2, 4}, {3, 4}, {3}, {2, 3}}));
+  EXPECT_EQ(parse_ok("dense:M=2,N=3,K=4,residual=1").input_shapes(),
+            (std::vector<Shape>{{2, 4}, {3, 4}, {2, 3}}));
+}
+
 TEST(ParseWorkload, BatchMatmul) {
   Workload w = parse_ok("batch_matmul:B=12,M=128,N=64,K=32");
   EXPECT_EQ(w.op, OpKind::kBatchMatmul);
@@ -130,6 +162,10 @@ TEST(ParseWorkload, CanonicalRoundTrips) {
            "dilation_h=1,dilation_w=2,groups=2,layout=NHWC",
            "conv2d:N=2,C=3,H=7,W=7,K=5,R=3,S=3,dilation=2",
            "depthwise_conv2d:N=1,C=8,H=9,W=9,R=3,S=3,stride=2,pad_h=1,pad_w=0,layout=NHWC",
+           "dense:M=2,N=3,K=4,bias=1,residual=1,act=hardswish",
+           "conv2d:N=1,C=4,H=8,W=8,K=6,R=3,S=3,stride=1,pad=1,bias=1,act=relu",
+           "conv2d:N=1,C=4,H=8,W=8,K=6,R=1,S=1,stride=1,pad=0,layout=NHWC,residual=1,act=relu6",
+           "depthwise_conv2d:N=1,C=8,H=9,W=9,R=3,S=3,stride=1,pad=1,bias=1,residual=1,act=sigmoid",
        }) {
     Workload w = parse_ok(text);
     Workload again = parse_ok(w.canonical());
@@ -154,6 +190,15 @@ TEST(ParseWorkload, SpellingsOfOneWorkloadShareTheCanonicalString) {
   EXPECT_EQ(parse_ok("dense:act=none,bias=0,K=3,N=2,M=1,dtype=float32").canonical(),
             "dense:M=1,N=2,K=3");
   EXPECT_EQ(parse_ok("matmul:K=3,M=1,N=2").canonical(), "matmul:M=1,N=2,K=3");
+  // The epilogue's keys come last, in the order bias, residual, act; defaults are left out, so
+  // the strings (and tuning-log keys) of workloads without an epilogue do not change.
+  EXPECT_EQ(parse_ok("conv2d:act=relu,residual=1,bias=1,N=1,C=4,H=8,W=8,K=4,R=3,S=3").canonical(),
+            "conv2d:N=1,C=4,H=8,W=8,K=4,R=3,S=3,stride=1,pad=0,bias=1,residual=1,act=relu");
+  EXPECT_EQ(
+      parse_ok("depthwise_conv2d:N=1,C=4,H=8,W=8,R=3,S=3,bias=0,residual=0,act=none").canonical(),
+      "depthwise_conv2d:N=1,C=4,H=8,W=8,R=3,S=3,stride=1,pad=0");
+  EXPECT_EQ(parse_ok("dense:M=1,N=2,K=3,act=relu,bias=1").canonical(),
+            "dense:M=1,N=2,K=3,bias=1,act=relu");
   EXPECT_EQ(
       parse_ok("conv2d:N=1,C=4,H=8,W=8,K=4,R=3,S=3,dilation_h=2,dilation_w=2,pad=2").canonical(),
       "conv2d:N=1,C=4,H=8,W=8,K=4,R=3,S=3,stride=1,pad=2,dilation=2");
@@ -193,6 +238,10 @@ TEST(ParseWorkloadErrors, UnknownKeyListsAcceptedKeys) {
   expect_error("dense:M=1,N=2,K=3,layout=NHWC", "unknown key 'layout' for dense");
   expect_error("depthwise_conv2d:N=1,C=4,H=8,W=8,K=4,R=3,S=3", "unknown key 'K'");
   expect_error("depthwise_conv2d:N=1,C=4,H=8,W=8,R=3,S=3,groups=4", "unknown key 'groups'");
+  // Only dense and the convolutions have an epilogue.
+  expect_error("matmul:M=1,N=2,K=3,bias=1", "unknown key 'bias' for matmul");
+  expect_error("batch_matmul:B=1,M=1,N=2,K=3,act=relu", "unknown key 'act' for batch_matmul");
+  expect_error("conv2d:N=1,C=4,H=8,W=8,K=4,R=3,S=3,bias=1,bias=1", "repeated key 'bias'");
 }
 
 TEST(ParseWorkloadErrors, MalformedItems) {
@@ -257,6 +306,11 @@ TEST(ParseWorkloadErrors, BadChoices) {
   expect_error("conv2d:N=1,C=4,H=8,W=8,K=4,R=3,S=3,layout=nchw", "layout=NCHW|NHWC");
   expect_error("dense:M=1,N=2,K=3,act=gelu", "act=none|relu");
   expect_error("dense:M=1,N=2,K=3,bias=2", "bias=0|1");
+  expect_error("dense:M=1,N=2,K=3,act=gelu", "act=none|relu|relu6|hardswish|sigmoid");
+  expect_error("conv2d:N=1,C=4,H=8,W=8,K=4,R=3,S=3,act=Relu", "unsupported act 'Relu'");
+  expect_error("conv2d:N=1,C=4,H=8,W=8,K=4,R=3,S=3,bias=yes", "unsupported bias 'yes'");
+  expect_error("depthwise_conv2d:N=1,C=4,H=8,W=8,R=3,S=3,residual=2", "residual=0|1");
+  expect_error("depthwise_conv2d:N=1,C=4,H=8,W=8,R=3,S=3,act=", "unsupported act ''");
 }
 
 TEST(ParseWorkloadErrors, AbsurdSizes) {
@@ -279,6 +333,14 @@ TEST(ParseWorkloadErrors, AbsurdSizes) {
 TEST(ParseWorkload, ToleratesSurroundingWhitespaceOnly) {
   EXPECT_EQ(parse_ok("  matmul:M=1,N=2,K=3\n").canonical(), "matmul:M=1,N=2,K=3");
   expect_error("matmul: M=1,N=2,K=3", "unknown key ' M'");
+}
+
+TEST(ActivationName, NamesEveryActivation) {
+  EXPECT_STREQ(activation_name(Activation::kNone), "none");
+  EXPECT_STREQ(activation_name(Activation::kRelu), "relu");
+  EXPECT_STREQ(activation_name(Activation::kRelu6), "relu6");
+  EXPECT_STREQ(activation_name(Activation::kHardSwish), "hardswish");
+  EXPECT_STREQ(activation_name(Activation::kSigmoid), "sigmoid");
 }
 
 TEST(OpName, NamesEveryOp) {

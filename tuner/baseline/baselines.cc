@@ -209,10 +209,10 @@ std::string onednn_version() {
 Result<std::unique_ptr<OpenblasSgemm>> OpenblasSgemm::create(const Workload& w,
                                                              std::span<const float* const> inputs,
                                                              int threads) {
-  const bool plain_dense = w.op == OpKind::kDense && !w.bias && w.act == core::Activation::kNone;
+  const bool plain_dense = w.op == OpKind::kDense && !w.has_epilogue();
   if (w.op != OpKind::kMatmul && !plain_dense) {
     return invalid_argument(
-        "the OpenBLAS baseline computes matmul and dense without bias or "
+        "the OpenBLAS baseline computes matmul and dense without bias, residual or "
         "activation, not '" +
         w.canonical() + "'");
   }
@@ -267,6 +267,11 @@ Result<std::unique_ptr<DnnlMatmul>> DnnlMatmul::create(const Workload& w,
     return invalid_argument(
         "the oneDNN matmul baseline computes matmul, batch_matmul and "
         "dense, not '" +
+        w.canonical() + "'");
+  }
+  if (w.residual || (w.act != core::Activation::kNone && w.act != core::Activation::kRelu)) {
+    return invalid_argument(
+        "the oneDNN matmul baseline computes dense with a bias and relu at most, not '" +
         w.canonical() + "'");
   }
   KILN_RETURN_IF_ERROR(check_inputs(w, inputs));
@@ -373,6 +378,12 @@ Result<std::unique_ptr<DnnlConv2d>> DnnlConv2d::create(const Workload& w,
     return invalid_argument(
         "the oneDNN convolution baseline computes conv2d and "
         "depthwise_conv2d, not '" +
+        w.canonical() + "'");
+  }
+  if (w.has_epilogue()) {
+    return invalid_argument(
+        "the oneDNN convolution baseline computes convolutions without bias, residual or "
+        "activation, not '" +
         w.canonical() + "'");
   }
   KILN_RETURN_IF_ERROR(check_inputs(w, inputs));

@@ -86,8 +86,7 @@ Result<std::vector<std::pair<std::unique_ptr<baseline::Baseline>, bool>>> librar
     case core::OpKind::kMatmul:
     case core::OpKind::kDense:
     case core::OpKind::kBatchMatmul: {
-      const bool plain_dense =
-          w.op == core::OpKind::kDense && !w.bias && w.act == core::Activation::kNone;
+      const bool plain_dense = w.op == core::OpKind::kDense && !w.has_epilogue();
       if (w.op == core::OpKind::kMatmul || plain_dense) {
         KILN_ASSIGN_OR_RETURN(auto blas, baseline::OpenblasSgemm::create(w, inputs, threads));
         out.emplace_back(std::move(blas), true);

@@ -16,6 +16,7 @@
 #include <llvm/IR/DerivedTypes.h>
 #include <llvm/IR/Function.h>
 #include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/Verifier.h>
 #include <llvm/MC/MCSubtargetInfo.h>
 #include <llvm/Support/raw_ostream.h>
@@ -346,6 +347,17 @@ class CodeGen : public ir::IRVisitor {
       result = builder_.CreateInsertElement(result, element, builder_.getInt64(i));
     }
     value_ = result;
+  }
+
+  void visit_node(const ir::Call* op) override {
+    switch (op->op) {
+      case ir::CallOp::kExp:
+        // The intrinsic takes vectors too; where the target has no vector exp, LLVM calls
+        // expf lane by lane (the JIT resolves it from the process, an object file from libm).
+        value_ = builder_.CreateUnaryIntrinsic(llvm::Intrinsic::exp, codegen(op->args[0]));
+        return;
+    }
+    KILN_UNREACHABLE() << "call " << ir::Expr(op);
   }
 
   void visit_node(const ir::TensorLoad* op) override {
