@@ -242,6 +242,7 @@ Result<CompileSummary> compile_module(const Graph& graph, const core::Target& ta
                  {"version", kModuleFormatVersion},
                  {"target", resolved.str()},
                  {"architecture", triple_architecture(resolved.triple)},
+                 {"features", resolved.attrs},
                  {"opset", graph.opset},
                  {"inputs", io_json(graph.inputs)},
                  {"outputs", io_json(graph.outputs)},

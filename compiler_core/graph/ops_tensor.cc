@@ -732,8 +732,12 @@ Result<Tensor> constant_value(const Node& node) {
       KILN_ASSIGN_OR_RETURN(int64_t i, int_attr(node, key, 0));
       value = Tensor::from_ints({}, {i});
     } else {
-      KILN_ASSIGN_OR_RETURN(auto ints, ints_attr(node, key));
-      value = Tensor::from_ints({int64_t(ints->size())}, *ints);
+      KILN_ASSIGN_OR_RETURN(std::optional<std::vector<int64_t>> ints, ints_attr(node, key));
+      // value_or, not *ints: GCC 12 for aarch64 warns that a dereferenced optional may be
+      // uninitialized here (maybe-uninitialized), though the key is present.
+      std::vector<int64_t> values = std::move(ints).value_or(std::vector<int64_t>{});
+      const int64_t n = int64_t(values.size());
+      value = Tensor::from_ints({n}, std::move(values));
     }
   }
   if (!value) return node_error(node, "has no value attribute");

@@ -2,6 +2,7 @@
 
 #include <zip.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -10,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "compiler_core/codegen/llvm/codegen_llvm.h"
+#include "compiler_core/codegen/llvm/host.h"
 #include "compiler_core/graph/module.h"
 #include "compiler_core/graph/module_internal.h"
 #include "compiler_core/runtime/thread_pool.h"
@@ -244,6 +246,21 @@ Status LoadedModule::load(const std::string& bytes) {
   if (arch != host) {
     return invalid_argument("the module was compiled for " + arch + " (target '" + target_ +
                             "'); this host is " + host + ": compile it with --target for this host");
+  }
+  // The code may use any feature the target enabled: each must be one this host has.
+  if (m.contains("features") && m["features"].is_array() && !m["features"].empty()) {
+    KILN_ASSIGN_OR_RETURN(const core::Target host_target, core::parse_target("llvm"));
+    KILN_ASSIGN_OR_RETURN(const core::Target resolved, core::resolve_host_target(host_target));
+    for (const json& feature : m["features"]) {
+      if (!feature.is_string()) return bad_module("a feature is not a string");
+      const std::string f = feature.get<std::string>();
+      if (f.empty() || f[0] != '+') continue;
+      if (std::find(resolved.attrs.begin(), resolved.attrs.end(), f) == resolved.attrs.end()) {
+        return invalid_argument("the module's code needs CPU feature " + f.substr(1) +
+                                ", which this host lacks (module target '" + target_ +
+                                "'): compile it with --target for this host");
+      }
+    }
   }
   opset_ = m.value("opset", int64_t{13});
   try {

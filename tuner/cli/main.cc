@@ -29,6 +29,7 @@ constexpr Command kCommands[] = {
     {"run", "build a kernel for this machine, check it against the reference, time it",
      run_command},
     {"emit", "write a kernel's assembly, object file or LLVM IR for any target", emit_command},
+    {"compile", "compile an ONNX model into a module file for a target", compile_command},
     {"tune", "search a workload's configs on this machine, storing every result", tune_command},
     {"bench", "time the best stored kernel against OpenBLAS and oneDNN", bench_command},
     {"best", "list the fastest stored records of a workload on a target", best_command},
