@@ -5,15 +5,17 @@
 /// the required flags and arguments, and the --help text (through a formatter that prints kiln's
 /// layout); FlagSet turns CLI11's errors into kiln's messages.
 ///
-/// Accepted forms: `--name value`, `--name=value`, boolean flags given alone (`--json`, or
-/// `--json=true|false`), a declared short alias for `--name` (`-o FILE`, `-oFILE`, `-o=FILE`),
+/// Accepted forms: `--name value`, `--name=value` (`--name=` is the empty value), boolean flags
+/// given alone (`--json`, or `--json=true|false|1|0`), a declared short alias for `--name` (`-o FILE`, `-oFILE`, `-o=FILE`),
 /// positional arguments where a command declares them (in their order, anywhere among the
 /// flags; after `--` an argument is positional even when it starts with `-`), and `--help` /
 /// `-h`. Every flag may appear once. A flag's value may not start with `--` (`--workload
 /// --target llvm` is a missing value, not the workload "--target"). Errors are InvalidArgument
 /// Statuses whose messages name the flag and the command (`unknown flag '--x' for 'kiln run'`);
 /// the caller prints them and exits with 2. Where a command line holds several mistakes, an
-/// unknown flag or unexpected argument is reported first, since it is the likeliest cause.
+/// unknown flag is reported first, since it is the likeliest cause of the others (a misspelt
+/// required flag); then a missing value or a bad one, an unexpected argument, a missing
+/// required flag or argument.
 ///
 /// The global `--log-level` flag is taken out of the arguments by `main` before a subcommand
 /// parses them; `FlagSet::help` lists it under "global flags".
