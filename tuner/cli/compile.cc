@@ -44,7 +44,7 @@ FlagSet make_flags() {
   flags.add_required_string("target", "T",
                             "the target: llvm (this machine), or llvm -mtriple=aarch64-linux-gnu "
                             "-mcpu=cortex-a72 for another");
-  flags.add_required_string("output", "MODULE", "the module file to write", "o");
+  flags.add_required_string("output", "MODULE", "the module file to write", 'o');
   add_db_flag(flags, "the tuning log to take each task's best config from; read only");
   flags.add_bool("json", "print one JSON object on stdout instead of a summary");
   return flags;

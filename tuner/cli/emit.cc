@@ -56,25 +56,10 @@ FlagSet make_flags() {
                    "(optimized LLVM IR)",
                    "asm");
   flags.add_string("output", "FILE",
-                   "the file to write (also -o FILE); required for obj; without it asm and "
-                   "llvm go to stdout");
+                   "the file to write; required for obj; without it asm and llvm go to stdout",
+                   "", 'o');
   flags.add_bool("json", "print one JSON object on stdout instead of the code");
   return flags;
-}
-
-/// `args` with `-o FILE` and `-o=FILE` spelled `--output`, the form FlagSet parses.
-std::vector<std::string> with_output_alias(const std::vector<std::string>& args) {
-  std::vector<std::string> out;
-  for (const std::string& arg : args) {
-    if (arg == "-o") {
-      out.push_back("--output");
-    } else if (arg.starts_with("-o=")) {
-      out.push_back("--output=" + arg.substr(3));
-    } else {
-      out.push_back(arg);
-    }
-  }
-  return out;
 }
 
 bool is_format(std::string_view format) {
@@ -104,7 +89,7 @@ Status write_file(const std::string& path, std::string_view bytes) {
 
 int emit_command(const std::vector<std::string>& args) {
   FlagSet flags = make_flags();
-  if (auto exit_code = parse_flags_or_exit(flags, with_output_alias(args))) return *exit_code;
+  if (auto exit_code = parse_flags_or_exit(flags, args)) return *exit_code;
   const std::string& format = flags.get_string("format");
   const std::string& output = flags.get_string("output");
   const bool json = flags.get_bool("json");

@@ -1,5 +1,6 @@
-// The `kiln` binary: global flags, subcommand dispatch, and the boundary where internal errors
-// become a report request (STYLE.md §4).
+// The `kiln` binary: global flags (parsed with CLI11), subcommand dispatch, and the boundary
+// where internal errors become a report request (STYLE.md §4). Each command parses its own
+// arguments (tuner/cli/flags.h).
 
 #include <algorithm>
 #include <exception>
@@ -8,6 +9,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <CLI/CLI.hpp>
 
 #include "compiler_core/support/check.h"
 #include "compiler_core/support/log.h"
@@ -72,38 +75,39 @@ int unknown_command(std::string_view name) {
   return 2;
 }
 
-// Takes `--log-level LEVEL` / `--log-level=LEVEL` out of `args`, wherever it stands, so that
-// it works before and after the command name. Returns the level, "warn" when absent, or nullopt
-// after printing an error.
-std::optional<std::string> take_log_level(std::vector<std::string>& args) {
+// Takes `--log-level LEVEL` / `--log-level=LEVEL` out of `args`, wherever it stands before a
+// `--`, so that it works before and after the command name: CLI11 parses it and leaves every
+// other argument, in order, for the command. The last one given counts. Sets the level ("warn"
+// when absent) and returns the other arguments, or nullopt after printing an error.
+std::optional<std::vector<std::string>> take_log_level(const std::vector<std::string>& args) {
+  CLI::App globals("kiln's global flags", "kiln");
+  globals.set_help_flag();  // --help belongs to kiln's usage and to each command
+  globals.allow_extras();
   std::string level = "warn";
-  for (size_t i = 0; i < args.size();) {
-    if (args[i].starts_with("--log-level=")) {
-      level = args[i].substr(std::string_view("--log-level=").size());
-      args.erase(args.begin() + i);
-      continue;
-    }
-    if (args[i] == "--log-level") {
-      if (i + 1 == args.size()) {
-        std::cerr << "error: --log-level needs a value (--log-level LEVEL)\n";
-        return std::nullopt;
-      }
-      level = args[i + 1];
-      args.erase(args.begin() + i, args.begin() + i + 2);
-      continue;
-    }
-    ++i;
+  globals.add_option("--log-level", level)->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 reads last first
+  try {
+    globals.parse(reversed);
+  } catch (const CLI::ArgumentMismatch&) {
+    // The one way this parse fails: --log-level last, without its value.
+    std::cerr << "error: --log-level needs a value (--log-level LEVEL)\n";
+    return std::nullopt;
+  } catch (const CLI::ParseError& error) {
+    std::cerr << "error: " << error.what() << "; run 'kiln --help'\n";
+    return std::nullopt;
   }
   if (!set_log_level(level)) {
     std::cerr << "error: unknown log level '" << level
               << "' for --log-level; use trace, debug, info, warn, error or off\n";
     return std::nullopt;
   }
-  return level;
+  return globals.remaining();
 }
 
-int dispatch(std::vector<std::string> args) {
-  if (!take_log_level(args)) return 2;
+int dispatch(const std::vector<std::string>& argv) {
+  std::optional<std::vector<std::string>> rest = take_log_level(argv);
+  if (!rest) return 2;
+  const std::vector<std::string>& args = *rest;
   if (args.empty()) {
     print_usage(std::cerr);
     return 2;
