@@ -22,6 +22,9 @@
 namespace kiln::tuner {
 namespace {
 
+/// A resolved target without its long -mattr list, for a line of text (JSON keeps it whole).
+std::string brief_target(const std::string& target) { return target.substr(0, target.find(" -mattr=")); }
+
 // Random inputs are the same on every run, so that outputs can be compared across runs.
 constexpr uint64_t kInputSeed = 20240601;
 
@@ -146,7 +149,8 @@ int run_module_command(const std::vector<std::string>& args) {
   }
   std::cout << fmt::format("ran {} ({}) on {} threads: median {:.3f} ms over {} runs "
                            "(min {:.3f}, max {:.3f})\n",
-                           flags.get_string("module"), module.target(), flags.get_int("threads"),
+                           flags.get_string("module"), brief_target(module.target()),
+                           flags.get_int("threads"),
                            quantile(0.5), repeat, ms.front(), ms.back());
   for (const graph::Value& output : module.outputs()) {
     std::cout << "  output " << output.name << ": " << graph::to_string(output.info) << "\n";
