@@ -6,7 +6,7 @@
 #   bash scripts/test.sh                  every test
 #   bash scripts/test.sh -L unit          only tests labelled unit
 #   bash scripts/test.sh -LE 'arm|fault'  all but the arm and fault tests
-# Labels: unit, integration, fault, property, arm (STYLE.md §6).
+# Labels: unit, integration, fault, property, arm, model (STYLE.md §6).
 # On an amd64 machine it also cross-builds the arm64 kiln (scripts/cross_build_arm64.sh), which
 # the arm suite runs under qemu-user; KILN_SKIP_ARM=1 leaves that out (and the arm tests skip).
 # Environment: BUILD_DIR (default build), KILN_JOBS (build and test parallelism, default 2).
@@ -28,6 +28,10 @@ if [ "$(dpkg --print-architecture)" = amd64 ] && [ "${KILN_SKIP_ARM:-0}" != 1 ];
   bash scripts/cross_build_arm64.sh
   export KILN_REQUIRE_ARM=1
 fi
+
+# install_deps.sh installed the model suite's peers (ONNX's node tests, PyTorch and
+# torchvision): here their absence is a failure, not a skip.
+export KILN_REQUIRE_MODEL=1
 
 # Test selection: ctest's -L/-LE label options (or -R NAME) come from this script's arguments.
 test_selection=("$@")
