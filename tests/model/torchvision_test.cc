@@ -19,18 +19,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Outcome {
-  int code = -1;
-  std::string out, err;
-};
+using Outcome = test::Finished;
 
 Outcome run(const std::vector<std::string>& args, const fs::path& dir, const std::string& tag) {
-  test::Process p = test::Process::spawn(args, dir / (tag + ".out"), dir / (tag + ".err"));
-  Outcome o;
-  o.code = p.wait(std::chrono::seconds(900));
-  o.out = test::read_file(dir / (tag + ".out"));
-  o.err = test::read_file(dir / (tag + ".err"));
-  return o;
+  return test::run_to_end(args, dir, tag);
 }
 
 /// True when Debian's python3 has torch and torchvision; a missing peer skips the test unless

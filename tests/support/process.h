@@ -84,4 +84,24 @@ inline std::string read_file(const std::filesystem::path& path) {
   return s.str();
 }
 
+/// A child process that ran to its end: its exit code (-1 when it outlived the deadline) and
+/// what it wrote.
+struct Finished {
+  int code = -1;
+  std::string out, err;
+};
+
+/// Runs `args` with stdout and stderr in `dir`/`tag`.out and .err, and waits for it.
+inline Finished run_to_end(const std::vector<std::string>& args, const std::filesystem::path& dir,
+                           const std::string& tag,
+                           std::chrono::seconds timeout = std::chrono::seconds(900)) {
+  Process p = Process::spawn(args, dir / (tag + ".out"), dir / (tag + ".err"));
+  Finished f;
+  f.code = p.wait(timeout);
+  if (f.code == -1) p.stop();
+  f.out = read_file(dir / (tag + ".out"));
+  f.err = read_file(dir / (tag + ".err"));
+  return f;
+}
+
 }  // namespace kiln::test

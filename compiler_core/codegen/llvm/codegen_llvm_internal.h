@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include <llvm/ExecutionEngine/Orc/LLJIT.h>
 #include <llvm/MC/MCSubtargetInfo.h>
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Target/TargetMachine.h>
@@ -38,5 +39,10 @@ Status check_cpu(const llvm::Target& llvm_target, const std::string& triple, con
 std::unique_ptr<llvm::MCSubtargetInfo> create_subtarget_info(const llvm::Target& llvm_target,
                                                              const std::string& triple,
                                                              const Target& target);
+
+/// Makes kiln's runtime (kiln_parallel_for) and this process's symbols (libm's expf, ...)
+/// visible to the code `jit` links: what JIT-compiled kernels and a module's objects call.
+/// Internal when ORC refuses.
+Status expose_runtime_symbols(llvm::orc::LLJIT& jit);
 
 }  // namespace kiln::core::codegen_llvm_internal

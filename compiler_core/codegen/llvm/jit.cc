@@ -68,22 +68,7 @@ class KernelJit {
     }
     std::unique_ptr<llvm::orc::LLJIT> jit = std::move(*jit_or);
 
-    llvm::orc::JITDylib& main = jit->getMainJITDylib();
-    llvm::orc::SymbolMap runtime_symbols;
-    runtime_symbols[jit->mangleAndIntern("kiln_parallel_for")] =
-        llvm::JITEvaluatedSymbol(llvm::pointerToJITTargetAddress(&kiln_parallel_for),
-                                 llvm::JITSymbolFlags::Exported | llvm::JITSymbolFlags::Callable);
-    if (llvm::Error error = main.define(llvm::orc::absoluteSymbols(std::move(runtime_symbols)))) {
-      return internal_error("cannot define kiln_parallel_for in the JIT: " +
-                            llvm_error_message(std::move(error)));
-    }
-    auto generator =
-        llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(layout.getGlobalPrefix());
-    if (!generator) {
-      return internal_error("cannot search this process for symbols: " +
-                            llvm_error_message(generator.takeError()));
-    }
-    main.addGenerator(std::move(*generator));
+    KILN_RETURN_IF_ERROR(codegen_llvm_internal::expose_runtime_symbols(*jit));
     return std::unique_ptr<KernelJit>(new KernelJit(std::move(jit)));
   }
 
@@ -145,6 +130,30 @@ Result<Target> resolved_host(const Target& target) {
 }
 
 }  // namespace
+
+namespace codegen_llvm_internal {
+
+Status expose_runtime_symbols(llvm::orc::LLJIT& jit) {
+  llvm::orc::JITDylib& main = jit.getMainJITDylib();
+  llvm::orc::SymbolMap runtime_symbols;
+  runtime_symbols[jit.mangleAndIntern("kiln_parallel_for")] =
+      llvm::JITEvaluatedSymbol(llvm::pointerToJITTargetAddress(&kiln_parallel_for),
+                               llvm::JITSymbolFlags::Exported | llvm::JITSymbolFlags::Callable);
+  if (llvm::Error error = main.define(llvm::orc::absoluteSymbols(std::move(runtime_symbols)))) {
+    return internal_error("cannot define kiln_parallel_for in the JIT: " +
+                          llvm_error_message(std::move(error)));
+  }
+  auto generator = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
+      jit.getDataLayout().getGlobalPrefix());
+  if (!generator) {
+    return internal_error("cannot search this process for symbols: " +
+                          llvm_error_message(generator.takeError()));
+  }
+  main.addGenerator(std::move(*generator));
+  return Status::ok();
+}
+
+}  // namespace codegen_llvm_internal
 
 Result<std::unique_ptr<JitFunction>> jit_compile(const ir::LoweredFunc& func,
                                                  const Target& target) {

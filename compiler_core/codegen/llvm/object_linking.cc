@@ -7,7 +7,6 @@
 #include <string>
 #include <utility>
 
-#include <llvm/ExecutionEngine/Orc/Core.h>
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
 #include <llvm/Object/ObjectFile.h>
@@ -17,7 +16,6 @@
 #include <llvm/TargetParser/Triple.h>
 
 #include "compiler_core/codegen/llvm/codegen_llvm_internal.h"
-#include "compiler_core/runtime/thread_pool.h"
 
 namespace kiln::core {
 namespace {
@@ -75,22 +73,7 @@ Result<std::unique_ptr<LinkedObjects>> link_objects(
     return internal_error("cannot create the llvm JIT: " + llvm_error_message(jit_or.takeError()));
   }
   std::unique_ptr<llvm::orc::LLJIT> jit = std::move(*jit_or);
-  llvm::orc::JITDylib& main = jit->getMainJITDylib();
-  llvm::orc::SymbolMap runtime_symbols;
-  runtime_symbols[jit->mangleAndIntern("kiln_parallel_for")] =
-      llvm::JITEvaluatedSymbol(llvm::pointerToJITTargetAddress(&kiln_parallel_for),
-                               llvm::JITSymbolFlags::Exported | llvm::JITSymbolFlags::Callable);
-  if (llvm::Error error = main.define(llvm::orc::absoluteSymbols(std::move(runtime_symbols)))) {
-    return internal_error("cannot define kiln_parallel_for: " +
-                          llvm_error_message(std::move(error)));
-  }
-  auto generator = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
-      jit->getDataLayout().getGlobalPrefix());
-  if (!generator) {
-    return internal_error("cannot search this process for symbols: " +
-                          llvm_error_message(generator.takeError()));
-  }
-  main.addGenerator(std::move(*generator));
+  KILN_RETURN_IF_ERROR(codegen_llvm_internal::expose_runtime_symbols(*jit));
   for (size_t i = 0; i < objects.size(); ++i) {
     auto buffer = llvm::MemoryBuffer::getMemBufferCopy(
         llvm::StringRef(reinterpret_cast<const char*>(objects[i].data()), objects[i].size()),
