@@ -1,7 +1,7 @@
 /// \file
 /// The one seam through which the model tests compute a graph's outputs, so that the same
-/// tests check whichever path runs models: the graph interpreter today, the compiled module
-/// later.
+/// tests check the path users take: the graph passes, a module compiled for this host with
+/// default configs, loaded and run by the module runtime.
 #pragma once
 
 #include <map>
