@@ -432,6 +432,84 @@ Status fuse_epilogues(Graph& graph) {
   return eliminate_dead_code(graph);
 }
 
+namespace {
+
+/// The node that produces `value`, or nullptr.
+const Node* producer(const Graph& graph, const std::string& value) {
+  for (const Node& node : graph.nodes) {
+    for (const std::string& output : node.outputs) {
+      if (output == value) return &node;
+    }
+  }
+  return nullptr;
+}
+
+bool is_transpose(const Node* node, const std::vector<int64_t>& perm) {
+  return node != nullptr && node->op == "Transpose" && node->attr_ints("perm", {}) == perm;
+}
+
+/// `w` (rank 4) with its axes permuted: out[i0..i3] = w[i at perm].
+Tensor permute(const Tensor& w, const std::vector<int64_t>& perm) {
+  const Shape& in = w.info.shape;
+  Shape out_shape(4);
+  for (size_t a = 0; a < 4; ++a) out_shape[a] = in[size_t(perm[a])];
+  int64_t in_strides[4] = {in[1] * in[2] * in[3], in[2] * in[3], in[3], 1};
+  Tensor out = Tensor::from_floats(out_shape, std::vector<float>(w.f32.size()));
+  int64_t i = 0;
+  for (int64_t a = 0; a < out_shape[0]; ++a) {
+    for (int64_t b = 0; b < out_shape[1]; ++b) {
+      for (int64_t c = 0; c < out_shape[2]; ++c) {
+        for (int64_t d = 0; d < out_shape[3]; ++d) {
+          const int64_t idx[4] = {a, b, c, d};
+          int64_t src = 0;
+          for (size_t k = 0; k < 4; ++k) src += idx[k] * in_strides[perm[k]];
+          out.f32[size_t(i++)] = w.f32[size_t(src)];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Status choose_layouts(Graph& graph) {
+  const std::vector<int64_t> to_nchw = {0, 3, 1, 2}, to_nhwc = {0, 2, 3, 1};
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    Node& kernel = graph.nodes[i];
+    if (kernel.op != kKernelOp || kernel.attr_int("residual", 0) != 0) continue;
+    const std::string base = kernel.attr_string("base", "");
+    const bool depthwise = base.rfind("depthwise_conv2d:", 0) == 0;
+    if (!depthwise && base.rfind("conv2d:", 0) != 0) continue;
+    if (base.find("layout=") != std::string::npos) continue;
+    const Node* before = producer(graph, kernel.inputs[0]);
+    const int after_index = sole_reader(graph, kernel.outputs[0]);
+    if (!is_transpose(before, to_nchw) || after_index < 0 ||
+        !is_transpose(&graph.nodes[size_t(after_index)], to_nhwc)) {
+      continue;
+    }
+    const Tensor* weight = graph.constant(kernel.inputs[1]);
+    if (weight == nullptr) continue;
+    Node nhwc = kernel;
+    nhwc.attrs["base"] = Attr::of_string(base + ",layout=NHWC");
+    if (!parses(kernel_workload(nhwc))) continue;
+    // ONNX weights are W[K, C/groups, R, S]; NHWC kernels read W[R, S, C/groups, K], and
+    // depthwise ones W[R, S, C, 1] from ONNX's W[C, 1, R, S].
+    const std::string w_name = fresh_name(graph, kernel.name + ".weight_nhwc");
+    add_constant(graph, w_name, permute(*weight, depthwise ? std::vector<int64_t>{2, 3, 0, 1}
+                                                           : std::vector<int64_t>{2, 3, 1, 0}));
+    nhwc.inputs[0] = before->inputs[0];
+    nhwc.inputs[1] = w_name;
+    nhwc.outputs = graph.nodes[size_t(after_index)].outputs;
+    graph.infos.erase(kernel.outputs[0]);
+    // The kernel takes the second Transpose's place; the first goes when nothing reads it.
+    graph.nodes[size_t(after_index)] = std::move(nhwc);
+    graph.nodes.erase(graph.nodes.begin() + int64_t(i));
+    --i;
+  }
+  return eliminate_dead_code(graph);
+}
+
 Status eliminate_dead_code(Graph& graph) {
   std::set<std::string> live;
   for (const Value& output : graph.outputs) live.insert(output.name);
@@ -466,7 +544,8 @@ Status optimize_graph(Graph& graph) {
   static constexpr Pass kPipeline[] = {
       {"remove_identities", remove_identities}, {"fold_constants", fold_constants},
       {"fold_batch_norm", fold_batch_norm},     {"lower_to_kernels", lower_to_kernels},
-      {"fuse_epilogues", fuse_epilogues},       {"eliminate_dead_code", eliminate_dead_code},
+      {"fuse_epilogues", fuse_epilogues},       {"choose_layouts", choose_layouts},
+      {"eliminate_dead_code", eliminate_dead_code},
   };
   for (const Pass& pass : kPipeline) {
     KILN_RETURN_IF_ERROR(pass.run(graph));

@@ -34,11 +34,20 @@ Status lower_to_kernels(Graph& graph);
 /// (Relu, Clip(0,6), HardSwish, Sigmoid). A fusion happens only when the fused workload parses.
 Status fuse_epilogues(Graph& graph);
 
+/// Chooses each convolution kernel's layout (NCHW or NHWC, both of which its templates build)
+/// so that the graph needs the fewest layout transforms: a kernel whose input is a Transpose
+/// from NHWC to NCHW and whose output only a Transpose back to NHWC reads (how converters from
+/// NHWC frameworks wrap every convolution) runs in NHWC on the untransposed input, its weights
+/// reordered once here, and both transforms go. Every other kernel keeps the model's NCHW,
+/// which needs none.
+Status choose_layouts(Graph& graph);
+
 /// Removes nodes none of whose outputs is read, and constants nobody reads.
 Status eliminate_dead_code(Graph& graph);
 
 /// The pipeline, in order: remove_identities, fold_constants, fold_batch_norm,
-/// lower_to_kernels, fuse_epilogues, eliminate_dead_code; the graph is verified after each.
+/// lower_to_kernels, fuse_epilogues, choose_layouts, eliminate_dead_code; the graph is verified
+/// after each.
 Status optimize_graph(Graph& graph);
 
 /// A kernel node's workload string: its base workload with its fused epilogue.

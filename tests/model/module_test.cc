@@ -113,6 +113,48 @@ TEST(GraphPasses, IdenticalKernelsShareOneTask) {
   EXPECT_EQ(tasks[0].count, 2);
 }
 
+// A convolution as converters from NHWC frameworks write it: Transposes around it. The layout
+// pass runs it in NHWC and drops both; the module still computes what the graph says.
+TEST(GraphPasses, ConvolutionBetweenTransposesRunsInNhwc) {
+  for (const bool depthwise : {false, true}) {
+    ModelBuilder m(13);
+    const int64_t k = depthwise ? 6 : 5;
+    m.input("x", kFloat, {1, 7, 9, 6}).output("y", kFloat, {1, 7, 9, k});
+    m.initializer("w", {k, depthwise ? 1 : 6, 3, 3}, random_values(size_t(k * (depthwise ? 1 : 6) * 9), 1));
+    m.initializer("b", {k}, random_values(size_t(k), 2));
+    add_ints_attr(m.node("Transpose", {"x"}, {"xt"}), "perm", {0, 3, 1, 2});
+    onnx::NodeProto& conv = m.node("Conv", {"xt", "w", "b"}, {"c"}, "conv");
+    add_ints_attr(conv, "pads", {1, 1, 1, 1});
+    if (depthwise) add_int_attr(conv, "group", 6);
+    m.node("Relu", {"c"}, {"r"});
+    add_ints_attr(m.node("Transpose", {"r"}, {"y"}), "perm", {0, 2, 3, 1});
+    auto imported = frontend::import_onnx(m.bytes());
+    ASSERT_TRUE(imported.is_ok()) << imported.status().message();
+    graph::Graph g = *imported;
+    ASSERT_TRUE(graph::optimize_graph(g).is_ok());
+    ASSERT_EQ(g.nodes.size(), 1u);
+    EXPECT_THAT(graph::kernel_workload(g.nodes[0]), HasSubstr("layout=NHWC"));
+    EXPECT_EQ(g.nodes[0].inputs[0], "x");
+
+    const fs::path path = temp_path("kiln_nhwc.kmod");
+    auto summary = graph::compile_module(g, *core::parse_target("llvm"), nullptr, path.string());
+    ASSERT_TRUE(summary.is_ok()) << summary.status().message();
+    auto module = graph::ModuleRuntime::load(path.string());
+    ASSERT_TRUE(module.is_ok()) << module.status().message();
+    const graph::Tensor x = random_input(imported->inputs[0].info, 5);
+    auto want = graph::interpret(*imported, {{"x", x}});
+    ASSERT_TRUE(want.is_ok()) << want.status().message();
+    ASSERT_TRUE((*module)->set_input("x", x.info, x.data()).is_ok());
+    ASSERT_TRUE((*module)->run().is_ok());
+    auto y = (*module)->output("y");
+    ASSERT_TRUE(y.is_ok());
+    for (int64_t i = 0; i < y->info.num_elements(); ++i) {
+      ASSERT_NEAR(y->f32()[i], want->at("y").f32[size_t(i)], 1e-4) << "element " << i;
+    }
+    fs::remove(path);
+  }
+}
+
 TEST(MemoryPlan, ValuesThatDieAreReused) {
   // A chain of eight Relus over 1 MiB: each value dies after the next node, so the arena holds
   // two buffers, not seven.
