@@ -12,6 +12,8 @@ packages=(
   libopenblas-dev libdnnl-dev
   libonnx-dev libzip-dev libcli11-dev
   binutils
+  # The TLS tests make their certificates with openssl.
+  openssl
   python3-grpcio
   # The model suite: ONNX's node tests, and PyTorch as the peer on torchvision's models.
   libonnx-testdata python3-onnx python3-numpy python3-torch python3-torchvision

@@ -36,6 +36,11 @@ class MeasureTask;
 
 namespace kiln::tracker {
 
+/// The most tasks one agent may ask to run at once (RegisterAgent.capacity; `kiln agent
+/// --capacity` accepts as many). The tracker keeps a slot per unit, so a larger claim is refused
+/// instead of being allowed to grow the tracker's memory.
+inline constexpr int kMaxAgentCapacity = 256;
+
 struct TrackerOptions {
   /// host:port; port 0 picks a free one (see TrackerServer::port).
   std::string listen = "127.0.0.1:0";

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <tuple>
 #include <unordered_set>
 
@@ -79,6 +80,12 @@ grpc::Status TrackerService::on_register(const std::shared_ptr<AgentSession>& se
   const pb::RegisterAgent& reg = message.register_();
   if (reg.agent_id().empty() || reg.device_key().empty()) {
     return {grpc::StatusCode::INVALID_ARGUMENT, "RegisterAgent needs an agent_id and a device_key"};
+  }
+  if (reg.capacity() > kMaxAgentCapacity) {
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            "RegisterAgent capacity " + std::to_string(reg.capacity()) +
+                " is above the tracker's limit of " + std::to_string(kMaxAgentCapacity) +
+                " tasks at once per agent"};
   }
   session->agent_id = reg.agent_id();
   session->device_key = reg.device_key();
@@ -371,9 +378,23 @@ void TrackerService::on_result(AgentSession& session, const pb::MeasureResult& r
   }
   if (session.tasks.erase(result.task_id())) free_slot(session.shared_from_this());
   ++session.record->done;
-  if (result.error_code() != pb::MEASURE_ERROR_CODE_OK) ++session.record->errors;
   pb::MeasureResult copy = result;
   copy.set_agent(session.agent_id);
+  if (copy.error_code() == pb::MEASURE_ERROR_CODE_OK) {
+    // An agent's costs are not trusted: a NaN, non-positive, infinite or missing cost in an OK
+    // result is that agent's fault, reported as its runtime error instead of reaching the log.
+    bool valid = copy.costs_s_size() > 0;
+    for (double cost : copy.costs_s()) valid = valid && std::isfinite(cost) && cost > 0;
+    if (!valid) {
+      logger("tracker")->warn("agent {} reported an invalid cost for task {}", session.agent_id,
+                              copy.task_id());
+      copy.clear_costs_s();
+      copy.set_error_code(pb::MEASURE_ERROR_CODE_RUNTIME_ERROR);
+      copy.set_error_message("agent " + session.agent_id +
+                             " reported an invalid cost (NaN, infinite, non-positive or none)");
+    }
+  }
+  if (copy.error_code() != pb::MEASURE_ERROR_CODE_OK) ++session.record->errors;
   deliver(result.task_id(), std::move(copy), out);
   dispatch(session.device_key, out);
 }

@@ -2,7 +2,9 @@
 /// kiln's status codes as gRPC statuses, for the services that kiln_proto's stubs serve.
 #pragma once
 
+#include <algorithm>
 #include <string>
+#include <string_view>
 
 #include <grpcpp/server_context.h>
 #include <grpcpp/support/status.h>
@@ -71,13 +73,27 @@ inline Status from_grpc(const grpc::Status& s, const std::string& address) {
 
 /// OK when `token` is empty or the call carries `authorization: Bearer <token>`; else
 /// UNAUTHENTICATED, logged (never the token) under `component`'s logger.
+/// True when `a` equals `b`, in a time that depends on their lengths only, not on where they
+/// first differ: a caller cannot find a token a byte at a time by timing refusals.
+inline bool constant_time_equal(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned char>(x ^ y);
+  }
+  return diff == 0;
+}
+
 inline grpc::Status check_bearer_token(const grpc::CallbackServerContext& context,
                                        const std::string& token, const char* component) {
   if (token.empty()) return grpc::Status::OK;
   const auto& metadata = context.client_metadata();
   auto it = metadata.find("authorization");
   const std::string expected = "Bearer " + token;
-  if (it == metadata.end() || std::string(it->second.data(), it->second.size()) != expected) {
+  if (it == metadata.end() ||
+      !constant_time_equal(std::string_view(it->second.data(), it->second.size()), expected)) {
     logger(component)->warn("refused a call from {}: {}", context.peer(),
                             it == metadata.end() ? "no bearer token" : "wrong bearer token");
     return {grpc::StatusCode::UNAUTHENTICATED,

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <functional>
 #include <map>
 #include <memory>
@@ -21,6 +22,7 @@
 #include <gtest/gtest.h>
 
 #include "kiln/v1/tracker.grpc.pb.h"
+#include "proto/kiln/grpc_status.h"
 
 namespace kiln::tracker {
 namespace {
@@ -55,10 +57,11 @@ struct Board {
 /// A scripted agent: answers each task with a fixed cost, or holds it without answering.
 class FakeAgent {
  public:
-  enum class Mode { kAnswer, kHold };
+  /// kAnswerBadCosts answers OK with the costs a broken or hostile board might send.
+  enum class Mode { kAnswer, kHold, kAnswerBadCosts };
 
   FakeAgent(const std::string& address, std::string id, Mode mode, std::string token = kToken,
-            const Board& board = {})
+            const Board& board = {}, int capacity = 2)
       : id_(std::move(id)), mode_(mode) {
     auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
     stub_ = pb::Tracker::NewStub(channel);
@@ -67,7 +70,7 @@ class FakeAgent {
     pb::AgentMessage hello;
     hello.mutable_register_()->set_agent_id(id_);
     hello.mutable_register_()->set_device_key("cpu");
-    hello.mutable_register_()->set_capacity(2);
+    hello.mutable_register_()->set_capacity(capacity);
     if (!board.architecture.empty()) {
       hello.mutable_register_()->mutable_target()->set_triple(board.architecture +
                                                               "-unknown-linux-gnu");
@@ -133,7 +136,15 @@ class FakeAgent {
       pb::MeasureResult* r = reply.mutable_result();
       r->set_task_id(message.task().task().task_id());
       r->set_error_code(pb::MEASURE_ERROR_CODE_OK);
-      r->add_costs_s(0.001);
+      if (mode_ == Mode::kAnswerBadCosts) {
+        // NaN, a negative, infinity, or no cost at all, in turn.
+        const int kind = received_ % 4;
+        if (kind == 1) r->add_costs_s(std::nan(""));
+        if (kind == 2) r->add_costs_s(-0.001);
+        if (kind == 3) r->add_costs_s(INFINITY);
+      } else {
+        r->add_costs_s(0.001);
+      }
       std::lock_guard<std::mutex> lock(write_mutex_);
       stream_->Write(reply);
     }
@@ -364,6 +375,18 @@ TEST_F(TrackerServerTest, ExpiredLeasesMoveOnAndEndAsDeviceLost) {
   EXPECT_EQ(a.received() + b.received(), 2);  // one lease each, then no attempts left
 }
 
+// Tokens are compared in time that depends on the lengths alone; the answers are those of ==.
+TEST(BearerToken, ConstantTimeEqualAgreesWithEquality) {
+  EXPECT_TRUE(kiln::constant_time_equal("Bearer s3cret", "Bearer s3cret"));
+  EXPECT_TRUE(kiln::constant_time_equal("", ""));
+  EXPECT_FALSE(kiln::constant_time_equal("Bearer s3cret", "Bearer s3creT"));
+  EXPECT_FALSE(kiln::constant_time_equal("Bearer s3cret", "bearer s3cret"));
+  EXPECT_FALSE(kiln::constant_time_equal("Bearer s3cret", "Bearer s3cre"));
+  EXPECT_FALSE(kiln::constant_time_equal("Bearer s3cre", "Bearer s3cret"));
+  EXPECT_FALSE(kiln::constant_time_equal("", "x"));
+  EXPECT_FALSE(kiln::constant_time_equal(std::string("a\0b", 3), std::string("a\0c", 3)));
+}
+
 TEST_F(TrackerServerTest, CallsWithoutTheTokenAreRefused) {
   start();
   std::vector<pb::MeasureResult> results;
@@ -378,6 +401,42 @@ TEST_F(TrackerServerTest, CallsWithoutTheTokenAreRefused) {
   grpc::Status refused = intruder.finish_status();
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_FALSE(intruder.registered());
+}
+
+// A registration may not claim capacity the tracker would have to hold a slot for each unit of:
+// 50,000,000 grew a tracker by 590 MiB before the limit. The tracker still serves others.
+TEST_F(TrackerServerTest, RefusesAnAgentCapacityAboveTheLimit) {
+  start();
+  FakeAgent greedy(address_, "greedy", FakeAgent::Mode::kAnswer, kToken, {}, 50000000);
+  grpc::Status refused = greedy.finish_status();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(refused.error_message().find("limit of 256"), std::string::npos)
+      << refused.error_message();
+  EXPECT_FALSE(greedy.registered());
+
+  FakeAgent& a = agent("a");
+  std::vector<pb::MeasureResult> results;
+  ASSERT_TRUE(submit(4, results).ok());
+  EXPECT_EQ(results.size(), 4u);
+  EXPECT_EQ(a.received(), 4);
+}
+
+// Costs an agent reports are not trusted: an OK result with a NaN, negative, infinite or missing
+// cost reaches the client as that agent's RUNTIME_ERROR, one result per task, not as an OK
+// result that would fail the job at the tuning log.
+TEST_F(TrackerServerTest, AnOkResultWithInvalidCostsBecomesTheAgentsError) {
+  start();
+  FakeAgent bad(address_, "bad", FakeAgent::Mode::kAnswerBadCosts);
+  ASSERT_TRUE(eventually([&] { return bad.registered(); }));
+  std::vector<pb::MeasureResult> results;
+  ASSERT_TRUE(submit(8, results).ok());
+  ASSERT_EQ(results.size(), 8u);
+  for (const pb::MeasureResult& r : results) {
+    EXPECT_EQ(r.error_code(), pb::MEASURE_ERROR_CODE_RUNTIME_ERROR) << r.task_id();
+    EXPECT_NE(r.error_message().find("invalid cost"), std::string::npos) << r.error_message();
+    EXPECT_EQ(r.costs_s_size(), 0);
+    EXPECT_EQ(r.agent(), "bad");
+  }
 }
 
 TEST_F(TrackerServerTest, RefusesInvalidTasksBeforeQueuingAny) {
