@@ -11,6 +11,7 @@
 #include "compiler_core/runtime/thread_pool.h"
 #include "compiler_core/schedule/templates.h"
 #include "kiln/v1/kiln.pb.h"
+#include "proto/kiln/measure_options.h"
 
 namespace kiln::agent {
 namespace {
@@ -129,6 +130,10 @@ pb::MeasureResult run_task(
   if (!parsed) return fail(pb::MEASURE_ERROR_CODE_INVALID_CONFIG, parsed.status().message());
   result.set_built_target(parsed->target.str());
   const pb::MeasureOptions& o = task.options();
+  // A tracker checks options too, but the agent does not trust its peer.
+  if (Status valid = validate_measure_options(o); !valid.is_ok()) {
+    return fail(pb::MEASURE_ERROR_CODE_INVALID_CONFIG, valid.message());
+  }
   core::TimingOptions timing;
   timing.number = o.number() > 0 ? o.number() : 1;
   timing.repeat = o.repeat() > 0 ? o.repeat() : 3;

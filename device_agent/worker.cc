@@ -20,6 +20,7 @@
 #include "compiler_core/support/log.h"
 #include "device_agent/task_adapter.h"
 #include "kiln/v1/kiln.pb.h"
+#include "proto/kiln/measure_options.h"
 
 namespace kiln::agent {
 namespace {
@@ -146,6 +147,10 @@ void Worker::kill_worker() {
 }
 
 pb::MeasureResult Worker::measure(const pb::MeasureTask& task) {
+  // Checked before the timeout below becomes a duration: 1e300 seconds would overflow it.
+  if (Status valid = validate_measure_options(task.options()); !valid.is_ok()) {
+    return failure(task, pb::MEASURE_ERROR_CODE_INVALID_CONFIG, valid.message());
+  }
   if (pid_ < 0) {
     Status spawned = spawn();
     if (!spawned.is_ok()) {

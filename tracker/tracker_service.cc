@@ -8,6 +8,7 @@
 
 #include "compiler_core/support/log.h"
 #include "proto/kiln/grpc_status.h"
+#include "proto/kiln/measure_options.h"
 #include "tracker/routing_internal.h"
 
 namespace kiln::tracker::internal {
@@ -183,6 +184,10 @@ grpc::ServerWriteReactor<pb::SubmitResponse>* TrackerService::Submit(
     if (!ids.insert(task.task_id()).second) {
       return new Refused({grpc::StatusCode::INVALID_ARGUMENT,
                           "task_id " + task.task_id() + " appears twice in the submission"});
+    }
+    if (Status options = validate_measure_options(task.options()); !options.is_ok()) {
+      return new Refused(to_grpc(Status(options.code(), "task " + task.task_id() + ": " +
+                                                            options.message())));
     }
     if (options_.validate) {
       Status valid = options_.validate(task);

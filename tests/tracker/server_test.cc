@@ -277,7 +277,8 @@ class TrackerServerTest : public ::testing::Test {
   /// Submits `n` tasks and collects the results; `during` runs once the first result is in.
   grpc::Status submit(int n, std::vector<pb::MeasureResult>& results,
                       const std::function<void()>& during = {}, const std::string& token = kToken,
-                      const std::string& prefix = "t") {
+                      const std::string& prefix = "t",
+                      const std::function<void(pb::MeasureTask&)>& edit = {}) {
     auto stub =
         pb::Tracker::NewStub(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
     pb::SubmitRequest request;
@@ -287,6 +288,7 @@ class TrackerServerTest : public ::testing::Test {
       pb::MeasureTask* task = request.add_tasks();
       task->set_task_id(prefix + std::to_string(i));
       task->mutable_workload()->set_canonical("matmul:M=8,N=8,K=8");
+      if (edit) edit(*task);
     }
     auto context = context_with(token);
     context->set_deadline(std::chrono::system_clock::now() + 60s);
@@ -437,6 +439,30 @@ TEST_F(TrackerServerTest, AnOkResultWithInvalidCostsBecomesTheAgentsError) {
     EXPECT_EQ(r.costs_s_size(), 0);
     EXPECT_EQ(r.agent(), "bad");
   }
+}
+
+// Options are bounded where they arrive: an infinite timeout would overflow the lease's duration,
+// a thread count above the pool's limit would reach its internal check on the board.
+TEST_F(TrackerServerTest, RefusesMeasureOptionsOutsideTheirBounds) {
+  start();
+  FakeAgent& a = agent("a");
+  std::vector<pb::MeasureResult> results;
+  grpc::Status inf = submit(3, results, {}, kToken, "inf", [](pb::MeasureTask& t) {
+    t.mutable_options()->set_timeout_s(INFINITY);
+  });
+  EXPECT_EQ(inf.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(inf.error_message().find("timeout_s"), std::string::npos) << inf.error_message();
+  grpc::Status threads = submit(3, results, {}, kToken, "thr", [](pb::MeasureTask& t) {
+    t.mutable_options()->set_threads(5000);
+  });
+  EXPECT_EQ(threads.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(threads.error_message().find("threads"), std::string::npos);
+  EXPECT_TRUE(results.empty());
+  EXPECT_EQ(a.received(), 0);
+  ASSERT_TRUE(submit(2, results, {}, kToken, "ok", [](pb::MeasureTask& t) {
+                t.mutable_options()->set_timeout_s(30);
+              }).ok());
+  EXPECT_EQ(results.size(), 2u);
 }
 
 TEST_F(TrackerServerTest, RefusesInvalidTasksBeforeQueuingAny) {
