@@ -10,6 +10,7 @@
 #include <iterator>
 #include <mutex>
 
+#include "compiler_core/support/file.h"
 #include "compiler_core/support/log.h"
 
 namespace kiln::cost {
@@ -297,18 +298,10 @@ Result<std::vector<uint8_t>> XgbModel::save_to_buffer() const {
 
 Status XgbModel::save(const std::filesystem::path& path) const {
   KILN_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, save_to_buffer());
-  // Write beside the target and rename, so that a crash never leaves half a model behind.
-  std::filesystem::path temp = path;
-  temp += ".tmp";
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(bytes.data()),
-              static_cast<std::streamsize>(bytes.size()));
-    if (!out) return internal_error("cannot write model file '" + temp.string() + "'");
-  }
-  std::error_code ec;
-  std::filesystem::rename(temp, path, ec);
-  if (ec) return internal_error("cannot rename '" + temp.string() + "': " + ec.message());
+  // Replaced whole, so that a crash never leaves half a model behind.
+  Status written = write_file_atomically(
+      path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  if (!written.is_ok()) return internal_error("cannot write model file: " + written.message());
   return Status::ok();
 }
 

@@ -1,12 +1,11 @@
 #include "tuner/plot.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <cstring>
-#include <fstream>
 
 #include <spdlog/fmt/fmt.h>
+
+#include "compiler_core/support/file.h"
 
 namespace kiln::tuner {
 namespace {
@@ -118,11 +117,10 @@ std::string convergence_svg(const std::vector<double>& best_so_far, const std::s
 Status write_convergence_svg(const std::filesystem::path& path,
                              const std::vector<double>& best_so_far, const std::string& title,
                              size_t resumed) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (out) out << convergence_svg(best_so_far, title, resumed);
-  if (!out || !out.flush()) {
+  Status written = write_file_atomically(path, convergence_svg(best_so_far, title, resumed));
+  if (!written.is_ok()) {
     return invalid_argument("cannot write the plot to '" + path.string() +
-                            "': " + std::strerror(errno) + "; pass a writable --plot path");
+                            "': " + written.message() + "; pass a writable --plot path");
   }
   return Status::ok();
 }

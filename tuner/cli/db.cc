@@ -11,6 +11,7 @@
 #include <spdlog/fmt/fmt.h>
 #include <nlohmann/json.hpp>
 
+#include "compiler_core/support/file.h"
 #include "compiler_core/db/record.h"
 #include "compiler_core/db/tuning_log.h"
 #include "tuner/cli/commands.h"
@@ -45,11 +46,17 @@ int export_action(const std::vector<std::string>& args) {
   Result<int64_t> written = 0;
   if (flags.is_set("output")) {
     const std::string& output = flags.get_string("output");
-    std::ofstream file(output, std::ios::binary | std::ios::trunc);
-    if (!file) {
-      return report_error(invalid_argument("cannot write --output file '" + output + "'"));
+    // Replaced whole or not at all: a failed export leaves an existing file as it was.
+    Status saved = write_file_atomically(output, [&](std::ostream& file) {
+      written = log->export_jsonl(file);
+      return written.is_ok();
+    });
+    if (!saved.is_ok() && written.is_ok()) {
+      return report_error(saved.code() == StatusCode::kFailedPrecondition
+                              ? invalid_argument("cannot write --output file '" + output +
+                                                 "': " + saved.message())
+                              : saved);
     }
-    written = log->export_jsonl(file);
   } else {
     written = log->export_jsonl(std::cout);
   }

@@ -2,9 +2,6 @@
 // optimized LLVM IR, without running it; the way to read what a config of an ARM board's space
 // compiles to from this machine.
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <iostream>
 #include <string>
 #include <string_view>
@@ -12,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "compiler_core/support/file.h"
 #include "compiler_core/build.h"
 #include "compiler_core/codegen/llvm/host.h"
 #include "compiler_core/schedule/config_space.h"
@@ -72,17 +70,12 @@ bool is_format(std::string_view format) {
 /// Writes `bytes` to `path`. InvalidArgument when the file cannot be opened (a path the user
 /// gave), Internal when writing it fails.
 Status write_file(const std::string& path, std::string_view bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) {
-    return invalid_argument("cannot write '" + path + "' for -o: " + std::strerror(errno) +
+  Status written = write_file_atomically(path, bytes);
+  if (written.code() == StatusCode::kFailedPrecondition) {
+    return invalid_argument("cannot write '" + path + "' for -o: " + written.message() +
                             "; give a file in a folder that exists and that you can write");
   }
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  out.close();
-  if (!out) {
-    return internal_error("writing '" + path + "' failed: " + std::strerror(errno));
-  }
-  return Status::ok();
+  return written;
 }
 
 }  // namespace

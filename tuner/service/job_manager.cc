@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "compiler_core/support/file.h"
 #include "compiler_core/db/tuning_log.h"
 #include "compiler_core/support/log.h"
 #include "compiler_core/target/target.h"
@@ -208,22 +209,11 @@ struct JobManager::Impl {
     nlohmann::json all = nlohmann::json::array();
     for (const auto& job : jobs) all.push_back(status_to_json(job->status));
     const nlohmann::json file = {{"kind", kJobsFileKind}, {"next_id", next_id}, {"jobs", all}};
-    const fs::path temporary = options.jobs_file.string() + ".tmp";
-    {
-      std::ofstream out(temporary, std::ios::trunc);
-      out << file.dump(1) << "\n";
-      out.flush();
-      if (!out) {
-        return Status(StatusCode::kUnavailable,
-                      "cannot write the jobs file '" + temporary.string() + "'");
-      }
-    }
-    std::error_code error;
-    fs::rename(temporary, options.jobs_file, error);
-    if (error) {
-      return Status(
-          StatusCode::kUnavailable,
-          "cannot replace the jobs file '" + options.jobs_file.string() + "': " + error.message());
+    Status written = write_file_atomically(options.jobs_file, file.dump(1) + "\n");
+    if (!written.is_ok()) {
+      return Status(StatusCode::kUnavailable, "cannot replace the jobs file '" +
+                                                  options.jobs_file.string() +
+                                                  "': " + written.message());
     }
     return Status::ok();
   }
