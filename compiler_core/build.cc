@@ -101,8 +101,8 @@ Result<KernelPlan> plan_kernel(const Schedule& schedule, const std::string& name
     packed_names.push_back(stage.name);
     plan.packed_shapes.push_back(stage.shape);
     PlannedFunction step;
-    KILN_ASSIGN_OR_RETURN(step.func,
-                          lower_named(part, name + "_prepare_" + std::to_string(plan.prepare.size())));
+    KILN_ASSIGN_OR_RETURN(
+        step.func, lower_named(part, name + "_prepare_" + std::to_string(plan.prepare.size())));
     for (const std::string& arg : step.func.args) step.sources.push_back(source_of(arg));
     plan.lowered += "// prepare " + stage.name + "\n" + ir::to_string(step.func.body) + "\n";
     plan.prepare.push_back(std::move(step));
@@ -136,9 +136,8 @@ Result<std::unique_ptr<Kernel>> build_kernel(const Workload& workload, const Tar
   Step main;
   KILN_ASSIGN_OR_RETURN(main.fn, jit_compile(plan.main.func, target));
   main.sources = plan.main.sources;
-  std::unique_ptr<Kernel> kernel =
-      std::make_unique<HostKernel>(std::move(prepare), std::move(main), std::move(packed),
-                                   plan.arity, std::move(plan.lowered));
+  std::unique_ptr<Kernel> kernel = std::make_unique<HostKernel>(
+      std::move(prepare), std::move(main), std::move(packed), plan.arity, std::move(plan.lowered));
   return kernel;
 }
 
@@ -171,8 +170,8 @@ std::string kernel_function_name(const Workload& workload) {
   return std::string("kiln_") + op_name(workload.op);
 }
 
-Result<std::string> build_code(const Workload& workload, const Target& target,
-                               const Config& config, CodeFormat format) {
+Result<std::string> build_code(const Workload& workload, const Target& target, const Config& config,
+                               CodeFormat format) {
   if (target.kind != TargetKind::kLlvm) {
     return invalid_argument("target '" + target.str() + "' is not an llvm target");
   }
@@ -194,8 +193,8 @@ Result<std::string> build_code(const Workload& workload, const Target& target,
 
 Result<std::vector<uint8_t>> build_object(const Workload& workload, const Target& target,
                                           const Config& config) {
-  KILN_ASSIGN_OR_RETURN(std::string object, build_code(workload, target, config,
-                                                       CodeFormat::kObject));
+  KILN_ASSIGN_OR_RETURN(std::string object,
+                        build_code(workload, target, config, CodeFormat::kObject));
   return std::vector<uint8_t>(object.begin(), object.end());
 }
 

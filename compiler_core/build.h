@@ -60,8 +60,8 @@ std::string kernel_function_name(const Workload& workload);
 /// no prepare step), for `target` (any triple LLVM knows) into `format`. InvalidConfig when
 /// `config` is not a point of the space or its schedule is invalid; InvalidArgument for a
 /// target that is not an llvm target or a triple LLVM does not know.
-Result<std::string> build_code(const Workload& workload, const Target& target,
-                               const Config& config, CodeFormat format);
+Result<std::string> build_code(const Workload& workload, const Target& target, const Config& config,
+                               CodeFormat format);
 
 /// One function of a kernel compiled ahead of time: its symbol, its ELF object, and for each
 /// argument where the buffer comes from: the caller's buffer at that position (>= 0, inputs in

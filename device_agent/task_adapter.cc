@@ -5,11 +5,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "compiler_core/support/architecture.h"
 #include "compiler_core/build.h"
 #include "compiler_core/codegen/llvm/host.h"
 #include "compiler_core/runtime/thread_pool.h"
 #include "compiler_core/schedule/templates.h"
+#include "compiler_core/support/architecture.h"
 #include "kiln/v1/kiln.pb.h"
 #include "proto/kiln/measure_options.h"
 

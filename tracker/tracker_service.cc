@@ -186,8 +186,8 @@ grpc::ServerWriteReactor<pb::SubmitResponse>* TrackerService::Submit(
                           "task_id " + task.task_id() + " appears twice in the submission"});
     }
     if (Status options = validate_measure_options(task.options()); !options.is_ok()) {
-      return new Refused(to_grpc(Status(options.code(), "task " + task.task_id() + ": " +
-                                                            options.message())));
+      return new Refused(
+          to_grpc(Status(options.code(), "task " + task.task_id() + ": " + options.message())));
     }
     if (options_.validate) {
       Status valid = options_.validate(task);

@@ -63,10 +63,14 @@ struct Tensor {
 
   int64_t num_elements() const { return info.num_elements(); }
   /// The element at flat index `i` as a double, whatever the dtype.
-  double at(int64_t i) const { return info.dtype == DType::kFloat32 ? f32[size_t(i)] : double(i64[size_t(i)]); }
+  double at(int64_t i) const {
+    return info.dtype == DType::kFloat32 ? f32[size_t(i)] : double(i64[size_t(i)]);
+  }
   /// The elements as integers (an int64 tensor's values; a float32 tensor's, truncated).
   std::vector<int64_t> as_ints() const;
-  void* data() { return info.dtype == DType::kFloat32 ? static_cast<void*>(f32.data()) : i64.data(); }
+  void* data() {
+    return info.dtype == DType::kFloat32 ? static_cast<void*>(f32.data()) : i64.data();
+  }
   const void* data() const {
     return info.dtype == DType::kFloat32 ? static_cast<const void*>(f32.data()) : i64.data();
   }

@@ -26,12 +26,18 @@ int64_t align_up(int64_t n) { return (n + 63) / 64 * 64; }
 
 json attr_to_json(const Attr& attr) {
   switch (attr.kind) {
-    case Attr::Kind::kInt: return {{"int", attr.i}};
-    case Attr::Kind::kFloat: return {{"float", attr.f}};
-    case Attr::Kind::kString: return {{"string", attr.s}};
-    case Attr::Kind::kInts: return {{"ints", attr.ints}};
-    case Attr::Kind::kFloats: return {{"floats", attr.floats}};
-    case Attr::Kind::kTensor: break;
+    case Attr::Kind::kInt:
+      return {{"int", attr.i}};
+    case Attr::Kind::kFloat:
+      return {{"float", attr.f}};
+    case Attr::Kind::kString:
+      return {{"string", attr.s}};
+    case Attr::Kind::kInts:
+      return {{"ints", attr.ints}};
+    case Attr::Kind::kFloats:
+      return {{"floats", attr.floats}};
+    case Attr::Kind::kTensor:
+      break;
   }
   return nullptr;
 }
@@ -41,7 +47,8 @@ json info_to_json(const TensorInfo& info) {
 }
 
 /// Writes `entries` (name -> bytes) into a zip archive at `path`, through a temporary file.
-Status write_zip(const std::string& path, const std::vector<std::pair<std::string, std::string>>& entries) {
+Status write_zip(const std::string& path,
+                 const std::vector<std::pair<std::string, std::string>>& entries) {
   const std::string tmp = path + ".tmp";
   std::remove(tmp.c_str());
   int error = 0;
@@ -126,7 +133,8 @@ MemoryPlan plan_memory(const Graph& graph) {
     plan.unshared_bytes += size;
     Block* best = nullptr;
     for (Block& b : blocks) {
-      if (b.free_after < def && b.size >= size && (best == nullptr || b.size < best->size)) best = &b;
+      if (b.free_after < def && b.size >= size && (best == nullptr || b.size < best->size))
+        best = &b;
     }
     if (best == nullptr) {
       blocks.push_back({plan.arena_bytes, size, last});
@@ -211,8 +219,11 @@ Result<CompileSummary> compile_module(const Graph& graph, const core::Target& ta
       }
       attrs[name] = a;
     }
-    json n = {{"name", node.name}, {"op", node.op}, {"inputs", node.inputs},
-              {"outputs", node.outputs}, {"attrs", attrs}};
+    json n = {{"name", node.name},
+              {"op", node.op},
+              {"inputs", node.inputs},
+              {"outputs", node.outputs},
+              {"attrs", attrs}};
     if (node.op == kKernelOp) {
       n["task"] = task_of.at(core::parse_workload(kernel_workload(node))->canonical());
       ++summary.kernel_nodes;

@@ -142,8 +142,8 @@ Status fold_batch_norm(Graph& graph) {
     const int reader = sole_reader(graph, conv.outputs[0]);
     if (reader < 0) continue;
     Node& bn = graph.nodes[size_t(reader)];
-    if (bn.op != "BatchNormalization" || bn.inputs[0] != conv.outputs[0] || bn.outputs.size() != 1 ||
-        bn.attr_int("training_mode", 0) != 0) {
+    if (bn.op != "BatchNormalization" || bn.inputs[0] != conv.outputs[0] ||
+        bn.outputs.size() != 1 || bn.attr_int("training_mode", 0) != 0) {
       continue;
     }
     const Tensor* weight = graph.constant(conv.inputs[1]);
@@ -200,7 +200,8 @@ std::string conv_workload(const Graph& graph, const Node& node) {
       w->info.shape.size() != 4 || w->info.dtype != DType::kFloat32) {
     return "";
   }
-  if (node.inputs.size() > 2 && !node.inputs[2].empty() && graph.constant(node.inputs[2]) == nullptr) {
+  if (node.inputs.size() > 2 && !node.inputs[2].empty() &&
+      graph.constant(node.inputs[2]) == nullptr) {
     return "";
   }
   const int64_t n = x->shape[0], c = x->shape[1], h = x->shape[2], wd = x->shape[3];
@@ -217,8 +218,9 @@ std::string conv_workload(const Graph& graph, const Node& node) {
     const int64_t sizes[2] = {h, wd}, kernel[2] = {r, s};
     for (int a = 0; a < 2; ++a) {
       const int64_t out = (sizes[a] + strides[size_t(a)] - 1) / strides[size_t(a)];
-      const int64_t total = std::max<int64_t>(
-          0, (out - 1) * strides[size_t(a)] + (kernel[a] - 1) * dilations[size_t(a)] + 1 - sizes[a]);
+      const int64_t total =
+          std::max<int64_t>(0, (out - 1) * strides[size_t(a)] +
+                                   (kernel[a] - 1) * dilations[size_t(a)] + 1 - sizes[a]);
       const int64_t small = total / 2, large = total - small;
       pads[size_t(a)] = auto_pad == "SAME_UPPER" ? small : large;
       pads[size_t(a) + 2] = auto_pad == "SAME_UPPER" ? large : small;
@@ -229,12 +231,11 @@ std::string conv_workload(const Graph& graph, const Node& node) {
   if (pads.size() != 4 || pads[0] != pads[2] || pads[1] != pads[3]) return "";
   const std::string shape = "N=" + std::to_string(n) + ",C=" + std::to_string(c) +
                             ",H=" + std::to_string(h) + ",W=" + std::to_string(wd);
-  const std::string window = ",R=" + std::to_string(r) + ",S=" + std::to_string(s) +
-                             ",stride_h=" + std::to_string(strides[0]) +
-                             ",stride_w=" + std::to_string(strides[1]) +
-                             ",pad_h=" + std::to_string(pads[0]) + ",pad_w=" + std::to_string(pads[1]) +
-                             ",dilation_h=" + std::to_string(dilations[0]) +
-                             ",dilation_w=" + std::to_string(dilations[1]);
+  const std::string window =
+      ",R=" + std::to_string(r) + ",S=" + std::to_string(s) +
+      ",stride_h=" + std::to_string(strides[0]) + ",stride_w=" + std::to_string(strides[1]) +
+      ",pad_h=" + std::to_string(pads[0]) + ",pad_w=" + std::to_string(pads[1]) +
+      ",dilation_h=" + std::to_string(dilations[0]) + ",dilation_w=" + std::to_string(dilations[1]);
   std::string text;
   if (group > 1 && group == c && k == c && w->info.shape[1] == 1) {
     text = "depthwise_conv2d:" + shape + window;
@@ -303,8 +304,8 @@ Status lower_to_kernels(Graph& graph) {
       const bool per_column = (cs == Shape{n}) || (cs == Shape{1, n});
       if (!per_column || c->info.dtype != DType::kFloat32) continue;
     }
-    std::string base = "dense:M=" + std::to_string(m) + ",N=" + std::to_string(n) +
-                       ",K=" + std::to_string(k);
+    std::string base =
+        "dense:M=" + std::to_string(m) + ",N=" + std::to_string(n) + ",K=" + std::to_string(k);
     if (!parses(base)) continue;
     const std::string w_name = fresh_name(graph, node.name + ".weight_nk");
     add_constant(graph, w_name, dense_weight(*b, trans_b));
@@ -369,7 +370,8 @@ bool try_fuse(Graph& graph, Node& kernel, const Node& reader) {
     const TensorInfo* other_info = graph.info(other);
     if (constant != nullptr && !has_residual && constant->info.dtype == DType::kFloat32) {
       // A per-channel bias: [K,1,1] or [1,K,1,1] for a convolution, [N] or [1,N] for dense.
-      const int64_t channels = out_info->shape.size() == 4 ? out_info->shape[1] : out_info->shape.back();
+      const int64_t channels =
+          out_info->shape.size() == 4 ? out_info->shape[1] : out_info->shape.back();
       const Shape& cs = constant->info.shape;
       bool per_channel = false;
       if (out_info->shape.size() == 4) {
@@ -496,8 +498,9 @@ Status choose_layouts(Graph& graph) {
     // ONNX weights are W[K, C/groups, R, S]; NHWC kernels read W[R, S, C/groups, K], and
     // depthwise ones W[R, S, C, 1] from ONNX's W[C, 1, R, S].
     const std::string w_name = fresh_name(graph, kernel.name + ".weight_nhwc");
-    add_constant(graph, w_name, permute(*weight, depthwise ? std::vector<int64_t>{2, 3, 0, 1}
-                                                           : std::vector<int64_t>{2, 3, 1, 0}));
+    add_constant(graph, w_name,
+                 permute(*weight, depthwise ? std::vector<int64_t>{2, 3, 0, 1}
+                                            : std::vector<int64_t>{2, 3, 1, 0}));
     nhwc.inputs[0] = before->inputs[0];
     nhwc.inputs[1] = w_name;
     nhwc.outputs = graph.nodes[size_t(after_index)].outputs;
@@ -542,9 +545,9 @@ Status optimize_graph(Graph& graph) {
     Status (*run)(Graph&);
   };
   static constexpr Pass kPipeline[] = {
-      {"remove_identities", remove_identities}, {"fold_constants", fold_constants},
-      {"fold_batch_norm", fold_batch_norm},     {"lower_to_kernels", lower_to_kernels},
-      {"fuse_epilogues", fuse_epilogues},       {"choose_layouts", choose_layouts},
+      {"remove_identities", remove_identities},     {"fold_constants", fold_constants},
+      {"fold_batch_norm", fold_batch_norm},         {"lower_to_kernels", lower_to_kernels},
+      {"fuse_epilogues", fuse_epilogues},           {"choose_layouts", choose_layouts},
       {"eliminate_dead_code", eliminate_dead_code},
   };
   for (const Pass& pass : kPipeline) {

@@ -27,8 +27,8 @@ class AlignedBytes {
  public:
   AlignedBytes() = default;
   explicit AlignedBytes(int64_t size)
-      : data_(static_cast<char*>(::operator new[](size_t(std::max<int64_t>(size, 64)),
-                                                  std::align_val_t(64)))),
+      : data_(static_cast<char*>(
+            ::operator new[](size_t(std::max<int64_t>(size, 64)), std::align_val_t(64)))),
         size_(size) {
     std::memset(data_.get(), 0, size_t(std::max<int64_t>(size, 64)));
   }
@@ -141,7 +141,7 @@ using Entry = void (*)(float* const*);
 struct Step {
   const Node* node = nullptr;
   Entry main = nullptr;
-  std::vector<float*> args;  ///< the kernel's arguments, resolved
+  std::vector<float*> args;                 ///< the kernel's arguments, resolved
   std::vector<TensorView> inputs, outputs;  ///< a host operator's operands
 };
 
@@ -155,8 +155,8 @@ class LoadedModule : public ModuleRuntime {
     for (size_t i = 0; i < inputs_.size(); ++i) {
       if (inputs_[i].name != name) continue;
       if (!(info == inputs_[i].info)) {
-        return invalid_argument("input '" + name + "' is " + to_string(inputs_[i].info) +
-                                ", got " + to_string(info));
+        return invalid_argument("input '" + name + "' is " + to_string(inputs_[i].info) + ", got " +
+                                to_string(info));
       }
       std::memcpy(input_buffers_[i].data(), data, size_t(info.num_bytes()));
       input_set_[i] = true;
@@ -182,7 +182,8 @@ class LoadedModule : public ModuleRuntime {
       KILN_RETURN_IF_ERROR(run_node(*step.node, opset_, step.inputs, step.outputs));
     }
     for (const auto& [output, source] : output_copies_) {
-      std::memcpy(output_buffers_[output].data(), source, size_t(outputs_[output].info.num_bytes()));
+      std::memcpy(output_buffers_[output].data(), source,
+                  size_t(outputs_[output].info.num_bytes()));
     }
     ran_ = true;
     return Status::ok();
@@ -232,7 +233,8 @@ Status LoadedModule::load(const std::string& bytes) {
   json m = json::parse(text, nullptr, false);
   if (m.is_discarded() || !m.is_object()) return bad_module("module.json is not a JSON object");
   if (m.value("format", "") != module_internal::kFormatName) {
-    return bad_module("module.json's format is not '" + std::string(module_internal::kFormatName) + "'");
+    return bad_module("module.json's format is not '" + std::string(module_internal::kFormatName) +
+                      "'");
   }
   if (m.value("version", int64_t{-1}) != kModuleFormatVersion) {
     return invalid_argument("the module has format version " +
@@ -245,7 +247,8 @@ Status LoadedModule::load(const std::string& bytes) {
   const std::string host = host_architecture();
   if (arch != host) {
     return invalid_argument("the module was compiled for " + arch + " (target '" + target_ +
-                            "'); this host is " + host + ": compile it with --target for this host");
+                            "'); this host is " + host +
+                            ": compile it with --target for this host");
   }
   // The code may use any feature the target enabled: each must be one this host has.
   if (m.contains("features") && m["features"].is_array() && !m["features"].empty()) {
@@ -291,7 +294,8 @@ Status LoadedModule::load(const std::string& bytes) {
       KILN_ASSIGN_OR_RETURN(TensorInfo info, parse_info(c));
       const int64_t offset = c.at("offset").get<int64_t>();
       if (offset < 0 || offset % 64 != 0 || offset + info.num_bytes() > weights_.size()) {
-        return bad_module("constant '" + c.at("name").get<std::string>() + "' lies outside the weights");
+        return bad_module("constant '" + c.at("name").get<std::string>() +
+                          "' lies outside the weights");
       }
       values_[c.at("name").get<std::string>()] = {info, weights_.data() + offset};
     }
@@ -312,8 +316,8 @@ Status LoadedModule::load(const std::string& bytes) {
     const json& tasks = m.at("tasks");
     for (const json& task : tasks) {
       auto add = [&](const json& fn) -> Status {
-        KILN_ASSIGN_OR_RETURN(std::string object, zip.read(fn.at("object").get<std::string>(),
-                                                           int64_t{256} << 20));
+        KILN_ASSIGN_OR_RETURN(std::string object,
+                              zip.read(fn.at("object").get<std::string>(), int64_t{256} << 20));
         objects.emplace_back(object.begin(), object.end());
         return Status::ok();
       };
@@ -344,7 +348,8 @@ Status LoadedModule::load(const std::string& bytes) {
       if (node.op == kKernelOp) {
         const json& entry = m.at("nodes")[index];
         const int64_t t = entry.contains("task") ? entry.at("task").get<int64_t>() : -1;
-        if (t < 0 || t >= int64_t(tasks.size())) return bad_module(node.describe() + " has no task");
+        if (t < 0 || t >= int64_t(tasks.size()))
+          return bad_module(node.describe() + " has no task");
         task = &tasks[size_t(t)];
       }
       Step step;
@@ -374,11 +379,13 @@ Status LoadedModule::load(const std::string& bytes) {
         caller.push_back(step.outputs.at(0).f32());
         if (int64_t(caller.size()) != task->at("arity").get<int64_t>()) {
           return bad_module(node.describe() + " has " + std::to_string(caller.size()) +
-                            " buffers; its task takes " + std::to_string(task->at("arity").get<int64_t>()));
+                            " buffers; its task takes " +
+                            std::to_string(task->at("arity").get<int64_t>()));
         }
         std::vector<float*> packed;
         for (const json& shape : task->at("packed_shapes")) {
-          KILN_ASSIGN_OR_RETURN(TensorInfo info, parse_info(json{{"dtype", "float32"}, {"shape", shape}}));
+          KILN_ASSIGN_OR_RETURN(TensorInfo info,
+                                parse_info(json{{"dtype", "float32"}, {"shape", shape}}));
           packed_.emplace_back(info.num_bytes());
           packed.push_back(reinterpret_cast<float*>(packed_.back().data()));
         }
@@ -401,7 +408,8 @@ Status LoadedModule::load(const std::string& bytes) {
           KILN_ASSIGN_OR_RETURN(std::vector<float*> args, resolve(fn));
           entry(args.data());
         }
-        KILN_ASSIGN_OR_RETURN(step.main, code_->lookup(task->at("main").at("symbol").get<std::string>()));
+        KILN_ASSIGN_OR_RETURN(step.main,
+                              code_->lookup(task->at("main").at("symbol").get<std::string>()));
         KILN_ASSIGN_OR_RETURN(step.args, resolve(task->at("main")));
       }
       steps_.push_back(std::move(step));

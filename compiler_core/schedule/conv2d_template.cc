@@ -184,17 +184,16 @@ Schedule conv2d_direct_schedule(const Workload& w, const Target& t, const Config
                     return weight({x[0] * Expr(tk) + x[4], x[1], x[2], x[3]});
                   });
   const std::vector<std::string> out_axes = {"n", "k", "oh", "ow"};
-  Tensor sum =
-      sch.compute_sum(w.has_epilogue() ? "O.sum" : "O", out_shape, out_axes,
-                      {channels, w.kernel_h, w.kernel_w}, {"c", "r", "s"},
-                      [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
-                        Expr h = x[2] * Expr(w.stride_h) + r[1];
-                        // Padded column of the tap: ow·stride + s, split into phase and column
-                        // below.
-                        Expr col = x[3] * Expr(stride) + r[2];
-                        return read_input(x[0], r[0], h, col) *
-                               kernel({x[1] / Expr(tk), r[0], r[1], r[2], x[1] % Expr(tk)});
-                      });
+  Tensor sum = sch.compute_sum(
+      w.has_epilogue() ? "O.sum" : "O", out_shape, out_axes, {channels, w.kernel_h, w.kernel_w},
+      {"c", "r", "s"}, [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
+        Expr h = x[2] * Expr(w.stride_h) + r[1];
+        // Padded column of the tap: ow·stride + s, split into phase and column
+        // below.
+        Expr col = x[3] * Expr(stride) + r[2];
+        return read_input(x[0], r[0], h, col) *
+               kernel({x[1] / Expr(tk), r[0], r[1], r[2], x[1] % Expr(tk)});
+      });
   sch.prepack(kernel);  // weights are constant: packed once
   Tensor out = sum, acc = sum;
   if (w.has_epilogue()) {
@@ -259,8 +258,8 @@ ConfigSpace conv2d_space(const Workload& w, const Target& t) {
   // a step loads 10 operands for 24 FMAs instead of 29 for 28; input channels unrolled by 2, as
   // by 4 LLVM keeps more input values live than the 8 registers left and spills (llvm-mca:
   // 0.81 of the FMA peak by 4, 0.99 by 2; bench/arm_mca_bench.cc).
-  std::vector<int64_t> defaults = t.is_aarch64() ? std::vector<int64_t>{4, 16, 6, 2, 1}
-                                                 : std::vector<int64_t>{1, 16, 28, 4, 1};
+  std::vector<int64_t> defaults =
+      t.is_aarch64() ? std::vector<int64_t>{4, 16, 6, 2, 1} : std::vector<int64_t>{1, 16, 28, 4, 1};
   if (direct) defaults.push_back(0);
   defaults.push_back(1);
   templates::set_default_if_in_space(space, defaults);
@@ -393,13 +392,12 @@ Schedule depthwise_direct_schedule(const Workload& w, const Target& t, const Con
                                               input({x[0], x[1], ih, iw}), ir::f32(0));
                   });
   const std::vector<std::string> out_axes = {"n", "c", "oh", "ow"};
-  Tensor out =
-      sch.compute_sum(w.has_epilogue() ? "O.sum" : "O", w.output_shape(), out_axes,
-                      {w.kernel_h, w.kernel_w}, {"r", "s"},
-                      [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
-                        return data({x[0], x[1], x[2] * Expr(w.stride_h) + r[0], x[3] + r[1]}) *
-                               weight({x[1], Expr(0), r[0], r[1]});
-                      });
+  Tensor out = sch.compute_sum(
+      w.has_epilogue() ? "O.sum" : "O", w.output_shape(), out_axes, {w.kernel_h, w.kernel_w},
+      {"r", "s"}, [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
+        return data({x[0], x[1], x[2] * Expr(w.stride_h) + r[0], x[3] + r[1]}) *
+               weight({x[1], Expr(0), r[0], r[1]});
+      });
   Tensor sum = out;
   if (w.has_epilogue()) {
     out = sch.compute("O", w.output_shape(), out_axes, [&](const std::vector<Expr>& x) {

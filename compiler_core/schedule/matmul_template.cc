@@ -74,15 +74,14 @@ ConfigSpace matmul_space(const Workload& w, const Target& t) {
   ConfigSpace space("matmul", knobs);
   // A step of the tile keeps tile_m × tile_n_vectors accumulators, the tile_n_vectors vectors
   // of the B panel's row and a broadcast of A live.
-  templates::fit_register_budget(space, t, [](const std::vector<int64_t>& v) {
-    return v[0] * v[1] + v[1] + 1;
-  });
+  templates::fit_register_budget(
+      space, t, [](const std::vector<int64_t>& v) { return v[0] * v[1] + v[1] + 1; });
   // x86: a 6 × 2-vector tile (12 accumulators), k unrolled by 4, packed panels. AArch64:
   // NEON's two FMA pipes have a latency of 4 to 7 cycles, so a 6 × 4-vector tile (24 of the 32
   // registers accumulate) keeps both busy with 10 operand loads to 24 FMAs.
-  templates::set_default_if_in_space(
-      space, t.is_aarch64() ? std::vector<int64_t>{6, 4, 4, 0, 1, 1, 1, 0}
-                            : std::vector<int64_t>{6, 2, 4, 0, 1, 1, 1, 0});
+  templates::set_default_if_in_space(space, t.is_aarch64()
+                                                ? std::vector<int64_t>{6, 4, 4, 0, 1, 1, 1, 0}
+                                                : std::vector<int64_t>{6, 2, 4, 0, 1, 1, 1, 0});
   return space;
 }
 

@@ -15,13 +15,13 @@ namespace kiln {
 /// The largest values MeasureOptions may hold; 0 means the receiver's default where the message
 /// says so.
 struct MeasureOptionLimits {
-  static constexpr int32_t kMaxNumber = 1'000'000;     ///< runs per sample
-  static constexpr int32_t kMaxRepeat = 1'000;         ///< samples
+  static constexpr int32_t kMaxNumber = 1'000'000;  ///< runs per sample
+  static constexpr int32_t kMaxRepeat = 1'000;      ///< samples
   static constexpr int32_t kMaxWarmup = 1'000;
-  static constexpr double kMaxMinRepeatMs = 60'000;    ///< one sample's minimum length
+  static constexpr double kMaxMinRepeatMs = 60'000;  ///< one sample's minimum length
   static constexpr double kMaxCooldownMs = 60'000;
-  static constexpr int32_t kMaxThreads = 1024;         ///< the kernel thread pool's limit
-  static constexpr double kMaxTimeoutS = 86'400;       ///< a day
+  static constexpr int32_t kMaxThreads = 1024;    ///< the kernel thread pool's limit
+  static constexpr double kMaxTimeoutS = 86'400;  ///< a day
 };
 
 /// InvalidArgument naming the first option outside its bounds (a negative, a non-finite or a

@@ -70,21 +70,22 @@ TEST(ArmModule, ResNet18CompiledHereRunsInTheArm64Kiln) {
   ASSERT_EQ(host_compile.code, 0) << host_compile.err;
 
   // This machine cannot run the aarch64 module, and says why.
-  Outcome refused = run({KILN_BINARY, "run", "--module", (dir / "arm.kmod").string()}, dir, "refused");
+  Outcome refused =
+      run({KILN_BINARY, "run", "--module", (dir / "arm.kmod").string()}, dir, "refused");
   EXPECT_EQ(refused.code, 2) << refused.err;
   EXPECT_NE(refused.err.find("aarch64"), std::string::npos) << refused.err;
   EXPECT_NE(refused.err.find("x86_64"), std::string::npos) << refused.err;
 
-  Outcome host_run = run({KILN_BINARY, "run", "--module", (dir / "host.kmod").string(), "--inputs",
-                          (dir / "input.npz").string(), "--outputs", (dir / "host_out.npz").string(),
-                          "--repeat", "1"},
-                         dir, "run_host");
+  Outcome host_run = run(
+      {KILN_BINARY, "run", "--module", (dir / "host.kmod").string(), "--inputs",
+       (dir / "input.npz").string(), "--outputs", (dir / "host_out.npz").string(), "--repeat", "1"},
+      dir, "run_host");
   ASSERT_EQ(host_run.code, 0) << host_run.err;
-  Outcome arm_run = run({KILN_QEMU_AARCH64, "-L", KILN_ARM64_SYSROOT, KILN_ARM64_BINARY, "run",
-                         "--module", (dir / "arm.kmod").string(), "--inputs",
-                         (dir / "input.npz").string(), "--outputs", (dir / "arm_out.npz").string(),
-                         "--repeat", "1", "--threads", "2"},
-                        dir, "run_arm");
+  Outcome arm_run =
+      run({KILN_QEMU_AARCH64, "-L", KILN_ARM64_SYSROOT, KILN_ARM64_BINARY, "run", "--module",
+           (dir / "arm.kmod").string(), "--inputs", (dir / "input.npz").string(), "--outputs",
+           (dir / "arm_out.npz").string(), "--repeat", "1", "--threads", "2"},
+          dir, "run_arm");
   ASSERT_EQ(arm_run.code, 0) << arm_run.err;
   std::cout << arm_run.out;
 

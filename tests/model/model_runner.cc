@@ -21,9 +21,9 @@ Result<std::map<std::string, graph::Tensor>> compute_outputs(
   graph::Graph optimized = graph;
   KILN_RETURN_IF_ERROR(graph::optimize_graph(optimized));
   static std::atomic<int> serial{0};
-  const std::filesystem::path path =
-      std::filesystem::path(::testing::TempDir()) /
-      ("kiln_model_runner_" + std::to_string(::getpid()) + "_" + std::to_string(serial++) + ".kmod");
+  const std::filesystem::path path = std::filesystem::path(::testing::TempDir()) /
+                                     ("kiln_model_runner_" + std::to_string(::getpid()) + "_" +
+                                      std::to_string(serial++) + ".kmod");
   KILN_ASSIGN_OR_RETURN(const core::Target target, core::parse_target("llvm"));
   Result<graph::CompileSummary> compiled = graph::compile_module(optimized, target, nullptr, path);
   if (!compiled.is_ok()) return compiled.status();

@@ -25,10 +25,10 @@ namespace kiln {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::HasSubstr;
 using model_test::add_int_attr;
 using model_test::add_ints_attr;
 using model_test::ModelBuilder;
+using ::testing::HasSubstr;
 
 constexpr int32_t kFloat = onnx::TensorProto::FLOAT;
 
@@ -120,7 +120,8 @@ TEST(GraphPasses, ConvolutionBetweenTransposesRunsInNhwc) {
     ModelBuilder m(13);
     const int64_t k = depthwise ? 6 : 5;
     m.input("x", kFloat, {1, 7, 9, 6}).output("y", kFloat, {1, 7, 9, k});
-    m.initializer("w", {k, depthwise ? 1 : 6, 3, 3}, random_values(size_t(k * (depthwise ? 1 : 6) * 9), 1));
+    m.initializer("w", {k, depthwise ? 1 : 6, 3, 3},
+                  random_values(size_t(k * (depthwise ? 1 : 6) * 9), 1));
     m.initializer("b", {k}, random_values(size_t(k), 2));
     add_ints_attr(m.node("Transpose", {"x"}, {"xt"}), "perm", {0, 3, 1, 2});
     onnx::NodeProto& conv = m.node("Conv", {"xt", "w", "b"}, {"c"}, "conv");
@@ -225,7 +226,8 @@ TEST_F(ModuleTest, RefusesWrongInputsBeforeRunning) {
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("float32[1,8,10,10]"));
   EXPECT_THAT(s.message(), HasSubstr("float32[1,8,10,11]"));
-  const graph::Tensor wrong_dtype = graph::Tensor::from_ints({1, 8, 10, 10}, std::vector<int64_t>(800));
+  const graph::Tensor wrong_dtype =
+      graph::Tensor::from_ints({1, 8, 10, 10}, std::vector<int64_t>(800));
   EXPECT_EQ((*module)->set_input("x", wrong_dtype.info, wrong_dtype.data()).code(),
             StatusCode::kInvalidArgument);
   const graph::Tensor x = random_input({graph::DType::kFloat32, {1, 8, 10, 10}}, 1);
@@ -259,9 +261,9 @@ TEST(KilnCompile, TakesTunedRecordsFromTheLogAndSaysSo) {
   const std::string module = (dir / "block.kmod").string();
 
   auto compile = [&](const std::string& tag) {
-    test::Finished f = test::run_to_end(
-        {KILN_BINARY, "compile", model.string(), "--target", "llvm", "--db", db, "-o", module, "--json"},
-        dir, tag);
+    test::Finished f = test::run_to_end({KILN_BINARY, "compile", model.string(), "--target", "llvm",
+                                         "--db", db, "-o", module, "--json"},
+                                        dir, tag);
     EXPECT_EQ(f.code, 0) << f.err;
     return nlohmann::json::parse(f.out);
   };
@@ -271,9 +273,10 @@ TEST(KilnCompile, TakesTunedRecordsFromTheLogAndSaysSo) {
   EXPECT_EQ(first["kernel_nodes"], 2);
   const std::string workload = first["task_list"][0]["workload"];
 
-  test::Finished tuned = test::run_to_end({KILN_BINARY, "tune", "--workload", workload, "--target",
-                                           "llvm", "--trials", "4", "--tuner", "random", "--db", db},
-                                          dir, "tune");
+  test::Finished tuned =
+      test::run_to_end({KILN_BINARY, "tune", "--workload", workload, "--target", "llvm", "--trials",
+                        "4", "--tuner", "random", "--db", db},
+                       dir, "tune");
   ASSERT_EQ(tuned.code, 0) << tuned.err;
   nlohmann::json second = compile("compile2");
   EXPECT_EQ(second["tuned_tasks"], 1);
@@ -284,8 +287,9 @@ TEST(KilnCompile, TakesTunedRecordsFromTheLogAndSaysSo) {
   fs::remove(db);
   fs::remove(model);
   const std::string wrong = (dir / "wrong.npz").string();
-  ASSERT_TRUE(graph::write_npz(wrong, {{"x", random_input({graph::DType::kFloat32, {1, 8, 9, 9}}, 3)}})
-                  .is_ok());
+  ASSERT_TRUE(
+      graph::write_npz(wrong, {{"x", random_input({graph::DType::kFloat32, {1, 8, 9, 9}}, 3)}})
+          .is_ok());
   test::Finished refused =
       test::run_to_end({KILN_BINARY, "run", "--module", module, "--inputs", wrong}, dir, "wrong");
   EXPECT_EQ(refused.code, 2);

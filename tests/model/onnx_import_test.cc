@@ -18,12 +18,11 @@
 namespace kiln::frontend {
 namespace {
 
-using ::testing::HasSubstr;
 using model_test::add_int_attr;
 using model_test::add_ints_attr;
 using model_test::add_string_attr;
 using model_test::ModelBuilder;
-
+using ::testing::HasSubstr;
 
 constexpr int32_t kFloat = onnx::TensorProto::FLOAT;
 constexpr int32_t kInt64 = onnx::TensorProto::INT64;

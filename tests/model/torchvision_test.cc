@@ -28,7 +28,8 @@ Outcome run(const std::vector<std::string>& args, const fs::path& dir, const std
 /// True when Debian's python3 has torch and torchvision; a missing peer skips the test unless
 /// KILN_REQUIRE_MODEL is set (the README's test command sets it).
 bool have_torch(const fs::path& dir) {
-  return run({"/usr/bin/python3", "-c", "import torch, torchvision, numpy"}, dir, "probe").code == 0;
+  return run({"/usr/bin/python3", "-c", "import torch, torchvision, numpy"}, dir, "probe").code ==
+         0;
 }
 
 class TorchvisionModel : public ::testing::TestWithParam<std::string> {};
@@ -42,7 +43,8 @@ TEST_P(TorchvisionModel, MatchesPyTorch) {
     if (std::getenv("KILN_REQUIRE_MODEL") != nullptr) FAIL() << "python3-torch is missing";
     GTEST_SKIP() << "python3-torch or python3-torchvision is missing";
   }
-  Outcome exported = run({"/usr/bin/python3", KILN_EXPORT_SCRIPT, model, dir.string()}, dir, "export");
+  Outcome exported =
+      run({"/usr/bin/python3", KILN_EXPORT_SCRIPT, model, dir.string()}, dir, "export");
   ASSERT_EQ(exported.code, 0) << exported.err;
 
   // A tuning log that does not exist: every task takes its template's default config.
@@ -51,10 +53,10 @@ TEST_P(TorchvisionModel, MatchesPyTorch) {
                           "--db", (dir / "none.db").string(), "-o", module.string()},
                          dir, "compile");
   ASSERT_EQ(compiled.code, 0) << compiled.err;
-  Outcome ran = run({KILN_BINARY, "run", "--module", module.string(), "--inputs",
-                     (dir / "input.npz").string(), "--outputs", (dir / "output.npz").string(),
-                     "--repeat", "1", "--threads", "2"},
-                    dir, "run");
+  Outcome ran = run(
+      {KILN_BINARY, "run", "--module", module.string(), "--inputs", (dir / "input.npz").string(),
+       "--outputs", (dir / "output.npz").string(), "--repeat", "1", "--threads", "2"},
+      dir, "run");
   ASSERT_EQ(ran.code, 0) << ran.err;
 
   auto expected = graph::read_npz((dir / "expected.npz").string());
@@ -69,8 +71,8 @@ TEST_P(TorchvisionModel, MatchesPyTorch) {
   for (size_t i = 0; i < want.f32.size(); ++i) {
     worst = std::max(worst, double(std::fabs(got.f32[i] - want.f32[i])));
   }
-  EXPECT_LE(worst, 1e-3 * largest) << model << ": largest |difference| " << worst
-                                   << " against largest |output| " << largest;
+  EXPECT_LE(worst, 1e-3 * largest)
+      << model << ": largest |difference| " << worst << " against largest |output| " << largest;
   std::cout << model << ": max |kiln - pytorch| / max |pytorch| = " << worst / largest << "\n"
             << compiled.out;
   fs::remove_all(dir);

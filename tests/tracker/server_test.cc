@@ -452,9 +452,8 @@ TEST_F(TrackerServerTest, RefusesMeasureOptionsOutsideTheirBounds) {
   });
   EXPECT_EQ(inf.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(inf.error_message().find("timeout_s"), std::string::npos) << inf.error_message();
-  grpc::Status threads = submit(3, results, {}, kToken, "thr", [](pb::MeasureTask& t) {
-    t.mutable_options()->set_threads(5000);
-  });
+  grpc::Status threads = submit(3, results, {}, kToken, "thr",
+                                [](pb::MeasureTask& t) { t.mutable_options()->set_threads(5000); });
   EXPECT_EQ(threads.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(threads.error_message().find("threads"), std::string::npos);
   EXPECT_TRUE(results.empty());

@@ -209,9 +209,9 @@ TEST(FlagSetShortAlias, SpellsTheLongFlagInEveryForm) {
 }
 
 TEST(FlagSetShortAlias, CountsAsTheLongFlagInErrors) {
-  EXPECT_EQ(error_of(compile_like_flags(), {"a.onnx", "--target", "llvm", "-o", "x", "--output",
-                                            "y"}),
-            "--output given more than once");
+  EXPECT_EQ(
+      error_of(compile_like_flags(), {"a.onnx", "--target", "llvm", "-o", "x", "--output", "y"}),
+      "--output given more than once");
   EXPECT_EQ(error_of(compile_like_flags(), {"a.onnx", "--target", "llvm", "-o"}),
             "--output needs a value (--output MODULE)");
   EXPECT_EQ(error_of(compile_like_flags(), {"a.onnx", "--target", "llvm", "-p", "x"}),

@@ -24,7 +24,9 @@ namespace kiln::tuner {
 namespace {
 
 /// A resolved target without its long -mattr list, for a line of text (JSON keeps it whole).
-std::string brief_target(const std::string& target) { return target.substr(0, target.find(" -mattr=")); }
+std::string brief_target(const std::string& target) {
+  return target.substr(0, target.find(" -mattr="));
+}
 
 FlagSet make_flags() {
   FlagSet flags(
@@ -131,9 +133,10 @@ int compile_command(const std::vector<std::string>& args) {
       "compiled {} for {}\n  {} nodes imported -> {} kernels and {} host operators\n  {} tasks, "
       "{} with tuned records, {} with default configs\n  intermediate memory {:.1f} MiB "
       "(without reuse {:.1f} MiB)\n  wrote {} ({:.1f} MiB)\n",
-      model_path, brief_target(s.target), imported_nodes, s.kernel_nodes, s.host_nodes, s.tasks.size(), tuned,
-      int64_t(s.tasks.size()) - tuned, double(s.memory.arena_bytes) / (1 << 20),
-      double(s.memory.unshared_bytes) / (1 << 20), out_path, double(s.bytes) / (1 << 20));
+      model_path, brief_target(s.target), imported_nodes, s.kernel_nodes, s.host_nodes,
+      s.tasks.size(), tuned, int64_t(s.tasks.size()) - tuned,
+      double(s.memory.arena_bytes) / (1 << 20), double(s.memory.unshared_bytes) / (1 << 20),
+      out_path, double(s.bytes) / (1 << 20));
   return 0;
 }
 

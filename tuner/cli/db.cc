@@ -11,9 +11,9 @@
 #include <spdlog/fmt/fmt.h>
 #include <nlohmann/json.hpp>
 
-#include "compiler_core/support/file.h"
 #include "compiler_core/db/record.h"
 #include "compiler_core/db/tuning_log.h"
+#include "compiler_core/support/file.h"
 #include "tuner/cli/commands.h"
 #include "tuner/cli/flags.h"
 #include "tuner/cli/tuning_log_flag.h"
@@ -52,10 +52,10 @@ int export_action(const std::vector<std::string>& args) {
       return written.is_ok();
     });
     if (!saved.is_ok() && written.is_ok()) {
-      return report_error(saved.code() == StatusCode::kFailedPrecondition
-                              ? invalid_argument("cannot write --output file '" + output +
-                                                 "': " + saved.message())
-                              : saved);
+      return report_error(
+          saved.code() == StatusCode::kFailedPrecondition
+              ? invalid_argument("cannot write --output file '" + output + "': " + saved.message())
+              : saved);
     }
   } else {
     written = log->export_jsonl(std::cout);

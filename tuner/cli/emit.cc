@@ -9,11 +9,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "compiler_core/support/file.h"
 #include "compiler_core/build.h"
 #include "compiler_core/codegen/llvm/host.h"
 #include "compiler_core/schedule/config_space.h"
 #include "compiler_core/schedule/templates.h"
+#include "compiler_core/support/file.h"
 #include "compiler_core/support/log.h"
 #include "compiler_core/target/target.h"
 #include "compiler_core/te/workload.h"
@@ -54,8 +54,8 @@ FlagSet make_flags() {
                    "(optimized LLVM IR)",
                    "asm");
   flags.add_string("output", "FILE",
-                   "the file to write; required for obj; without it asm and llvm go to stdout",
-                   "", 'o');
+                   "the file to write; required for obj; without it asm and llvm go to stdout", "",
+                   'o');
   flags.add_bool("json", "print one JSON object on stdout instead of the code");
   return flags;
 }

@@ -115,8 +115,8 @@ class HelpFormatter final : public CLI::FormatterBase {
     if (!positionals.empty()) {
       out += "\narguments:\n";
       for (const CLI::Option* option : positionals) {
-        append_entry(*option, option->get_description() +
-                                  (option->get_required() ? "" : " (optional)"));
+        append_entry(*option,
+                     option->get_description() + (option->get_required() ? "" : " (optional)"));
       }
     }
     out += "\nflags:\n";
@@ -290,8 +290,8 @@ void FlagSet::add_int(std::string name, std::string value_name, std::string help
 
 void FlagSet::add_bool(std::string name, std::string help, char short_name) {
   Flag& flag = add(std::move(name), Type::kBool);
-  flag.option = app_->add_flag(option_names(flag.name, short_name), flag.bool_value,
-                               std::move(help));
+  flag.option =
+      app_->add_flag(option_names(flag.name, short_name), flag.bool_value, std::move(help));
   flag.option->multi_option_policy(CLI::MultiOptionPolicy::Throw)->check(boolean_value(flag.name));
 }
 
@@ -391,9 +391,8 @@ Status FlagSet::parse_error_status(const std::vector<std::string>& args) const {
         return invalid_argument("missing " + flag->value_name + " for '" + display_name() +
                                 "'; run '" + display_name() + " --help'");
       }
-      return invalid_argument("missing required flag --" + flag->name + " for '" +
-                              display_name() + "' (--" + flag->name + " " + flag->value_name +
-                              ")");
+      return invalid_argument("missing required flag --" + flag->name + " for '" + display_name() +
+                              "' (--" + flag->name + " " + flag->value_name + ")");
     }
     return unreadable(error);
   } catch (const CLI::ArgumentMismatch& error) {

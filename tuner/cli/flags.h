@@ -6,9 +6,10 @@
 /// layout); FlagSet turns CLI11's errors into kiln's messages.
 ///
 /// Accepted forms: `--name value`, `--name=value` (`--name=` is the empty value), boolean flags
-/// given alone (`--json`, or `--json=true|false|1|0`), a declared short alias for `--name` (`-o FILE`, `-oFILE`, `-o=FILE`),
-/// positional arguments where a command declares them (in their order, anywhere among the
-/// flags; after `--` an argument is positional even when it starts with `-`), and `--help` /
+/// given alone (`--json`, or `--json=true|false|1|0`), a declared short alias for `--name` (`-o
+/// FILE`, `-oFILE`, `-o=FILE`), positional arguments where a command declares them (in their order,
+/// anywhere among the flags; after `--` an argument is positional even when it starts with `-`),
+/// and `--help` /
 /// `-h`. Every flag may appear once. A flag's value may not start with `--` (`--workload
 /// --target llvm` is a missing value, not the workload "--target"). Errors are InvalidArgument
 /// Statuses whose messages name the flag and the command (`unknown flag '--x' for 'kiln run'`);
@@ -68,8 +69,7 @@ class FlagSet {
   /// true). Positional arguments take the command line's free arguments in the order they are
   /// declared; declare the required ones first. `name` is what get_positional and is_set take
   /// and must differ from every flag's; `value_name` is how usage and --help show it.
-  void add_positional(std::string name, std::string value_name, std::string help,
-                      bool required);
+  void add_positional(std::string name, std::string value_name, std::string help, bool required);
 
   /// Parses `args`, the arguments after the command name. A `--help`/`-h` anywhere wins over
   /// every mistake (then help_requested() is true and nothing else is checked). InvalidArgument

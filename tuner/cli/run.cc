@@ -47,20 +47,21 @@ int default_threads() {
 }
 
 FlagSet make_flags() {
-  FlagSet flags("run",
-                "Builds the kernel of a workload for this machine with the given config, else the "
-                "fastest valid config the tuning log holds for this machine, else the schedule "
-                "template's default config, checks its output against the reference "
-                "implementation, and times it.",
-                "The output is correct when its largest relative error against the reference is "
-                "at most 1e-4. Timing: one warm-up run, then the median of 5 samples of at least "
-                "100 ms each. A tuning log that does not exist is not created: the default "
-                "config is used.\nWith --json: one object with workload, target, config, source "
-                "(\"record\" from the tuning log, \"default\", or \"flag\" for --config), "
-                "correct, max_relative_error, time_s, gflops and threads.\nExit codes: 0 correct, "
-                "1 wrong output, a failed build or a damaged tuning log, 2 bad flags, workload, "
-                "target or config, or a --db file that is not a tuning log.\nkiln run --module MODULE runs a "
-                "model that kiln compile wrote: see kiln run --module M --help.");
+  FlagSet flags(
+      "run",
+      "Builds the kernel of a workload for this machine with the given config, else the "
+      "fastest valid config the tuning log holds for this machine, else the schedule "
+      "template's default config, checks its output against the reference "
+      "implementation, and times it.",
+      "The output is correct when its largest relative error against the reference is "
+      "at most 1e-4. Timing: one warm-up run, then the median of 5 samples of at least "
+      "100 ms each. A tuning log that does not exist is not created: the default "
+      "config is used.\nWith --json: one object with workload, target, config, source "
+      "(\"record\" from the tuning log, \"default\", or \"flag\" for --config), "
+      "correct, max_relative_error, time_s, gflops and threads.\nExit codes: 0 correct, "
+      "1 wrong output, a failed build or a damaged tuning log, 2 bad flags, workload, "
+      "target or config, or a --db file that is not a tuning log.\nkiln run --module MODULE runs a "
+      "model that kiln compile wrote: see kiln run --module M --help.");
   flags.add_required_string("workload", "W",
                             "the workload, e.g. matmul:M=1024,N=1024,K=1024 or "
                             "conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,stride=1,pad=1");

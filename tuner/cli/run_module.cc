@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <map>
 #include <iostream>
+#include <map>
 #include <random>
 #include <string>
 #include <thread>
@@ -23,7 +23,9 @@ namespace kiln::tuner {
 namespace {
 
 /// A resolved target without its long -mattr list, for a line of text (JSON keeps it whole).
-std::string brief_target(const std::string& target) { return target.substr(0, target.find(" -mattr=")); }
+std::string brief_target(const std::string& target) {
+  return target.substr(0, target.find(" -mattr="));
+}
 
 // Random inputs are the same on every run, so that outputs can be compared across runs.
 constexpr uint64_t kInputSeed = 20240601;
@@ -54,7 +56,8 @@ FlagSet make_flags() {
 nlohmann::json describe(const std::vector<graph::Value>& values) {
   nlohmann::json out = nlohmann::json::array();
   for (const graph::Value& v : values) {
-    out.push_back({{"name", v.name}, {"dtype", graph::dtype_name(v.info.dtype)}, {"shape", v.info.shape}});
+    out.push_back(
+        {{"name", v.name}, {"dtype", graph::dtype_name(v.info.dtype)}, {"shape", v.info.shape}});
   }
   return out;
 }
@@ -86,7 +89,8 @@ int run_module_command(const std::vector<std::string>& args) {
   module.set_threads(int(flags.get_int("threads")));
 
   if (flags.is_set("inputs")) {
-    Result<std::map<std::string, graph::Tensor>> arrays = graph::read_npz(flags.get_string("inputs"));
+    Result<std::map<std::string, graph::Tensor>> arrays =
+        graph::read_npz(flags.get_string("inputs"));
     if (!arrays.is_ok()) return fail(arrays.status());
     for (const graph::Value& input : module.inputs()) {
       auto it = arrays->find(input.name);
@@ -130,28 +134,31 @@ int run_module_command(const std::vector<std::string>& args) {
       std::memcpy(t.data(), view->data, size_t(view->info.num_bytes()));
       arrays.emplace_back(output.name, std::move(t));
     }
-    if (Status s = graph::write_npz(flags.get_string("outputs"), arrays); !s.is_ok()) return fail(s);
+    if (Status s = graph::write_npz(flags.get_string("outputs"), arrays); !s.is_ok())
+      return fail(s);
   }
 
   if (flags.get_bool("json")) {
-    nlohmann::json out = {
-        {"module", flags.get_string("module")},
-        {"target", module.target()},
-        {"threads", flags.get_int("threads")},
-        {"repeat", repeat},
-        {"latency_ms",
-         {{"median", quantile(0.5)}, {"min", ms.front()}, {"max", ms.back()},
-          {"p10", quantile(0.1)}, {"p90", quantile(0.9)}}},
-        {"inputs", describe(module.inputs())},
-        {"outputs", describe(module.outputs())}};
+    nlohmann::json out = {{"module", flags.get_string("module")},
+                          {"target", module.target()},
+                          {"threads", flags.get_int("threads")},
+                          {"repeat", repeat},
+                          {"latency_ms",
+                           {{"median", quantile(0.5)},
+                            {"min", ms.front()},
+                            {"max", ms.back()},
+                            {"p10", quantile(0.1)},
+                            {"p90", quantile(0.9)}}},
+                          {"inputs", describe(module.inputs())},
+                          {"outputs", describe(module.outputs())}};
     std::cout << out.dump() << "\n";
     return 0;
   }
-  std::cout << fmt::format("ran {} ({}) on {} threads: median {:.3f} ms over {} runs "
-                           "(min {:.3f}, max {:.3f})\n",
-                           flags.get_string("module"), brief_target(module.target()),
-                           flags.get_int("threads"),
-                           quantile(0.5), repeat, ms.front(), ms.back());
+  std::cout << fmt::format(
+      "ran {} ({}) on {} threads: median {:.3f} ms over {} runs "
+      "(min {:.3f}, max {:.3f})\n",
+      flags.get_string("module"), brief_target(module.target()), flags.get_int("threads"),
+      quantile(0.5), repeat, ms.front(), ms.back());
   for (const graph::Value& output : module.outputs()) {
     std::cout << "  output " << output.name << ": " << graph::to_string(output.info) << "\n";
   }

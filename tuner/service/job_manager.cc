@@ -3,8 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <fstream>
 #include <map>
@@ -13,8 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "compiler_core/support/file.h"
 #include "compiler_core/db/tuning_log.h"
+#include "compiler_core/support/file.h"
 #include "compiler_core/support/log.h"
 #include "compiler_core/target/target.h"
 #include "compiler_core/te/workload.h"

@@ -55,8 +55,8 @@ Result<std::unique_ptr<LinkedObjects>> link_objects(
         "object " + std::to_string(i));
     auto object = llvm::object::ObjectFile::createObjectFile(ref);
     if (!object) {
-      return invalid_argument("object " + std::to_string(i) + " is not an object file: " +
-                              llvm_error_message(object.takeError()));
+      return invalid_argument("object " + std::to_string(i) +
+                              " is not an object file: " + llvm_error_message(object.takeError()));
     }
     const llvm::Triple::ArchType arch = (*object)->getArch();
     if (arch != process.getArch()) {
@@ -66,9 +66,8 @@ Result<std::unique_ptr<LinkedObjects>> link_objects(
     }
   }
 
-  auto jit_or = llvm::orc::LLJITBuilder()
-                    .setPlatformSetUp(llvm::orc::setUpInactivePlatform)
-                    .create();
+  auto jit_or =
+      llvm::orc::LLJITBuilder().setPlatformSetUp(llvm::orc::setUpInactivePlatform).create();
   if (!jit_or) {
     return internal_error("cannot create the llvm JIT: " + llvm_error_message(jit_or.takeError()));
   }
