@@ -7,7 +7,6 @@
 #include <memory>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <spdlog/fmt/fmt.h>
@@ -58,9 +57,7 @@ FlagSet make_flags() {
                    "the config to time, {\"index\": N} or {\"knobs\": {\"name\": value, ...}}; "
                    "without it, the best stored config, else the template's default");
   add_db_flag(flags, "the tuning log to take the best config from; read only");
-  int cores = int(std::max(1u, std::thread::hardware_concurrency()));
-  flags.add_int("threads", "N", "threads of kiln's kernel and of the libraries", cores, 1, 1024,
-                "this machine's cores, " + std::to_string(cores));
+  add_threads_flag(flags, "threads of kiln's kernel and of the libraries");
   flags.add_bool("json", "print one JSON object on stdout");
   return flags;
 }

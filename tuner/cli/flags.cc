@@ -4,6 +4,7 @@
 #include <cctype>
 #include <charconv>
 #include <iostream>
+#include <thread>
 #include <utility>
 
 #include <CLI/CLI.hpp>
@@ -466,6 +467,12 @@ bool FlagSet::is_set(std::string_view name) const {
   const Flag* flag = find(name);
   KILN_CHECK(flag != nullptr) << "flag --" << name << " was never declared";
   return flag->option->count() > 0;
+}
+
+void add_threads_flag(FlagSet& flags, const std::string& help) {
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  flags.add_int("threads", "N", help, cores, 1, 1024,
+                "this machine's cores, " + std::to_string(cores));
 }
 
 std::optional<int> parse_flags_or_exit(FlagSet& flags, const std::vector<std::string>& args) {

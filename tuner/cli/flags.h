@@ -125,6 +125,10 @@ class FlagSet {
   bool help_requested_ = false;
 };
 
+/// Declares `--threads N` (threads for kernels' parallel loops, 1 to 1024) with this machine's
+/// cores as the default; `help` says what the threads run.
+void add_threads_flag(FlagSet& flags, const std::string& help);
+
 /// Parses `args` into `flags` and handles what every subcommand treats alike: on --help it
 /// prints the help on stdout and returns 0; on a parse error it prints `error: <message>` on
 /// stderr and returns 2. Returns nullopt when the command should go on.

@@ -8,7 +8,6 @@
 #include <memory>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <spdlog/fmt/fmt.h>
@@ -40,12 +39,6 @@ constexpr uint64_t kInputSeed = 20240601;
 // float32 kernels reorder their sums; the reference accumulates in double.
 constexpr double kMaxRelativeError = 1e-4;
 
-constexpr int64_t kMaxThreads = 1024;
-
-int default_threads() {
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
-
 FlagSet make_flags() {
   FlagSet flags(
       "run",
@@ -72,9 +65,7 @@ FlagSet make_flags() {
                    "the config to build, {\"index\": N} or {\"knobs\": {\"name\": value, ...}}; "
                    "without it, the best stored config, else the template's default");
   add_db_flag(flags, "the tuning log to take the best config from; read only");
-  int cores = default_threads();
-  flags.add_int("threads", "N", "threads for parallel loops", cores, 1, kMaxThreads,
-                "this machine's cores, " + std::to_string(cores));
+  add_threads_flag(flags, "threads for parallel loops");
   flags.add_bool("json", "print one JSON object on stdout instead of a line of text");
   return flags;
 }

@@ -8,7 +8,6 @@
 #include <map>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <spdlog/fmt/fmt.h>
@@ -31,7 +30,6 @@ std::string brief_target(const std::string& target) {
 constexpr uint64_t kInputSeed = 20240601;
 
 FlagSet make_flags() {
-  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
   FlagSet flags(
       "run",
       "Runs a module that `kiln compile` wrote: binds its inputs, runs it --repeat times after "
@@ -46,8 +44,7 @@ FlagSet make_flags() {
   flags.add_required_string("module", "MODULE", "the module file to run");
   flags.add_string("inputs", "IN.npz", "the inputs; random without it");
   flags.add_string("outputs", "OUT.npz", "where to write the outputs of the last run");
-  flags.add_int("threads", "N", "threads for the kernels' parallel loops", cores, 1, 1024,
-                "this machine's cores, " + std::to_string(cores));
+  add_threads_flag(flags, "threads for the kernels' parallel loops");
   flags.add_int("repeat", "N", "timed runs", 10, 1, 1000000);
   flags.add_bool("json", "print one JSON object on stdout instead of a summary");
   return flags;

@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <iostream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <spdlog/fmt/fmt.h>
@@ -59,9 +58,7 @@ FlagSet make_flags() {
                 int64_t{1} << 40);
   flags.add_int("batch", "N", "candidates built and measured per round", 16, 1, 4096);
   flags.add_int("seed", "S", "seed of the search", 1, 0, int64_t{1} << 62);
-  int cores = int(std::max(1u, std::thread::hardware_concurrency()));
-  flags.add_int("threads", "N", "threads of the kernels being timed", cores, 1, 1024,
-                "this machine's cores, " + std::to_string(cores));
+  add_threads_flag(flags, "threads of the kernels being timed");
   add_db_flag(flags, "the tuning log to append to (created when missing)");
   flags.add_string("tracker", "ADDR",
                    "measure through the device fleet's tracker at host:port (with --device-key) "
