@@ -29,6 +29,7 @@
 #include "compiler_core/target/target.h"
 #include "compiler_core/te/workload.h"
 #include "kiln/v1/tracker.grpc.pb.h"
+#include "tests/arm/arm_build.h"
 #include "tests/support/kiln_process_test.h"
 
 namespace {
@@ -57,16 +58,7 @@ class ArmFleetTest : public kiln::test::KilnProcessTest {
  protected:
   void SetUp() override {
     make_dir("kiln_arm");
-    const bool present = fs::exists(KILN_ARM64_BINARY) && fs::is_directory(KILN_ARM64_SYSROOT) &&
-                         fs::exists(KILN_QEMU_AARCH64);
-    if (!present) {
-      // The README's test command builds the arm64 kiln first and sets KILN_REQUIRE_ARM: there a
-      // missing piece is a failure, not a skip.
-      std::string missing = std::string(KILN_ARM64_BINARY) + ", " + KILN_ARM64_SYSROOT + " or " +
-                            KILN_QEMU_AARCH64 + " is missing; run scripts/cross_build_arm64.sh";
-      if (std::getenv("KILN_REQUIRE_ARM") != nullptr) FAIL() << missing;
-      GTEST_SKIP() << missing;
-    }
+    KILN_NEED_ARM64_BUILD();
   }
 
   int start_tracker() {
@@ -286,10 +278,26 @@ std::vector<nlohmann::json> exported_records(const fs::path& out) {
 
 std::vector<std::string> tune_args(int port, const std::string& key, const std::string& target,
                                    int trials, const fs::path& db) {
-  return {"tune",     "--workload", "matmul:M=32,N=32,K=32", "--target",     target,
-          "--trials", std::to_string(trials), "--batch", "8",   "--tuner",      "random",
-          "--threads", "1",         "--tracker",              "127.0.0.1:" + std::to_string(port),
-          "--device-key", key,      "--db",                    db.string(),  "--json"};
+  return {"tune",
+          "--workload",
+          "matmul:M=32,N=32,K=32",
+          "--target",
+          target,
+          "--trials",
+          std::to_string(trials),
+          "--batch",
+          "8",
+          "--tuner",
+          "random",
+          "--threads",
+          "1",
+          "--tracker",
+          "127.0.0.1:" + std::to_string(port),
+          "--device-key",
+          key,
+          "--db",
+          db.string(),
+          "--json"};
 }
 
 // One key holds an x86 board and an emulated arm64 board; an x86 job and an aarch64 job run on
@@ -316,10 +324,10 @@ TEST_F(ArmFleetTest, X86AndArmJobsShareAKeyAndEachReachesOnlyItsOwnBoards) {
   EXPECT_EQ(arm_summary["target"], kArmTarget);
 
   std::string out;
-  ASSERT_EQ(kiln("export",
-                 {"db", "export", "--db", db.string(), "--output", (dir_ / "all.jsonl").string()},
-                 &out),
-            0);
+  ASSERT_EQ(
+      kiln("export",
+           {"db", "export", "--db", db.string(), "--output", (dir_ / "all.jsonl").string()}, &out),
+      0);
   int x86_records = 0, arm_records = 0;
   for (const nlohmann::json& r : exported_records(dir_ / "all.jsonl")) {
     const std::string target = r["target"];
@@ -380,8 +388,8 @@ TEST_F(ArmFleetTest, AnArmJobWaitsForAnArmBoardAndItsEmulatedRecordsNeverAnswerF
     for (const pb::KeyStatus& key : now.keys()) {
       if (key.device_key() != "late") continue;
       for (const pb::WaitingTarget& waiting : key.waiting()) {
-        listed = listed || (waiting.tasks() > 0 && waiting.target().find("aarch64") !=
-                                                       std::string::npos);
+        listed = listed ||
+                 (waiting.tasks() > 0 && waiting.target().find("aarch64") != std::string::npos);
       }
     }
     std::this_thread::sleep_for(100ms);
@@ -397,10 +405,10 @@ TEST_F(ArmFleetTest, AnArmJobWaitsForAnArmBoardAndItsEmulatedRecordsNeverAnswerF
   const nlohmann::json summary = nlohmann::json::parse(read_file(job.out));
   EXPECT_EQ(summary["trials"], 40);
 
-  ASSERT_EQ(kiln("export",
-                 {"db", "export", "--db", db.string(), "--output", (dir_ / "arm.jsonl").string()},
-                 &out),
-            0);
+  ASSERT_EQ(
+      kiln("export",
+           {"db", "export", "--db", db.string(), "--output", (dir_ / "arm.jsonl").string()}, &out),
+      0);
   const std::vector<nlohmann::json> records = exported_records(dir_ / "arm.jsonl");
   EXPECT_EQ(records.size(), 40u);
   for (const nlohmann::json& r : records) {

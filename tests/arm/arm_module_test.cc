@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "compiler_core/graph/npz.h"
+#include "tests/arm/arm_build.h"
 #include "tests/support/process.h"
 
 namespace kiln {
@@ -42,14 +43,7 @@ TEST(ArmModule, ResNet18CompiledHereRunsInTheArm64Kiln) {
   const fs::path dir = fs::path(::testing::TempDir()) / "kiln_arm_module";
   fs::remove_all(dir);
   fs::create_directories(dir);
-  const bool present = fs::exists(KILN_ARM64_BINARY) && fs::is_directory(KILN_ARM64_SYSROOT) &&
-                       fs::exists(KILN_QEMU_AARCH64);
-  if (!present) {
-    std::string missing = std::string(KILN_ARM64_BINARY) + ", " + KILN_ARM64_SYSROOT + " or " +
-                          KILN_QEMU_AARCH64 + " is missing; run scripts/cross_build_arm64.sh";
-    if (std::getenv("KILN_REQUIRE_ARM") != nullptr) FAIL() << missing;
-    GTEST_SKIP() << missing;
-  }
+  KILN_NEED_ARM64_BUILD();
   Outcome exported =
       run({"/usr/bin/python3", KILN_EXPORT_SCRIPT, "resnet18", dir.string()}, dir, "export");
   if (exported.code != 0 && std::getenv("KILN_REQUIRE_ARM") == nullptr &&
