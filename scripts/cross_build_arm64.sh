@@ -51,7 +51,7 @@ sysroot_packages=(
 install_host_packages() {
   local missing=() p
   for p in "${host_packages[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    if [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != *"install ok installed"* ]]; then
       missing+=("$p")
     fi
   done

@@ -7,7 +7,7 @@ lib="$1"
 # is a local symbol: the version script demotes libstdc++'s unique typeinfo objects to local,
 # and the linker still lists them in .dynsym, where no other object can bind to them.
 symbols=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[A-Zuvw]$/ {print $3}' | sort)
-bad=$(echo "$symbols" | grep -v -E '^(kiln_last_error|kiln_status_name|kiln_module_[a-z_]+)$' || true)
+bad=$(grep -v -E '^(kiln_last_error|kiln_status_name|kiln_module_[a-z_]+)$' <<<"$symbols" || true)
 if [ -n "$bad" ]; then
   echo "$lib exports symbols outside the C API:" >&2
   echo "$bad" | head -20 >&2
@@ -15,9 +15,10 @@ if [ -n "$bad" ]; then
 fi
 for f in kiln_last_error kiln_status_name kiln_module_load kiln_module_free kiln_module_run \
          kiln_module_set_input kiln_module_get_output kiln_module_set_threads; do
-  if ! echo "$symbols" | grep -qx "$f"; then
+  # A here-string, not a pipe: with pipefail, grep -q leaving early can fail the pipe's writer.
+  if ! grep -qx "$f" <<<"$symbols"; then
     echo "$lib does not export $f" >&2
     exit 1
   fi
 done
-echo "exports: ok ($(echo "$symbols" | wc -l) functions)"
+echo "exports: ok ($(wc -l <<<"$symbols") functions)"
