@@ -16,7 +16,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,6 +29,7 @@
 #include "compiler_core/target/target.h"
 #include "compiler_core/te/workload.h"
 #include "tuner/measure/measurer.h"
+#include "tuner/strategy/strategy.h"
 
 namespace kiln::tuner {
 
@@ -85,6 +88,10 @@ struct TuningProblem {
   core::ConfigSpace space;
 };
 
+/// Parses `target` and resolves a host target to this machine's CPU. InvalidArgument for a
+/// string that does not parse, and for a target that is not this machine unless `through_fleet`.
+Result<core::Target> prepare_target(const std::string& target, bool through_fleet);
+
 /// Parses `workload` and `target` and builds the config space. InvalidArgument for a string
 /// that does not parse, and for a target that is not this machine unless `through_fleet`.
 Result<std::unique_ptr<TuningProblem>> prepare_tuning(const std::string& workload,
@@ -94,6 +101,60 @@ Result<std::unique_ptr<TuningProblem>> prepare_tuning(const std::string& workloa
 /// Creates the measurer when the first batch needs one (a job that is already complete never
 /// prepares inputs or references).
 using MeasurerFactory = std::function<Result<std::unique_ptr<Measurer>>()>;
+
+/// One workload's search, a batch at a time: run_tuning drives one to its end, the model
+/// scheduler (model_tuning.h) interleaves many. Creating it reads the workload's history from
+/// the log (its trials count, its configs are never proposed again) and trains the strategy on
+/// it; nothing is measured until the first step.
+class TaskSearch {
+ public:
+  /// The workload, target and space must outlive the search, as must `log`.
+  static Result<std::unique_ptr<TaskSearch>> start(const core::Workload& workload,
+                                                   const core::Target& target,
+                                                   const core::ConfigSpace& space,
+                                                   core::TuningLog& log, const TuneOptions& options,
+                                                   MeasurerFactory make_measurer);
+  ~TaskSearch();
+
+  /// Measures one batch of up to `n` new configs, stores the results in the log and learns from
+  /// them. Returns how many trials it ran: 0 once every config of the space is measured.
+  Result<int64_t> step(int n);
+  /// Sets trials_to_95pct; with `remeasure`, re-measures the fastest trials
+  /// (TuneOptions::remeasure_top) unless every trial of this run was emulated, then takes the
+  /// declared best from the log.
+  Status finish(bool remeasure = true);
+
+  const TuneSummary& summary() const { return summary_; }
+  /// Trials since the latest new best (all of them while no config is valid).
+  int64_t trials_since_improvement() const { return summary_.trials - last_improvement_; }
+  const core::Workload& workload() const { return workload_; }
+
+ private:
+  TaskSearch(const core::Workload& workload, const core::Target& target,
+             const core::ConfigSpace& space, core::TuningLog& log, const TuneOptions& options,
+             MeasurerFactory make_measurer);
+  Observation account(const core::TuningRecord& record);
+  Result<std::vector<core::TuningRecord>> measure(const std::vector<core::Config>& configs,
+                                                  const core::TimingOptions& timing);
+
+  const core::Workload& workload_;
+  const core::Target& target_;
+  const core::ConfigSpace& space_;
+  core::TuningLog& log_;
+  TuneOptions options_;
+  MeasurerFactory make_measurer_;
+  core::TargetKey key_;
+  std::unique_ptr<Strategy> strategy_;
+  std::unique_ptr<Measurer> measurer_;
+  TuneSummary summary_;
+  std::set<int64_t> measured_;
+  std::map<int64_t, double> trial_gflops_;  // config -> GFLOP/s of its valid trial
+  std::set<int64_t> remeasured_;            // configs re-measured already
+  int64_t last_improvement_ = 0;            // trial count at the latest new best
+  // Whether any trial of this run ran on a real board: an emulated board's timings say nothing
+  // about hardware, so they are not worth measuring again.
+  bool measured_on_real_board_ = false;
+};
 
 /// Tunes `workload` on the resolved `target`, appending every result to `log`.
 Result<TuneSummary> run_tuning(const core::Workload& workload, const core::Target& target,

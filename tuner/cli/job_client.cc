@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <iostream>
 #include <map>
 
@@ -18,6 +19,19 @@ void ProgressLine::show(int64_t trials, int64_t total, int64_t valid, double bes
   std::string line =
       fmt::format("trials {}/{}  valid {}  best {:.1f} GFLOP/s  elapsed {:.0f} s  ETA {:.0f} s",
                   trials, total, valid, best_gflops, elapsed_s, eta_s);
+  print(std::move(line));
+}
+
+void ProgressLine::show_model(const ModelTuneProgress& p) {
+  std::string latency = std::isfinite(p.latency_s) ? fmt::format("{:.3f} ms", p.latency_s * 1e3)
+                                                   : std::string("(every task's first batch)");
+  print(
+      fmt::format("trials {}  estimated latency {}  tasks done {}/{}  elapsed {:.0f} s  ETA "
+                  "{:.0f} s",
+                  p.trials, latency, p.tasks_done, p.tasks, p.elapsed_s, p.eta_s));
+}
+
+void ProgressLine::print(std::string line) {
   if (waiting_) line += "  waiting for a board that can run it";
   if (terminal_) {
     std::cerr << "\r" << line << "\x1b[K" << std::flush;

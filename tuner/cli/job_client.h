@@ -12,6 +12,7 @@
 #include "compiler_core/support/status.h"
 #include "kiln/v1/tuning.grpc.pb.h"
 #include "tuner/cli/fleet_flags.h"
+#include "tuner/model_tuning.h"
 
 namespace kiln::tuner {
 
@@ -25,6 +26,8 @@ class ProgressLine {
   void show(int64_t trials, int64_t total, int64_t valid, double best_gflops, double elapsed_s,
             double eta_s);
   void show(const v1::JobStatus& status);
+  /// A model job's line: trials, estimated latency, tasks done.
+  void show_model(const ModelTuneProgress& progress);
   /// Ends an updated line (a newline) so that what follows starts on its own.
   void end();
   /// Says on a line of its own that the job waits for a board that can run its target (the
@@ -36,6 +39,8 @@ class ProgressLine {
   bool terminal_ = false;
   bool open_ = false;
   bool waiting_ = false;
+
+  void print(std::string line);
 };
 
 /// Watches job `id` until it stops, showing its progress on `line` (may be null). Returns the

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -27,6 +28,7 @@
 #include "tuner/loop.h"
 #include "tuner/measure/fleet_measurer.h"
 #include "tuner/measure/local_measurer.h"
+#include "tuner/model_tuning.h"
 #include "tuner/plot.h"
 
 namespace kiln::tuner {
@@ -34,28 +36,50 @@ namespace {
 
 FlagSet make_flags() {
   FlagSet flags("tune",
-                "Searches the config space of a workload on this machine: each candidate is "
-                "built, checked against the reference and timed, and every result is appended "
-                "to the tuning log. Run again with the same arguments to continue an "
-                "interrupted job: trials in the log count, and no config is measured twice.",
+                "Searches the config space of a workload (--workload), or of every kernel task "
+                "of an ONNX model (--model), on this machine: each candidate is built, checked "
+                "against the reference and timed, and every result is appended to the tuning "
+                "log. Run again with the same arguments to continue an interrupted job: trials "
+                "in the log count, and no config is measured twice.",
                 "Progress goes to stderr (one updating line on a terminal, a line per batch "
                 "otherwise). A job on a server (--server) keeps running when this command "
                 "ends; kiln jobs watches, cancels and resumes it. With --json: one object with "
                 "workload, target, trials, valid, "
-                "best {config, time_s, gflops}, trials_to_95pct and wall_s.\nExit codes: 0 "
+                "best {config, time_s, gflops}, trials_to_95pct and wall_s.\nA model's tasks "
+                "are its distinct fused kernels (as kiln compile builds them), weighted by how "
+                "often they occur; its estimated latency is the sum of each task's best time "
+                "times its weight (host operators not included). The gradient scheduler gives "
+                "each task one batch, then each batch to the task whose progress is expected to "
+                "lower that estimate most; tasks that stop improving are set aside. The model's "
+                "progress line shows the estimate, trials and tasks done; --plot draws the "
+                "estimate against trials; --json gives the model, target, trials, latency_s, "
+                "latency_curve, trials_to_95pct and each task's workload, weight, trials and "
+                "best. kiln compile then builds the model with the tuned records.\nExit codes: 0 "
                 "done, 1 a failure (no valid config, a damaged log), 2 bad flags, workload, "
                 "target or tuner.");
-  flags.add_required_string("workload", "W", "the workload, e.g. matmul:M=1024,N=1024,K=1024");
+  flags.add_string("workload", "W", "the workload, e.g. matmul:M=1024,N=1024,K=1024");
+  flags.add_string("model", "MODEL.onnx",
+                   "tune every kernel task of an ONNX model instead of one workload (up to " +
+                       std::to_string(kMaxModelBytes >> 20) + " MiB)");
   flags.add_required_string("target", "T", "the target: llvm (this machine's CPU)");
-  flags.add_int("trials", "N", "trials of the job in all, those already in the log included", 200,
-                1, int64_t{1} << 40);
+  flags.add_int("trials", "N",
+                "trials of the job in all, those already in the log included (a model: across "
+                "its tasks)",
+                200, 1, int64_t{1} << 40, "200; a model: 200 per task");
+  flags.add_string("scheduler", "NAME",
+                   "with --model: how trials are shared among the tasks: gradient (to the task "
+                   "whose improvement lowers the model's estimated latency most) or round-robin",
+                   "gradient");
+  flags.add_int("max-task-trials", "N", "with --model: no task gets more trials than N; 0: no cap",
+                0, 0, int64_t{1} << 40);
   flags.add_string("tuner", "NAME",
                    "the search strategy: xgb (simulated annealing over the XGBoost cost model), "
                    "ga (genetic), random or grid",
                    "xgb");
   flags.add_int("early-stopping", "N",
-                "stop once N trials in a row bring no new best; 0 never stops early", 0, 0,
-                int64_t{1} << 40);
+                "stop once N trials in a row bring no new best; 0 never stops early (with "
+                "--model: a task is set aside after N such trials; default 128)",
+                0, 0, int64_t{1} << 40);
   flags.add_int("batch", "N", "candidates built and measured per round", 16, 1, 4096);
   flags.add_int("seed", "S", "seed of the search", 1, 0, int64_t{1} << 62);
   add_threads_flag(flags, "threads of the kernels being timed");
@@ -162,12 +186,135 @@ int tune_on_server(const FlagSet& flags) {
   return 0;
 }
 
+/// The model job of `kiln tune --model` on this machine or through a tracker.
+int tune_model(const FlagSet& flags, const std::string& target_text, bool fleet,
+               const FleetSettings& fleet_settings) {
+  const std::string model = flags.get_string("model");
+  Result<std::vector<ModelTask>> tasks = extract_model_tasks_from_file(model);
+  if (!tasks) return report_error(tasks.status());
+  Result<TaskSchedule> schedule = parse_task_schedule(flags.get_string("scheduler"));
+  if (!schedule) return report_error(schedule.status());
+  Result<core::Target> target = prepare_target(target_text, fleet);
+  if (!target) return report_error(target.status());
+  Result<std::filesystem::path> path = db_path(flags);
+  if (!path) return report_error(path.status());
+  Result<core::TuningLog> log = core::TuningLog::open(*path);
+  if (!log) return report_error(log.status());
+  const std::string plot = flags.get_string("plot");
+  if (Status writable = check_plot_path(plot); !writable.is_ok()) return report_error(writable);
+
+  ModelTuneOptions options;
+  options.task.tuner = flags.get_string("tuner");
+  options.task.batch = int(flags.get_int("batch"));
+  options.task.seed = uint64_t(flags.get_int("seed"));
+  options.trials =
+      flags.is_set("trials") ? flags.get_int("trials") : int64_t{200} * int64_t(tasks->size());
+  options.max_task_trials = flags.get_int("max-task-trials");
+  options.task_patience = flags.is_set("early-stopping") ? flags.get_int("early-stopping") : 128;
+  options.schedule.kind = *schedule;
+  options.schedule.seed = options.task.seed;
+  if (Status known = check_strategy_name(options.task.tuner); !known.is_ok()) {
+    return report_error(known);
+  }
+  MeasureSettings measure;
+  measure.threads = int(flags.get_int("threads"));
+  TaskMeasurerFactory make_measurer =
+      [&](const core::Workload& workload,
+          const core::ConfigSpace& space) -> Result<std::unique_ptr<Measurer>> {
+    if (fleet) {
+      KILN_ASSIGN_OR_RETURN(std::unique_ptr<FleetMeasurer> m,
+                            FleetMeasurer::create(workload, *target, space, fleet_settings));
+      return std::unique_ptr<Measurer>(std::move(m));
+    }
+    KILN_ASSIGN_OR_RETURN(std::unique_ptr<LocalMeasurer> m,
+                          LocalMeasurer::create(workload, *target, space, measure));
+    return std::unique_ptr<Measurer>(std::move(m));
+  };
+  std::cerr << fmt::format("{}: {} tasks, {} trials, {} scheduler\n", model, tasks->size(),
+                           options.trials, task_schedule_name(*schedule));
+  ProgressLine line;
+  auto progress = [&](const ModelTuneProgress& p) { line.show_model(p); };
+  Result<ModelTuneSummary> summary =
+      run_model_tuning(*tasks, *target, *log, options, make_measurer, progress);
+  line.end();
+  if (!summary) return report_error(summary.status());
+  if (!plot.empty()) {
+    std::string title = std::filesystem::path(model).filename().string() + "  (" +
+                        std::string(task_schedule_name(*schedule)) + ", " +
+                        std::to_string(measure.threads) + " thread" +
+                        (measure.threads == 1 ? "" : "s") + ")";
+    Status written = write_latency_svg(plot, summary->latency_curve, title, summary->resumed);
+    if (!written.is_ok()) return report_error(written);
+  }
+  const bool known_latency = std::isfinite(summary->latency_s);
+  if (flags.get_bool("json")) {
+    nlohmann::ordered_json task_list = nlohmann::ordered_json::array();
+    for (const ModelTaskSummary& t : summary->tasks) {
+      nlohmann::ordered_json task = {{"workload", t.task.workload},
+                                     {"weight", t.task.weight},
+                                     {"trials", t.trials},
+                                     {"valid", t.valid},
+                                     {"set_aside", t.set_aside}};
+      if (t.best_time_s > 0) {
+        task["best"] = {{"config", nlohmann::json::parse(t.best_config_json)},
+                        {"time_s", t.best_time_s},
+                        {"gflops", t.best_gflops}};
+      }
+      task_list.push_back(task);
+    }
+    nlohmann::ordered_json curve = nlohmann::ordered_json::array();
+    for (const auto& [trials, latency] : summary->latency_curve) curve.push_back({trials, latency});
+    nlohmann::ordered_json object = {
+        {"model", model},
+        {"target", target->str()},
+        {"scheduler", task_schedule_name(*schedule)},
+        {"trials", summary->trials},
+        {"resumed", summary->resumed},
+        {"latency_s", known_latency ? nlohmann::ordered_json(summary->latency_s) : nullptr},
+        {"trials_to_95pct", summary->trials_to_95pct},
+        {"tasks", task_list},
+        {"latency_curve", curve},
+        {"tuner", options.task.tuner},
+        {"threads", measure.threads},
+        {"wall_s", summary->wall_s},
+        {"measure_s", summary->measure_s},
+        {"db", path->string()}};
+    std::cout << object.dump() << "\n";
+  } else {
+    for (const ModelTaskSummary& t : summary->tasks) {
+      std::cout << fmt::format(
+          "  {:>3} x {}  {} trials  {}\n", t.task.weight, t.task.workload, t.trials,
+          t.best_time_s > 0
+              ? fmt::format("{:.4g} ms  {:.1f} GFLOP/s", t.best_time_s * 1e3, t.best_gflops)
+              : std::string("no valid config"));
+    }
+    std::cout << fmt::format(
+        "{}  {} tasks  estimated latency {}  ({} trials, 95% of it after {}; log {})\n", model,
+        summary->tasks.size(),
+        known_latency ? fmt::format("{:.3f} ms", summary->latency_s * 1e3)
+                      : std::string("unknown (a task has no valid config)"),
+        summary->trials, summary->trials_to_95pct, path->string());
+  }
+  return known_latency ? 0 : 1;
+}
+
 }  // namespace
 
 int tune_command(const std::vector<std::string>& args) {
   FlagSet flags = make_flags();
   if (auto exit_code = parse_flags_or_exit(flags, args)) return *exit_code;
   const bool json = flags.get_bool("json");
+  if (flags.is_set("workload") == flags.is_set("model")) {
+    return report_error(invalid_argument(
+        "give either --workload (one workload) or --model (every task of an ONNX model)"));
+  }
+  if (!flags.is_set("model")) {
+    for (const char* model_only : {"scheduler", "max-task-trials"}) {
+      if (flags.is_set(model_only)) {
+        return report_error(invalid_argument(std::string("--") + model_only + " needs --model"));
+      }
+    }
+  }
   if (flags.is_set("server")) return tune_on_server(flags);
   if (flags.get_bool("detach")) {
     return report_error(invalid_argument("--detach needs --server: a local job runs here"));
@@ -201,6 +348,7 @@ int tune_command(const std::vector<std::string>& args) {
     if (!board) return report_error(board.status());
     target_text = *board;
   }
+  if (flags.is_set("model")) return tune_model(flags, target_text, fleet, fleet_settings);
   Result<std::unique_ptr<TuningProblem>> problem =
       prepare_tuning(flags.get_string("workload"), target_text, fleet);
   if (!problem) return report_error(problem.status());
