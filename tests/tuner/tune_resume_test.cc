@@ -1,5 +1,6 @@
-// `kiln tune` killed with SIGKILL mid-job and run again: the job ends with exactly its trials
-// and no config measured twice (the xgb strategy, kiln tune's default).
+// `kiln tune` killed with SIGKILL mid-job and run again, for a workload and for a model: the job
+// ends with exactly its trials and no config measured twice (the xgb strategy, kiln tune's
+// default).
 
 #include <fcntl.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <sstream>
 #include <string>
@@ -19,6 +21,7 @@
 #include <gtest/gtest.h>
 
 #include "compiler_core/db/tuning_log.h"
+#include "tests/model/two_conv_model.h"
 #include "tuner/loop.h"
 
 extern char** environ;
@@ -28,11 +31,17 @@ namespace {
 
 constexpr const char* kWorkload = "matmul:M=48,N=40,K=32";
 
-pid_t spawn_tune(const std::string& db, int trials) {
-  std::vector<std::string> args = {KILN_BINARY, "tune", "--workload", kWorkload,
-                                   "--target",  "llvm", "--trials",   std::to_string(trials),
-                                   "--batch",   "4",    "--threads",  "1",
-                                   "--db",      db,     "--tuner",    "xgb"};
+int64_t records_in(const std::string& db) {
+  if (!std::filesystem::exists(db)) return 0;
+  core::TuningLogOptions options;
+  options.read_only = true;
+  Result<core::TuningLog> log = core::TuningLog::open(db, options);
+  if (!log.is_ok()) return 0;
+  Result<core::TuningLogStats> stats = log->stats();
+  return stats.is_ok() ? stats->records : 0;
+}
+
+pid_t spawn(std::vector<std::string> args) {
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -46,14 +55,45 @@ pid_t spawn_tune(const std::string& db, int trials) {
   return rc == 0 ? pid : -1;
 }
 
-int64_t records_in(const std::string& db) {
-  if (!std::filesystem::exists(db)) return 0;
-  core::TuningLogOptions options;
-  options.read_only = true;
-  Result<core::TuningLog> log = core::TuningLog::open(db, options);
-  if (!log.is_ok()) return 0;
-  Result<core::TuningLogStats> stats = log->stats();
-  return stats.is_ok() ? stats->records : 0;
+pid_t spawn_tune(const std::string& db, int trials) {
+  return spawn({KILN_BINARY, "tune", "--workload", kWorkload, "--target", "llvm", "--trials",
+                std::to_string(trials), "--batch", "4", "--threads", "1", "--db", db, "--tuner",
+                "xgb"});
+}
+
+pid_t spawn_tune_model(const std::string& model, const std::string& db, int trials) {
+  return spawn({KILN_BINARY, "tune", "--model", model, "--target", "llvm", "--trials",
+                std::to_string(trials), "--batch", "4", "--threads", "1", "--db", db});
+}
+
+/// Kills `pid` once `db` holds at least `records` (polled against a deadline, not slept for);
+/// false when it never got there.
+bool kill_after(pid_t pid, const std::string& db, int64_t records) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (records_in(db) < records && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return records_in(db) >= records;
+}
+
+/// Runs `pid` to its end; its exit code (-1 when it did not exit).
+int exit_code(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/// This machine's target key, the only one in `log`.
+Result<core::TargetKey> only_target(core::TuningLog& log) {
+  std::stringstream out;
+  KILN_RETURN_IF_ERROR(log.export_jsonl(out).status());
+  std::string line;
+  std::getline(out, line);
+  KILN_ASSIGN_OR_RETURN(core::TuningRecord r, core::record_from_json_line(line));
+  return r.target;
 }
 
 TEST(TuneResume, KilledJobResumesWithoutDuplicates) {
@@ -65,37 +105,19 @@ TEST(TuneResume, KilledJobResumesWithoutDuplicates) {
 
   pid_t pid = spawn_tune(db, kTrials);
   ASSERT_GT(pid, 0);
-  // Kill it once a few batches are committed (polled against a deadline, not slept for).
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (records_in(db) < 8 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ASSERT_GE(records_in(db), 8) << "the first run committed nothing in time";
-  kill(pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
+  ASSERT_TRUE(kill_after(pid, db, 8)) << "the first run committed nothing in time";
   int64_t after_kill = records_in(db);
   EXPECT_LT(after_kill, kTrials) << "the job finished before it could be killed";
 
   pid = spawn_tune(db, kTrials);
   ASSERT_GT(pid, 0);
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(exit_code(pid), 0);
 
   Result<core::TuningLog> log = core::TuningLog::open(db);
   ASSERT_TRUE(log.is_ok()) << log.status().to_string();
   Result<core::Workload> workload = core::parse_workload(kWorkload);
   ASSERT_TRUE(workload.is_ok());
-  Result<core::TargetKey> key = [&]() -> Result<core::TargetKey> {
-    // The only target in the log is this machine's.
-    std::stringstream out;
-    KILN_RETURN_IF_ERROR(log->export_jsonl(out).status());
-    std::string line;
-    std::getline(out, line);
-    KILN_ASSIGN_OR_RETURN(core::TuningRecord r, core::record_from_json_line(line));
-    return r.target;
-  }();
+  Result<core::TargetKey> key = only_target(*log);
   ASSERT_TRUE(key.is_ok()) << key.status().to_string();
   Result<std::vector<core::TuningRecord>> history = log->history(*workload, *key);
   ASSERT_TRUE(history.is_ok());
@@ -115,6 +137,45 @@ TEST(TuneResume, KilledJobResumesWithoutDuplicates) {
   EXPECT_EQ(configs.size(), size_t(kTrials));
   EXPECT_GE(remeasured.size(), 1u);
   EXPECT_LE(remeasured.size(), 5u);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(TuneResume, KilledModelJobResumesWithNoTrialRepeatedOrLost) {
+  std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                              ("kiln_tune_model_resume_" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string db = (dir / "log.db").string();
+  const std::string model = (dir / "two_conv.onnx").string();
+  std::ofstream(model, std::ios::binary) << model_test::two_conv_model();
+  constexpr int kTrials = 48;
+
+  pid_t pid = spawn_tune_model(model, db, kTrials);
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(kill_after(pid, db, 12)) << "the first run committed nothing in time";
+  EXPECT_LT(records_in(db), kTrials) << "the job finished before it could be killed";
+  pid = spawn_tune_model(model, db, kTrials);
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(exit_code(pid), 0);
+
+  Result<core::TuningLog> log = core::TuningLog::open(db);
+  ASSERT_TRUE(log.is_ok()) << log.status().to_string();
+  Result<core::TargetKey> key = only_target(*log);
+  ASSERT_TRUE(key.is_ok()) << key.status().to_string();
+  size_t trials = 0;
+  for (const char* task : {model_test::kHeavyTask, model_test::kLightTask}) {
+    Result<std::vector<core::TuningRecord>> history =
+        log->history(*core::parse_workload(task), *key);
+    ASSERT_TRUE(history.is_ok());
+    std::set<int64_t> configs;
+    for (const core::TuningRecord& r : *history) {
+      if (tuner::is_remeasurement(r)) continue;
+      EXPECT_TRUE(configs.insert(r.config_index).second)
+          << task << ": config " << r.config_index << " measured twice";
+    }
+    EXPECT_GE(configs.size(), 4u) << task << " had no batch";
+    trials += configs.size();
+  }
+  EXPECT_EQ(trials, size_t(kTrials));
   std::filesystem::remove_all(dir);
 }
 
