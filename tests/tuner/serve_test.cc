@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kiln/v1/tuning.grpc.pb.h"
+#include "tests/model/two_conv_model.h"
 #include "tests/support/kiln_process_test.h"
 
 namespace {
@@ -322,6 +323,48 @@ TEST_F(ServeTest, TheTrackerServesOnTheSamePort) {
   nlohmann::json summary = nlohmann::json::parse(out);
   EXPECT_EQ(summary["trials"], 6);
   EXPECT_GE(summary["valid"].get<int>(), 1);
+}
+
+TEST_F(ServeTest, AModelJobMeasuresEveryTaskOnTheFleet) {
+  int port = start_server();
+  ASSERT_GT(port, 0);
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  run("agent", {"agent", "--tracker", address, "--key", "cpu", "--id", "a1", "--token-file",
+                (dir_ / "token").string()});
+  const std::string model = (dir_ / "two_conv.onnx").string();
+  std::ofstream(model, std::ios::binary) << kiln::model_test::two_conv_model();
+  std::string out;
+  ASSERT_EQ(run_to_end("tune",
+                       {"tune",
+                        "--model",
+                        model,
+                        "--target",
+                        "llvm",
+                        "--trials",
+                        "16",
+                        "--batch",
+                        "8",
+                        "--tracker",
+                        address,
+                        "--device-key",
+                        "cpu",
+                        "--token-file",
+                        (dir_ / "token").string(),
+                        "--db",
+                        (dir_ / "fleet.db").string(),
+                        "--threads",
+                        "1",
+                        "--json"},
+                       &out),
+            0)
+      << read_file(dir_ / "tune.err");
+  nlohmann::json summary = nlohmann::json::parse(out);
+  EXPECT_EQ(summary["trials"], 16);
+  ASSERT_EQ(summary["tasks"].size(), 2u);
+  for (const nlohmann::json& task : summary["tasks"]) {
+    EXPECT_EQ(task["trials"], 8) << task.dump();
+    EXPECT_TRUE(task.contains("best")) << task.dump();
+  }
 }
 
 }  // namespace
