@@ -161,6 +161,21 @@ TEST_F(KilnTune, BenchOfAConvolutionUsesOneDnn) {
   EXPECT_GT(j["ratio"].get<double>(), 0);
 }
 
+// A fused convolution (a model's task) against oneDNN with the same epilogue as post-ops; bench
+// checks the library's output against kiln's reference, so a wrong fusion fails it.
+TEST_F(KilnTune, BenchOfAFusedConvolutionGivesOneDnnTheSameEpilogue) {
+  for (const char* epilogue : {"bias=1,residual=1,act=relu", "bias=1,act=relu6",
+                               "residual=1,act=hardswish", "bias=1,act=sigmoid"}) {
+    Outcome o = run_kiln(
+        std::string("bench --workload conv2d:N=1,C=16,H=14,W=14,K=16,R=3,S=3,stride=1,pad=1,") +
+        epilogue + " --threads 1 --json --db " + db_);
+    ASSERT_EQ(o.exit_code, 0) << epilogue << ": " << o.output;
+    nlohmann::json j = nlohmann::json::parse(o.output);
+    EXPECT_EQ(j["baseline"], "onednn_blocked") << epilogue;
+    EXPECT_GT(j["ratio"].get<double>(), 0) << epilogue;
+  }
+}
+
 TEST_F(KilnTune, BenchTimesTheConfigItIsGiven) {
   Outcome o = run_kiln(std::string("bench --workload ") + kWorkload +
                        " --threads 1 --json --config '{\"index\": 3}' --db " + db_);

@@ -362,8 +362,10 @@ struct DnnlConv2d::State {
   ConvIo io = ConvIo::kBlocked;
   dnnl::memory user_src, user_dst;               ///< kiln's layouts
   dnnl::memory src, weights, dst;                ///< the convolution's layouts
+  dnnl::memory bias;                             ///< with bias=1
+  dnnl::memory residual;                         ///< with residual=1, in dst's layout
   std::optional<dnnl::reorder> src_in, dst_out;  ///< present when the layouts differ
-  std::vector<float> src_data, weights_data, dst_data;
+  std::vector<float> src_data, weights_data, dst_data, bias_data, residual_data;
   int threads = 1;
   std::string name, impl;
 };
@@ -378,12 +380,6 @@ Result<std::unique_ptr<DnnlConv2d>> DnnlConv2d::create(const Workload& w,
     return invalid_argument(
         "the oneDNN convolution baseline computes conv2d and "
         "depthwise_conv2d, not '" +
-        w.canonical() + "'");
-  }
-  if (w.has_epilogue()) {
-    return invalid_argument(
-        "the oneDNN convolution baseline computes convolutions without bias, residual or "
-        "activation, not '" +
         w.canonical() + "'");
   }
   KILN_RETURN_IF_ERROR(check_inputs(w, inputs));
@@ -415,6 +411,13 @@ Result<std::unique_ptr<DnnlConv2d>> DnnlConv2d::create(const Workload& w,
   s->src_data = copy_of(inputs[0], core::num_elements(shapes[0]));
   s->weights_data = copy_of(inputs[1], core::num_elements(shapes[1]));
   s->dst_data.assign(static_cast<size_t>(core::num_elements(w.output_shape())), 0.0f);
+  // The epilogue as oneDNN fuses it: the bias in the convolution, the residual as a sum
+  // post-op onto a destination that holds it (copied in before each run), the activation as an
+  // eltwise post-op.
+  size_t next_input = 2;
+  if (w.bias) s->bias_data = copy_of(inputs[next_input++], k);
+  std::vector<float> residual_data;
+  if (w.residual) residual_data = copy_of(inputs[next_input++], s->dst_data.size());
 
   Status st = guard_dnnl("convolution set-up", [&] {
     dnnl::memory::desc user_src_md(src_dims, dt::f32, act_plain);
@@ -425,11 +428,37 @@ Result<std::unique_ptr<DnnlConv2d>> DnnlConv2d::create(const Workload& w,
     dnnl::memory::desc dst_md(dst_dims, dt::f32, tag::any);
     // kiln's OH = (H + 2·pad − dil·(R−1) − 1) / stride + 1 is oneDNN's with pad on both sides;
     // oneDNN counts dilation from 0.
-    dnnl::convolution_forward::desc desc(
-        dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md, wei_md,
-        dst_md, {w.stride_h, w.stride_w}, {w.dilation_h - 1, w.dilation_w - 1}, {w.pad_h, w.pad_w},
-        {w.pad_h, w.pad_w});
-    dnnl::convolution_forward::primitive_desc pd(desc, s->engine);
+    const dims strides = {w.stride_h, w.stride_w}, dilates = {w.dilation_h - 1, w.dilation_w - 1};
+    const dims pads = {w.pad_h, w.pad_w};
+    const dnnl::memory::desc bias_md({k}, dt::f32, tag::x);
+    dnnl::convolution_forward::desc desc =
+        w.bias ? dnnl::convolution_forward::desc(
+                     dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                     src_md, wei_md, bias_md, dst_md, strides, dilates, pads, pads)
+               : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                 dnnl::algorithm::convolution_direct, src_md,
+                                                 wei_md, dst_md, strides, dilates, pads, pads);
+    dnnl::post_ops post_ops;
+    if (w.residual) post_ops.append_sum(1.0f);
+    switch (w.act) {
+      case core::Activation::kNone:
+        break;
+      case core::Activation::kRelu:
+        post_ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+        break;
+      case core::Activation::kRelu6:
+        post_ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip, 0.0f, 6.0f);
+        break;
+      case core::Activation::kHardSwish:
+        post_ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_hardswish, 0.0f, 0.0f);
+        break;
+      case core::Activation::kSigmoid:
+        post_ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_logistic, 0.0f, 0.0f);
+        break;
+    }
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(post_ops);
+    dnnl::convolution_forward::primitive_desc pd(desc, attr, s->engine);
     s->prim = dnnl::convolution_forward(pd);
     s->impl = pd.impl_info_str();
 
@@ -443,6 +472,12 @@ Result<std::unique_ptr<DnnlConv2d>> DnnlConv2d::create(const Workload& w,
       return m;
     };
     s->weights = place(user_wei, pd.weights_desc());
+    if (w.bias) s->bias = dnnl::memory(bias_md, s->engine, s->bias_data.data());
+    if (w.residual) {
+      s->residual_data = std::move(residual_data);
+      s->residual =
+          place(dnnl::memory(user_dst_md, s->engine, s->residual_data.data()), pd.dst_desc());
+    }
     s->src = place(s->user_src, pd.src_desc());
     s->dst = pd.dst_desc() == user_dst_md ? s->user_dst : dnnl::memory(pd.dst_desc(), s->engine);
     s->stream.wait();
@@ -461,8 +496,13 @@ void DnnlConv2d::run() {
   set_omp_threads(s.threads);
   const bool plain_io = s.io == ConvIo::kPlainIo;
   if (plain_io && s.src_in) s.src_in->execute(s.stream, s.user_src, s.src);
-  s.prim.execute(s.stream,
-                 {{DNNL_ARG_SRC, s.src}, {DNNL_ARG_WEIGHTS, s.weights}, {DNNL_ARG_DST, s.dst}});
+  if (s.residual) {
+    std::memcpy(s.dst.get_data_handle(), s.residual.get_data_handle(), s.dst.get_desc().get_size());
+  }
+  std::unordered_map<int, dnnl::memory> args = {
+      {DNNL_ARG_SRC, s.src}, {DNNL_ARG_WEIGHTS, s.weights}, {DNNL_ARG_DST, s.dst}};
+  if (s.bias) args.emplace(DNNL_ARG_BIAS, s.bias);
+  s.prim.execute(s.stream, args);
   if (plain_io && s.dst_out) s.dst_out->execute(s.stream, s.dst, s.user_dst);
   s.stream.wait();
 }

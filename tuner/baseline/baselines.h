@@ -147,7 +147,9 @@ enum class ConvIo {
 };
 
 /// dnnl::convolution_forward (forward inference, direct) for conv2d and depthwise_conv2d with
-/// stride, padding, dilation and groups, NCHW or NHWC. Threads through omp_set_num_threads.
+/// stride, padding, dilation and groups, NCHW or NHWC, and kiln's epilogue as oneDNN fuses it
+/// (the bias in the convolution, the residual as a sum post-op, the activation as an eltwise
+/// post-op). Threads through omp_set_num_threads.
 class DnnlConv2d : public Baseline {
  public:
   static Result<std::unique_ptr<DnnlConv2d>> create(const core::Workload& workload,
