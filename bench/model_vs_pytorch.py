@@ -173,8 +173,9 @@ def main():
         print(f"{name:<14}{t:>8}  {label:<16}{med:>10.2f}{p10:>9.2f}{p90:>9.2f}{ratio:>8.2f}  {base}")
     if task_rows:
         print()
-        print("the slowest tasks (weight x best record), kiln bench against oneDNN for the layer:")
-        print(f"{'model':<14}{'threads':>8}{'x':>4}  {'kiln ms':>8}{'oneDNN ms':>10}{'ratio':>7}"
+        print("the slowest tasks (weight x best record), kiln bench against oneDNN for the layer "
+              "(speed: oneDNN's time / kiln's, above 1 kiln is faster):")
+        print(f"{'model':<14}{'threads':>8}{'x':>4}  {'kiln ms':>8}{'oneDNN ms':>10}{'speed':>7}"
               f"  workload")
         for name, t, count, workload, b in task_rows:
             if b is None:
