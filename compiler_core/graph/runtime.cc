@@ -3,6 +3,7 @@
 #include <zip.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -143,6 +144,7 @@ struct Step {
   Entry main = nullptr;
   std::vector<float*> args;                 ///< the kernel's arguments, resolved
   std::vector<TensorView> inputs, outputs;  ///< a host operator's operands
+  std::string what;                         ///< its task's workload, else its operator
 };
 
 class LoadedModule : public ModuleRuntime {
@@ -167,19 +169,35 @@ class LoadedModule : public ModuleRuntime {
     return invalid_argument("the module has no input '" + name + "' (its inputs: " + names + ")");
   }
 
-  Status run() override {
+  Status run() override { return run_steps(nullptr); }
+
+  Result<std::vector<NodeTime>> run_profiled() override {
+    std::vector<NodeTime> times;
+    times.reserve(steps_.size());
+    KILN_RETURN_IF_ERROR(run_steps(&times));
+    return times;
+  }
+
+  /// Runs every step; with `times`, appends each step's time.
+  Status run_steps(std::vector<NodeTime>* times) {
     for (size_t i = 0; i < inputs_.size(); ++i) {
       if (!input_set_[i]) {
         return Status(StatusCode::kFailedPrecondition,
                       "input '" + inputs_[i].name + "' has not been set");
       }
     }
+    using Clock = std::chrono::steady_clock;
     for (const Step& step : steps_) {
+      const Clock::time_point start = times ? Clock::now() : Clock::time_point();
       if (step.main != nullptr) {
         step.main(step.args.data());
-        continue;
+      } else {
+        KILN_RETURN_IF_ERROR(run_node(*step.node, opset_, step.inputs, step.outputs));
       }
-      KILN_RETURN_IF_ERROR(run_node(*step.node, opset_, step.inputs, step.outputs));
+      if (times) {
+        times->push_back({step.node->name, step.what,
+                          std::chrono::duration<double>(Clock::now() - start).count()});
+      }
     }
     for (const auto& [output, source] : output_copies_) {
       std::memcpy(output_buffers_[output].data(), source,
@@ -354,6 +372,7 @@ Status LoadedModule::load(const std::string& bytes) {
       }
       Step step;
       step.node = &node;
+      step.what = task ? task->at("workload").get<std::string>() : node.op;
       for (const std::string& input : node.inputs) {
         TensorView view;
         if (!input.empty()) {

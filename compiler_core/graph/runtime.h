@@ -37,6 +37,14 @@ class ModuleRuntime {
   virtual Status set_input(const std::string& name, const TensorInfo& info, const void* data) = 0;
   /// Runs the graph. FailedPrecondition when an input has not been set.
   virtual Status run() = 0;
+  /// Runs the graph as run() does, timing each node: in execution order, the node's name, what
+  /// it ran (a kernel's workload string, else the operator) and its seconds.
+  struct NodeTime {
+    std::string node;
+    std::string what;
+    double seconds = 0;
+  };
+  virtual Result<std::vector<NodeTime>> run_profiled() = 0;
   /// Output `name` of the last run: valid until the next run or the runtime's destruction.
   /// NotFound for an unknown name; FailedPrecondition before the first run.
   virtual Result<TensorView> output(const std::string& name) const = 0;

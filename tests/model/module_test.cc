@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -300,6 +301,23 @@ TEST(KilnCompile, TakesTunedRecordsFromTheLogAndSaysSo) {
   nlohmann::json report = nlohmann::json::parse(ran.out);
   EXPECT_EQ(report["outputs"][0]["shape"], nlohmann::json::array({1, 8, 5, 5}));
   EXPECT_GT(report["latency_ms"]["median"].get<double>(), 0.0);
+  // --profile names each node's work: the two kernels' workloads and the host's MaxPool.
+  test::Finished profiled = test::run_to_end(
+      {KILN_BINARY, "run", "--module", module, "--repeat", "3", "--profile", "--json"}, dir,
+      "profile");
+  ASSERT_EQ(profiled.code, 0) << profiled.err;
+  nlohmann::json rows = nlohmann::json::parse(profiled.out)["profile"];
+  std::set<std::string> what;
+  int64_t nodes = 0;
+  for (const nlohmann::json& row : rows) {
+    what.insert(row["what"].get<std::string>());
+    nodes += row["nodes"].get<int64_t>();
+    EXPECT_GE(row["median_ms"].get<double>(), 0.0);
+  }
+  EXPECT_EQ(nodes, 3);
+  EXPECT_TRUE(what.count(first["task_list"][0]["workload"].get<std::string>())) << rows.dump();
+  EXPECT_TRUE(what.count(first["task_list"][1]["workload"].get<std::string>())) << rows.dump();
+  EXPECT_TRUE(what.count("MaxPool")) << rows.dump();
 
   // An unsupported operator ends the import with exit 2, naming the node and its operator.
   ModelBuilder m(13);
