@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "compiler_core/graph/ops_internal.h"
+#include "compiler_core/runtime/thread_pool.h"
 
 namespace kiln::graph::ops_internal {
 namespace {
@@ -529,11 +530,56 @@ Result<std::vector<TensorInfo>> infer_pool(const Node& node, const InferContext&
       {DType::kFloat32, {x->shape[0], x->shape[1], win.out[0], win.out[1]}}};
 }
 
+/// MaxPool without dilation, one plane: for each output row the maximum over the window's rows
+/// (a vectorizable pass over whole input rows), then over each output's columns of it. Padding
+/// only narrows the window: a max ignores it.
+void max_pool_plane(const Window& win, const float* in, float* out, std::vector<float>& row) {
+  const int64_t in_h = win.in[0], in_w = win.in[1];
+  for (int64_t oh = 0; oh < win.out[0]; ++oh) {
+    const int64_t h0 = std::max<int64_t>(oh * win.stride[0] - win.pad_begin[0], 0);
+    const int64_t h1 = std::min(oh * win.stride[0] - win.pad_begin[0] + win.kernel[0], in_h);
+    std::fill(row.begin(), row.end(), -std::numeric_limits<float>::infinity());
+    for (int64_t ih = h0; ih < h1; ++ih) {
+      const float* src = in + ih * in_w;
+      for (int64_t iw = 0; iw < in_w; ++iw) row[size_t(iw)] = std::max(row[size_t(iw)], src[iw]);
+    }
+    for (int64_t ow = 0; ow < win.out[1]; ++ow) {
+      const int64_t w0 = std::max<int64_t>(ow * win.stride[1] - win.pad_begin[1], 0);
+      const int64_t w1 = std::min(ow * win.stride[1] - win.pad_begin[1] + win.kernel[1], in_w);
+      float max = -std::numeric_limits<float>::infinity();
+      for (int64_t iw = w0; iw < w1; ++iw) max = std::max(max, row[size_t(iw)]);
+      out[oh * win.out[1] + ow] = max;
+    }
+  }
+}
+
+struct MaxPoolJob {
+  const Window* win;
+  const float* in;
+  float* out;
+};
+
+/// kiln_parallel_for's body: plane `p` of a MaxPoolJob.
+void max_pool_plane_body(int64_t p, void* env) {
+  const MaxPoolJob& job = *static_cast<const MaxPoolJob*>(env);
+  const Window& win = *job.win;
+  thread_local std::vector<float> row;
+  row.resize(size_t(win.in[1]));
+  max_pool_plane(win, job.in + p * win.in[0] * win.in[1], job.out + p * win.out[0] * win.out[1],
+                 row);
+}
+
 Status run_pool(const Node& node, int64_t, std::span<const TensorView> inputs,
                 std::span<const TensorView> outputs) {
   const Shape& xs = inputs[0].info.shape;
   KILN_ASSIGN_OR_RETURN(Window win, pool_window(node, xs));
   const bool is_max = node.op == "MaxPool";
+  if (is_max && win.dilation[0] == 1 && win.dilation[1] == 1) {
+    // The planes run on the kernels' thread pool.
+    MaxPoolJob job{&win, inputs[0].f32(), outputs[0].f32()};
+    kiln_parallel_for(xs[0] * xs[1], max_pool_plane_body, &job);
+    return Status::ok();
+  }
   const bool count_pad = node.attr_int("count_include_pad", 0) != 0;
   const int64_t planes = xs[0] * xs[1], in_h = xs[2], in_w = xs[3];
   const int64_t out_h = win.out[0], out_w = win.out[1];
