@@ -134,8 +134,9 @@ class ServeJobsTest : public kiln::test::KilnProcessTest {
   }
 
   /// Writes a small CNN as an ONNX file in the test's folder: [1,16,14,14] -> Conv 3x3 16->16
-  /// (pad 1) -> Relu -> Conv 1x1 16->8. Returns its path.
-  std::string write_model(const std::string& name) {
+  /// (pad 1) -> Relu -> Conv 1x1 16->8, with a doc string of `padding` bytes (gRPC's default
+  /// limit of a message is 4 MiB). Returns its path.
+  std::string write_model(const std::string& name, size_t padding = 0) {
     using kiln::model_test::add_ints_attr;
     kiln::model_test::ModelBuilder m;
     const int32_t f32 = onnx::TensorProto::FLOAT;
@@ -146,6 +147,7 @@ class ServeJobsTest : public kiln::test::KilnProcessTest {
     add_ints_attr(m.node("Conv", {"x", "w1", "b1"}, {"c1"}, "conv1"), "pads", {1, 1, 1, 1});
     m.node("Relu", {"c1"}, {"r1"}, "relu1");
     m.node("Conv", {"r1", "w2"}, {"y"}, "conv2");
+    m.proto().set_doc_string(std::string(padding, ' '));
     const fs::path path = dir_ / name;
     std::ofstream(path, std::ios::binary) << m.bytes();
     return path.string();
@@ -327,7 +329,8 @@ TEST_F(ServeJobsTest, AModelJobWithTwoAgentsEndsWithEveryTrialRecordedOnce) {
   ASSERT_GT(start_server(), 0);
   start_agent("a1");
   start_agent("a2");
-  const std::string model = write_model("cnn.onnx");
+  // More than gRPC's default limit of a message: kiln serve takes larger ones.
+  const std::string model = write_model("cnn.onnx", size_t{5} << 20);
   const std::string plot = (dir_ / "latency.svg").string();
   std::string out;
   ASSERT_EQ(run_to_end("tune-model",
