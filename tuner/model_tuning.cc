@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 
 #include "compiler_core/codegen/llvm/host.h"
@@ -57,21 +59,45 @@ frontend::OnnxImportOptions import_options() {
   return options;
 }
 
+/// InvalidArgument naming the limit when `what` (the model, or its file) has more bytes.
+Status check_model_size(uintmax_t bytes, const std::string& what) {
+  if (bytes <= uintmax_t(kMaxModelBytes)) return Status::ok();
+  return invalid_argument(what + " is " + std::to_string(bytes) +
+                          " bytes; kiln tunes models of up to " + std::to_string(kMaxModelBytes) +
+                          " bytes (" + std::to_string(kMaxModelBytes >> 20) + " MiB)");
+}
+
 }  // namespace
 
 Result<std::vector<ModelTask>> extract_model_tasks(const std::string& bytes) {
-  if (int64_t(bytes.size()) > kMaxModelBytes) {
-    return invalid_argument("the model is " + std::to_string(bytes.size()) +
-                            " bytes; kiln tunes models of up to " + std::to_string(kMaxModelBytes) +
-                            " bytes (" + std::to_string(kMaxModelBytes >> 20) + " MiB)");
-  }
+  KILN_RETURN_IF_ERROR(check_model_size(bytes.size(), "the model"));
   KILN_ASSIGN_OR_RETURN(graph::Graph graph, frontend::import_onnx(bytes, import_options()));
   return tasks_of(std::move(graph));
 }
 
+Result<std::string> read_model_file(const std::string& path) {
+  std::error_code error;
+  const uintmax_t size = std::filesystem::file_size(path, error);
+  if (error) {
+    return Status(StatusCode::kNotFound, "cannot read model '" + path + "': " + error.message());
+  }
+  KILN_RETURN_IF_ERROR(check_model_size(size, "model '" + path + "'"));
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes(size_t(size), '\0');
+  if (!in.read(bytes.data(), std::streamsize(size))) {
+    return Status(StatusCode::kNotFound,
+                  "cannot read all " + std::to_string(size) + " bytes of model '" + path + "'");
+  }
+  return bytes;
+}
+
 Result<std::vector<ModelTask>> extract_model_tasks_from_file(const std::string& path) {
-  KILN_ASSIGN_OR_RETURN(graph::Graph graph, frontend::import_onnx_file(path, import_options()));
-  return tasks_of(std::move(graph));
+  KILN_ASSIGN_OR_RETURN(std::string bytes, read_model_file(path));
+  Result<std::vector<ModelTask>> tasks = extract_model_tasks(bytes);
+  if (!tasks.is_ok()) {
+    return Status(tasks.status().code(), "model '" + path + "': " + tasks.status().message());
+  }
+  return tasks;
 }
 
 Result<TaskSchedule> parse_task_schedule(std::string_view name) {

@@ -53,8 +53,12 @@ struct ModelTask {
 /// order of first use. InvalidArgument for a model kiln cannot read or does not support, and
 /// for one over kMaxModelBytes; FailedPrecondition for a model without kernels.
 Result<std::vector<ModelTask>> extract_model_tasks(const std::string& bytes);
-/// extract_model_tasks of the file at `path`; NotFound when it cannot be read.
+/// extract_model_tasks of the file at `path`, its errors naming the file; NotFound when it
+/// cannot be read, InvalidArgument for one over kMaxModelBytes (as read_model_file).
 Result<std::vector<ModelTask>> extract_model_tasks_from_file(const std::string& path);
+/// The bytes of the model file at `path`. NotFound when it cannot be read; InvalidArgument,
+/// naming the limit, for a file over kMaxModelBytes (refused before it is read).
+Result<std::string> read_model_file(const std::string& path);
 
 enum class TaskSchedule { kGradient, kRoundRobin };
 

@@ -1,21 +1,28 @@
 // Tuning jobs inside `kiln serve`, as users run them: a real server process on 127.0.0.1 (port
 // chosen at run time) with real agents; `kiln tune --server` and `kiln jobs`. A job outlives
 // its client, jobs share the fleet, a cancelled job stops, and a job the server was killed in
-// the middle of is listed as interrupted and resumes with no trial lost or repeated.
+// the middle of is listed as interrupted and resumes with no trial lost or repeated. Model jobs
+// (kiln tune --model --server, StartJob with a model's bytes or a path) tune every task of an
+// ONNX model built here with libonnx's classes.
 
 #include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "kiln/v1/tuning.grpc.pb.h"
+#include "tests/model/model_builder.h"
 #include "tests/support/kiln_process_test.h"
 
 namespace {
@@ -114,6 +121,50 @@ class ServeJobsTest : public kiln::test::KilnProcessTest {
       }
     }
     return out;
+  }
+
+  /// The non-remeasurement records of the whole log, as (workload, config index) pairs.
+  std::vector<std::pair<std::string, int64_t>> all_trials() {
+    std::vector<std::pair<std::string, int64_t>> out;
+    for (const nlohmann::json& r : records()) {
+      if (r["measure_options"].value("remeasure", false)) continue;
+      out.emplace_back(r["workload"].get<std::string>(), r["config"]["index"].get<int64_t>());
+    }
+    return out;
+  }
+
+  /// Writes a small CNN as an ONNX file in the test's folder: [1,16,14,14] -> Conv 3x3 16->16
+  /// (pad 1) -> Relu -> Conv 1x1 16->8, with a doc string of `padding` bytes (gRPC's default
+  /// limit of a message is 4 MiB). Returns its path.
+  std::string write_model(const std::string& name, size_t padding = 0) {
+    using kiln::model_test::add_ints_attr;
+    kiln::model_test::ModelBuilder m;
+    const int32_t f32 = onnx::TensorProto::FLOAT;
+    m.input("x", f32, {1, 16, 14, 14}).output("y", f32, {1, 8, 14, 14});
+    m.initializer("w1", {16, 16, 3, 3}, std::vector<float>(16 * 16 * 9, 0.01f));
+    m.initializer("b1", {16}, std::vector<float>(16, 0.1f));
+    m.initializer("w2", {8, 16, 1, 1}, std::vector<float>(8 * 16, 0.02f));
+    add_ints_attr(m.node("Conv", {"x", "w1", "b1"}, {"c1"}, "conv1"), "pads", {1, 1, 1, 1});
+    m.node("Relu", {"c1"}, {"r1"}, "relu1");
+    m.node("Conv", {"r1", "w2"}, {"y"}, "conv2");
+    m.proto().set_doc_string(std::string(padding, ' '));
+    const fs::path path = dir_ / name;
+    std::ofstream(path, std::ios::binary) << m.bytes();
+    return path.string();
+  }
+
+  std::unique_ptr<kiln::v1::Tuning::Stub> stub() {
+    return kiln::v1::Tuning::NewStub(
+        grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+  }
+
+  /// StartJob of `spec` on the server.
+  grpc::Status start_job(const kiln::v1::JobSpec& spec, kiln::v1::JobStatus* status) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 60s);
+    kiln::v1::StartJobRequest request;
+    *request.mutable_spec() = spec;
+    return stub()->StartJob(&context, request, status);
   }
 
   std::string db_, address_;
@@ -262,6 +313,162 @@ TEST_F(ServeJobsTest, CancelStopsAJobAndSigtermLeavesOneInterrupted) {
   ASSERT_EQ(
       run_to_end("cancel-interrupted", {"jobs", "cancel", running, "--server", address_}, &out), 0);
   EXPECT_EQ(jobs()[running]["state"], "cancelled");
+}
+
+/// The (workload, config index) pairs that occur more than once.
+std::set<std::pair<std::string, int64_t>> repeated(
+    const std::vector<std::pair<std::string, int64_t>>& trials) {
+  std::set<std::pair<std::string, int64_t>> seen, twice;
+  for (const auto& trial : trials) {
+    if (!seen.insert(trial).second) twice.insert(trial);
+  }
+  return twice;
+}
+
+TEST_F(ServeJobsTest, AModelJobWithTwoAgentsEndsWithEveryTrialRecordedOnce) {
+  ASSERT_GT(start_server(), 0);
+  start_agent("a1");
+  start_agent("a2");
+  // More than gRPC's default limit of a message: kiln serve takes larger ones.
+  const std::string model = write_model("cnn.onnx", size_t{5} << 20);
+  const std::string plot = (dir_ / "latency.svg").string();
+  std::string out;
+  ASSERT_EQ(run_to_end("tune-model",
+                       {"tune", "--server", address_, "--model", model, "--target", "llvm",
+                        "--trials", "32", "--batch", "8", "--device-key", "cpu", "--threads", "1",
+                        "--plot", plot, "--json"},
+                       &out),
+            0)
+      << read_file(dir_ / "tune-model.err");
+  const nlohmann::json summary = nlohmann::json::parse(out);
+  EXPECT_EQ(summary["state"], "succeeded");
+  EXPECT_EQ(summary["model"], "cnn.onnx");
+  EXPECT_EQ(summary["trials"], 32);
+  EXPECT_GT(summary["latency_s"].get<double>(), 0);
+  EXPECT_FALSE(summary["latency_curve"].empty());
+  const int64_t tasks = summary["tasks"];
+  ASSERT_GE(tasks, 2) << "two convolutions of different shapes";
+  ASSERT_EQ(int64_t(summary["task_status"].size()), tasks);
+  std::set<std::string> workloads;
+  int64_t task_trials = 0;
+  for (const nlohmann::json& t : summary["task_status"]) {
+    workloads.insert(t["workload"].get<std::string>());
+    task_trials += t["trials"].get<int64_t>();
+    EXPECT_TRUE(t.contains("best")) << t.dump();
+  }
+  EXPECT_EQ(task_trials, 32);
+  // The model's progress line, a line a batch, and its latency plot.
+  const std::string progress = read_file(dir_ / "tune-model.err");
+  EXPECT_NE(progress.find("cnn.onnx: " + std::to_string(tasks) + " tasks, 32 trials"),
+            std::string::npos)
+      << progress;
+  EXPECT_NE(progress.find("estimated latency "), std::string::npos) << progress;
+  EXPECT_NE(progress.find("tasks done "), std::string::npos) << progress;
+  EXPECT_NE(read_file(plot).find("<svg"), std::string::npos);
+
+  // The server's log holds exactly the job's trials, across the model's tasks, each once,
+  // measured by the two agents.
+  const std::vector<std::pair<std::string, int64_t>> trials = all_trials();
+  EXPECT_EQ(trials.size(), 32u);
+  EXPECT_TRUE(repeated(trials).empty()) << "a config measured twice";
+  for (const auto& [workload, index] : trials) EXPECT_EQ(workloads.count(workload), 1u) << workload;
+  for (const nlohmann::json& r : records()) {
+    EXPECT_TRUE(r["agent"] == "a1" || r["agent"] == "a2") << r.dump();
+  }
+  // The jobs file names the server's copy of the model and holds none of its bytes.
+  const std::string jobs_file = read_file(dir_ / "tuning.jobs.json");
+  const std::string copy = summary["model_path"];
+  EXPECT_NE(jobs_file.find(copy), std::string::npos);
+  EXPECT_EQ(fs::path(copy).parent_path().filename(), "models");
+  EXPECT_EQ(read_file(copy), read_file(model));
+  EXPECT_LT(jobs_file.size(), fs::file_size(model));
+  // kiln jobs list names the model and its estimate.
+  ASSERT_EQ(run_to_end("list-text", {"jobs", "list", "--server", address_}, &out), 0);
+  EXPECT_NE(out.find("model cnn.onnx  estimated latency "), std::string::npos) << out;
+}
+
+TEST_F(ServeJobsTest, AModelJobReadsAServerPathResumesAndRefusesLargeOrUnreadableModels) {
+  const int port = start_server();
+  ASSERT_GT(port, 0);
+  const std::string model = write_model("cnn.onnx");
+  std::string out;
+  // A file that is no ONNX model: the importer's reason, exit 2.
+  const std::string garbage = (dir_ / "garbage.onnx").string();
+  std::ofstream(garbage) << "not a model";
+  EXPECT_EQ(
+      run_to_end("tune-garbage",
+                 {"tune", "--server", address_, "--model", garbage, "--target", "llvm"}, &out),
+      2);
+  EXPECT_NE(read_file(dir_ / "tune-garbage.err").find("are not an ONNX model"), std::string::npos)
+      << read_file(dir_ / "tune-garbage.err");
+  // A model over 256 MiB (a sparse file): kiln tune refuses to send it, the server to read it.
+  const fs::path big = dir_ / "big.onnx";
+  std::ofstream(big).close();
+  fs::resize_file(big, (uintmax_t{256} << 20) + 1);
+  EXPECT_EQ(
+      run_to_end("tune-big",
+                 {"tune", "--server", address_, "--model", big.string(), "--target", "llvm"}, &out),
+      2);
+  EXPECT_NE(read_file(dir_ / "tune-big.err").find("up to 268435456 bytes (256 MiB)"),
+            std::string::npos)
+      << read_file(dir_ / "tune-big.err");
+  kiln::v1::JobSpec spec;
+  spec.set_model_path(big.string());
+  spec.set_target("llvm");
+  kiln::v1::JobStatus status;
+  grpc::Status refused = start_job(spec, &status);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(refused.error_message().find("256 MiB"), std::string::npos) << refused.error_message();
+  spec.set_workload("matmul:M=8,N=8,K=8");
+  refused = start_job(spec, &status);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(refused.error_message().find("exactly one"), std::string::npos);
+
+  // A model file the server reads, measured on the server's machine.
+  spec.clear_workload();
+  spec.set_model_path(model);
+  spec.set_trials(40);
+  spec.set_batch(4);
+  spec.set_threads(1);
+  ASSERT_TRUE(start_job(spec, &status).ok());
+  const std::string id = status.id();
+  EXPECT_EQ(status.spec().model_path(), model);
+  EXPECT_EQ(status.spec().model_name(), "cnn.onnx");
+  EXPECT_EQ(status.spec().scheduler(), "gradient");
+  ASSERT_GE(status.tasks(), 2);
+  ASSERT_TRUE(wait_for_trials(id, 4));
+  // While it runs, no other job may tune its tasks: a workload job of one of them, or the model
+  // again.
+  const std::string task = all_trials().front().first;
+  kiln::v1::JobSpec twin;
+  twin.set_workload(task);
+  twin.set_target("llvm");
+  grpc::Status conflict = start_job(twin, &status);
+  EXPECT_EQ(conflict.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_NE(conflict.error_message().find("job " + id + " is tuning " + task), std::string::npos)
+      << conflict.error_message();
+  EXPECT_EQ(start_job(spec, &status).error_code(), grpc::StatusCode::ALREADY_EXISTS);
+
+  // The server dies in the middle; restarted, the job is interrupted where the log says, and
+  // resumed it ends with every trial recorded once.
+  ASSERT_TRUE(wait_for_trials(id, 8));
+  server_->signal(SIGKILL);
+  EXPECT_EQ(server_->wait(), 128 + SIGKILL);
+  ASSERT_EQ(start_server(port), port);
+  auto listed = jobs();
+  EXPECT_EQ(listed[id]["state"], "interrupted");
+  const int64_t done = listed[id]["trials"];
+  EXPECT_GE(done, 8);
+  EXPECT_LT(done, 40);
+  EXPECT_EQ(int64_t(all_trials().size()), done) << "it reports what the log holds";
+  ASSERT_EQ(run_to_end("resume", {"jobs", "resume", id, "--server", address_, "--json"}, &out), 0)
+      << read_file(dir_ / "resume.err");
+  const nlohmann::json resumed = nlohmann::json::parse(out);
+  EXPECT_EQ(resumed["state"], "succeeded");
+  EXPECT_EQ(resumed["trials"], 40);
+  const std::vector<std::pair<std::string, int64_t>> trials = all_trials();
+  EXPECT_EQ(trials.size(), 40u) << "a trial lost or repeated";
+  EXPECT_TRUE(repeated(trials).empty()) << "a config measured twice";
 }
 
 }  // namespace

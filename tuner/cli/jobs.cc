@@ -25,7 +25,8 @@ constexpr std::string_view kUsage =
     "running when the command that started or watched it ends; one the server stopped in the\n"
     "middle of is interrupted and continues from the tuning log when resumed.\n\n"
     "actions:\n"
-    "  list    every job: id, state, trials, best GFLOP/s, workload\n"
+    "  list    every job: id, state, trials, best GFLOP/s, workload (a model job: its name\n"
+    "          and estimated latency)\n"
     "  watch   ID: show its progress until it stops\n"
     "  cancel  ID: stop it after the batch being measured\n"
     "  resume  ID: run an interrupted, failed or cancelled job on, and watch it\n\n"
@@ -84,10 +85,17 @@ int list_action(const std::vector<std::string>& args) {
   std::cout << fmt::format("{:<10} {:<12} {:>13} {:>10}  {}\n", "JOB", "STATE", "TRIALS", "GFLOP/S",
                            "WORKLOAD");
   for (const v1::JobStatus& s : response.jobs()) {
-    std::cout << fmt::format("{:<10} {:<12} {:>13} {:>10.1f}  {}\n", s.id(),
-                             job_state_text(s.state()),
+    std::string gflops = fmt::format("{:.1f}", s.best_gflops());
+    std::string what = s.workload();
+    if (is_model_job(s)) {
+      gflops = "-";
+      what = model_job_name(s) + "  estimated latency " +
+             (s.estimated_latency_s() > 0 ? fmt::format("{:.3f} ms", s.estimated_latency_s() * 1e3)
+                                          : std::string("unknown"));
+    }
+    std::cout << fmt::format("{:<10} {:<12} {:>13} {:>10}  {}\n", s.id(), job_state_text(s.state()),
                              std::to_string(s.trials()) + "/" + std::to_string(s.spec().trials()),
-                             s.best_gflops(), s.workload());
+                             gflops, what);
   }
   return 0;
 }

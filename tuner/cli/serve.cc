@@ -16,10 +16,15 @@
 #include "tuner/cli/flags.h"
 #include "tuner/cli/tracker_options.h"
 #include "tuner/cli/tuning_log_flag.h"
+#include "tuner/model_tuning.h"
 #include "tuner/service/tuning_service.h"
 
 namespace kiln::tuner {
 namespace {
+
+/// The largest message the server takes: a StartJob that carries the largest model it tunes,
+/// and room for the rest of the request (gRPC's default is 4 MiB).
+constexpr int64_t kMaxReceiveBytes = kMaxModelBytes + (int64_t{1} << 20);
 
 FlagSet make_flags() {
   FlagSet flags("serve",
@@ -33,8 +38,16 @@ FlagSet make_flags() {
                 "It prints 'listening on HOST:PORT' on stdout once it serves (port 0 picks a "
                 "free port) and runs until SIGINT or SIGTERM; jobs running then stop at their "
                 "next batch and are listed as interrupted when it serves again (kiln jobs "
-                "resume continues them).\nExit codes: 0 stopped, 1 cannot "
-                "listen or open the tuning log, 2 bad flags or unreadable token or TLS files.");
+                "resume continues them).\nA job tunes a workload or every kernel task of an "
+                "ONNX model (kiln tune --model --server): StartJob carries the model's bytes, "
+                "up to " +
+                    std::to_string(kMaxModelBytes >> 20) +
+                    " MiB (the server receives messages of up to " +
+                    std::to_string(kMaxReceiveBytes >> 20) +
+                    " MiB; larger models are refused), which are kept in a models folder beside "
+                    "the jobs file, or names a model file the server can read.\nExit codes: 0 "
+                    "stopped, 1 cannot listen or open the tuning log, 2 bad flags or unreadable "
+                    "token or TLS files.");
   add_tracker_server_flags(flags, "127.0.0.1:9190");
   add_db_flag(flags, "the tuning log to serve (created when missing)");
   flags.add_string("jobs", "FILE",
@@ -74,6 +87,7 @@ int serve_command(const std::vector<std::string>& args) {
         grpc::ServerBuilder builder;
         int port = 0;
         builder.AddListeningPort(options->listen, credentials, &port);
+        builder.SetMaxReceiveMessageSize(int(kMaxReceiveBytes));
         builder.RegisterService(tuning->service());
         if (fleet) builder.RegisterService(fleet->service());
         server = builder.BuildAndStart();

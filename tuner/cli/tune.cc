@@ -34,6 +34,10 @@
 namespace kiln::tuner {
 namespace {
 
+/// Trials in a row with no new best after which a model job sets a task aside, unless
+/// --early-stopping says otherwise.
+constexpr int64_t kDefaultTaskPatience = 128;
+
 FlagSet make_flags() {
   FlagSet flags("tune",
                 "Searches the config space of a workload (--workload), or of every kernel task "
@@ -91,7 +95,8 @@ FlagSet make_flags() {
                    "the fleet's boards to measure on (with --tracker, or --server)");
   flags.add_string("server", "ADDR",
                    "run the job inside the kiln serve at host:port (its tuning log; on the "
-                   "agents of --device-key, else on the server's machine) and watch it");
+                   "agents of --device-key, else on the server's machine) and watch it; with "
+                   "--model, the model's bytes go to the server");
   flags.add_bool("detach", "with --server: start the job, print its id and return");
   add_token_flag(flags);
   add_tls_client_flag(flags);
@@ -129,24 +134,45 @@ int tune_on_server(const FlagSet& flags) {
   if (Status writable = check_plot_path(plot); !writable.is_ok()) return report_error(writable);
   v1::StartJobRequest request;
   v1::JobSpec* spec = request.mutable_spec();
-  spec->set_workload(flags.get_string("workload"));
+  const bool model = flags.is_set("model");
+  if (model) {
+    // Refused here before the bytes travel: a file over the limit, a scheduler with a typo.
+    if (Result<TaskSchedule> known = parse_task_schedule(flags.get_string("scheduler")); !known) {
+      return report_error(known.status());
+    }
+    const std::string path = flags.get_string("model");
+    Result<std::string> bytes = read_model_file(path);
+    if (!bytes) return report_error(bytes.status());
+    spec->set_model(std::move(*bytes));
+    spec->set_model_name(std::filesystem::path(path).filename().string());
+    spec->set_scheduler(flags.get_string("scheduler"));
+    spec->set_max_task_trials(flags.get_int("max-task-trials"));
+  } else {
+    spec->set_workload(flags.get_string("workload"));
+  }
   spec->set_target(flags.get_string("target"));
-  spec->set_trials(flags.get_int("trials"));
+  // 0: the server gives a model job 200 trials per task.
+  spec->set_trials(model && !flags.is_set("trials") ? 0 : flags.get_int("trials"));
   spec->set_tuner(flags.get_string("tuner"));
   spec->set_seed(uint64_t(flags.get_int("seed")));
   spec->set_batch(int(flags.get_int("batch")));
-  spec->set_early_stopping(flags.get_int("early-stopping"));
+  spec->set_early_stopping(model && !flags.is_set("early-stopping")
+                               ? kDefaultTaskPatience
+                               : flags.get_int("early-stopping"));
   // Unset: the measuring machine's cores, which are not this machine's.
   spec->set_threads(flags.is_set("threads") ? int(flags.get_int("threads")) : 0);
   spec->set_device_key(flags.get_string("device-key"));
   auto stub = v1::Tuning::NewStub(server->channel);
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  // A model's bytes (up to 256 MiB) travel and are read before the answer.
+  context.set_deadline(std::chrono::system_clock::now() +
+                       (model ? std::chrono::seconds(300) : std::chrono::seconds(30)));
   server->authorize(context);
   v1::JobStatus started;
   if (grpc::Status s = stub->StartJob(&context, request, &started); !s.ok()) {
     return report_error(from_grpc(s, server->address));
   }
+  request.Clear();
   if (flags.get_bool("detach")) {
     if (flags.get_bool("json")) {
       std::cout << job_json(started).dump() << "\n";
@@ -158,6 +184,10 @@ int tune_on_server(const FlagSet& flags) {
   std::cerr << "job " << started.id() << " on " << server->address << " (it keeps running if "
             << "this command stops: kiln jobs watch " << started.id() << " --server "
             << server->address << ")\n";
+  if (model) {
+    std::cerr << fmt::format("{}: {} tasks, {} trials, {} scheduler\n", flags.get_string("model"),
+                             started.tasks(), started.spec().trials(), started.spec().scheduler());
+  }
   ProgressLine line;
   Result<v1::JobStatus> status = watch_job(*server, started.id(), &line);
   if (!status) return report_error(status.status());
@@ -166,15 +196,18 @@ int tune_on_server(const FlagSet& flags) {
   }
   if (!plot.empty()) {
     const int threads = status->spec().threads();
-    std::string title =
-        status->workload() + "  (" + status->spec().tuner() + ", " +
+    const std::string how =
+        (model ? status->spec().scheduler() : status->spec().tuner()) + ", " +
         (threads == 0 ? std::string("all cores")
-                      : std::to_string(threads) + " thread" + (threads == 1 ? "" : "s")) +
-        ")";
-    const std::vector<double> curve(status->best_so_far().begin(), status->best_so_far().end());
-    if (Status written = write_convergence_svg(plot, curve, title, 0); !written.is_ok()) {
-      return report_error(written);
-    }
+                      : std::to_string(threads) + " thread" + (threads == 1 ? "" : "s"));
+    Status written =
+        model ? write_latency_svg(plot, model_summary_of(*status).latency_curve,
+                                  status->spec().model_name() + "  (" + how + ")")
+              : write_convergence_svg(
+                    plot,
+                    std::vector<double>(status->best_so_far().begin(), status->best_so_far().end()),
+                    status->workload() + "  (" + how + ")", 0);
+    if (!written.is_ok()) return report_error(written);
   }
   if (flags.get_bool("json")) {
     nlohmann::ordered_json object = job_json(*status);
@@ -210,7 +243,8 @@ int tune_model(const FlagSet& flags, const std::string& target_text, bool fleet,
   options.trials =
       flags.is_set("trials") ? flags.get_int("trials") : int64_t{200} * int64_t(tasks->size());
   options.max_task_trials = flags.get_int("max-task-trials");
-  options.task_patience = flags.is_set("early-stopping") ? flags.get_int("early-stopping") : 128;
+  options.task_patience =
+      flags.is_set("early-stopping") ? flags.get_int("early-stopping") : kDefaultTaskPatience;
   options.schedule.kind = *schedule;
   options.schedule.seed = options.task.seed;
   if (Status known = check_strategy_name(options.task.tuner); !known.is_ok()) {
@@ -248,22 +282,6 @@ int tune_model(const FlagSet& flags, const std::string& target_text, bool fleet,
   }
   const bool known_latency = std::isfinite(summary->latency_s);
   if (flags.get_bool("json")) {
-    nlohmann::ordered_json task_list = nlohmann::ordered_json::array();
-    for (const ModelTaskSummary& t : summary->tasks) {
-      nlohmann::ordered_json task = {{"workload", t.task.workload},
-                                     {"weight", t.task.weight},
-                                     {"trials", t.trials},
-                                     {"valid", t.valid},
-                                     {"set_aside", t.set_aside}};
-      if (t.best_time_s > 0) {
-        task["best"] = {{"config", nlohmann::json::parse(t.best_config_json)},
-                        {"time_s", t.best_time_s},
-                        {"gflops", t.best_gflops}};
-      }
-      task_list.push_back(task);
-    }
-    nlohmann::ordered_json curve = nlohmann::ordered_json::array();
-    for (const auto& [trials, latency] : summary->latency_curve) curve.push_back({trials, latency});
     nlohmann::ordered_json object = {
         {"model", model},
         {"target", target->str()},
@@ -272,8 +290,8 @@ int tune_model(const FlagSet& flags, const std::string& target_text, bool fleet,
         {"resumed", summary->resumed},
         {"latency_s", known_latency ? nlohmann::ordered_json(summary->latency_s) : nullptr},
         {"trials_to_95pct", summary->trials_to_95pct},
-        {"tasks", task_list},
-        {"latency_curve", curve},
+        {"tasks", model_tasks_json(summary->tasks)},
+        {"latency_curve", latency_curve_json(summary->latency_curve)},
         {"tuner", options.task.tuner},
         {"threads", measure.threads},
         {"wall_s", summary->wall_s},
@@ -281,19 +299,7 @@ int tune_model(const FlagSet& flags, const std::string& target_text, bool fleet,
         {"db", path->string()}};
     std::cout << object.dump() << "\n";
   } else {
-    for (const ModelTaskSummary& t : summary->tasks) {
-      std::cout << fmt::format(
-          "  {:>3} x {}  {} trials  {}\n", t.task.weight, t.task.workload, t.trials,
-          t.best_time_s > 0
-              ? fmt::format("{:.4g} ms  {:.1f} GFLOP/s", t.best_time_s * 1e3, t.best_gflops)
-              : std::string("no valid config"));
-    }
-    std::cout << fmt::format(
-        "{}  {} tasks  estimated latency {}  ({} trials, 95% of it after {}; log {})\n", model,
-        summary->tasks.size(),
-        known_latency ? fmt::format("{:.3f} ms", summary->latency_s * 1e3)
-                      : std::string("unknown (a task has no valid config)"),
-        summary->trials, summary->trials_to_95pct, path->string());
+    std::cout << model_summary_text(*summary, model, "log " + path->string()) << "\n";
   }
   return known_latency ? 0 : 1;
 }

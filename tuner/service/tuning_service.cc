@@ -51,14 +51,30 @@ JobSpec from_proto(const pb::JobSpec& p) {
   JobSpec s;
   s.workload = p.workload();
   if (!p.target().empty()) s.target = p.target();
-  if (p.trials() != 0) s.trials = p.trials();
+  s.trials = p.trials();
   if (!p.tuner().empty()) s.tuner = p.tuner();
   s.seed = p.seed();
   if (p.batch() != 0) s.batch = p.batch();
   s.early_stopping = p.early_stopping();
   s.threads = p.threads();
   s.device_key = p.device_key();
+  s.model = p.model();
+  s.model_path = p.model_path();
+  s.model_name = p.model_name();
+  s.scheduler = p.scheduler();
+  s.max_task_trials = p.max_task_trials();
   return s;
+}
+
+/// ConfigSpace::to_json text as a Config; nothing when it is not a config.
+void config_to_proto(const std::string& json, pb::Config& config) {
+  nlohmann::json parsed = nlohmann::json::parse(json, nullptr, false);
+  if (!parsed.is_object()) return;
+  config.set_index(parsed.value("index", int64_t{0}));
+  const nlohmann::json knobs = parsed.value("knobs", nlohmann::json::object());
+  for (const auto& [name, value] : knobs.items()) {
+    if (value.is_number_integer()) (*config.mutable_knobs())[name] = value;
+  }
 }
 
 void to_proto(const JobStatus& s, pb::JobStatus& p) {
@@ -73,6 +89,11 @@ void to_proto(const JobStatus& s, pb::JobStatus& p) {
   spec->set_early_stopping(s.spec.early_stopping);
   spec->set_threads(s.spec.threads);
   spec->set_device_key(s.spec.device_key);
+  // A model's bytes never go back: model_path names the server's copy.
+  spec->set_model_path(s.spec.model_path);
+  spec->set_model_name(s.spec.model_name);
+  spec->set_scheduler(s.spec.scheduler);
+  spec->set_max_task_trials(s.spec.max_task_trials);
   p.set_state(to_proto(s.state));
   p.set_error(s.error);
   p.set_workload(s.workload);
@@ -83,16 +104,7 @@ void to_proto(const JobStatus& s, pb::JobStatus& p) {
   p.set_elapsed_s(s.progress.elapsed_s);
   p.set_eta_s(s.progress.eta_s);
   p.set_best_time_s(s.progress.best_time_s);
-  if (!s.best_config_json.empty()) {
-    nlohmann::json config = nlohmann::json::parse(s.best_config_json, nullptr, false);
-    if (config.is_object()) {
-      p.mutable_best_config()->set_index(config.value("index", int64_t{0}));
-      const nlohmann::json knobs = config.value("knobs", nlohmann::json::object());
-      for (const auto& [name, value] : knobs.items()) {
-        if (value.is_number_integer()) (*p.mutable_best_config()->mutable_knobs())[name] = value;
-      }
-    }
-  }
+  if (!s.best_config_json.empty()) config_to_proto(s.best_config_json, *p.mutable_best_config());
   p.set_trials_to_95pct(s.trials_to_95pct);
   p.set_stopped_early(s.stopped_early);
   if (s.state != JobState::kRunning) {
@@ -100,6 +112,29 @@ void to_proto(const JobStatus& s, pb::JobStatus& p) {
   }
   p.set_created_unix_ms(s.created_ms);
   p.set_finished_unix_ms(s.finished_ms);
+  if (!s.spec.is_model()) return;
+  p.set_estimated_latency_s(s.latency_s);
+  p.set_tasks(int32_t(s.tasks.size()));
+  p.set_tasks_done(int32_t(s.tasks_done));
+  if (s.state == JobState::kRunning) return;
+  for (const ModelTaskSummary& t : s.tasks) {
+    pb::ModelTaskStatus* task = p.add_task_status();
+    task->set_workload(t.task.workload);
+    task->set_weight(t.task.weight);
+    task->set_trials(t.trials);
+    task->set_valid(t.valid);
+    task->set_best_time_s(t.best_time_s);
+    task->set_best_gflops(t.best_gflops);
+    if (!t.best_config_json.empty()) {
+      config_to_proto(t.best_config_json, *task->mutable_best_config());
+    }
+    task->set_set_aside(t.set_aside);
+  }
+  for (const auto& [trials, latency] : s.latency_curve) {
+    pb::LatencyPoint* point = p.add_latency_curve();
+    point->set_trials(trials);
+    point->set_latency_s(latency);
+  }
 }
 
 /// One WatchJob stream: the latest status is written whenever the one before it has gone out
