@@ -45,7 +45,7 @@ sysroot_packages=(
   libxgboost-dev xgboost
   libsqlite3-dev libspdlog-dev nlohmann-json3-dev
   libopenblas-dev libdnnl-dev
-  libonnx-dev libzip-dev libcli11-dev
+  libonnx-dev libzip-dev libcli11-dev libssl-dev
 )
 
 install_host_packages() {

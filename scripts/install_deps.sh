@@ -11,6 +11,8 @@ packages=(
   libsqlite3-dev libspdlog-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   libopenblas-dev libdnnl-dev
   libonnx-dev libzip-dev libcli11-dev
+  # kiln serve names the models it stores by their SHA-256 (libcrypto).
+  libssl-dev
   binutils
   # The TLS tests make their certificates with openssl.
   openssl

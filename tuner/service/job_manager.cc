@@ -13,14 +13,15 @@
 #include <thread>
 #include <utility>
 
+#include <openssl/evp.h>
 #include <spdlog/fmt/fmt.h>
 #include <nlohmann/json.hpp>
 
 #include "compiler_core/db/tuning_log.h"
 #include "compiler_core/schedule/templates.h"
+#include "compiler_core/support/check.h"
 #include "compiler_core/support/file.h"
 #include "compiler_core/support/log.h"
-#include "compiler_core/support/sha256.h"
 #include "compiler_core/target/target.h"
 #include "compiler_core/te/workload.h"
 #include "tuner/measure/fleet_measurer.h"
@@ -30,6 +31,21 @@
 
 namespace kiln::tuner {
 namespace {
+
+/// The SHA-256 digest of `bytes` (OpenSSL's), as 64 lower-case hex digits.
+std::string sha256_hex(const std::string& bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  KILN_CHECK(EVP_Digest(bytes.data(), bytes.size(), digest, &size, EVP_sha256(), nullptr) == 1)
+      << "OpenSSL's SHA-256 failed";
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < size; ++i) {
+    hex += kHex[digest[i] >> 4];
+    hex += kHex[digest[i] & 15];
+  }
+  return hex;
+}
 
 namespace fs = std::filesystem;
 
