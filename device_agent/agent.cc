@@ -49,9 +49,10 @@ pb::RegisterAgent registration(const AgentOptions& options, const core::Target& 
 }
 
 /// One connection's life: register, then serve until the stream breaks or `stop`. Returns
-/// true when the tracker accepted the registration (the backoff starts over).
-bool serve_connection(const AgentOptions& options, const pb::RegisterAgent& reg,
-                      pb::Tracker::Stub& stub, std::vector<std::unique_ptr<Worker>>& workers,
+/// true when the tracker accepted the registration (the backoff starts over); `reg` then keeps
+/// the secret the tracker gave, for the next registration.
+bool serve_connection(const AgentOptions& options, pb::RegisterAgent& reg, pb::Tracker::Stub& stub,
+                      std::vector<std::unique_ptr<Worker>>& workers,
                       const std::atomic<bool>& stop) {
   grpc::ClientContext context;
   if (!options.token.empty()) context.AddMetadata("authorization", "Bearer " + options.token);
@@ -74,6 +75,8 @@ bool serve_connection(const AgentOptions& options, const pb::RegisterAgent& reg,
       std::chrono::duration<double>(std::max(0.05, message.registered().heartbeat_interval_s())));
   logger("agent")->info("registered agent={} key={} tracker={}", reg.agent_id(), reg.device_key(),
                         options.tracker);
+  // Presented when it connects again, so that the tracker lets this agent replace its session.
+  reg.set_agent_secret(message.registered().agent_secret());
 
   std::mutex queue_mutex;
   std::condition_variable queue_ready;
@@ -164,7 +167,7 @@ Status run_agent(const AgentOptions& given, const std::atomic<bool>& stop) {
     options.agent_id = options.device_key + "@" + host + ":" + std::to_string(getpid());
   }
   options.capacity = std::max(1, options.capacity);
-  const pb::RegisterAgent reg = registration(options, target);
+  pb::RegisterAgent reg = registration(options, target);
 
   std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
   if (!options.tls_ca_pem.empty()) {

@@ -46,6 +46,7 @@ class AgentSession final
 
   // Set at registration, then read-only:
   std::string agent_id, device_key, target;
+  std::string secret;  ///< given at registration; a reconnect of the id must present it
   kiln::v1::DeviceFacts facts;
   Capability capability;  ///< what it can run: tasks of other architectures never reach it
   int capacity = 1;

@@ -1,6 +1,7 @@
 #include "tracker/broker.h"
 
 #include <algorithm>
+#include <unordered_set>
 
 namespace kiln::tracker {
 namespace {
@@ -227,21 +228,38 @@ std::vector<Finished> Broker::expire(Clock::time_point now) {
   return lost;
 }
 
-size_t Broker::cancel_job(const std::string& job_id) {
+size_t Broker::cancel_tasks(const std::string& job_id, const std::vector<std::string>& task_ids) {
   std::lock_guard<std::mutex> lock(mutex_);
+  const std::unordered_set<std::string> ids(task_ids.begin(), task_ids.end());
   size_t dropped = 0;
   for (auto& [name, key] : keys_) {
     auto it = key.jobs.find(job_id);
     if (it == key.jobs.end()) continue;
     JobQueue& job = it->second;
-    while (!job.by_group.empty()) {
-      Group* group = job.by_group.begin()->first;
-      const std::string task_id = dequeue(key, job_id, group);
-      finished_.insert(task_id);
-      live_.erase(task_id);
-      ++dropped;
-      if (!key.jobs.count(job_id)) break;  // that was its last task: `job` is gone
+    std::vector<Group*> groups;
+    for (const auto& [group, queue] : job.by_group) groups.push_back(group);
+    for (Group* group : groups) {
+      std::deque<Queued>& queue = job.by_group.at(group);
+      const size_t removed = std::erase_if(queue, [&](const Queued& q) {
+        if (!ids.count(q.task_id)) return false;
+        finished_.insert(q.task_id);
+        live_.erase(q.task_id);
+        return true;
+      });
+      if (removed == 0) continue;
+      dropped += removed;
+      key.queued -= removed;
+      job.queued -= removed;
+      if (queue.empty()) {
+        job.by_group.erase(group);
+        group->jobs.erase({job.turn, job_id});
+      }
+      if ((group->queued -= removed) == 0) {
+        const Requirement& r = group->requirement;
+        key.groups.erase(GroupKey{r.architecture, r.features, r.target});
+      }
     }
+    if (job.queued == 0) key.jobs.erase(it);
   }
   return dropped;
 }

@@ -147,8 +147,9 @@ class Broker {
   /// Takes back every lease whose deadline is before `now`, as release_agent does.
   std::vector<Finished> expire(Clock::time_point now);
 
-  /// Drops the queued tasks of `job_id` (its leased ones still finish). Returns how many.
-  size_t cancel_job(const std::string& job_id);
+  /// Drops the queued tasks among `task_ids` of `job_id` (leased ones still finish; the job's
+  /// other tasks, another submission's under the same job id, stay). Returns how many.
+  size_t cancel_tasks(const std::string& job_id, const std::vector<std::string>& task_ids);
 
   std::map<std::string, KeyStats> stats() const;
   /// The queued tasks of `device_key` that none of `agents` (the capabilities of the agents

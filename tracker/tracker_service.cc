@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <random>
 #include <tuple>
 #include <unordered_set>
 
@@ -16,6 +17,18 @@ namespace kiln::tracker::internal {
 namespace pb = kiln::v1;
 
 namespace {
+
+/// 128 random bits as 32 hex digits, from the system's entropy source.
+std::string random_secret() {
+  std::random_device entropy;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string secret;
+  for (int i = 0; i < 4; ++i) {
+    uint32_t bits = entropy();
+    for (int j = 0; j < 8; ++j, bits >>= 4) secret += kHex[bits & 15];
+  }
+  return secret;
+}
 
 int64_t unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -99,18 +112,28 @@ grpc::Status TrackerService::on_register(const std::shared_ptr<AgentSession>& se
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_) return {grpc::StatusCode::UNAVAILABLE, "the tracker is shutting down"};
+    auto old = sessions_.find(session->agent_id);
+    // A live session keeps its id unless the newcomer proves it is that agent; one the tracker
+    // has taken for lost (missed heartbeats) gives it up, so a restarted agent gets back in.
+    if (old != sessions_.end() && !old->second->lost &&
+        !constant_time_equal(reg.agent_secret(), old->second->secret)) {
+      return {grpc::StatusCode::ALREADY_EXISTS,
+              "agent id '" + session->agent_id +
+                  "' is connected already; another agent cannot take it over (a reconnecting "
+                  "agent presents the secret the tracker gave it)"};
+    }
     session->last_seen = Clock::now();
     session->registered = true;
     // Counted before the agent it replaces leaves, so that a reconnect does not make the
     // key's submissions wait for a moment.
     count_agent(*session, +1, out);
-    auto old = sessions_.find(session->agent_id);
     if (old != sessions_.end()) {
       // The same agent again (a reconnect the tracker has not noticed yet): the new stream
       // replaces the old one, whose tasks are leased again.
       previous = old->second;
       lose(*previous, out);
     }
+    session->secret = random_secret();
     sessions_[session->agent_id] = session;
     AgentRecord& record = agents_[session->agent_id];
     session->record = &record;
@@ -127,6 +150,7 @@ grpc::Status TrackerService::on_register(const std::shared_ptr<AgentSession>& se
       session->capacity);
   pb::TrackerMessage hello;
   hello.mutable_registered()->set_agent_id(session->agent_id);
+  hello.mutable_registered()->set_agent_secret(session->secret);
   hello.mutable_registered()->set_heartbeat_interval_s(
       std::chrono::duration<double>(options_.heartbeat_interval).count());
   session->send(std::move(hello));
@@ -233,8 +257,9 @@ grpc::ServerWriteReactor<pb::SubmitResponse>* TrackerService::Submit(
       ++live.remaining[d->second];
       Status queued = broker_.submit(std::move(spec));
       if (!queued.is_ok()) {
-        broker_.cancel_job(request->job_id());
-        // Only this submission's own ids: a refused duplicate id may belong to another one.
+        // Only this submission's own tasks: a refused duplicate id may belong to another
+        // submission, and the client's other submissions may share its job id.
+        broker_.cancel_tasks(request->job_id(), mapped);
         for (const std::string& id : mapped) submissions_by_task_.erase(id);
         submission->end(to_grpc(queued));
         return submission.get();
@@ -262,7 +287,7 @@ void TrackerService::on_submission_cancelled(Submission& submission) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = submissions_.find(&submission);
   if (it == submissions_.end()) return;
-  size_t dropped = broker_.cancel_job(submission.job_id());
+  size_t dropped = broker_.cancel_tasks(submission.job_id(), it->second.task_ids);
   for (const std::string& task_id : it->second.task_ids) submissions_by_task_.erase(task_id);
   submissions_.erase(it);
   logger("tracker")->info("job={} cancelled by its client: {} queued tasks dropped",

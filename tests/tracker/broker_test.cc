@@ -144,12 +144,28 @@ TEST(Broker, CancellingAJobDropsItsQueuedTasksOnly) {
   ASSERT_TRUE(broker.submit(task("b1", "B")).is_ok());
   auto leased = broker.lease("agent", "cpu", kAny, Clock::time_point{});
   ASSERT_EQ(leased->task_id, "a1");
-  EXPECT_EQ(broker.cancel_job("A"), 1u);
+  EXPECT_EQ(broker.cancel_tasks("A", {"a1", "a2"}), 1u);
   auto next = broker.lease("agent", "cpu", kAny, Clock::time_point{});
   ASSERT_TRUE(next.has_value());
   EXPECT_EQ(next->task_id, "b1");
   EXPECT_TRUE(broker.complete("agent", "a1").is_ok());  // the leased one still finishes
   EXPECT_EQ(broker.submit(task("a2", "A")).code(), StatusCode::kAlreadyExists);
+}
+
+TEST(Broker, CancellingOneSubmissionLeavesAnotherOfTheSameJobQueued) {
+  Broker broker;
+  for (const char* id : {"s1", "s2", "t1", "t2", "t3"}) {
+    ASSERT_TRUE(broker.submit(task(id, "J")).is_ok());
+  }
+  ASSERT_TRUE(broker.submit(task("k1", "K")).is_ok());
+  EXPECT_EQ(broker.cancel_tasks("J", {"t1", "t2", "t3", "k1", "unknown"}), 3u)
+      << "only J's queued tasks among the ids";
+  EXPECT_EQ(broker.stats()["cpu"].queued, 3u);
+  std::set<std::string> leased;
+  while (auto next = broker.lease("agent", "cpu", kAny, Clock::time_point{})) {
+    leased.insert(next->task_id);
+  }
+  EXPECT_EQ(leased, (std::set<std::string>{"s1", "s2", "k1"}));
 }
 
 TEST(BrokerRouting, CanRunNeedsTheArchitectureAndEveryFeature) {
@@ -246,7 +262,7 @@ TEST(BrokerRouting, CancellingAJobDropsItsTasksOfEveryRequirement) {
   ASSERT_TRUE(broker.submit(routed("x", "J", "x86_64")).is_ok());
   ASSERT_TRUE(broker.submit(task("any", "J")).is_ok());
   ASSERT_TRUE(broker.submit(routed("k", "K", "aarch64")).is_ok());
-  EXPECT_EQ(broker.cancel_job("J"), 3u);
+  EXPECT_EQ(broker.cancel_tasks("J", {"a", "x", "any"}), 3u);
   EXPECT_EQ(broker.stats()["cpu"].queued, 1u);
   EXPECT_TRUE(drain(broker, kX86).empty());
   EXPECT_EQ(drain(broker, kArm), (std::vector<std::string>{"k"}));

@@ -60,8 +60,9 @@ class FakeAgent {
   /// kAnswerBadCosts answers OK with the costs a broken or hostile board might send.
   enum class Mode { kAnswer, kHold, kAnswerBadCosts };
 
+  /// `secret`: the agent secret it presents (that of an earlier session, to reconnect).
   FakeAgent(const std::string& address, std::string id, Mode mode, std::string token = kToken,
-            const Board& board = {}, int capacity = 2)
+            const Board& board = {}, int capacity = 2, const std::string& secret = "")
       : id_(std::move(id)), mode_(mode) {
     auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
     stub_ = pb::Tracker::NewStub(channel);
@@ -71,6 +72,7 @@ class FakeAgent {
     hello.mutable_register_()->set_agent_id(id_);
     hello.mutable_register_()->set_device_key("cpu");
     hello.mutable_register_()->set_capacity(capacity);
+    hello.mutable_register_()->set_agent_secret(secret);
     if (!board.architecture.empty()) {
       hello.mutable_register_()->mutable_target()->set_triple(board.architecture +
                                                               "-unknown-linux-gnu");
@@ -110,6 +112,11 @@ class FakeAgent {
     return triples_;
   }
   bool registered() const { return registered_; }
+  /// The secret the tracker gave it (once registered).
+  std::string secret() const {
+    std::lock_guard<std::mutex> lock(tasks_mutex_);
+    return secret_;
+  }
   /// Waits (with a deadline) for the tracker to end the stream, and returns its status.
   grpc::Status finish_status() {
     auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -124,7 +131,11 @@ class FakeAgent {
   void loop() {
     pb::TrackerMessage message;
     while (stream_->Read(&message)) {
-      if (message.has_registered()) registered_ = true;
+      if (message.has_registered()) {
+        std::lock_guard<std::mutex> lock(tasks_mutex_);
+        secret_ = message.registered().agent_secret();
+        registered_ = true;
+      }
       if (!message.has_task()) continue;
       {
         std::lock_guard<std::mutex> lock(tasks_mutex_);
@@ -163,6 +174,7 @@ class FakeAgent {
   std::atomic<int> received_{0};
   mutable std::mutex tasks_mutex_;
   std::vector<std::string> triples_;
+  std::string secret_;
   grpc::Status final_;
 };
 
@@ -263,8 +275,8 @@ class TrackerServerTest : public ::testing::Test {
   }
 
   FakeAgent& agent(const std::string& id, FakeAgent::Mode mode = FakeAgent::Mode::kAnswer,
-                   const Board& board = {}) {
-    agents_.push_back(std::make_unique<FakeAgent>(address_, id, mode, kToken, board));
+                   const Board& board = {}, const std::string& secret = "") {
+    agents_.push_back(std::make_unique<FakeAgent>(address_, id, mode, kToken, board, 2, secret));
     // Wait (with a deadline) until the tracker has registered it.
     auto deadline = std::chrono::steady_clock::now() + 10s;
     while (!agents_.back()->registered() && std::chrono::steady_clock::now() < deadline) {
@@ -423,6 +435,31 @@ TEST_F(TrackerServerTest, RefusesAnAgentCapacityAboveTheLimit) {
   EXPECT_EQ(a.received(), 4);
 }
 
+// A token holder cannot take a live agent's id (and its stream) over; the agent itself,
+// reconnecting before the tracker noticed its old stream break, presents its secret and does.
+TEST_F(TrackerServerTest, AnotherAgentCannotTakeOverALiveAgentsId) {
+  start();
+  FakeAgent& a = agent("a1");
+  const std::string secret = a.secret();
+  EXPECT_EQ(secret.size(), 32u);
+  for (const std::string& presented : {std::string(), std::string(32, '0')}) {
+    FakeAgent thief(address_, "a1", FakeAgent::Mode::kAnswer, kToken, {}, 2, presented);
+    grpc::Status refused = thief.finish_status();
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::ALREADY_EXISTS) << refused.error_message();
+    EXPECT_FALSE(thief.registered());
+  }
+  std::vector<pb::MeasureResult> results;
+  ASSERT_TRUE(submit(4, results).ok());
+  EXPECT_EQ(a.received(), 4) << "the live agent kept its tasks";
+
+  FakeAgent& again = agent("a1", FakeAgent::Mode::kAnswer, {}, secret);
+  EXPECT_EQ(a.finish_status().error_code(), grpc::StatusCode::ABORTED);
+  results.clear();
+  ASSERT_TRUE(submit(4, results, {}, kToken, "u").ok());
+  EXPECT_EQ(again.received(), 4);
+  EXPECT_NE(again.secret(), secret) << "each session gets a secret of its own";
+}
+
 // Costs an agent reports are not trusted: an OK result with a NaN, negative, infinite or missing
 // cost reaches the client as that agent's RUNTIME_ERROR, one result per task, not as an OK
 // result that would fail the job at the tuning log.
@@ -482,6 +519,34 @@ TEST_F(TrackerServerTest, RefusesInvalidTasksBeforeQueuingAny) {
 
 const Board kX86{"x86_64", {"avx2", "fma"}};
 const Board kArm{"aarch64", {"neon"}};
+
+// A refused Submit drops only its own tasks: not those of the client's other submission under
+// the same job id, nor the task whose id it repeated.
+TEST_F(TrackerServerTest, ARefusedSubmitLeavesTheOtherSubmissionsOfItsJobAlone) {
+  start();
+  pb::SubmitRequest first = request_for("J");
+  for (const char* id : {"a0", "a1", "a2", "a3"}) add_task(first, id, "");
+  SubmitCall a(address_, first);
+  ASSERT_TRUE(eventually([&] {
+    const pb::StatusResponse now = status();
+    for (const pb::KeyStatus& key : now.keys()) {
+      if (key.device_key() == "cpu" && key.queued() == 4) return true;
+    }
+    return false;
+  })) << "the first submission was not queued";
+  pb::SubmitRequest second = request_for("J");
+  add_task(second, "b0", "");
+  add_task(second, "a1", "");  // another submission's task id
+  SubmitCall b(address_, second);
+  ASSERT_TRUE(eventually([&] { return b.done(); }));
+  EXPECT_EQ(b.status().error_code(), grpc::StatusCode::ALREADY_EXISTS)
+      << b.status().error_message();
+  agent("a");
+  ASSERT_TRUE(eventually([&] { return a.done(); }, 20s));
+  EXPECT_TRUE(a.status().ok()) << a.status().error_message();
+  std::map<std::string, int> counts = count_by_task(a.results());
+  EXPECT_EQ(counts, (std::map<std::string, int>{{"a0", 1}, {"a1", 1}, {"a2", 1}, {"a3", 1}}));
+}
 
 TEST_F(TrackerServerTest, EachAgentOnlyReceivesTasksOfItsArchitecture) {
   start();
