@@ -16,6 +16,7 @@
 #include "compiler_core/support/log.h"
 #include "compiler_core/target/target.h"
 #include "kiln/v1/tracker.grpc.pb.h"
+#include "proto/kiln/message_limits.h"
 
 namespace kiln::agent {
 namespace {
@@ -182,7 +183,7 @@ Status run_agent(const AgentOptions& given, const std::atomic<bool>& stop) {
   std::mt19937_64 jitter(std::random_device{}());
   auto backoff = options.min_backoff;
   while (!stop) {
-    auto channel = grpc::CreateChannel(options.tracker, credentials);
+    auto channel = create_channel(options.tracker, credentials, kMaxFleetMessageBytes);
     auto stub = pb::Tracker::NewStub(channel);
     if (serve_connection(options, reg, *stub, workers, stop)) backoff = options.min_backoff;
     if (stop) break;

@@ -4,6 +4,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "proto/kiln/message_limits.h"
 #include "tracker/tracker_service_internal.h"
 
 namespace kiln::tracker {
@@ -65,6 +66,8 @@ Result<std::unique_ptr<TrackerServer>> TrackerServer::start(TrackerOptions optio
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(listen, credentials, &port);
+  builder.SetMaxReceiveMessageSize(kMaxFleetMessageBytes);
+  builder.SetMaxSendMessageSize(kMaxClientReceiveBytes);
   builder.RegisterService(service.get());
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {

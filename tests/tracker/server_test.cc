@@ -23,6 +23,7 @@
 
 #include "kiln/v1/tracker.grpc.pb.h"
 #include "proto/kiln/grpc_status.h"
+#include "proto/kiln/message_limits.h"
 
 namespace kiln::tracker {
 namespace {
@@ -433,6 +434,21 @@ TEST_F(TrackerServerTest, RefusesAnAgentCapacityAboveTheLimit) {
   ASSERT_TRUE(submit(4, results).ok());
   EXPECT_EQ(results.size(), 4u);
   EXPECT_EQ(a.received(), 4);
+}
+
+// A message over the tracker's limit fails its own call with RESOURCE_EXHAUSTED, before the
+// tracker reads it; the tracker goes on serving.
+TEST_F(TrackerServerTest, AnOversizedMessageIsRefusedAndTheTrackerServesOn) {
+  start();
+  agent("a");
+  std::vector<pb::MeasureResult> results;
+  grpc::Status refused = submit(1, results, {}, kToken, "big", [](pb::MeasureTask& task) {
+    task.mutable_workload()->set_canonical(std::string(kMaxFleetMessageBytes, 'x'));
+  });
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_TRUE(results.empty());
+  ASSERT_TRUE(submit(4, results).ok());
+  EXPECT_EQ(results.size(), 4u);
 }
 
 // A token holder cannot take a live agent's id (and its stream) over; the agent itself,

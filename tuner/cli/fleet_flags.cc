@@ -6,6 +6,8 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 
+#include "proto/kiln/message_limits.h"
+
 namespace kiln::tuner {
 
 void add_token_flag(FlagSet& flags) {
@@ -67,7 +69,7 @@ Result<ClientConnection> connect_from_flags(const FlagSet& flags, const std::str
     ssl.pem_root_certs = ca;
     credentials = grpc::SslCredentials(ssl);
   }
-  c.channel = grpc::CreateChannel(c.address, credentials);
+  c.channel = create_channel(c.address, credentials);
   return c;
 }
 

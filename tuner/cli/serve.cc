@@ -11,6 +11,7 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "compiler_core/support/log.h"
+#include "proto/kiln/message_limits.h"
 #include "tracker/server.h"
 #include "tuner/cli/commands.h"
 #include "tuner/cli/flags.h"
@@ -88,6 +89,7 @@ int serve_command(const std::vector<std::string>& args) {
         int port = 0;
         builder.AddListeningPort(options->listen, credentials, &port);
         builder.SetMaxReceiveMessageSize(int(kMaxReceiveBytes));
+        builder.SetMaxSendMessageSize(kMaxClientReceiveBytes);
         builder.RegisterService(tuning->service());
         if (fleet) builder.RegisterService(fleet->service());
         server = builder.BuildAndStart();

@@ -3,8 +3,8 @@
 #include <unistd.h>
 
 #include <map>
-#include <set>
 #include <random>
+#include <set>
 #include <thread>
 
 #include <grpcpp/grpcpp.h>
@@ -13,6 +13,7 @@
 #include "compiler_core/support/architecture.h"
 #include "compiler_core/support/log.h"
 #include "kiln/v1/tracker.grpc.pb.h"
+#include "proto/kiln/message_limits.h"
 
 namespace kiln::tuner {
 namespace {
@@ -61,7 +62,7 @@ Result<std::string> fleet_target(const std::string& target_text, const FleetSett
     credentials = grpc::SslCredentials(ssl);
   }
   auto stub = pb::Tracker::NewStub(
-      settings.channel ? settings.channel : grpc::CreateChannel(settings.tracker, credentials));
+      settings.channel ? settings.channel : create_channel(settings.tracker, credentials));
   // The targets the key's connected boards (of that architecture) registered.
   auto boards = [&]() -> Result<std::set<std::string>> {
     grpc::ClientContext context;
@@ -106,8 +107,8 @@ Result<std::string> fleet_target(const std::string& target_text, const FleetSett
     for (const std::string& t : targets) listed += "\n  " + t;
     return invalid_argument("target '" + named.str() + "' is ambiguous: the " +
                             (arch.empty() ? "" : arch + " ") + "boards of key " +
-                            settings.device_key + " build for different targets; name one:" +
-                            listed);
+                            settings.device_key +
+                            " build for different targets; name one:" + listed);
   }
   if (!arch.empty()) return named.str();  // it waits for a board of that architecture
   return Status(StatusCode::kFailedPrecondition,
@@ -211,7 +212,7 @@ Result<std::vector<core::TuningRecord>> FleetMeasurer::measure(
     }
     auto stub = pb::Tracker::NewStub(m.settings.channel
                                          ? m.settings.channel
-                                         : grpc::CreateChannel(m.settings.tracker, m.credentials));
+                                         : create_channel(m.settings.tracker, m.credentials));
     grpc::ClientContext context;
     if (!m.settings.token.empty()) {
       context.AddMetadata("authorization", "Bearer " + m.settings.token);
