@@ -43,8 +43,12 @@ FlagSet make_flags() {
   flags.add_int("capacity", "N", "tasks measured at once (one worker process each)", 1, 1, 256);
   flags.add_int("task-timeout-s", "S", "wall time of a task whose options give none", 120, 1,
                 86400);
-  flags.add_int("worker-memory-mb", "MB", "address-space limit of each worker; 0: none", 0, 0,
-                int64_t{1} << 30);
+  // A kernel that allocates without bound meets its worker's limit, not the host's OOM killer.
+  const int64_t half_of_memory_mb =
+      int64_t(sysconf(_SC_PHYS_PAGES)) * int64_t(sysconf(_SC_PAGE_SIZE)) / 2 >> 20;
+  flags.add_int("worker-memory-mb", "MB", "address-space limit of each worker; 0: none",
+                half_of_memory_mb, 0, int64_t{1} << 30,
+                "half of this machine's memory, " + std::to_string(half_of_memory_mb));
   flags.add_string("worker", "COMMAND",
                    "the worker's command line, words split at spaces (default: this kiln "
                    "binary's agent-worker). An agent under qemu-user runs its workers through it "
