@@ -169,6 +169,15 @@ std::optional<Assignment> Broker::lease(const std::string& agent_id, const std::
                     task.deadline->first};
 }
 
+void Broker::remember_finished(const std::string& task_id) {
+  if (!finished_.insert(task_id).second) return;
+  finished_order_.push_back(task_id);
+  while (finished_order_.size() > options_.max_finished_remembered) {
+    finished_.erase(finished_order_.front());
+    finished_order_.pop_front();
+  }
+}
+
 Result<Finished> Broker::complete(const std::string& agent_id, const std::string& task_id) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (finished_.count(task_id)) {
@@ -185,7 +194,7 @@ Result<Finished> Broker::complete(const std::string& agent_id, const std::string
   leases_by_agent_[agent_id].erase(task_id);
   --keys_[task.spec.device_key].leased;
   Finished done{task_id, task.spec.job_id, agent_id, false, task.attempts};
-  finished_.insert(task_id);
+  remember_finished(task_id);
   live_.erase(it);
   return done;
 }
@@ -199,7 +208,7 @@ Finished Broker::take_back(const std::string& task_id) {
   Finished out{task_id, task.spec.job_id, task.agent, false, task.attempts};
   if (task.attempts >= options_.max_attempts) {
     out.device_lost = true;
-    finished_.insert(task_id);
+    remember_finished(task_id);
     live_.erase(task_id);
     return out;
   }
@@ -242,7 +251,7 @@ size_t Broker::cancel_tasks(const std::string& job_id, const std::vector<std::st
       std::deque<Queued>& queue = job.by_group.at(group);
       const size_t removed = std::erase_if(queue, [&](const Queued& q) {
         if (!ids.count(q.task_id)) return false;
-        finished_.insert(q.task_id);
+        remember_finished(q.task_id);
         live_.erase(q.task_id);
         return true;
       });

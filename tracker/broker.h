@@ -74,6 +74,10 @@ struct BrokerOptions {
   int max_attempts = 3;
   /// Tasks queued on one device key at most (RESOURCE_EXHAUSTED beyond).
   size_t max_queued_per_key = size_t{1} << 20;
+  /// Finished task ids remembered (to drop duplicate results and refuse a reused id); beyond
+  /// it the oldest are forgotten, so the set does not grow with every task ever run. A result
+  /// for a forgotten id is NotFound, dropped just the same.
+  size_t max_finished_remembered = size_t{1} << 20;
 };
 
 /// A task to queue.
@@ -208,6 +212,9 @@ class Broker {
   mutable std::mutex mutex_;
   std::unordered_map<std::string, Task> live_;  ///< queued or leased, by task id
   std::unordered_set<std::string> finished_;
+  std::deque<std::string> finished_order_;  ///< finished_'s ids, oldest first
+  /// Remembers `task_id` as finished, forgetting the oldest beyond the limit. Lock held.
+  void remember_finished(const std::string& task_id);
   std::unordered_map<std::string, std::set<std::string>> leases_by_agent_;
   Deadlines deadlines_;
   std::map<std::string, KeyQueue> keys_;

@@ -20,8 +20,8 @@ Requirement requirement_of(const pb::MeasureTask& task) {
 Capability capability_of(const pb::RegisterAgent& registration) {
   Capability capability;
   capability.architecture = triple_architecture(!registration.facts().architecture().empty()
-                                                       ? registration.facts().architecture()
-                                                       : registration.target().triple());
+                                                    ? registration.facts().architecture()
+                                                    : registration.target().triple());
   for (const std::string& feature : registration.facts().isa_features()) {
     const std::string_view name = std::string_view(feature).substr(feature.starts_with('+'));
     if (!name.empty()) capability.features.emplace(name);

@@ -41,6 +41,10 @@ namespace kiln::tracker {
 /// instead of being allowed to grow the tracker's memory.
 inline constexpr int kMaxAgentCapacity = 256;
 
+/// The most Submit calls one client (a peer address, whatever its port) may have open at once;
+/// more are refused with RESOURCE_EXHAUSTED until one ends. A tuning job has one open at a time.
+inline constexpr int kMaxSubmissionsPerClient = 256;
+
 struct TrackerOptions {
   /// host:port; port 0 picks a free one (see TrackerServer::port).
   std::string listen = "127.0.0.1:0";

@@ -45,7 +45,10 @@ void Submission::OnCancel() {
   end({grpc::StatusCode::CANCELLED, "the client cancelled the submission"});
 }
 
-void Submission::OnDone() { std::shared_ptr<Submission> self = std::move(self_); }
+void Submission::OnDone() {
+  service_->on_submission_done(*this);
+  std::shared_ptr<Submission> self = std::move(self_);
+}
 
 void Submission::write_or_finish(std::unique_lock<std::mutex>&) {
   if (write_in_flight_ || finished_) return;

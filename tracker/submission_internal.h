@@ -24,8 +24,12 @@ class TrackerService;
 class Submission final : public grpc::ServerWriteReactor<kiln::v1::SubmitResponse>,
                          public std::enable_shared_from_this<Submission> {
  public:
-  Submission(TrackerService* service, std::string job_id, size_t tasks)
-      : service_(service), job_id_(std::move(job_id)), remaining_(tasks) {}
+  /// `client`: the peer it counts against (TrackerService::open_submissions_).
+  Submission(TrackerService* service, std::string job_id, size_t tasks, std::string client)
+      : service_(service),
+        job_id_(std::move(job_id)),
+        client_(std::move(client)),
+        remaining_(tasks) {}
 
   /// Keeps the reactor alive until gRPC is done with it.
   void start() { self_ = shared_from_this(); }
@@ -45,6 +49,7 @@ class Submission final : public grpc::ServerWriteReactor<kiln::v1::SubmitRespons
   void OnDone() override;
 
   const std::string& job_id() const { return job_id_; }
+  const std::string& client() const { return client_; }
 
  private:
   /// Sends what is pending, or finishes when nothing is left. Lock held.
@@ -52,6 +57,7 @@ class Submission final : public grpc::ServerWriteReactor<kiln::v1::SubmitRespons
 
   TrackerService* service_;
   const std::string job_id_;
+  const std::string client_;
   std::mutex mutex_;
   size_t remaining_;
   std::vector<kiln::v1::MeasureResult> pending_;

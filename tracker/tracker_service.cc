@@ -221,8 +221,23 @@ grpc::ServerWriteReactor<pb::SubmitResponse>* TrackerService::Submit(
       }
     }
   }
+  // A client is its peer address without the port: every connection of one host counts.
+  const std::string peer = context->peer();
+  const std::string client = peer.substr(0, peer.rfind(':'));
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    int& open = open_submissions_[client];
+    if (open >= kMaxSubmissionsPerClient) {
+      return new Refused({grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          "client " + client + " has " + std::to_string(open) +
+                              " submissions open, the tracker's limit per client (" +
+                              std::to_string(kMaxSubmissionsPerClient) +
+                              "); submit again when one ends"});
+    }
+    ++open;
+  }
   auto submission =
-      std::make_shared<Submission>(this, request->job_id(), size_t(request->tasks_size()));
+      std::make_shared<Submission>(this, request->job_id(), size_t(request->tasks_size()), client);
   submission->start();
   Outgoing out;
   {
@@ -281,6 +296,12 @@ grpc::ServerWriteReactor<pb::SubmitResponse>* TrackerService::Submit(
                            request->device_key(), request->tasks_size());
   out.send();
   return submission.get();
+}
+
+void TrackerService::on_submission_done(const Submission& submission) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = open_submissions_.find(submission.client());
+  if (it != open_submissions_.end() && --it->second <= 0) open_submissions_.erase(it);
 }
 
 void TrackerService::on_submission_cancelled(Submission& submission) {

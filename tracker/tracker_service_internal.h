@@ -88,6 +88,8 @@ class TrackerService final : public kiln::v1::Tracker::CallbackService {
   /// The client of `submission` went away: its queued tasks are dropped, and results of the
   /// leased ones have nobody to go to.
   void on_submission_cancelled(Submission& submission);
+  /// gRPC is done with `submission`: its client has one submission fewer open.
+  void on_submission_done(const Submission& submission);
 
   /// Expires leases and takes silent agents for lost: the reaper's tick (reaper.cc).
   void reap();
@@ -138,6 +140,8 @@ class TrackerService final : public kiln::v1::Tracker::CallbackService {
     size_t requirement = 0;  ///< the index of its requirement in the submission's
   };
   std::unordered_map<std::string, TaskOwner> submissions_by_task_;
+  /// Open Submit calls per client (peer address without its port), never zero.
+  std::unordered_map<std::string, int> open_submissions_;
   struct LiveSubmission {
     std::shared_ptr<Submission> stream;
     std::string device_key;

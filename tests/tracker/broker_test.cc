@@ -168,6 +168,23 @@ TEST(Broker, CancellingOneSubmissionLeavesAnotherOfTheSameJobQueued) {
   EXPECT_EQ(leased, (std::set<std::string>{"s1", "s2", "k1"}));
 }
 
+TEST(Broker, RemembersABoundedNumberOfFinishedTasks) {
+  BrokerOptions options;
+  options.max_finished_remembered = 3;
+  Broker broker(options);
+  for (const char* id : {"t1", "t2", "t3", "t4"}) {
+    ASSERT_TRUE(broker.submit(task(id, "J")).is_ok());
+    auto leased = broker.lease("agent", "cpu", kAny, Clock::time_point{});
+    ASSERT_TRUE(leased.has_value());
+    ASSERT_TRUE(broker.complete("agent", id).is_ok());
+  }
+  // The last three are remembered: a duplicate result is recognised, the id not reused.
+  EXPECT_EQ(broker.complete("agent", "t4").status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(broker.submit(task("t2", "J")).code(), StatusCode::kAlreadyExists);
+  // The oldest is forgotten: its late result is unknown, dropped all the same.
+  EXPECT_EQ(broker.complete("agent", "t1").status().code(), StatusCode::kNotFound);
+}
+
 TEST(BrokerRouting, CanRunNeedsTheArchitectureAndEveryFeature) {
   Requirement any;
   Requirement arm{"aarch64", {}, "arm"};

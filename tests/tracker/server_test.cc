@@ -451,6 +451,51 @@ TEST_F(TrackerServerTest, AnOversizedMessageIsRefusedAndTheTrackerServesOn) {
   EXPECT_EQ(results.size(), 4u);
 }
 
+// One client opening 1,000 Submit streams: the tracker keeps kMaxSubmissionsPerClient open and
+// refuses the rest with RESOURCE_EXHAUSTED; once they end, the client is served again.
+TEST_F(TrackerServerTest, OneClientsStreamsBeyondTheLimitAreRefused) {
+  start();
+  constexpr int kStreams = 1000;
+  auto channel = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+  auto stub = pb::Tracker::NewStub(channel);
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::thread> readers;
+  std::mutex mutex;
+  std::map<grpc::StatusCode, int> ended;
+  for (int i = 0; i < kStreams; ++i) {
+    contexts.push_back(context_with(kToken));
+    contexts.back()->set_deadline(std::chrono::system_clock::now() + 120s);
+    pb::SubmitRequest request = request_for("flood-" + std::to_string(i));
+    add_task(request, "flood-" + std::to_string(i), "");
+    readers.emplace_back([&, context = contexts.back().get(), request] {
+      auto reader = stub->Submit(context, request);
+      pb::SubmitResponse response;
+      while (reader->Read(&response)) {
+      }
+      grpc::Status status = reader->Finish();
+      std::lock_guard<std::mutex> lock(mutex);
+      ++ended[status.error_code()];
+    });
+  }
+  auto refused = [&] {
+    std::lock_guard<std::mutex> lock(mutex);
+    return ended[grpc::StatusCode::RESOURCE_EXHAUSTED];
+  };
+  EXPECT_TRUE(eventually([&] { return refused() == kStreams - kMaxSubmissionsPerClient; }, 60s))
+      << refused() << " refused";
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    EXPECT_EQ(ended.size(), 1u) << "only refusals have ended; the others wait for an agent";
+  }
+  for (auto& context : contexts) context->TryCancel();
+  for (std::thread& t : readers) t.join();
+  agent("a");
+  std::vector<pb::MeasureResult> results;
+  grpc::Status served = submit(4, results);
+  EXPECT_TRUE(served.ok()) << served.error_message();
+  EXPECT_EQ(results.size(), 4u);
+}
+
 // A token holder cannot take a live agent's id (and its stream) over; the agent itself,
 // reconnecting before the tracker noticed its old stream break, presents its secret and does.
 TEST_F(TrackerServerTest, AnotherAgentCannotTakeOverALiveAgentsId) {
