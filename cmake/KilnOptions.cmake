@@ -17,3 +17,14 @@ function(kiln_set_target_options target)
     target_compile_options(${target} PRIVATE -Werror)
   endif()
 endfunction()
+
+# Sanitizers for every target of the build (generated code and tests included): a list for
+# -fsanitize=, e.g. "address,undefined" or "thread". scripts/sanitize.sh configures a build
+# folder of its own with it. Reports stop the program (no recovery), so a test that triggers
+# one fails.
+set(KILN_SANITIZE "" CACHE STRING "Sanitizers for every target, e.g. address,undefined or thread")
+if(KILN_SANITIZE)
+  add_compile_options(-fsanitize=${KILN_SANITIZE} -fno-sanitize-recover=all
+                      -fno-omit-frame-pointer -g)
+  add_link_options(-fsanitize=${KILN_SANITIZE})
+endif()

@@ -199,7 +199,7 @@ Result<Finished> Broker::complete(const std::string& agent_id, const std::string
   return done;
 }
 
-Finished Broker::take_back(const std::string& task_id) {
+Finished Broker::take_back(std::string task_id) {
   Task& task = live_.at(task_id);
   deadlines_.erase(task.deadline);
   task.deadline = deadlines_.end();

@@ -203,7 +203,9 @@ class Broker {
   };
 
   /// Ends a lease that was lost: requeue (front) or finish as DEVICE_LOST. Lock held.
-  Finished take_back(const std::string& task_id);
+  /// `task_id` is a copy: callers pass ids that live in the structures it changes (the
+  /// deadline it erases).
+  Finished take_back(std::string task_id);
   void enqueue(Task& task, bool front);
   /// Takes the front task of `group` in `job` off the queue. Lock held.
   std::string dequeue(KeyQueue& key, const std::string& job_id, Group* group);
