@@ -225,9 +225,10 @@ Result<ModelTuneSummary> run_model_tuning(
   int64_t total = 0;
   for (size_t i = 0; i < states.size(); ++i) {
     TaskState& state = *states[i];
-    KILN_ASSIGN_OR_RETURN(std::vector<core::TuningRecord> history,
-                          log.history(state.workload, key));
-    if (history.empty()) continue;
+    // Whether it has any record: the latest one says (the search reads them all).
+    KILN_ASSIGN_OR_RETURN(std::vector<core::TuningRecord> latest,
+                          log.history(state.workload, key, /*limit=*/1));
+    if (latest.empty()) continue;
     KILN_RETURN_IF_ERROR(start_search(state));
     const TuneSummary& s = state.search->summary();
     total += s.trials;

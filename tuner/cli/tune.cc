@@ -219,6 +219,24 @@ int tune_on_server(const FlagSet& flags) {
   return 0;
 }
 
+/// Measurers for the workloads of a job on `target`: through the fleet of `fleet` when it is
+/// given, else on this machine. `fleet`, `target` and `local` must outlive the factory.
+TaskMeasurerFactory measurer_factory(const FleetSettings* fleet, const core::Target& target,
+                                     const MeasureSettings& local) {
+  return [fleet, &target, &local](
+             const core::Workload& workload,
+             const core::ConfigSpace& space) -> Result<std::unique_ptr<Measurer>> {
+    if (fleet != nullptr) {
+      KILN_ASSIGN_OR_RETURN(std::unique_ptr<FleetMeasurer> m,
+                            FleetMeasurer::create(workload, target, space, *fleet));
+      return std::unique_ptr<Measurer>(std::move(m));
+    }
+    KILN_ASSIGN_OR_RETURN(std::unique_ptr<LocalMeasurer> m,
+                          LocalMeasurer::create(workload, target, space, local));
+    return std::unique_ptr<Measurer>(std::move(m));
+  };
+}
+
 /// The model job of `kiln tune --model` on this machine or through a tracker.
 int tune_model(const FlagSet& flags, const std::string& target_text, bool fleet,
                const FleetSettings& fleet_settings) {
@@ -253,17 +271,7 @@ int tune_model(const FlagSet& flags, const std::string& target_text, bool fleet,
   MeasureSettings measure;
   measure.threads = int(flags.get_int("threads"));
   TaskMeasurerFactory make_measurer =
-      [&](const core::Workload& workload,
-          const core::ConfigSpace& space) -> Result<std::unique_ptr<Measurer>> {
-    if (fleet) {
-      KILN_ASSIGN_OR_RETURN(std::unique_ptr<FleetMeasurer> m,
-                            FleetMeasurer::create(workload, *target, space, fleet_settings));
-      return std::unique_ptr<Measurer>(std::move(m));
-    }
-    KILN_ASSIGN_OR_RETURN(std::unique_ptr<LocalMeasurer> m,
-                          LocalMeasurer::create(workload, *target, space, measure));
-    return std::unique_ptr<Measurer>(std::move(m));
-  };
+      measurer_factory(fleet ? &fleet_settings : nullptr, *target, measure);
   std::cerr << fmt::format("{}: {} tasks, {} trials, {} scheduler\n", model, tasks->size(),
                            options.trials, task_schedule_name(*schedule));
   ProgressLine line;
@@ -374,16 +382,9 @@ int tune_command(const std::vector<std::string>& args) {
   options.early_stopping = flags.get_int("early-stopping");
   MeasureSettings measure;
   measure.threads = int(flags.get_int("threads"));
-  auto make_measurer = [&]() -> Result<std::unique_ptr<Measurer>> {
-    if (fleet) {
-      KILN_ASSIGN_OR_RETURN(std::unique_ptr<FleetMeasurer> m,
-                            FleetMeasurer::create(*workload, *target, *space, fleet_settings));
-      return std::unique_ptr<Measurer>(std::move(m));
-    }
-    KILN_ASSIGN_OR_RETURN(std::unique_ptr<LocalMeasurer> m,
-                          LocalMeasurer::create(*workload, *target, *space, measure));
-    return std::unique_ptr<Measurer>(std::move(m));
-  };
+  TaskMeasurerFactory measurer_of =
+      measurer_factory(fleet ? &fleet_settings : nullptr, *target, measure);
+  auto make_measurer = [&] { return measurer_of(*workload, *space); };
   const std::string plot = flags.get_string("plot");
   if (Status writable = check_plot_path(plot); !writable.is_ok()) return report_error(writable);
 
