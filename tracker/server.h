@@ -45,6 +45,11 @@ inline constexpr int kMaxAgentCapacity = 256;
 /// more are refused with RESOURCE_EXHAUSTED until one ends. A tuning job has one open at a time.
 inline constexpr int kMaxSubmissionsPerClient = 256;
 
+/// The agents the tracker keeps figures of for `kiln status` by default: every connected one,
+/// and the most recently lost up to this many in all (an id registered once and gone is not
+/// kept for ever).
+inline constexpr size_t kMaxAgentRecords = 4096;
+
 struct TrackerOptions {
   /// host:port; port 0 picks a free one (see TrackerServer::port).
   std::string listen = "127.0.0.1:0";
@@ -58,6 +63,9 @@ struct TrackerOptions {
   /// The lease of a task whose options name no timeout.
   std::chrono::milliseconds default_lease{120000};
   BrokerOptions broker;
+  /// Agents kept for `kiln status` (kMaxAgentRecords); the lost ones longest gone are forgotten
+  /// first, connected ones never.
+  size_t max_agent_records = kMaxAgentRecords;
   /// Checks a task before it is queued (workload, config): a failure refuses the whole
   /// submission with INVALID_ARGUMENT (OUT_OF_RANGE for a config index past the space). The
   /// tracker cannot check them itself: it never links the compiler.

@@ -141,6 +141,8 @@ grpc::Status TrackerService::on_register(const std::shared_ptr<AgentSession>& se
     record.target = session->target;
     record.facts = session->facts;
     record.state = "idle";
+    record.lost_order = 0;
+    forget_lost_agents();
   }
   if (previous) previous->end({grpc::StatusCode::ABORTED, "the agent connected again"});
   logger("tracker")->info(
@@ -383,6 +385,7 @@ void TrackerService::lose(AgentSession& session, Outgoing& out) {
   if (session.lost) return;  // a reconnect replacing a session the reaper took for lost
   session.lost = true;
   session.record->state = "lost";
+  session.record->lost_order = ++losses_;
   count_agent(session, -1, out);
   for (const Finished& f : broker_.release_agent(session.agent_id)) account_taken_back(f, out);
   session.tasks.clear();
@@ -533,6 +536,18 @@ void TrackerService::refresh_waiting(const std::string& key, Outgoing& out) {
   const std::vector<Capability> agents = capabilities_of(key);
   for (auto& [stream, live] : submissions_) {
     if (live.device_key == key) update_waiting(live, agents, out);
+  }
+}
+
+void TrackerService::forget_lost_agents() {
+  while (agents_.size() > options_.max_agent_records) {
+    auto oldest = agents_.end();
+    for (auto it = agents_.begin(); it != agents_.end(); ++it) {
+      const uint64_t lost = it->second.lost_order;
+      if (lost != 0 && (oldest == agents_.end() || lost < oldest->second.lost_order)) oldest = it;
+    }
+    if (oldest == agents_.end()) return;  // every one is connected
+    agents_.erase(oldest);
   }
 }
 

@@ -40,6 +40,7 @@ struct AgentRecord {
   std::string device_key, target, state;
   kiln::v1::DeviceFacts facts;
   int64_t done = 0, errors = 0;
+  uint64_t lost_order = 0;  ///< when it was lost, in the order of losses; 0: connected
 };
 
 /// A reactor that refuses a call at once.
@@ -121,6 +122,9 @@ class TrackerService final : public kiln::v1::Tracker::CallbackService {
   void update_waiting(LiveSubmission& live, const std::vector<Capability>& agents, Outgoing& out);
   /// update_waiting for every submission on `key`. Mutex held.
   void refresh_waiting(const std::string& key, Outgoing& out);
+  /// Forgets the lost agents longest gone while more than options_.max_agent_records are
+  /// kept. Mutex held.
+  void forget_lost_agents();
   /// The key of a known agent, or empty. Mutex held.
   std::string live_key_of(const std::string& agent_id) const;
 
@@ -135,6 +139,7 @@ class TrackerService final : public kiln::v1::Tracker::CallbackService {
   /// Per device key, how many connected agents have each capability (never zero).
   std::unordered_map<std::string, std::map<Capability, int>> capabilities_;
   std::map<std::string, AgentRecord> agents_;
+  uint64_t losses_ = 0;  ///< agents lost so far, for AgentRecord::lost_order
   struct TaskOwner {
     std::shared_ptr<Submission> submission;
     size_t requirement = 0;  ///< the index of its requirement in the submission's

@@ -521,6 +521,35 @@ TEST_F(TrackerServerTest, AnotherAgentCannotTakeOverALiveAgentsId) {
   EXPECT_NE(again.secret(), secret) << "each session gets a secret of its own";
 }
 
+// Ids registered once and gone are not kept for ever: past max_agent_records, the lost agents
+// longest gone are forgotten first, connected ones never.
+TEST_F(TrackerServerTest, LostAgentsBeyondTheRecordLimitAreForgottenOldestFirst) {
+  TrackerOptions options;
+  options.max_agent_records = 3;
+  start(options);
+  agent("a");
+  auto agent_ids = [&] {
+    std::map<std::string, std::string> states;
+    const pb::StatusResponse now = status();
+    for (const pb::AgentStatus& a : now.agents()) states[a.agent_id()] = a.state();
+    return states;
+  };
+  for (const std::string id : {"b", "c"}) {
+    agent(id).kill();
+    ASSERT_TRUE(eventually([&] { return agent_ids()[id] == "lost"; })) << id;
+  }
+  EXPECT_EQ(agent_ids().size(), 3u);
+  agent("d");
+  std::map<std::string, std::string> kept = agent_ids();
+  EXPECT_EQ(kept,
+            (std::map<std::string, std::string>{{"a", "idle"}, {"c", "lost"}, {"d", "idle"}}));
+  agent("e");
+  agent("f");
+  kept = agent_ids();
+  EXPECT_EQ(kept.size(), 4u) << "connected agents are all kept, past the limit";
+  EXPECT_EQ(kept.count("c"), 0u);
+}
+
 // Costs an agent reports are not trusted: an OK result with a NaN, negative, infinite or missing
 // cost reaches the client as that agent's RUNTIME_ERROR, one result per task, not as an OK
 // result that would fail the job at the tuning log.

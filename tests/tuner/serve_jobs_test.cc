@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -42,10 +43,13 @@ class ServeJobsTest : public kiln::test::KilnProcessTest {
     db_ = (dir_ / "tuning.db").string();
   }
 
-  /// Starts `kiln serve` over db_ on `port` (0: any); returns its port.
-  int start_server(int port = 0) {
-    server_ = &run("serve" + std::to_string(servers_++),
-                   {"serve", "--listen", "127.0.0.1:" + std::to_string(port), "--db", db_});
+  /// Starts `kiln serve` over db_ on `port` (0: any), with `flags` after the others; returns
+  /// its port.
+  int start_server(int port = 0, const std::vector<std::string>& flags = {}) {
+    std::vector<std::string> args = {"serve", "--listen", "127.0.0.1:" + std::to_string(port),
+                                     "--db", db_};
+    args.insert(args.end(), flags.begin(), flags.end());
+    server_ = &run("serve" + std::to_string(servers_++), args);
     port_ = wait_for_port(*server_);
     address_ = "127.0.0.1:" + std::to_string(port_);
     return port_;
@@ -208,6 +212,111 @@ TEST_F(ServeJobsTest, TuneOnTheServerPrintsTheLocalProgressAndStoresInTheServers
   // A workload that does not parse: exit 2 with the reason.
   EXPECT_EQ(run_to_end("tune-bad", tune_args("matmul:M=4", 4), &out), 2);
   EXPECT_NE(read_file(dir_ / "tune-bad.err").find("error: server"), std::string::npos);
+}
+
+TEST_F(ServeJobsTest, LocalJobsMeasureInAWorkerSoCrashingOrHangingKernelsCostTrialsNotTheServer) {
+  // The test worker crashes on matmul M=13 and hangs on M=17, a test-only behaviour: kiln's
+  // own worker never builds such a kernel. A hang ends at --task-timeout-s.
+  ASSERT_GT(start_server(0, {"--worker", KILN_TEST_WORKER, "--task-timeout-s", "2"}), 0);
+  const std::string crashing = "matmul:M=13,N=16,K=16";
+  const std::string hanging = "matmul:M=17,N=16,K=16";
+  std::string out;
+  for (const std::string& workload : {crashing, hanging}) {
+    std::vector<std::string> args = {"tune",     "--server",  address_,   "--workload", workload,
+                                     "--target", "llvm",      "--trials", "2",          "--batch",
+                                     "2",        "--threads", "1",        "--json"};
+    const std::string tag = "tune-" + workload.substr(7, 4);
+    EXPECT_EQ(run_to_end(tag, args, &out), 1);
+    EXPECT_NE(read_file(dir_ / (tag + ".err")).find("failed: no valid config among 2 trials"),
+              std::string::npos)
+        << read_file(dir_ / (tag + ".err"));
+    std::vector<nlohmann::json> trials = trials_of(workload);
+    ASSERT_EQ(trials.size(), 2u);
+    for (const nlohmann::json& r : trials) {
+      EXPECT_EQ(r["error"], workload == crashing ? "RUNTIME_ERROR" : "TIMEOUT") << r.dump();
+      EXPECT_EQ(r["agent"], "local");
+    }
+  }
+  // The server lives on, and a job of a kernel that runs succeeds in a fresh worker.
+  std::vector<std::string> args = {"tune", "--server", address_, "--workload", kFirst, "--target",
+                                   "llvm", "--trials", "2",      "--threads",  "1",    "--json"};
+  ASSERT_EQ(run_to_end("tune-ok", args, &out), 0) << read_file(dir_ / "tune-ok.err");
+  EXPECT_EQ(nlohmann::json::parse(out)["state"], "succeeded");
+  EXPECT_EQ(server_->wait(std::chrono::seconds(0)), -1);  // still serving
+}
+
+// One client opening 300 WatchJob streams: the server keeps 256 open and refuses the rest with
+// RESOURCE_EXHAUSTED; other calls are served meanwhile, and a QueryBest naming a device model
+// longer than any CPU's is refused rather than cached.
+TEST_F(ServeJobsTest, OneClientsWatchesBeyondTheLimitAreRefused) {
+  ASSERT_GT(start_server(), 0);
+  // A fleet job with no board: it runs, its tasks waiting at the tracker.
+  kiln::v1::JobSpec spec;
+  spec.set_workload(kFirst);
+  spec.set_target("llvm -mtriple=x86_64-linux-gnu");
+  spec.set_device_key("no-such-board");
+  spec.set_trials(4);
+  kiln::v1::JobStatus job;
+  ASSERT_TRUE(start_job(spec, &job).ok());
+  ASSERT_EQ(job.state(), kiln::v1::JOB_STATE_RUNNING);
+
+  constexpr int kWatches = 300;
+  auto channel = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+  auto watcher = kiln::v1::Tuning::NewStub(channel);
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::thread> readers;
+  std::mutex mutex;
+  std::map<grpc::StatusCode, int> ended;
+  for (int i = 0; i < kWatches; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    readers.emplace_back([&, context = contexts.back().get()] {
+      kiln::v1::JobRequest request;
+      request.set_id(job.id());
+      auto reader = watcher->WatchJob(context, request);
+      kiln::v1::JobStatus status;
+      while (reader->Read(&status)) {
+      }
+      grpc::Status end = reader->Finish();
+      std::lock_guard<std::mutex> lock(mutex);
+      ++ended[end.error_code()];
+    });
+  }
+  auto refused = [&] {
+    std::lock_guard<std::mutex> lock(mutex);
+    return ended[grpc::StatusCode::RESOURCE_EXHAUSTED];
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (refused() < kWatches - 256 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(refused(), kWatches - 256);
+  EXPECT_EQ(jobs().count(job.id()), 1u) << "the server serves other calls";
+
+  grpc::ClientContext context;
+  kiln::v1::QueryBestRequest query;
+  query.set_workload(kFirst);
+  query.set_target("llvm");
+  query.set_model(std::string(100000, 'm'));
+  kiln::v1::QueryBestResponse best;
+  grpc::Status long_model = stub()->QueryBest(&context, query, &best);
+  EXPECT_EQ(long_model.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(long_model.error_message().find("at most 256 bytes"), std::string::npos);
+
+  for (auto& c : contexts) c->TryCancel();
+  for (std::thread& t : readers) t.join();
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    EXPECT_EQ(ended[grpc::StatusCode::CANCELLED], 256);
+  }
+  // Their slots are free again: a new watch is served.
+  grpc::ClientContext again;
+  kiln::v1::JobRequest request;
+  request.set_id(job.id());
+  again.set_deadline(std::chrono::system_clock::now() + 2s);
+  auto reader = watcher->WatchJob(&again, request);
+  kiln::v1::JobStatus first;
+  EXPECT_TRUE(reader->Read(&first));
+  EXPECT_EQ(first.id(), job.id());
 }
 
 TEST_F(ServeJobsTest, AJobOutlivesItsClientAndTwoJobsShareTheFleet) {

@@ -7,7 +7,6 @@
 #include <atomic>
 #include <cstdlib>
 #include <iostream>
-#include <sstream>
 #include <string>
 #include <thread>
 
@@ -17,6 +16,7 @@
 #include "tuner/cli/commands.h"
 #include "tuner/cli/flags.h"
 #include "tuner/cli/fleet_flags.h"
+#include "tuner/cli/worker_flags.h"
 
 namespace kiln::tuner {
 namespace {
@@ -41,35 +41,13 @@ FlagSet make_flags() {
   flags.add_string("target", "T", "what this board builds for", "llvm");
   flags.add_string("id", "ID", "the agent's id (default: KEY@HOSTNAME:PID)");
   flags.add_int("capacity", "N", "tasks measured at once (one worker process each)", 1, 1, 256);
-  flags.add_int("task-timeout-s", "S", "wall time of a task whose options give none", 120, 1,
-                86400);
-  // A kernel that allocates without bound meets its worker's limit, not the host's OOM killer.
-  const int64_t half_of_memory_mb =
-      int64_t(sysconf(_SC_PHYS_PAGES)) * int64_t(sysconf(_SC_PAGE_SIZE)) / 2 >> 20;
-  flags.add_int("worker-memory-mb", "MB", "address-space limit of each worker; 0: none",
-                half_of_memory_mb, 0, int64_t{1} << 30,
-                "half of this machine's memory, " + std::to_string(half_of_memory_mb));
-  flags.add_string("worker", "COMMAND",
+  add_worker_flags(flags,
                    "the worker's command line, words split at spaces (default: this kiln "
                    "binary's agent-worker). An agent under qemu-user runs its workers through it "
                    "too: --worker 'qemu-aarch64 -L SYSROOT KILN agent-worker'");
   add_token_flag(flags);
   add_tls_client_flag(flags);
   return flags;
-}
-
-/// `name` as execv runs it: as it is when it holds a '/', else the first executable of that
-/// name in PATH. InvalidArgument when there is none.
-Result<std::string> find_program(const std::string& name) {
-  if (name.find('/') != std::string::npos) return name;
-  const char* path = std::getenv("PATH");
-  std::istringstream folders(path != nullptr ? path : "/usr/bin:/bin");
-  for (std::string folder; std::getline(folders, folder, ':');) {
-    const std::string candidate = (folder.empty() ? "." : folder) + "/" + name;
-    if (access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return invalid_argument("--worker program '" + name +
-                          "' is not in PATH; give its path or install it");
 }
 
 }  // namespace
@@ -87,21 +65,10 @@ int agent_command(const std::vector<std::string>& args) {
   options.target = flags.get_string("target");
   options.agent_id = flags.get_string("id");
   options.capacity = int(flags.get_int("capacity"));
-  options.limits.default_timeout = std::chrono::seconds(flags.get_int("task-timeout-s"));
-  options.limits.memory_bytes = flags.get_int("worker-memory-mb") << 20;
-  if (flags.is_set("worker")) {
-    std::istringstream words(flags.get_string("worker"));
-    for (std::string word; words >> word;) options.worker_command.push_back(word);
-    if (options.worker_command.empty()) {
-      return report_error(invalid_argument("--worker is empty; give the worker's command line"));
-    }
-    // Workers are started with execv, which does not search PATH: look the program up here.
-    Result<std::string> program = find_program(options.worker_command[0]);
-    if (!program) return report_error(program.status());
-    options.worker_command[0] = *program;
-  } else {
-    options.worker_command = {"/proc/self/exe", "agent-worker"};
-  }
+  Result<WorkerSetup> worker = worker_from_flags(flags);
+  if (!worker) return report_error(worker.status());
+  options.worker_command = worker->command;
+  options.limits = worker->limits;
   Result<std::string> token = read_flag_file(flags, "token-file", true);
   if (!token) return report_error(token.status());
   Result<std::string> ca = read_flag_file(flags, "tls-ca");

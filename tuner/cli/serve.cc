@@ -1,6 +1,8 @@
 // `kiln serve`: the Tuning service over a tuning log and, on the same port, the fleet's tracker,
 // with gRPC health checking and server reflection, until SIGINT or SIGTERM.
 
+#include <signal.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -11,12 +13,15 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "compiler_core/support/log.h"
+#include "kiln/v1/kiln.pb.h"
 #include "proto/kiln/message_limits.h"
 #include "tracker/server.h"
 #include "tuner/cli/commands.h"
 #include "tuner/cli/flags.h"
 #include "tuner/cli/tracker_options.h"
 #include "tuner/cli/tuning_log_flag.h"
+#include "tuner/cli/worker_flags.h"
+#include "tuner/measure/worker_measurer.h"
 #include "tuner/model_tuning.h"
 #include "tuner/service/tuning_service.h"
 
@@ -46,7 +51,10 @@ FlagSet make_flags() {
                     " MiB (the server receives messages of up to " +
                     std::to_string(kMaxReceiveBytes >> 20) +
                     " MiB; larger models are refused), which are kept in a models folder beside "
-                    "the jobs file, or names a model file the server can read.\nExit codes: 0 "
+                    "the jobs file, or names a model file the server can read.\nA job without a "
+                    "device key measures on this machine, in a worker process with time and "
+                    "memory limits, as agents do: a kernel that crashes or hangs costs its "
+                    "trial, never the server.\nExit codes: 0 "
                     "stopped, 1 cannot listen or open the tuning log, 2 bad flags or unreadable "
                     "token or TLS files.");
   add_tracker_server_flags(flags, "127.0.0.1:9190");
@@ -55,7 +63,26 @@ FlagSet make_flags() {
                    "where tuning jobs are kept, to be listed and resumed after a restart "
                    "(default: beside the tuning log, NAME.jobs.json for NAME.db)");
   flags.add_bool("no-tracker", "serve the Tuning service only, without the tracker");
+  add_worker_flags(flags,
+                   "the command line of the worker processes that jobs without a device key "
+                   "measure in, words split at spaces (default: this kiln binary's "
+                   "agent-worker)");
   return flags;
+}
+
+/// Measurers of local jobs, each with a worker process of its own (started at its first
+/// candidate, restarted after a crash or a timeout).
+LocalMeasurerFactory worker_measurers(const WorkerSetup& setup) {
+  return [setup](const core::Workload& workload, const core::Target& target,
+                 const core::ConfigSpace& space, int threads) -> Result<std::unique_ptr<Measurer>> {
+    auto worker = std::make_shared<agent::Worker>(setup.command, setup.limits);
+    KILN_ASSIGN_OR_RETURN(std::unique_ptr<WorkerMeasurer> m,
+                          WorkerMeasurer::create(workload, target, space, threads,
+                                                 [worker](const v1::MeasureTask& task) {
+                                                   return worker->measure(task);
+                                                 }));
+    return std::unique_ptr<Measurer>(std::move(m));
+  };
 }
 
 }  // namespace
@@ -67,6 +94,9 @@ int serve_command(const std::vector<std::string>& args) {
   if (!options) return report_error(options.status());
   Result<std::filesystem::path> db = db_path(flags);
   if (!db) return report_error(db.status());
+  Result<WorkerSetup> worker = worker_from_flags(flags);
+  if (!worker) return report_error(worker.status());
+  signal(SIGPIPE, SIG_IGN);  // a dead worker's pipe is an error code, not a signal
   std::filesystem::path jobs = flags.get_string("jobs");
   if (jobs.empty()) jobs = std::filesystem::path(*db).replace_extension(".jobs.json");
   std::unique_ptr<TuningService> tuning;
@@ -74,8 +104,11 @@ int serve_command(const std::vector<std::string>& args) {
   std::unique_ptr<grpc::Server> server;
   return serve_until_signal(
       [&]() -> Status {
-        KILN_ASSIGN_OR_RETURN(
-            tuning, TuningService::create({.db = *db, .jobs_file = jobs, .token = options->token}));
+        KILN_ASSIGN_OR_RETURN(tuning,
+                              TuningService::create({.db = *db,
+                                                     .jobs_file = jobs,
+                                                     .token = options->token,
+                                                     .local_measurer = worker_measurers(*worker)}));
         if (!flags.get_bool("no-tracker")) fleet = tracker::TrackerHost::create(*options);
         grpc::EnableDefaultHealthCheckService(true);
         grpc::reflection::InitProtoReflectionServerBuilderPlugin();

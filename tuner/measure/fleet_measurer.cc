@@ -14,30 +14,12 @@
 #include "compiler_core/support/log.h"
 #include "kiln/v1/tracker.grpc.pb.h"
 #include "proto/kiln/message_limits.h"
+#include "tuner/measure/measure_task.h"
 
 namespace kiln::tuner {
 namespace {
 
 namespace pb = kiln::v1;
-
-core::MeasureError from_proto(pb::MeasureErrorCode code) {
-  switch (code) {
-    case pb::MEASURE_ERROR_CODE_OK:
-      return core::MeasureError::kOk;
-    case pb::MEASURE_ERROR_CODE_INVALID_CONFIG:
-      return core::MeasureError::kInvalidConfig;
-    case pb::MEASURE_ERROR_CODE_COMPILE_ERROR:
-      return core::MeasureError::kCompileError;
-    case pb::MEASURE_ERROR_CODE_RUNTIME_ERROR:
-      return core::MeasureError::kRuntimeError;
-    case pb::MEASURE_ERROR_CODE_WRONG_ANSWER:
-      return core::MeasureError::kWrongAnswer;
-    case pb::MEASURE_ERROR_CODE_TIMEOUT:
-      return core::MeasureError::kTimeout;
-    default:
-      return core::MeasureError::kDeviceLost;
-  }
-}
 
 }  // namespace
 
@@ -160,12 +142,13 @@ Result<std::unique_ptr<FleetMeasurer>> FleetMeasurer::create(const core::Workloa
 Result<std::vector<core::TuningRecord>> FleetMeasurer::measure(
     const std::vector<core::Config>& configs, const core::TimingOptions& timing) {
   Impl& m = *impl_;
-  nlohmann::json options = {{"number", timing.number},
-                            {"repeat", timing.repeat},
-                            {"min_repeat_ms", timing.min_repeat_ms},
-                            {"warmup", timing.warmup},
-                            {"threads", m.settings.threads},
-                            {"device_key", m.settings.device_key}};
+  const TaskSpec spec{.workload = &m.workload,
+                      .target = &m.target,
+                      .space = m.space,
+                      .timing = timing,
+                      .threads = m.settings.threads,
+                      .timeout_s = m.settings.task_timeout_s};
+  const std::string options = measure_options_json(spec, m.settings.device_key);
   std::vector<core::TuningRecord> records(configs.size());
   std::vector<bool> answered(configs.size(), false);
   size_t remaining = configs.size();
@@ -183,31 +166,7 @@ Result<std::vector<core::TuningRecord>> FleetMeasurer::measure(
     for (size_t i = 0; i < configs.size(); ++i) {
       if (answered[i]) continue;
       pb::MeasureTask* task = request.add_tasks();
-      task->set_task_id(prefix + std::to_string(i));
-      task->mutable_workload()->set_canonical(m.workload.canonical());
-      task->mutable_workload()->set_op(core::op_name(m.workload.op));
-      pb::Target* target = task->mutable_target();
-      target->set_canonical(m.target.str());
-      // What the tracker routes on: the architecture, and the features the target demands.
-      target->set_triple(m.target.triple);
-      target->set_cpu(m.target.cpu);
-      for (const std::string& attr : m.target.attrs) {
-        if (attr.starts_with("+")) target->add_features(attr);
-      }
-      task->mutable_config()->set_index(configs[i].index);
-      const auto& knobs = m.space->knobs();
-      for (size_t k = 0; k < knobs.size(); ++k) {
-        (*task->mutable_config()->mutable_knobs())[knobs[k].name] = configs[i].values[k];
-      }
-      pb::MeasureOptions* o = task->mutable_options();
-      o->set_number(timing.number);
-      o->set_repeat(timing.repeat);
-      o->set_min_repeat_ms(timing.min_repeat_ms);
-      o->set_warmup(timing.warmup);
-      o->set_cooldown_ms(timing.cooldown_ms);
-      o->set_flush_cache(timing.flush_cache);
-      o->set_threads(m.settings.threads);
-      o->set_timeout_s(m.settings.task_timeout_s);
+      fill_measure_task(spec, configs[i], prefix + std::to_string(i), *task);
       position[task->task_id()] = i;
     }
     auto stub = pb::Tracker::NewStub(m.settings.channel
@@ -234,20 +193,9 @@ Result<std::vector<core::TuningRecord>> FleetMeasurer::measure(
         auto it = position.find(r.task_id());
         if (it == position.end() || answered[it->second]) continue;
         const size_t i = it->second;
-        core::TuningRecord& rec = records[i];
-        rec.workload = m.workload.canonical();
-        // The board's key: the job's target on the model that measured, and whether that was an
-        // emulation.
-        rec.target = core::TargetKey{m.key.target, r.device_model(), r.emulated()};
-        rec.config_index = configs[i].index;
-        rec.config_knobs = nlohmann::json::parse(m.space->to_json(configs[i]))["knobs"].dump();
-        rec.error = from_proto(r.error_code());
-        rec.error_message = r.error_message();
-        rec.costs.assign(r.costs_s().begin(), r.costs_s().end());
-        rec.agent = r.agent();
-        rec.device = m.settings.device_key;
-        rec.measure_options = options.dump();
-        rec.measured_at_ms = r.measured_at_unix_ms();
+        records[i] = record_from_result(r, spec, m.key, configs[i]);
+        records[i].device = m.settings.device_key;
+        records[i].measure_options = options;
         answered[i] = true;
         --remaining;
         last_progress = std::chrono::steady_clock::now();

@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -15,7 +14,6 @@
 
 #include <openssl/evp.h>
 #include <spdlog/fmt/fmt.h>
-#include <nlohmann/json.hpp>
 
 #include "compiler_core/db/tuning_log.h"
 #include "compiler_core/schedule/templates.h"
@@ -25,8 +23,9 @@
 #include "compiler_core/target/target.h"
 #include "compiler_core/te/workload.h"
 #include "tuner/measure/fleet_measurer.h"
-#include "tuner/measure/local_measurer.h"
 #include "tuner/model_tuning.h"
+#include "tuner/service/job_progress.h"
+#include "tuner/service/jobs_file.h"
 #include "tuner/strategy/strategy.h"
 
 namespace kiln::tuner {
@@ -49,7 +48,6 @@ std::string sha256_hex(const std::string& bytes) {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kJobsFileKind = "kiln-jobs";
 // How long StartJob and ResumeJob wait for a board of the job's key when its target (`llvm`)
 // means the key's boards and none is connected yet.
 constexpr std::chrono::seconds kWaitForBoard{10};
@@ -62,214 +60,7 @@ int64_t now_ms() {
       .count();
 }
 
-Result<JobState> job_state_from_name(std::string_view name) {
-  for (JobState s : {JobState::kRunning, JobState::kSucceeded, JobState::kFailed,
-                     JobState::kCancelled, JobState::kInterrupted}) {
-    if (job_state_name(s) == name) return s;
-  }
-  return invalid_argument("unknown job state '" + std::string(name) + "'");
-}
-
-nlohmann::json spec_to_json(const JobSpec& s) {
-  return {{"workload", s.workload},
-          {"target", s.target},
-          {"trials", s.trials},
-          {"tuner", s.tuner},
-          {"seed", s.seed},
-          {"batch", s.batch},
-          {"early_stopping", s.early_stopping},
-          {"threads", s.threads},
-          {"device_key", s.device_key},
-          {"model_path", s.model_path},
-          {"model_name", s.model_name},
-          {"scheduler", s.scheduler},
-          {"max_task_trials", s.max_task_trials}};
-}
-
-JobSpec spec_from_json(const nlohmann::json& j) {
-  JobSpec s;
-  s.workload = j.at("workload").get<std::string>();
-  s.target = j.at("target").get<std::string>();
-  s.trials = j.at("trials").get<int64_t>();
-  s.tuner = j.at("tuner").get<std::string>();
-  s.seed = j.at("seed").get<uint64_t>();
-  s.batch = j.at("batch").get<int>();
-  s.early_stopping = j.at("early_stopping").get<int64_t>();
-  s.threads = j.at("threads").get<int>();
-  s.device_key = j.at("device_key").get<std::string>();
-  // Jobs files written before model jobs existed lack these.
-  s.model_path = j.value("model_path", "");
-  s.model_name = j.value("model_name", "");
-  s.scheduler = j.value("scheduler", "");
-  s.max_task_trials = j.value("max_task_trials", int64_t{0});
-  return s;
-}
-
-nlohmann::json tasks_to_json(const std::vector<ModelTaskSummary>& tasks) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const ModelTaskSummary& t : tasks) {
-    out.push_back({{"workload", t.task.workload},
-                   {"weight", t.task.weight},
-                   {"trials", t.trials},
-                   {"valid", t.valid},
-                   {"best_time_s", t.best_time_s},
-                   {"best_gflops", t.best_gflops},
-                   {"best_config", t.best_config_json},
-                   {"set_aside", t.set_aside}});
-  }
-  return out;
-}
-
-std::vector<ModelTaskSummary> tasks_from_json(const nlohmann::json& j) {
-  std::vector<ModelTaskSummary> tasks;
-  for (const nlohmann::json& t : j) {
-    ModelTaskSummary task;
-    task.task = {t.at("workload").get<std::string>(), t.at("weight").get<int64_t>()};
-    task.trials = t.at("trials").get<int64_t>();
-    task.valid = t.at("valid").get<int64_t>();
-    task.best_time_s = t.at("best_time_s").get<double>();
-    task.best_gflops = t.at("best_gflops").get<double>();
-    task.best_config_json = t.at("best_config").get<std::string>();
-    task.set_aside = t.at("set_aside").get<bool>();
-    tasks.push_back(std::move(task));
-  }
-  return tasks;
-}
-
-/// What the file keeps of a job: everything but the per-trial and per-batch curves.
-nlohmann::json status_to_json(const JobStatus& s) {
-  return {{"id", s.id},
-          {"spec", spec_to_json(s.spec)},
-          {"state", job_state_name(s.state)},
-          {"error", s.error},
-          {"workload", s.workload},
-          {"target", s.target},
-          {"trials", s.progress.trials},
-          {"valid", s.progress.valid},
-          {"best_gflops", s.progress.best_gflops},
-          {"best_time_s", s.progress.best_time_s},
-          {"elapsed_s", s.progress.elapsed_s},
-          {"best_config", s.best_config_json},
-          {"trials_to_95pct", s.trials_to_95pct},
-          {"stopped_early", s.stopped_early},
-          {"created_ms", s.created_ms},
-          {"finished_ms", s.finished_ms},
-          {"tasks", tasks_to_json(s.tasks)},
-          {"tasks_done", s.tasks_done},
-          {"latency_s", s.latency_s}};
-}
-
-Result<JobStatus> status_from_json(const nlohmann::json& j) {
-  JobStatus s;
-  s.id = j.at("id").get<std::string>();
-  s.spec = spec_from_json(j.at("spec"));
-  KILN_ASSIGN_OR_RETURN(s.state, job_state_from_name(j.at("state").get<std::string>()));
-  s.error = j.at("error").get<std::string>();
-  s.workload = j.at("workload").get<std::string>();
-  s.target = j.at("target").get<std::string>();
-  s.progress.trials = j.at("trials").get<int64_t>();
-  s.progress.valid = j.at("valid").get<int64_t>();
-  s.progress.best_gflops = j.at("best_gflops").get<double>();
-  s.progress.best_time_s = j.at("best_time_s").get<double>();
-  s.progress.elapsed_s = j.at("elapsed_s").get<double>();
-  s.best_config_json = j.at("best_config").get<std::string>();
-  s.trials_to_95pct = j.at("trials_to_95pct").get<int64_t>();
-  s.stopped_early = j.at("stopped_early").get<bool>();
-  s.created_ms = j.at("created_ms").get<int64_t>();
-  s.finished_ms = j.at("finished_ms").get<int64_t>();
-  s.tasks = tasks_from_json(j.value("tasks", nlohmann::json::array()));
-  s.tasks_done = j.value("tasks_done", int64_t{0});
-  s.latency_s = j.value("latency_s", 0.0);
-  return s;
-}
-
-/// The trials, valid trials and best of `workload` that the log holds on `key` (re-measurements
-/// are no trials); the best's config in `best_config_json` when there is one.
-Result<TuneProgress> trials_in_log(core::TuningLog& log, const std::string& workload_text,
-                                   const core::TargetKey& key, std::string& best_config_json) {
-  KILN_ASSIGN_OR_RETURN(core::Workload workload, core::parse_workload(workload_text));
-  KILN_ASSIGN_OR_RETURN(std::vector<core::TuningRecord> history, log.history(workload, key));
-  TuneProgress p;
-  for (const core::TuningRecord& r : history) {
-    if (is_remeasurement(r)) continue;
-    p.trials += 1;
-    if (r.error != core::MeasureError::kOk || r.costs.empty()) continue;
-    p.valid += 1;
-    const double gflops = workload.flops() / r.median_cost() / 1e9;
-    if (gflops > p.best_gflops) {
-      p.best_gflops = gflops;
-      p.best_time_s = r.median_cost();
-      p.best.index = r.config_index;
-      best_config_json = r.config_json();
-    }
-  }
-  return p;
-}
-
-/// Sets the trials, valid trials and bests of `status` (a model job's: of each task, and its
-/// estimated latency) to what the tuning log holds of its workloads and target: where a job
-/// the server stopped in the middle of really is.
-Status count_trials_in_log(const fs::path& db, JobStatus& status) {
-  KILN_ASSIGN_OR_RETURN(core::TuningLog log, core::TuningLog::open(db));
-  KILN_ASSIGN_OR_RETURN(core::Target target, core::parse_target(status.target));
-  KILN_ASSIGN_OR_RETURN(core::TargetKey key, core::make_target_key(target));
-  if (!status.spec.is_model()) {
-    KILN_ASSIGN_OR_RETURN(status.progress,
-                          trials_in_log(log, status.workload, key, status.best_config_json));
-    return Status::ok();
-  }
-  status.progress = TuneProgress{};
-  status.latency_s = 0;
-  bool every_task_valid = true;
-  for (ModelTaskSummary& t : status.tasks) {
-    KILN_ASSIGN_OR_RETURN(TuneProgress p,
-                          trials_in_log(log, t.task.workload, key, t.best_config_json));
-    t.trials = p.trials;
-    t.valid = p.valid;
-    t.best_time_s = p.best_time_s;
-    t.best_gflops = p.best_gflops;
-    status.progress.trials += p.trials;
-    status.progress.valid += p.valid;
-    status.latency_s += double(t.task.weight) * p.best_time_s;
-    every_task_valid = every_task_valid && p.valid > 0;
-  }
-  if (!every_task_valid) status.latency_s = 0;
-  return Status::ok();
-}
-
-/// Lets one job at a time measure on this machine: two timing at once would disturb each other.
-class OneAtATime final : public Measurer {
- public:
-  OneAtATime(std::unique_ptr<Measurer> inner, std::mutex& mutex)
-      : inner_(std::move(inner)), mutex_(mutex) {}
-  Result<std::vector<core::TuningRecord>> measure(const std::vector<core::Config>& configs,
-                                                  const core::TimingOptions& timing) override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return inner_->measure(configs, timing);
-  }
-
- private:
-  std::unique_ptr<Measurer> inner_;
-  std::mutex& mutex_;
-};
-
 }  // namespace
-
-std::string_view job_state_name(JobState state) {
-  switch (state) {
-    case JobState::kRunning:
-      return "running";
-    case JobState::kSucceeded:
-      return "succeeded";
-    case JobState::kFailed:
-      return "failed";
-    case JobState::kCancelled:
-      return "cancelled";
-    case JobState::kInterrupted:
-      return "interrupted";
-  }
-  return "unknown";
-}
 
 struct JobManager::Impl {
   /// What a job's thread tunes: one workload's problem, or the tasks of a model on a target.
@@ -294,6 +85,8 @@ struct JobManager::Impl {
     JobState stop_as = JobState::kCancelled;  // under Impl::mutex
     std::thread thread;
     bool thread_done = true;  // under Impl::mutex
+    // Its thread touches the job no more (the listeners heard the end). Under Impl::mutex.
+    bool thread_left = true;
     // Listener calls go one at a time, in the order of the changes (taken before Impl::mutex).
     std::recursive_mutex notify_mutex;
     std::map<uint64_t, Listener> listeners;  // under notify_mutex
@@ -320,16 +113,33 @@ struct JobManager::Impl {
 
   /// Writes every job to the jobs file, replacing it whole. Under mutex.
   Status persist() const {
-    nlohmann::json all = nlohmann::json::array();
-    for (const auto& job : jobs) all.push_back(status_to_json(job->status));
-    const nlohmann::json file = {{"kind", kJobsFileKind}, {"next_id", next_id}, {"jobs", all}};
-    Status written = write_file_atomically(options.jobs_file, file.dump(1) + "\n");
-    if (!written.is_ok()) {
-      return Status(StatusCode::kUnavailable, "cannot replace the jobs file '" +
-                                                  options.jobs_file.string() +
-                                                  "': " + written.message());
+    JobsFile file;
+    file.next_id = next_id;
+    for (const auto& job : jobs) file.jobs.push_back(job->status);
+    return write_jobs_file(options.jobs_file, file);
+  }
+
+  /// Forgets the oldest ended jobs past options.max_ended_jobs; never one a client still
+  /// watches (its watch names it). Under mutex.
+  void forget_ended_jobs() {
+    auto ended = [](const Job& job) {
+      const JobState s = job.status.state;
+      return job.thread_left &&
+             (s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled);
+    };
+    size_t count = size_t(
+        std::count_if(jobs.begin(), jobs.end(), [&](const auto& job) { return ended(*job); }));
+    for (auto it = jobs.begin(); it != jobs.end() && count > options.max_ended_jobs;) {
+      const bool watched = std::any_of(watches.begin(), watches.end(),
+                                       [&](const auto& w) { return w.second == it->get(); });
+      if (!ended(**it) || watched) {
+        ++it;
+        continue;
+      }
+      if ((*it)->thread.joinable()) (*it)->thread.join();  // it has ended: thread_done
+      it = jobs.erase(it);
+      --count;
     }
-    return Status::ok();
   }
 
   void persist_or_log() const {
@@ -500,6 +310,7 @@ struct JobManager::Impl {
   void launch(Job& job) {
     job.stop = false;
     job.thread_done = false;
+    job.thread_left = false;
     job.status.state = JobState::kRunning;
     job.status.error.clear();
     job.status.finished_ms = 0;
@@ -508,33 +319,21 @@ struct JobManager::Impl {
     job.thread = std::thread([this, &job] { run(job); });
   }
 
-  /// The measurer of `workload` for the job: on the fleet of its device key, or on this
-  /// machine one job at a time.
+  /// The measurer of `workload` for the job (job_measurer.h).
   Result<std::unique_ptr<Measurer>> make_measurer(Job& job, const core::Workload& workload,
                                                   const core::Target& target,
                                                   const core::ConfigSpace& space) {
-    const JobSpec& spec = job.status.spec;
-    if (!spec.device_key.empty()) {
-      FleetSettings fleet;
-      {
-        std::lock_guard<std::mutex> lock(mutex);
-        fleet.channel = tracker;
-        fleet.tracker = tracker_name;
-      }
-      fleet.device_key = spec.device_key;
-      fleet.token = options.tracker_token;
-      fleet.threads = spec.threads;
-      fleet.stop_requested = [&job] { return job.stop.load(); };
-      KILN_ASSIGN_OR_RETURN(std::unique_ptr<FleetMeasurer> m,
-                            FleetMeasurer::create(workload, target, space, fleet));
-      return std::unique_ptr<Measurer>(std::move(m));
+    JobMeasurerSettings settings;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      settings.tracker = tracker;
+      settings.tracker_name = tracker_name;
     }
-    MeasureSettings local;
-    local.threads =
-        spec.threads > 0 ? spec.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-    KILN_ASSIGN_OR_RETURN(std::unique_ptr<LocalMeasurer> m,
-                          LocalMeasurer::create(workload, target, space, local));
-    return std::unique_ptr<Measurer>(std::make_unique<OneAtATime>(std::move(m), local_measure));
+    settings.token = options.tracker_token;
+    settings.local = options.local_measurer;
+    settings.local_measure = &local_measure;
+    return make_job_measurer(job.status.spec, workload, target, space, settings,
+                             [&job] { return job.stop.load(); });
   }
 
   /// The state of a job whose run returned `error`: stopped in the middle of a batch, or
@@ -568,6 +367,8 @@ struct JobManager::Impl {
     }
     thread_ended.notify_all();
     notify(job);
+    std::lock_guard<std::mutex> lock(mutex);
+    job.thread_left = true;
   }
 
   TuneOptions tune_options(Job& job) const {
@@ -710,37 +511,20 @@ JobManager::~JobManager() {
 Result<std::unique_ptr<JobManager>> JobManager::open(const JobManagerOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  std::error_code error;
-  if (fs::exists(options.jobs_file, error)) {
-    std::ifstream in(options.jobs_file);
-    nlohmann::json file = nlohmann::json::parse(in, nullptr, false);
-    auto not_jobs = [&](const std::string& why) {
-      return invalid_argument("'" + options.jobs_file.string() + "' is not a kiln jobs file: " +
-                              why + "; move it away or pass another --jobs file");
-    };
-    if (file.is_discarded() || !file.is_object() || file.value("kind", "") != kJobsFileKind) {
-      return not_jobs("it is not JSON of kind " + std::string(kJobsFileKind));
+  KILN_ASSIGN_OR_RETURN(JobsFile file, read_jobs_file(options.jobs_file));
+  impl->next_id = file.next_id;
+  for (JobStatus& status : file.jobs) {
+    auto job = std::make_unique<Impl::Job>();
+    job->status = std::move(status);
+    if (job->status.state == JobState::kRunning) {
+      job->status.state = JobState::kInterrupted;
+      KILN_RETURN_IF_ERROR(count_trials_in_log(options.db, job->status));
+      logger("serve")->info("job {} was running when the server stopped: interrupted at {} trials",
+                            job->status.id, job->status.progress.trials);
     }
-    try {
-      impl->next_id = file.at("next_id").get<int64_t>();
-      for (const nlohmann::json& j : file.at("jobs")) {
-        KILN_ASSIGN_OR_RETURN(JobStatus status, status_from_json(j));
-        auto job = std::make_unique<Impl::Job>();
-        job->status = std::move(status);
-        if (job->status.state == JobState::kRunning) {
-          job->status.state = JobState::kInterrupted;
-          KILN_RETURN_IF_ERROR(count_trials_in_log(options.db, job->status));
-          logger("serve")->info(
-              "job {} was running when the server stopped: interrupted at {} trials",
-              job->status.id, job->status.progress.trials);
-        }
-        impl->jobs.push_back(std::move(job));
-      }
-    } catch (const nlohmann::json::exception& e) {
-      return not_jobs(e.what());
-    }
-    KILN_RETURN_IF_ERROR(impl->persist());
+    impl->jobs.push_back(std::move(job));
   }
+  KILN_RETURN_IF_ERROR(impl->persist());
   return std::unique_ptr<JobManager>(new JobManager(std::move(impl)));
 }
 
@@ -769,6 +553,7 @@ Result<JobStatus> JobManager::start(const JobSpec& request) {
   for (const ModelTask& task : plan->tasks) s.tasks.push_back({.task = task});
   s.created_ms = now_ms();
   job->plan = std::move(plan);
+  m.forget_ended_jobs();
   m.jobs.push_back(std::move(job));
   Impl::Job& added = *m.jobs.back();
   m.launch(added);
@@ -797,13 +582,13 @@ Result<JobStatus> JobManager::resume(const std::string& id) {
                   "job " + id + " is " + std::string(job_state_name(state)) +
                       "; only an interrupted, failed or cancelled job resumes");
   }
-  if (!job->thread_done) {
+  if (!job->thread_left) {
     return Status(StatusCode::kFailedPrecondition, "job " + id + " is still stopping; try again");
   }
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Impl::Plan> plan,
                         m.prepare(job->status.spec, target, std::move(tasks)));
   KILN_RETURN_IF_ERROR(m.check_no_twin(*plan, job));
-  if (job->thread.joinable()) job->thread.join();  // it has ended: thread_done
+  if (job->thread.joinable()) job->thread.join();  // it has ended: thread_left
   job->plan = std::move(plan);
   m.launch(*job);
   KILN_RETURN_IF_ERROR(m.persist());

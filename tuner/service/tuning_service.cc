@@ -3,6 +3,8 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
@@ -14,6 +16,7 @@
 
 #include "compiler_core/db/record.h"
 #include "compiler_core/db/tuning_log.h"
+#include "compiler_core/support/log.h"
 #include "compiler_core/target/target.h"
 #include "compiler_core/te/workload.h"
 #include "kiln/v1/tuning.grpc.pb.h"
@@ -28,8 +31,19 @@ namespace pb = kiln::v1;
 /// How often the log is checked for commits of other connections; a QueryBest answer is at most
 /// this much older than the latest commit.
 constexpr std::chrono::milliseconds kChangePollInterval{5};
-/// Answers kept; the cache starts over when it is full.
+/// Answers kept, and their bytes (keys and answers); the cache starts over when either is full.
 constexpr size_t kMaxCachedAnswers = 1 << 16;
+constexpr size_t kMaxCachedBytes = size_t{64} << 20;
+/// The longest device model a QueryBest names: a CPU's brand string is under 64 characters.
+constexpr size_t kMaxModelNameBytes = 256;
+/// WatchJob streams one client (a peer address, whatever its port) may have open at once.
+constexpr int kMaxWatchesPerClient = 256;
+
+/// The peer of a call without its port: every connection of one host is one client.
+std::string client_of(const grpc::CallbackServerContext& context) {
+  const std::string peer = context.peer();
+  return peer.substr(0, peer.rfind(':'));
+}
 
 pb::JobState to_proto(JobState state) {
   switch (state) {
@@ -142,7 +156,9 @@ void to_proto(const JobStatus& s, pb::JobStatus& p) {
 /// ends after the final state.
 class JobWatch final : public grpc::ServerWriteReactor<pb::JobStatus> {
  public:
-  JobWatch(JobManager& jobs, const std::string& id) : jobs_(jobs) {
+  /// `on_done` runs once the stream has ended.
+  JobWatch(JobManager& jobs, const std::string& id, std::function<void()> on_done)
+      : jobs_(jobs), on_done_(std::move(on_done)) {
     Result<uint64_t> handle = jobs_.watch(id, [this](const JobStatus& s) { on_status(s); });
     std::lock_guard<std::mutex> lock(mutex_);
     if (!handle) {
@@ -169,6 +185,7 @@ class JobWatch final : public grpc::ServerWriteReactor<pb::JobStatus> {
 
   void OnDone() override {
     jobs_.unwatch(handle_);
+    on_done_();
     delete this;
   }
 
@@ -203,6 +220,7 @@ class JobWatch final : public grpc::ServerWriteReactor<pb::JobStatus> {
   }
 
   JobManager& jobs_;
+  std::function<void()> on_done_;
   std::mutex mutex_;
   uint64_t handle_ = 0;
   bool started_ = false, writing_ = false, final_sent_ = false, finished_ = false;
@@ -256,15 +274,35 @@ class Service final : public pb::Tuning::CallbackService, public TuningService {
 
   grpc::ServerWriteReactor<pb::JobStatus>* WatchJob(grpc::CallbackServerContext* context,
                                                     const pb::JobRequest* request) override {
+    struct Refused : grpc::ServerWriteReactor<pb::JobStatus> {
+      explicit Refused(const grpc::Status& s) { Finish(s); }
+      void OnDone() override { delete this; }
+    };
     grpc::Status s = check_bearer_token(*context, token_, "serve");
-    if (!s.ok()) {
-      struct Refused : grpc::ServerWriteReactor<pb::JobStatus> {
-        explicit Refused(const grpc::Status& s) { Finish(s); }
-        void OnDone() override { delete this; }
-      };
-      return new Refused(s);
+    if (!s.ok()) return new Refused(s);
+    const std::string client = client_of(*context);
+    {
+      std::lock_guard<std::mutex> lock(watches_mutex_);
+      int& open = open_watches_[client];
+      if (open >= kMaxWatchesPerClient) {
+        return new Refused({grpc::StatusCode::RESOURCE_EXHAUSTED,
+                            "client " + client + " watches " + std::to_string(open) +
+                                " jobs, the server's limit per client (" +
+                                std::to_string(kMaxWatchesPerClient) +
+                                "); watch again when one ends"});
+      }
+      ++open;
     }
-    return new JobWatch(*jobs_, request->id());
+    auto done = [this, client] {
+      std::lock_guard<std::mutex> lock(watches_mutex_);
+      if (--open_watches_[client] == 0) open_watches_.erase(client);
+    };
+    try {
+      return new JobWatch(*jobs_, request->id(), std::move(done));
+    } catch (const std::exception& e) {
+      done();
+      return new Refused(internal_failure("WatchJob", e));
+    }
   }
 
   ~Service() override {
@@ -293,13 +331,26 @@ class Service final : public pb::Tuning::CallbackService, public TuningService {
 
  private:
   /// A unary call: the token, then `body`'s status.
+  /// An exception a handler threw (a bug, or memory running out) fails its call with INTERNAL,
+  /// never the server.
   template <typename Body>
   grpc::ServerUnaryReactor* answer(grpc::CallbackServerContext* context, Body body) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     grpc::Status s = check_bearer_token(*context, token_, "serve");
-    if (s.ok()) s = to_grpc(body());
+    if (s.ok()) {
+      try {
+        s = to_grpc(body());
+      } catch (const std::exception& e) {
+        s = internal_failure("a call", e);
+      }
+    }
     reactor->Finish(s);
     return reactor;
+  }
+
+  static grpc::Status internal_failure(const std::string& call, const std::exception& e) {
+    logger("serve")->error("{} failed: {}", call, e.what());
+    return {grpc::StatusCode::INTERNAL, call + " failed inside the server: " + e.what()};
   }
 
   static Status to_response(const Result<JobStatus>& status, pb::JobStatus& response) {
@@ -328,6 +379,10 @@ class Service final : public pb::Tuning::CallbackService, public TuningService {
   /// (in this process or another), by the request's exact strings. Only answers are cached,
   /// never errors.
   Status cached_query_best(const pb::QueryBestRequest& request, pb::QueryBestResponse& response) {
+    if (request.model().size() > kMaxModelNameBytes) {
+      return invalid_argument("model must be at most " + std::to_string(kMaxModelNameBytes) +
+                              " bytes, the longest device model kiln stores");
+    }
     std::string key = request.workload();
     for (const std::string* part : {&request.target(), &request.model()}) {
       key += '\n';
@@ -344,10 +399,15 @@ class Service final : public pb::Tuning::CallbackService, public TuningService {
       }
     }
     KILN_RETURN_IF_ERROR(query_best(request, response));
+    const size_t bytes = key.size() + response.ByteSizeLong();
     std::unique_lock<std::shared_mutex> lock(cache_mutex_);
-    if (cache_.size() >= kMaxCachedAnswers) cache_.clear();
+    if (cache_.size() >= kMaxCachedAnswers || cache_bytes_ + bytes > kMaxCachedBytes) {
+      cache_.clear();
+      cache_bytes_ = 0;
+    }
     // Read at `generation` or later: it is stale once the generation moves on.
-    cache_[std::move(key)] = {generation, response};
+    auto [it, added] = cache_.insert_or_assign(std::move(key), CachedAnswer{generation, response});
+    if (added) cache_bytes_ += bytes;
     return Status::ok();
   }
 
@@ -445,6 +505,10 @@ class Service final : public pb::Tuning::CallbackService, public TuningService {
   };
   std::shared_mutex cache_mutex_;
   std::unordered_map<std::string, CachedAnswer> cache_;
+  size_t cache_bytes_ = 0;  // of its keys and answers, roughly; under cache_mutex_
+
+  std::mutex watches_mutex_;
+  std::map<std::string, int> open_watches_;  // by client, never zero
   std::atomic<uint64_t> generation_{0};
 
   std::mutex poll_mutex_;
@@ -457,10 +521,11 @@ class Service final : public pb::Tuning::CallbackService, public TuningService {
 
 Result<std::unique_ptr<TuningService>> TuningService::create(const TuningServiceOptions& options) {
   KILN_ASSIGN_OR_RETURN(core::TuningLog log, core::TuningLog::open(options.db));
-  KILN_ASSIGN_OR_RETURN(
-      std::unique_ptr<JobManager> jobs,
-      JobManager::open(
-          {.db = options.db, .jobs_file = options.jobs_file, .tracker_token = options.token}));
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<JobManager> jobs,
+                        JobManager::open({.db = options.db,
+                                          .jobs_file = options.jobs_file,
+                                          .tracker_token = options.token,
+                                          .local_measurer = options.local_measurer}));
   return std::unique_ptr<TuningService>(
       new Service(std::move(log), std::move(jobs), options.token));
 }

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "compiler_core/support/status.h"
+#include "tuner/service/job_measurer.h"
 
 namespace grpc {
 class Channel;
@@ -23,6 +24,8 @@ struct TuningServiceOptions {
   std::filesystem::path db;         ///< the tuning log, created when missing
   std::filesystem::path jobs_file;  ///< where jobs are kept (see JobManager)
   std::string token;                ///< the bearer token callers must present; empty accepts all
+  /// Measurers of jobs on the server's machine (JobManagerOptions::local_measurer).
+  LocalMeasurerFactory local_measurer;
 };
 
 class TuningService {
