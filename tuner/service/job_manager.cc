@@ -348,10 +348,17 @@ struct JobManager::Impl {
   }
 
   void run(Job& job) {
-    if (job.plan->problem) {
-      run_workload(job);
-    } else {
-      run_model(job);
+    // An exception (a bug, memory running out) fails the job, never the server.
+    try {
+      if (job.plan->problem) {
+        run_workload(job);
+      } else {
+        run_model(job);
+      }
+    } catch (const std::exception& e) {
+      std::lock_guard<std::mutex> lock(mutex);
+      job.status.state = JobState::kFailed;
+      job.status.error = std::string("internal error: ") + e.what();
     }
     {
       std::lock_guard<std::mutex> lock(mutex);
