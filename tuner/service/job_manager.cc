@@ -95,7 +95,8 @@ struct JobManager::Impl {
   JobManagerOptions options;
   mutable std::mutex mutex;
   std::condition_variable thread_ended;
-  std::vector<std::unique_ptr<Job>> jobs;  // oldest first
+  std::vector<std::unique_ptr<Job>> jobs;     // oldest first
+  std::vector<std::unique_ptr<Job>> retired;  // forgotten, their threads not yet gone
   int64_t next_id = 1;
   std::map<uint64_t, Job*> watches;  // under mutex
   uint64_t next_watch = 1;
@@ -120,11 +121,17 @@ struct JobManager::Impl {
   }
 
   /// Forgets the oldest ended jobs past options.max_ended_jobs; never one a client still
-  /// watches (its watch names it). Under mutex.
+  /// watches (its watch names it). A job whose thread is still telling its listeners of the
+  /// end waits in `retired` until the thread has left it. Under mutex.
   void forget_ended_jobs() {
+    std::erase_if(retired, [](const std::unique_ptr<Job>& job) {
+      if (!job->thread_left) return false;
+      if (job->thread.joinable()) job->thread.join();
+      return true;
+    });
     auto ended = [](const Job& job) {
       const JobState s = job.status.state;
-      return job.thread_left &&
+      return job.thread_done &&
              (s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled);
     };
     size_t count = size_t(
@@ -136,7 +143,7 @@ struct JobManager::Impl {
         ++it;
         continue;
       }
-      if ((*it)->thread.joinable()) (*it)->thread.join();  // it has ended: thread_done
+      retired.push_back(std::move(*it));
       it = jobs.erase(it);
       --count;
     }
@@ -510,8 +517,10 @@ JobManager::JobManager(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 JobManager::~JobManager() {
   interrupt_all(std::chrono::minutes(10));
-  for (auto& job : impl_->jobs) {
-    if (job->thread.joinable()) job->thread.join();
+  for (auto* list : {&impl_->jobs, &impl_->retired}) {
+    for (auto& job : *list) {
+      if (job->thread.joinable()) job->thread.join();
+    }
   }
 }
 
