@@ -22,6 +22,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "kiln/v1/tracker.grpc.pb.h"
 #include "kiln/v1/tuning.grpc.pb.h"
 #include "tests/model/model_builder.h"
 #include "tests/support/kiln_process_test.h"
@@ -243,6 +244,60 @@ TEST_F(ServeJobsTest, LocalJobsMeasureInAWorkerSoCrashingOrHangingKernelsCostTri
   ASSERT_EQ(run_to_end("tune-ok", args, &out), 0) << read_file(dir_ / "tune-ok.err");
   EXPECT_EQ(nlohmann::json::parse(out)["state"], "succeeded");
   EXPECT_EQ(server_->wait(std::chrono::seconds(0)), -1);  // still serving
+}
+
+// A workload whose buffers exceed the memory limit (8 GiB) is refused before anything is
+// allocated, wherever it comes in: StartJob and a raw Submit to the tracker with
+// INVALID_ARGUMENT, `kiln tune` with exit 2. The server then serves a normal job.
+TEST_F(ServeJobsTest, AWorkloadOverTheMemoryLimitIsRefusedEverywhereAndTheServerServesOn) {
+  ASSERT_GT(start_server(), 0);
+  const std::string huge = "matmul:M=100000,N=100000,K=100000";
+  kiln::v1::JobSpec spec;
+  spec.set_workload(huge);
+  spec.set_trials(4);
+  kiln::v1::JobStatus job;
+  grpc::Status started = start_job(spec, &job);
+  EXPECT_EQ(started.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(started.error_message().find("more than the limit of 8 GiB"), std::string::npos)
+      << started.error_message();
+
+  auto tracker =
+      kiln::v1::Tracker::NewStub(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+  kiln::v1::SubmitRequest request;
+  request.set_job_id("huge");
+  request.set_device_key("cpu");
+  kiln::v1::MeasureTask* task = request.add_tasks();
+  task->set_task_id("huge-0");
+  task->mutable_workload()->set_canonical(huge);
+  task->mutable_workload()->set_op("matmul");
+  task->mutable_target()->set_canonical("llvm -mtriple=x86_64-linux-gnu");
+  task->mutable_target()->set_triple("x86_64-linux-gnu");
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 30s);
+  auto reader = tracker->Submit(&context, request);
+  kiln::v1::SubmitResponse response;
+  while (reader->Read(&response)) {
+  }
+  grpc::Status submitted = reader->Finish();
+  EXPECT_EQ(submitted.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(submitted.error_message().find("more than the limit"), std::string::npos)
+      << submitted.error_message();
+
+  std::string out;
+  for (const char* where : {"--server", "--tracker"}) {
+    std::vector<std::string> args = {"tune",     where, address_,   "--workload", huge,
+                                     "--trials", "4",   "--target", "llvm"};
+    if (std::string(where) == "--tracker") args.insert(args.end(), {"--device-key", "cpu"});
+    const std::string tag = std::string("tune-huge") + where;
+    EXPECT_EQ(run_to_end(tag, args, &out), 2);
+    EXPECT_NE(read_file(dir_ / (tag + ".err")).find("more than the limit"), std::string::npos)
+        << read_file(dir_ / (tag + ".err"));
+  }
+
+  std::vector<std::string> normal = {"tune", "--server", address_, "--workload", kFirst, "--target",
+                                     "llvm", "--trials", "2",      "--threads",  "1",    "--json"};
+  ASSERT_EQ(run_to_end("tune-normal", normal, &out), 0) << read_file(dir_ / "tune-normal.err");
+  EXPECT_EQ(nlohmann::json::parse(out)["state"], "succeeded");
 }
 
 // One client opening 300 WatchJob streams: the server keeps 256 open and refuses the rest with

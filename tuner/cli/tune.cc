@@ -342,6 +342,12 @@ int tune_command(const std::vector<std::string>& args) {
     return report_error(invalid_argument("--tracker '" + flags.get_string("tracker") +
                                          "' is not host:port, e.g. 127.0.0.1:9190"));
   }
+  // A workload that does not parse (or exceeds the memory limit) fails before anything waits
+  // for a board.
+  if (flags.is_set("workload")) {
+    Status parsed = core::parse_workload(flags.get_string("workload")).status();
+    if (!parsed.is_ok()) return report_error(parsed);
+  }
   FleetSettings fleet_settings;
   std::string target_text = flags.get_string("target");
   if (fleet) {
