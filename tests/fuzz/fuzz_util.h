@@ -26,8 +26,8 @@ inline std::string_view as_text(const uint8_t* data, size_t size) {
 /// Aborts with `what` when `condition` is false: a property of kiln's code that bad input broke.
 inline void check(bool condition, const char* what, std::string_view detail = {}) {
   if (condition) return;
-  std::fprintf(stderr, "kiln fuzz: property broken: %s\n%.*s\n", what, int(detail.size()),
-               detail.data());
+  const std::string text(detail);
+  std::fprintf(stderr, "kiln fuzz: property broken: %s\n%s\n", what, text.c_str());
   std::abort();
 }
 
