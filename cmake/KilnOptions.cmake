@@ -28,3 +28,22 @@ if(KILN_SANITIZE)
                       -fno-omit-frame-pointer -g)
   add_link_options(-fsanitize=${KILN_SANITIZE})
 endif()
+
+# libFuzzer targets (tests/fuzz/): every target of the build is compiled with the fuzzer's
+# coverage instrumentation, AddressSanitizer and UndefinedBehaviorSanitizer, and the fuzz targets
+# link libFuzzer's main. Clang only (Debian's clang-16 with libclang-rt-16-dev and
+# libfuzzer-16-dev): configure with CC=clang-16 CXX=clang++-16 in a folder of its own, as
+# scripts/test.sh does in build-fuzz/. Without it, the fuzz targets still build with a main that
+# replays their seed corpora and regression inputs (tests/fuzz/replay_main.cc).
+option(KILN_FUZZ "Build the libFuzzer targets in tests/fuzz/ (clang, with ASan and UBSan)" OFF)
+if(KILN_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "kiln: KILN_FUZZ needs clang (configure with CC=clang-16 CXX=clang++-16)")
+  endif()
+  if(KILN_SANITIZE)
+    message(FATAL_ERROR "kiln: KILN_FUZZ brings its own sanitizers; leave KILN_SANITIZE empty")
+  endif()
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+                      -fno-omit-frame-pointer -g)
+  add_link_options(-fsanitize=address,undefined)
+endif()

@@ -19,6 +19,9 @@ packages=(
   python3-grpcio
   # The model suite: ONNX's node tests, and PyTorch as the peer on torchvision's models.
   libonnx-testdata python3-onnx python3-numpy python3-torch python3-torchvision
+  # The fuzz targets (tests/fuzz/, built in build-fuzz/): clang with libFuzzer and the sanitizer
+  # runtimes, and clang's OpenMP, which the configure step of kiln's baselines looks for.
+  clang-16 libfuzzer-16-dev libclang-rt-16-dev libomp-16-dev
 )
 
 missing=()

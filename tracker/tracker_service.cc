@@ -406,6 +406,14 @@ void TrackerService::account_taken_back(const Finished& f, Outgoing& out) {
     free_slot(s->second);
   }
   if (!f.device_lost) {
+    if (!submissions_by_task_.count(f.task_id)) {
+      // Its client cancelled the submission while the task was leased: nobody waits for its
+      // result any more, so it leaves the queue instead of waiting there for an agent forever.
+      broker_.cancel_tasks(f.job_id, {f.task_id});
+      logger("tracker")->debug("lease taken back task={} agent={}: its submission is gone",
+                               f.task_id, f.agent_id);
+      return;
+    }
     logger("tracker")->warn("lease re-queued task={} agent={} attempt={}", f.task_id, f.agent_id,
                             f.attempts);
     return;

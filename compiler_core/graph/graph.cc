@@ -9,6 +9,16 @@ const char* dtype_name(DType dtype) { return dtype == DType::kFloat32 ? "float32
 
 int64_t dtype_size(DType dtype) { return dtype == DType::kFloat32 ? 4 : 8; }
 
+std::optional<int64_t> bounded_num_elements(const Shape& shape) {
+  int64_t count = 1;
+  for (int64_t dim : shape) {
+    if (dim < 0) return std::nullopt;
+    if (dim != 0 && count > kMaxTensorElements / dim) return std::nullopt;
+    count *= dim;
+  }
+  return count;
+}
+
 std::string to_string(const TensorInfo& info) {
   std::ostringstream os;
   os << dtype_name(info.dtype) << "[";

@@ -50,6 +50,15 @@ struct TensorInfo {
 /// "float32[1,3,224,224]".
 std::string to_string(const TensorInfo& info);
 
+/// Tensors of more elements than this are refused, by the importers and by type inference: no
+/// model kiln runs has one, and a bigger count is a damaged or hostile model whose dimensions
+/// would overflow the arithmetic on them.
+inline constexpr int64_t kMaxTensorElements = int64_t{1} << 40;
+
+/// The element count of `shape`, or nothing when a dimension is negative or the count is above
+/// kMaxTensorElements (counted without overflowing, whatever the dimensions).
+std::optional<int64_t> bounded_num_elements(const Shape& shape);
+
 /// An owned tensor: a constant's value. Exactly one of `f32` and `i64` holds the elements,
 /// row-major, as `info.dtype` says.
 struct Tensor {

@@ -37,7 +37,16 @@ Result<std::vector<TensorInfo>> infer_node(const Node& node, const InferContext&
   if (it == op_table().end()) {
     return ops_internal::node_error(node, "operator '" + node.op + "' is not supported");
   }
-  return it->second.infer(node, context);
+  KILN_ASSIGN_OR_RETURN(std::vector<TensorInfo> outputs, it->second.infer(node, context));
+  // Output shapes come from the model's attributes and constants: a damaged or hostile model
+  // can ask for any size, and what follows (memory plans, kernels) multiplies it out.
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    if (bounded_num_elements(outputs[i].shape)) continue;
+    return ops_internal::node_error(node, "output " + std::to_string(i) + " would be " +
+                                              to_string(outputs[i]) + ", more than " +
+                                              std::to_string(kMaxTensorElements) + " elements");
+  }
+  return outputs;
 }
 
 Status run_node(const Node& node, int64_t opset, std::span<const TensorView> inputs,

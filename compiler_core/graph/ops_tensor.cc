@@ -28,6 +28,11 @@ Status compute_copy(const Node&, const InferContext&, std::span<const TensorView
 
 // ---- Reshape, Flatten --------------------------------------------------------------------------
 
+Status too_many_elements(const Node& node, const std::vector<int64_t>& requested) {
+  return node_error(node, "shape " + ints_string(requested) + " has more than " +
+                              str(kMaxTensorElements) + " elements");
+}
+
 // The output shape of Reshape: 0 copies the input's dimension at that index (unless allowzero
 // = 1, opset 14, where 0 is a zero dimension), one -1 takes what is left.
 Result<Shape> reshape_shape(const Node& node, const InferContext& context, const TensorInfo& x) {
@@ -76,17 +81,21 @@ Result<Shape> reshape_shape(const Node& node, const InferContext& context, const
       return node_error(
           node, "shape " + ints_string(requested) + " has both -1 and 0 with allowzero = 1");
     }
-    const int64_t known = core::num_elements(out);
-    if (known == 0 || total % known != 0) {
+    // The requested dimensions are the model's data: counted without overflowing.
+    const std::optional<int64_t> known = bounded_num_elements(out);
+    if (!known) return too_many_elements(node, requested);
+    if (*known == 0 || total % *known != 0) {
       return node_error(node, "cannot reshape " + to_string(x) + " to " + ints_string(requested) +
                                   " (-1 has no integer size)");
     }
-    out[*unknown] = total / known;
+    out[*unknown] = total / *known;
   }
-  if (core::num_elements(out) != total) {
+  const std::optional<int64_t> count = bounded_num_elements(out);
+  if (!count) return too_many_elements(node, requested);
+  if (*count != total) {
     return node_error(node, "cannot reshape " + to_string(x) + " (" + str(total) +
-                                " elements) to " + ints_string(requested) + " (" +
-                                str(core::num_elements(out)) + " elements)");
+                                " elements) to " + ints_string(requested) + " (" + str(*count) +
+                                " elements)");
   }
   return out;
 }

@@ -23,9 +23,7 @@ Expr widen_to(const Expr& e, int lanes) {
 class Widen : public ir::IRMutator {
  public:
   Widen(std::string var, Expr min, int lanes)
-      : var_(std::move(var)),
-        ramp_(ir::Ramp::make(std::move(min), Expr(1), lanes)),
-        lanes_(lanes) {}
+      : var_(std::move(var)), ramp_(ir::Ramp::make(std::move(min), Expr(1), lanes)) {}
 
   using ir::IRMutator::mutate;
 
@@ -160,7 +158,6 @@ class Widen : public ir::IRMutator {
 
   std::string var_;
   Expr ramp_;
-  int lanes_;
 };
 
 class VectorizeLoops : public ir::IRMutator {

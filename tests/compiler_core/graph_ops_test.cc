@@ -267,6 +267,12 @@ TEST(GraphOps, ReshapeCopiesZerosAndInfersMinusOne) {
   EXPECT_THAT(error_of(infer("Reshape", {x, ints({2}, {5, -1})})),
               HasSubstr("cannot reshape float32[2,3,4] to [5,-1]"));
   EXPECT_THAT(error_of(infer("Reshape", {x, ints({2}, {4, 5})})), HasSubstr("(20 elements)"));
+  // A shape whose element count overflows 64 bits (found by the onnx fuzz target): refused, not
+  // multiplied out.
+  EXPECT_THAT(error_of(infer("Reshape", {x, ints({2}, {2, kMax - 128})})),
+              HasSubstr("more than 1099511627776 elements"));
+  EXPECT_THAT(error_of(infer("Reshape", {x, ints({3}, {kMax, kMax, -1})})),
+              HasSubstr("more than 1099511627776 elements"));
   EXPECT_THAT(error_of(infer("Reshape", {x, ints({2}, {4, 6})}, {}, {.variable = {1}})),
               HasSubstr("input 1 ('shape', value 'in1') must be a constant"));
 }

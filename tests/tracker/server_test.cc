@@ -390,6 +390,35 @@ TEST_F(TrackerServerTest, ExpiredLeasesMoveOnAndEndAsDeviceLost) {
   EXPECT_EQ(a.received() + b.received(), 2);  // one lease each, then no attempts left
 }
 
+// A task whose submission its client cancelled while an agent held it is dropped when that
+// agent goes, not queued again for no one (found by the tracker fuzz target).
+TEST_F(TrackerServerTest, ATaskOfACancelledSubmissionIsNotQueuedAgainWhenItsAgentGoes) {
+  start();
+  FakeAgent& holder = agent("holder", FakeAgent::Mode::kHold);
+  {
+    pb::SubmitRequest request = request_for("job-cancelled");
+    add_task(request, "t0", "");
+    SubmitCall call(address_, request);
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (holder.received() == 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(5ms);
+    }
+    ASSERT_EQ(holder.received(), 1);
+  }  // the client cancels its submission
+  holder.kill();
+  auto held = [&] {
+    int64_t tasks = 0;
+    const pb::StatusResponse response = status();
+    for (const pb::KeyStatus& key : response.keys()) tasks += key.queued() + key.leased();
+    return tasks;
+  };
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (held() != 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(held(), 0);
+}
+
 // Tokens are compared in time that depends on the lengths alone; the answers are those of ==.
 TEST(BearerToken, ConstantTimeEqualAgreesWithEquality) {
   EXPECT_TRUE(kiln::constant_time_equal("Bearer s3cret", "Bearer s3cret"));

@@ -40,21 +40,12 @@ std::string shape_string(const core::Shape& shape) {
   return s + "]";
 }
 
-// Tensors larger than this many elements are refused: no model kiln runs has one, and a bigger
-// count is a damaged or hostile file whose dimensions would overflow the arithmetic on them.
-constexpr int64_t kMaxElements = int64_t{1} << 40;
-
-// Checks that `shape`'s element count is at most kMaxElements; `what` names the tensor.
+// Checks that `shape`'s element count is at most graph::kMaxTensorElements; `what` names the
+// tensor.
 Status check_size(const core::Shape& shape, const std::string& what) {
-  int64_t count = 1;
-  for (int64_t dim : shape) {
-    if (dim != 0 && count > kMaxElements / dim) {
-      return invalid_argument(what + " has the shape " + shape_string(shape) + ", more than " +
-                              std::to_string(kMaxElements) + " elements");
-    }
-    count *= dim;
-  }
-  return Status::ok();
+  if (graph::bounded_num_elements(shape)) return Status::ok();
+  return invalid_argument(what + " has the shape " + shape_string(shape) + ", more than " +
+                          std::to_string(graph::kMaxTensorElements) + " elements");
 }
 
 // Reads a whole file, refusing it first when it is larger than `max_bytes`.
