@@ -223,9 +223,7 @@ grpc::ServerWriteReactor<pb::SubmitResponse>* TrackerService::Submit(
       }
     }
   }
-  // A client is its peer address without the port: every connection of one host counts.
-  const std::string peer = context->peer();
-  const std::string client = peer.substr(0, peer.rfind(':'));
+  const std::string client = client_of(*context);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     int& open = open_submissions_[client];

@@ -86,6 +86,13 @@ inline bool constant_time_equal(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
+/// The client a call counts against in per-client limits: its peer address without the port,
+/// so that every connection of one host is one client.
+inline std::string client_of(const grpc::CallbackServerContext& context) {
+  const std::string peer = context.peer();
+  return peer.substr(0, peer.rfind(':'));
+}
+
 inline grpc::Status check_bearer_token(const grpc::CallbackServerContext& context,
                                        const std::string& token, const char* component) {
   if (token.empty()) return grpc::Status::OK;

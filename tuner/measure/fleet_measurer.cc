@@ -8,7 +8,6 @@
 #include <thread>
 
 #include <grpcpp/grpcpp.h>
-#include <nlohmann/json.hpp>
 
 #include "compiler_core/support/architecture.h"
 #include "compiler_core/support/log.h"

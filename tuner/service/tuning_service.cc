@@ -39,12 +39,6 @@ constexpr size_t kMaxModelNameBytes = 256;
 /// WatchJob streams one client (a peer address, whatever its port) may have open at once.
 constexpr int kMaxWatchesPerClient = 256;
 
-/// The peer of a call without its port: every connection of one host is one client.
-std::string client_of(const grpc::CallbackServerContext& context) {
-  const std::string peer = context.peer();
-  return peer.substr(0, peer.rfind(':'));
-}
-
 pb::JobState to_proto(JobState state) {
   switch (state) {
     case JobState::kRunning:
