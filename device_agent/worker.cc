@@ -111,7 +111,7 @@ Status Worker::spawn() {
   std::vector<char*> argv;
   for (std::string& a : command_) argv.push_back(a.data());
   argv.push_back(nullptr);
-  const int64_t memory = limits_.memory_bytes;
+  const int64_t memory = kAddressSpaceLimitApplies ? limits_.memory_bytes : 0;
   pid_t pid = fork();
   if (pid < 0) {
     return Status(StatusCode::kResourceExhausted,

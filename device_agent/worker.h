@@ -26,6 +26,21 @@ class MeasureResult;
 
 namespace kiln::agent {
 
+/// False in a build with AddressSanitizer or ThreadSanitizer: their shadow memory reserves
+/// terabytes of address space when the program starts, so no RLIMIT_AS a worker could live
+/// with leaves room for it; such builds run workers without the memory limit.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kAddressSpaceLimitApplies = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+inline constexpr bool kAddressSpaceLimitApplies = false;
+#else
+inline constexpr bool kAddressSpaceLimitApplies = true;
+#endif
+#else
+inline constexpr bool kAddressSpaceLimitApplies = true;
+#endif
+
 struct WorkerLimits {
   /// Wall time for one task when its options give none (timeout_s).
   std::chrono::milliseconds default_timeout{120000};

@@ -160,7 +160,9 @@ class LoadedModule : public ModuleRuntime {
         return invalid_argument("input '" + name + "' is " + to_string(inputs_[i].info) + ", got " +
                                 to_string(info));
       }
-      std::memcpy(input_buffers_[i].data(), data, size_t(info.num_bytes()));
+      // An empty tensor may come with no data at all (memcpy's pointers must not be null).
+      if (info.num_bytes() > 0)
+        std::memcpy(input_buffers_[i].data(), data, size_t(info.num_bytes()));
       input_set_[i] = true;
       return Status::ok();
     }
@@ -200,6 +202,7 @@ class LoadedModule : public ModuleRuntime {
       }
     }
     for (const auto& [output, source] : output_copies_) {
+      if (outputs_[output].info.num_bytes() == 0) continue;
       std::memcpy(output_buffers_[output].data(), source,
                   size_t(outputs_[output].info.num_bytes()));
     }
@@ -307,7 +310,7 @@ Status LoadedModule::load(const std::string& bytes) {
     // Constants live in the weights, copied once into aligned memory.
     KILN_ASSIGN_OR_RETURN(std::string weights, zip.read("weights.bin", kMaxEntryBytes));
     weights_ = AlignedBytes(int64_t(weights.size()));
-    std::memcpy(weights_.data(), weights.data(), weights.size());
+    if (!weights.empty()) std::memcpy(weights_.data(), weights.data(), weights.size());
     for (const json& c : m.at("constants")) {
       KILN_ASSIGN_OR_RETURN(TensorInfo info, parse_info(c));
       const int64_t offset = c.at("offset").get<int64_t>();

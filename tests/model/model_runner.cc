@@ -40,7 +40,7 @@ Result<std::map<std::string, graph::Tensor>> compute_outputs(
   for (const graph::Value& output : (*module)->outputs()) {
     KILN_ASSIGN_OR_RETURN(graph::TensorView view, (*module)->output(output.name));
     graph::Tensor t = graph::Tensor::zeros(view.info);
-    std::memcpy(t.data(), view.data, size_t(view.info.num_bytes()));
+    if (view.info.num_bytes() > 0) std::memcpy(t.data(), view.data, size_t(view.info.num_bytes()));
     outputs[output.name] = std::move(t);
   }
   return outputs;
