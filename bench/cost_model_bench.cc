@@ -336,7 +336,7 @@ int main(int argc, char** argv) {
   }
   core::Target target = check(core::parse_target("llvm"), "target");
   target = check(core::resolve_host_target(target), "host target");
-  core::TargetKey key = check(core::make_target_key(target), "target key");
+  core::TargetKey key = check(core::make_target_key(target, 0), "target key");
   core::TuningLog log = check(core::TuningLog::open(o.db), "tuning log");
   core::set_num_threads(o.threads);
   progress(o, "tuning log " + o.db.string() + ", target llvm -mcpu=" + target.cpu + " (" +

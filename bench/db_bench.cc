@@ -125,7 +125,7 @@ int run(const Options& o) {
   }
   const fs::path dir = pattern;
   const fs::path path = dir / "tuning.db";
-  const core::TargetKey key = check(core::make_target_key(core::Target{}), "target key");
+  const core::TargetKey key = check(core::make_target_key(core::Target{}, 0), "target key");
   std::mt19937_64 rng(o.seed);
   std::uniform_real_distribution<double> cost(1e-4, 1e-2);
 

@@ -111,7 +111,7 @@ class CachedMeasurer : public tuner::Measurer {
   CachedMeasurer(core::TuningLog& cache, const core::Workload& workload, const core::Target& target,
                  const core::ConfigSpace& space, const tuner::MeasureSettings& settings)
       : cache_(cache), workload_(workload), target_(target), space_(space), settings_(settings) {
-    core::TargetKey key = check(core::make_target_key(target), "target key");
+    core::TargetKey key = check(core::make_target_key(target, 0), "target key");
     for (core::TuningRecord& r : check(cache.history(workload, key), "cache history")) {
       add_median(r);
       if (!records_.count(r.config_index)) records_[r.config_index] = std::move(r);
@@ -281,6 +281,7 @@ json run_workload(const Options& o, const std::string& text, core::TuningLog& ca
       options.tuner = pretrained ? "xgb" : strategy;
       options.trials = o.trials;
       options.seed = uint64_t(seed);
+      options.threads = o.threads;
       options.remeasure_top = 0;  // a cached measurement would not change
       const int64_t before = measurer->measured();
       const auto start = Clock::now();
@@ -308,8 +309,8 @@ json run_workload(const Options& o, const std::string& text, core::TuningLog& ca
       job.best_so_far = summary.best_so_far;
       job.final_best = summary.best_gflops;
       job.overhead_s = summary.wall_s - summary.measure_s;
-      for (const core::TuningRecord& r :
-           check(log.history(workload, check(core::make_target_key(target), "key")), "history")) {
+      for (const core::TuningRecord& r : check(
+               log.history(workload, check(core::make_target_key(target, 0), "key")), "history")) {
         job.real_measure_s += measurer->original_seconds(r.config_index);
         job.trials.push_back(r.config_index);
       }

@@ -321,7 +321,7 @@ int main(int argc, char** argv) {
   if (mkdtemp(pattern.data()) == nullptr) fail("cannot make a temporary folder");
   const fs::path dir = pattern, out = dir / "serve.out";
   const fs::path db = o.db.empty() ? dir / "tuning.db" : fs::path(o.db);
-  kiln::Result<core::TargetKey> key = core::make_target_key(core::Target{});
+  kiln::Result<core::TargetKey> key = core::make_target_key(core::Target{}, 0);
   if (!key) fail("target key: " + key.status().to_string());
   if (o.db.empty() || !fs::exists(db)) {
     const auto fill_start = Clock::now();

@@ -144,6 +144,7 @@ pb::MeasureResult run_task(
   const int threads =
       o.threads() > 0 ? o.threads() : int(std::max(1u, std::thread::hardware_concurrency()));
   core::set_num_threads(threads);
+  result.set_threads(threads);
 
   const auto start = std::chrono::steady_clock::now();
   Result<std::unique_ptr<core::Kernel>> kernel =

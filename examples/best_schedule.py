@@ -31,6 +31,8 @@ def main():
     parser.add_argument("--target", default="llvm")
     parser.add_argument("--model", default="", help="the CPU model the records were measured on")
     parser.add_argument("--top", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="the thread count the kernel will run with (0: records of every count)")
     parser.add_argument("--token-file", help="a file holding the server's bearer token")
     parser.add_argument("--tls-ca", help="PEM CA certificate: connect over TLS")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds")
@@ -52,7 +54,7 @@ def main():
 
     stub = tuning_pb2_grpc.TuningStub(channel)
     request = tuning_pb2.QueryBestRequest(workload=args.workload, target=args.target,
-                                          model=args.model, k=args.top)
+                                          model=args.model, k=args.top, threads=args.threads)
     try:
         response = stub.QueryBest(request, metadata=metadata, timeout=args.timeout)
     except grpc.RpcError as e:
@@ -62,6 +64,7 @@ def main():
         "config": {"index": r.config.index, "knobs": dict(sorted(r.config.knobs.items()))},
         "time_s": r.time_s,
         "gflops": r.gflops,
+        "threads": r.threads,
         "agent": r.agent,
         "device": r.device,
         "measured_at_unix_ms": r.measured_at_unix_ms,

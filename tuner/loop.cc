@@ -71,9 +71,9 @@ Result<std::unique_ptr<TaskSearch>> TaskSearch::start(
     core::TuningLog& log, const TuneOptions& options, MeasurerFactory make_measurer) {
   std::unique_ptr<TaskSearch> search(
       new TaskSearch(workload, target, space, log, options, std::move(make_measurer)));
-  SearchTask task{workload, target, &space, &log};
+  SearchTask task{workload, target, &space, &log, options.threads};
   KILN_ASSIGN_OR_RETURN(search->strategy_, make_strategy(options.tuner, task, options.seed));
-  KILN_ASSIGN_OR_RETURN(search->key_, core::make_target_key(target));
+  KILN_ASSIGN_OR_RETURN(search->key_, core::make_target_key(target, options.threads));
   KILN_ASSIGN_OR_RETURN(std::vector<core::TuningRecord> history,
                         log.history(workload, search->key_));
   std::vector<Observation> seen;

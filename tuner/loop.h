@@ -36,6 +36,9 @@ namespace kiln::tuner {
 struct TuneOptions {
   std::string tuner = "xgb";
   int64_t trials = 200;  ///< total trials of the job, those of earlier runs included
+  /// The thread count the kernels are timed with. It keys the records the search resumes from
+  /// and its cost model learns from; 0 takes every count (a fleet job whose boards choose).
+  int threads = 0;
   int batch = 16;
   uint64_t seed = 1;
   /// Stop once this many trials in a row brought no new best (0: never stop early).

@@ -189,7 +189,7 @@ Result<ModelTuneSummary> run_model_tuning(
     const ModelTuneOptions& options, const TaskMeasurerFactory& make_measurer,
     const std::function<void(const ModelTuneProgress&)>& progress) {
   const auto start = Clock::now();
-  KILN_ASSIGN_OR_RETURN(core::TargetKey key, core::make_target_key(target));
+  KILN_ASSIGN_OR_RETURN(core::TargetKey key, core::make_target_key(target, options.task.threads));
   std::vector<std::unique_ptr<TaskState>> states;
   std::vector<int64_t> weights;
   for (const ModelTask& task : tasks) {

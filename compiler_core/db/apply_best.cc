@@ -42,10 +42,10 @@ Result<BestConfig> select_best_config(const TuningLog* log, const Workload& work
   return choice;
 }
 
-Result<AppliedBest> apply_best(const TuningLog* log, const Workload& workload,
-                               const Target& target) {
+Result<AppliedBest> apply_best(const TuningLog* log, const Workload& workload, const Target& target,
+                               int threads) {
   KILN_ASSIGN_OR_RETURN(Target resolved, resolve_host_target(target));
-  KILN_ASSIGN_OR_RETURN(TargetKey key, make_target_key(resolved));
+  KILN_ASSIGN_OR_RETURN(TargetKey key, make_target_key(resolved, threads));
   KILN_ASSIGN_OR_RETURN(ConfigSpace space, config_space(workload, resolved));
   AppliedBest applied;
   KILN_ASSIGN_OR_RETURN(applied.choice, select_best_config(log, workload, key, space));

@@ -33,7 +33,8 @@ struct BestConfig {
   std::optional<TuningRecord> record;
 };
 
-/// Chooses the config to build `workload` with on the hardware `key` names: the config of the
+/// Chooses the config to build `workload` with on the hardware and thread count `key` names
+/// (TuningLog::best's matching): the config of the
 /// fastest valid record (TuningLog::best) that is still a point of `space`, else
 /// space.default_config(). `log` may be null (no tuning log): then the default. Records whose
 /// config is no longer in the space (a template changed) are skipped with a warning. Errors are
@@ -48,9 +49,10 @@ struct AppliedBest {
 };
 
 /// Builds `workload` for the host `target` with the config select_best_config chooses from `log`
-/// (which may be null). Errors: those of resolving the target, of the log, and of build_kernel
-/// (InvalidArgument for a target that is not this host).
-Result<AppliedBest> apply_best(const TuningLog* log, const Workload& workload,
-                               const Target& target);
+/// (which may be null) among the records measured with `threads` threads (0: any). Errors: those of
+/// resolving the target, of the log, and of build_kernel (InvalidArgument for a target that is not
+/// this host).
+Result<AppliedBest> apply_best(const TuningLog* log, const Workload& workload, const Target& target,
+                               int threads);
 
 }  // namespace kiln::core

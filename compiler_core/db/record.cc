@@ -65,13 +65,18 @@ std::string TargetKey::features() const {
 
 std::string TargetKey::str() const {
   std::string out = model.empty() ? target : target + " (" + model + ")";
-  return emulated ? out + " (emulated)" : out;
+  if (emulated) out += " (emulated)";
+  if (threads > 0)
+    out += " (" + std::to_string(threads) + (threads == 1 ? " thread)" : " threads)");
+  return out;
 }
 
-Result<TargetKey> make_target_key(const Target& target) {
-  if (target.kind != TargetKind::kLlvm || !target.is_host) return TargetKey{target.str(), ""};
+Result<TargetKey> make_target_key(const Target& target, int threads) {
+  if (target.kind != TargetKind::kLlvm || !target.is_host) {
+    return TargetKey{target.str(), "", false, threads};
+  }
   KILN_ASSIGN_OR_RETURN(Target resolved, resolve_host_target(target));
-  return TargetKey{resolved.str(), host_cpu_model_name(), host_is_emulated()};
+  return TargetKey{resolved.str(), host_cpu_model_name(), host_is_emulated(), threads};
 }
 
 double TuningRecord::median_cost() const {
@@ -99,6 +104,7 @@ std::string record_to_json_line(const TuningRecord& record) {
       {"target", record.target.target},
       {"model", record.target.model},
       {"emulated", record.target.emulated},
+      {"threads", record.target.threads},
       {"features", record.target.features()},
       {"config", {{"index", record.config_index}, {"knobs", as_object(record.config_knobs)}}},
       {"costs", record.costs},
@@ -124,6 +130,14 @@ Result<TuningRecord> record_from_json_line(std::string_view line) {
   if (auto emulated = json.find("emulated"); emulated != json.end()) {
     if (!emulated->is_boolean()) return invalid_argument("field 'emulated' is not a boolean");
     record.target.emulated = emulated->get<bool>();
+  }
+  if (auto threads = json.find("threads"); threads != json.end()) {
+    if (!threads->is_number_integer() || threads->get<int64_t>() < 0 ||
+        threads->get<int64_t>() > kMaxRecordThreads) {
+      return invalid_argument("field 'threads' is not an integer from 0 to " +
+                              std::to_string(kMaxRecordThreads));
+    }
+    record.target.threads = threads->get<int>();
   }
   KILN_RETURN_IF_ERROR(read_string(json, "agent", true, &record.agent));
   KILN_RETURN_IF_ERROR(read_string(json, "device", false, &record.device));
@@ -171,6 +185,7 @@ Result<TuningRecord> record_from_json_line(std::string_view line) {
   KILN_ASSIGN_OR_RETURN(record.workload, db_internal::canonical_workload(record.workload));
   KILN_ASSIGN_OR_RETURN(record.target.target, db_internal::canonical_target(record.target.target));
   KILN_RETURN_IF_ERROR(db_internal::check_record_values(record));
+  KILN_ASSIGN_OR_RETURN(record.target.threads, db_internal::record_threads(record));
   return record;
 }
 
@@ -179,6 +194,7 @@ Result<TuningRecord> canonical_record(const TuningRecord& record, std::string_vi
   KILN_ASSIGN_OR_RETURN(out.workload, db_internal::canonical_workload(record.workload));
   KILN_ASSIGN_OR_RETURN(out.target.target, db_internal::canonical_target(record.target.target));
   KILN_RETURN_IF_ERROR(db_internal::check_record_values(out));
+  KILN_ASSIGN_OR_RETURN(out.target.threads, db_internal::record_threads(out));
   if (out.measured_at_ms == 0) out.measured_at_ms = db_internal::now_unix_ms();
   if (out.kiln_version.empty()) out.kiln_version = kiln_version;
   return out;
@@ -229,6 +245,27 @@ Status check_record_values(const TuningRecord& record) {
     return invalid_argument("a record with error OK needs at least one measured cost");
   }
   return Status::ok();
+}
+
+Result<int> record_threads(const TuningRecord& record) {
+  const int threads = record.target.threads;
+  if (threads < 0 || threads > kMaxRecordThreads) {
+    return invalid_argument("thread count " + std::to_string(threads) + " is not from 0 to " +
+                            std::to_string(kMaxRecordThreads));
+  }
+  // check_record_values has made sure the options are a JSON object.
+  const Json options = Json::parse(record.measure_options, nullptr, /*allow_exceptions=*/false);
+  auto it = options.find("threads");
+  if (it == options.end() || !it->is_number_integer() || it->get<int64_t>() <= 0 ||
+      it->get<int64_t>() > kMaxRecordThreads) {
+    return threads;  // the options leave the count to the board
+  }
+  const int from_options = it->get<int>();
+  if (threads != 0 && threads != from_options) {
+    return invalid_argument("thread count " + std::to_string(threads) +
+                            " disagrees with the measure options' " + std::to_string(from_options));
+  }
+  return from_options;
 }
 
 int64_t now_unix_ms() {

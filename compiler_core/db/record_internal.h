@@ -22,6 +22,10 @@ Result<std::string> canonical_target(std::string_view target);
 /// are JSON objects, the config index is not negative, and costs follow TuningRecord's rules.
 Status check_record_values(const TuningRecord& record);
 
+/// The record's thread count: target.threads, or the measure options' positive "threads"
+/// when that is 0. InvalidArgument when the two disagree or the count is out of range.
+Result<int> record_threads(const TuningRecord& record);
+
 /// Milliseconds since the Unix epoch, now.
 int64_t now_unix_ms();
 

@@ -80,13 +80,39 @@ constexpr const char* kMigrations[] = {
     R"sql(
       ALTER TABLE targets ADD COLUMN emulated INTEGER NOT NULL DEFAULT 0;
     )sql",
+    // 3 -> 4: records carry the thread count they ran with, read from their measure options
+    // (0 where those give none: the board chose), and best queries for one count have an
+    // index of their own.
+    R"sql(
+      ALTER TABLE records ADD COLUMN threads INTEGER NOT NULL DEFAULT 0;
+      UPDATE records SET threads = CASE WHEN json_valid(measure_options) THEN
+          CASE WHEN json_type(measure_options, '$.threads') = 'integer'
+                    AND json_extract(measure_options, '$.threads') BETWEEN 1 AND 1024
+               THEN json_extract(measure_options, '$.threads') ELSE 0 END
+        ELSE 0 END;
+      CREATE INDEX records_best_by_threads
+        ON records (workload_id, target_id, threads, error_code, median_cost);
+    )sql",
 };
 static_assert(std::size(kMigrations) == kTuningLogSchemaVersion);
 
-// The columns of a record row, in the order row_to_record reads them.
-constexpr const char* kRecordColumns =
-    "r.config_index, r.config_knobs, r.costs, r.error_code, r.error_message, r.agent, r.device, "
-    "r.measure_options, r.measured_at_ms, r.kiln_version, r.id";
+// The thread count of a record row: its column from schema 4 on; before, what migration 3 -> 4
+// reads from the measure options (for read-only opens of older logs).
+std::string threads_column(int schema_version) {
+  if (schema_version >= 4) return "r.threads";
+  return "(CASE WHEN json_valid(r.measure_options) THEN CASE WHEN "
+         "json_type(r.measure_options, '$.threads') = 'integer' AND "
+         "json_extract(r.measure_options, '$.threads') BETWEEN 1 AND 1024 THEN "
+         "json_extract(r.measure_options, '$.threads') ELSE 0 END ELSE 0 END)";
+}
+
+// The columns of a record row, in the order read_record reads them (the id is column 10, the
+// thread count 11, counting from 0).
+std::string record_columns(int schema_version) {
+  return "r.config_index, r.config_knobs, r.costs, r.error_code, r.error_message, r.agent, "
+         "r.device, r.measure_options, r.measured_at_ms, r.kiln_version, r.id, " +
+         threads_column(schema_version) + " AS threads";
+}
 
 std::shared_ptr<spdlog::logger> db_log() { return logger("db"); }
 
@@ -293,7 +319,7 @@ struct TuningLog::Impl {
   /// A read-only open of a file without tables yet: every query answers with nothing.
   bool empty = false;
 
-  Statement find_workload, find_target, find_boards, best, history, history_latest;
+  Statement find_workload, find_target, find_boards, best, best_of_threads, history, history_latest;
   Statement insert_workload, insert_target, insert_record;
 
   // Ids never change once committed, so they are cached; a rolled-back transaction's ids are
@@ -364,17 +390,28 @@ struct TuningLog::Impl {
                                                      "?1 AND emulated = ?2 ORDER BY id"
                                                    : "SELECT id, model FROM targets WHERE target = "
                                                      "?1 AND 0 = ?2 ORDER BY id"));
-    KILN_RETURN_IF_ERROR(prepare(&best, std::string("SELECT ") + kRecordColumns +
+    // Each best query reads its rows in order off an index: records_best for every thread
+    // count, records_best_by_threads for one.
+    const std::string columns = record_columns(schema_version);
+    const std::string threads = threads_column(schema_version);
+    KILN_RETURN_IF_ERROR(prepare(&best, "SELECT " + columns +
                                             " FROM records r WHERE r.workload_id = ?1 AND "
                                             "r.target_id = ?2 AND r.error_code = 0 "
                                             "ORDER BY r.median_cost, r.id"));
-    KILN_RETURN_IF_ERROR(prepare(&history, std::string("SELECT ") + kRecordColumns +
+    KILN_RETURN_IF_ERROR(prepare(
+        &best_of_threads, "SELECT " + columns +
+                              " FROM records r WHERE r.workload_id = ?1 AND "
+                              "r.target_id = ?2 AND " +
+                              threads + " = ?3 AND r.error_code = 0 ORDER BY r.median_cost, r.id"));
+    KILN_RETURN_IF_ERROR(prepare(&history, "SELECT " + columns +
                                                " FROM records r WHERE r.workload_id = ?1 AND "
-                                               "r.target_id = ?2 ORDER BY r.id"));
+                                               "r.target_id = ?2 AND (?3 = 0 OR " +
+                                               threads + " = ?3) ORDER BY r.id"));
     KILN_RETURN_IF_ERROR(
-        prepare(&history_latest, std::string("SELECT * FROM (SELECT ") + kRecordColumns +
+        prepare(&history_latest, "SELECT * FROM (SELECT " + columns +
                                      " FROM records r WHERE r.workload_id = ?1 AND "
-                                     "r.target_id = ?2 ORDER BY r.id DESC LIMIT ?3) ORDER BY 11"));
+                                     "r.target_id = ?2 AND (?3 = 0 OR " +
+                                     threads + " = ?3) ORDER BY r.id DESC LIMIT ?4) ORDER BY 11"));
     if (options.read_only) return Status::ok();
     KILN_RETURN_IF_ERROR(
         prepare(&insert_workload, "INSERT INTO workloads (key, op) VALUES (?1, ?2)"));
@@ -383,11 +420,17 @@ struct TuningLog::Impl {
                                                        "features, emulated) VALUES (?1, ?2, ?3, ?4)"
                                                      : "INSERT INTO targets (target, model, "
                                                        "features) VALUES (?1, ?2, ?3)"));
+    // A log kept at an older schema (tests standing in for an older kiln) has no threads
+    // column: ?14 is bound and ignored there.
     KILN_RETURN_IF_ERROR(prepare(
         &insert_record,
-        "INSERT INTO records (workload_id, target_id, config_index, config_knobs, costs, "
-        "median_cost, error_code, error_message, agent, device, measure_options, measured_at_ms, "
-        "kiln_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"));
+        std::string("INSERT INTO records (workload_id, target_id, config_index, config_knobs, "
+                    "costs, median_cost, error_code, error_message, agent, device, "
+                    "measure_options, measured_at_ms, kiln_version") +
+            (schema_version >= 4 ? ", threads) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+                                   "?11, ?12, ?13, ?14)"
+                                 : ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+                                   "?13)")));
     return Status::ok();
   }
 
@@ -520,13 +563,14 @@ struct TuningLog::Impl {
     record->measure_options = statement.text(7);
     record->measured_at_ms = statement.int64(8);
     record->kiln_version = statement.text(9);
+    record->target.threads = int(statement.int64(11));
     return Status::ok();
   }
 
   /// Canonical key of a caller's TargetKey.
   Result<TargetKey> canonical_key(const TargetKey& key) {
     KILN_ASSIGN_OR_RETURN(std::string target, canonical_target(key.target));
-    return TargetKey{std::move(target), key.model, key.emulated};
+    return TargetKey{std::move(target), key.model, key.emulated, key.threads};
   }
 
   /// The committed target rows a query key stands for: the one row of its (target, model,
@@ -544,7 +588,7 @@ struct TuningLog::Impl {
       if (!has_row) break;
       if (find_boards.int64(0) == exact) continue;
       out.emplace_back(find_boards.int64(0),
-                       TargetKey{key.target, find_boards.text(1), key.emulated});
+                       TargetKey{key.target, find_boards.text(1), key.emulated, key.threads});
     }
     return out;
   }
@@ -649,6 +693,9 @@ Status TuningLog::append(std::span<const TuningRecord> records) {
     if (Status values = db_internal::check_record_values(record); !values.is_ok()) {
       return fail(values);
     }
+    Result<int> threads = db_internal::record_threads(record);
+    if (!threads) return fail(threads.status());
+    record.target.threads = *threads;
     if (record.measured_at_ms == 0) record.measured_at_ms = now;
     if (record.kiln_version.empty()) record.kiln_version = KILN_VERSION;
     canonical.push_back(std::move(record));
@@ -676,6 +723,7 @@ Status TuningLog::append(std::span<const TuningRecord> records) {
       insert.bind(11, record.measure_options);
       insert.bind(12, record.measured_at_ms);
       insert.bind(13, record.kiln_version);
+      if (impl.schema_version >= 4) insert.bind(14, int64_t{record.target.threads});
       KILN_RETURN_IF_ERROR(insert.run("write to"));
     }
     return Status::ok();
@@ -700,19 +748,21 @@ Result<std::vector<TuningRecord>> TuningLog::best(const Workload& workload, cons
     KILN_ASSIGN_OR_RETURN(auto boards, impl.boards_of(key));
     // Each board's rows come fastest first, the first row of a config its fastest there; the
     // boards' top k are merged and each config kept once, at its fastest.
+    Statement& query = key.threads > 0 ? impl.best_of_threads : impl.best;
     for (const auto& [target_id, board] : boards) {
-      ResetOnExit reset(impl.best);
-      impl.best.bind(1, workload_id);
-      impl.best.bind(2, target_id);
+      ResetOnExit reset(query);
+      query.bind(1, workload_id);
+      query.bind(2, target_id);
+      if (key.threads > 0) query.bind(3, int64_t{key.threads});
       std::unordered_set<int64_t> configs;
       while (static_cast<int>(configs.size()) < k) {
-        KILN_ASSIGN_OR_RETURN(bool has_row, impl.best.step("read"));
+        KILN_ASSIGN_OR_RETURN(bool has_row, query.step("read"));
         if (!has_row) break;
-        if (!configs.insert(impl.best.int64(0)).second) continue;
+        if (!configs.insert(query.int64(0)).second) continue;
         TuningRecord record;
         record.workload = workload_key;
         record.target = board;
-        KILN_RETURN_IF_ERROR(impl.read_record(impl.best, &record));
+        KILN_RETURN_IF_ERROR(impl.read_record(query, &record));
         out.push_back(std::move(record));
       }
     }
@@ -721,9 +771,8 @@ Result<std::vector<TuningRecord>> TuningLog::best(const Workload& workload, cons
         return a.median_cost() < b.median_cost();
       });
       std::unordered_set<int64_t> configs;
-      std::erase_if(out, [&](const TuningRecord& r) {
-        return !configs.insert(r.config_index).second;
-      });
+      std::erase_if(out,
+                    [&](const TuningRecord& r) { return !configs.insert(r.config_index).second; });
       if (static_cast<int>(out.size()) > k) out.resize(static_cast<size_t>(k));
     }
     return Status::ok();
@@ -750,7 +799,8 @@ Result<std::vector<TuningRecord>> TuningLog::history(const Workload& workload,
       ResetOnExit reset(query);
       query.bind(1, workload_id);
       query.bind(2, target_id);
-      if (limit > 0) query.bind(3, limit);
+      query.bind(3, int64_t{key.threads});
+      if (limit > 0) query.bind(4, limit);
       while (true) {
         KILN_ASSIGN_OR_RETURN(bool has_row, query.step("read"));
         if (!has_row) break;
@@ -859,7 +909,7 @@ Result<int64_t> TuningLog::export_jsonl(std::ostream& out) const {
   KILN_ASSIGN_OR_RETURN(
       Statement query,
       Statement::prepare(impl.db.get(), &impl.path,
-                         std::string("SELECT ") + kRecordColumns +
+                         "SELECT " + record_columns(impl.schema_version) +
                              ", w.key, t.target, t.model, " +
                              (impl.schema_version >= 3 ? "t.emulated" : "0") +
                              " FROM records r "
@@ -883,8 +933,9 @@ Result<int64_t> TuningLog::export_jsonl(std::ostream& out) const {
     if (!*has_row) break;
     TuningRecord record;
     KILN_RETURN_IF_ERROR(impl.read_record(query, &record));
-    record.workload = query.text(11);
-    record.target = TargetKey{query.text(12), query.text(13), query.int64(14) != 0};
+    record.workload = query.text(12);
+    record.target =
+        TargetKey{query.text(13), query.text(14), query.int64(15) != 0, record.target.threads};
     out << record_to_json_line(record) << '\n';
     if (!out) {
       return Status(StatusCode::kFailedPrecondition,

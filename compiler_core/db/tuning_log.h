@@ -8,8 +8,9 @@
 /// - `targets(id, target, model, features, emulated, UNIQUE(target, model))`: one row per
 ///   TargetKey (an emulated board's model names the emulation, so the pair stays unique);
 /// - `records(id, workload_id, target_id, config_index, config_knobs, costs, median_cost,
-///   error_code, error_message, agent, device, measure_options, measured_at_ms, kiln_version)`
-///   with an index on (workload_id, target_id, error_code, median_cost) for best queries.
+///   error_code, error_message, agent, device, measure_options, measured_at_ms, kiln_version,
+///   threads)` with indexes on (workload_id, target_id, error_code, median_cost) and on
+///   (workload_id, target_id, threads, error_code, median_cost) for best queries.
 ///
 /// Several processes may use one file at once: writes go through `BEGIN IMMEDIATE` with a busy
 /// timeout and retry until `lock_timeout_ms` runs out, reads never block writers (WAL), and a
@@ -40,8 +41,8 @@
 namespace kiln::core {
 
 /// The schema version this build reads and writes. History: 1 = tables; 2 = the best-query
-/// index; 3 = targets.emulated.
-inline constexpr int kTuningLogSchemaVersion = 3;
+/// index; 3 = targets.emulated; 4 = records.threads (from each record's measure options).
+inline constexpr int kTuningLogSchemaVersion = 4;
 
 /// The value of meta's `application` row in every kiln tuning log.
 inline constexpr const char* kTuningLogApplication = "kiln-tuning-log";
@@ -105,8 +106,9 @@ class TuningLog {
   /// Up to `k` records of `workload` on `target` with error OK, fastest median cost first, at
   /// most one per config (its fastest). Empty when there are none. A key with an empty model
   /// takes the records of every board of `target.target`; a key's `emulated` must match the
-  /// records' (a real board's query never sees an emulated board's records). Each record
-  /// comes back with the key it was stored under.
+  /// records' (a real board's query never sees an emulated board's records), and a key's
+  /// positive thread count takes the records of that count only (0: every count). Each record
+  /// comes back with the key it was stored under, its thread count included.
   Result<std::vector<TuningRecord>> best(const Workload& workload, const TargetKey& target,
                                          int k = 1) const;
 

@@ -149,14 +149,15 @@ MemoryPlan plan_memory(const Graph& graph) {
 }
 
 Result<CompileSummary> compile_module(const Graph& graph, const core::Target& target,
-                                      const core::TuningLog* log, const std::string& path) {
+                                      const core::TuningLog* log, const std::string& path,
+                                      int threads) {
   core::Target resolved = target;
   if (target.is_host && target.triple.empty()) {
     KILN_ASSIGN_OR_RETURN(resolved, core::resolve_host_target(target));
   }
   core::TargetKey key;
   if (log != nullptr) {
-    KILN_ASSIGN_OR_RETURN(key, core::make_target_key(target));
+    KILN_ASSIGN_OR_RETURN(key, core::make_target_key(target, threads));
   }
 
   CompileSummary summary;

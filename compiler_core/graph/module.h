@@ -60,10 +60,11 @@ struct CompileSummary {
 
 /// Compiles `graph` (after optimize_graph) for `target` into a module file at `path` (written
 /// to a temporary file beside it, then renamed). Each task is built with its best record in
-/// `log` for the target's key when there is one (`log` may be null), else with the template's
-/// default config. Errors: those of the target, the log and code generation; Internal when the
-/// file cannot be written.
+/// `log` for the target's key and `threads` (the thread count the module will run with; 0: any)
+/// when there is one (`log` may be null), else with the template's default config. Errors: those of
+/// the target, the log and code generation; Internal when the file cannot be written.
 Result<CompileSummary> compile_module(const Graph& graph, const core::Target& target,
-                                      const core::TuningLog* log, const std::string& path);
+                                      const core::TuningLog* log, const std::string& path,
+                                      int threads);
 
 }  // namespace kiln::graph

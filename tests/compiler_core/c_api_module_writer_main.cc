@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: %s\n", target.status().message().c_str());
     return 1;
   }
-  auto compiled = kiln::graph::compile_module(graph, *target, nullptr, argv[1]);
+  auto compiled = kiln::graph::compile_module(graph, *target, nullptr, argv[1], 0);
   if (!compiled.is_ok()) {
     std::fprintf(stderr, "error: %s\n", compiled.status().message().c_str());
     return 1;

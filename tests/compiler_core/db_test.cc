@@ -45,7 +45,7 @@ Workload workload_of(std::string_view text) {
 }
 
 TargetKey host_key() {
-  Result<TargetKey> key = make_target_key(Target{});
+  Result<TargetKey> key = make_target_key(Target{}, 0);
   EXPECT_TRUE(key.is_ok()) << key.status().to_string();
   return key.is_ok() ? *key : TargetKey{};
 }
@@ -138,20 +138,21 @@ TEST(TargetKeyTest, HostKeyHoldsCpuModelAndEveryFeature) {
 TEST(TargetKeyTest, ResolvedHostTargetGivesTheSameKey) {
   Result<Target> resolved = resolve_host_target(Target{});
   ASSERT_TRUE(resolved.is_ok());
-  Result<TargetKey> again = make_target_key(*resolved);
+  Result<TargetKey> again = make_target_key(*resolved, 0);
   ASSERT_TRUE(again.is_ok());
   EXPECT_EQ(*again, host_key());
 }
 
 TEST(TargetKeyTest, CudaAndCrossTargetsKeepTheirStringAndNoModel) {
-  Result<TargetKey> cuda = make_target_key(*parse_target("cuda   -arch=sm_80"));
+  Result<TargetKey> cuda = make_target_key(*parse_target("cuda   -arch=sm_80"), 0);
   ASSERT_TRUE(cuda.is_ok());
   EXPECT_EQ(cuda->target, "cuda -arch=sm_80");
   EXPECT_EQ(cuda->model, "");
   EXPECT_EQ(cuda->features(), "");
   Result<TargetKey> arm =
       make_target_key(*parse_target("llvm -mtriple=aarch64-linux-gnu -mcpu=cortex-a72 "
-                                    "-mattr=+neon"));
+                                    "-mattr=+neon"),
+                      0);
   ASSERT_TRUE(arm.is_ok());
   EXPECT_EQ(arm->target, "llvm -mtriple=aarch64-linux-gnu -mcpu=cortex-a72 -mattr=+neon");
   EXPECT_EQ(arm->features(), "+neon");
@@ -170,7 +171,8 @@ TEST(RecordJson, RoundTripsEveryField) {
   TuningRecord record =
       record_of("matmul:M=8,N=8,K=8", {"cuda -arch=sm_90", ""}, 3, {0.5, 0.25, 1e-7});
   record.error = MeasureError::kOk;
-  record.measure_options = "{\"number\":2,\"repeat\":3}";
+  record.measure_options = "{\"number\":2,\"repeat\":3,\"threads\":4}";
+  record.target.threads = 4;
   record.kiln_version = "0.1.0";
   Result<TuningRecord> parsed = record_from_json_line(record_to_json_line(record));
   ASSERT_TRUE(parsed.is_ok()) << parsed.status().to_string();
@@ -205,6 +207,8 @@ TEST(RecordJson, RejectsMalformedLinesNamingTheField) {
   expect_error(with("costs", {0.1, -1.0}), "cost");
   expect_error(with("config", {{"index", 3}}), "config");
   expect_error(with("measured_at_ms", "yesterday"), "measured_at_ms");
+  expect_error(with("threads", -1), "threads");
+  expect_error(with("threads", "two"), "threads");
 }
 
 TEST_F(TuningLogTest, CreatesAWalLogWithSchemaVersionAndMeta) {
@@ -533,10 +537,9 @@ TEST_F(TuningLogTest, EmulatedBoardsNeverAnswerForRealOnes) {
   const TargetKey other_pi{arm, "ARM Cortex-A72 rev 3", false};
   const TargetKey qemu{arm, "qemu-user aarch64 on AMD EPYC", true};
   TuningLog log = open_log();
-  ASSERT_TRUE(log.append(std::vector<TuningRecord>{record_of(w, pi, 1, {0.3}),
-                                                   record_of(w, other_pi, 2, {0.2}),
-                                                   record_of(w, other_pi, 1, {0.25}),
-                                                   record_of(w, qemu, 3, {0.01})})
+  ASSERT_TRUE(log.append(std::vector<TuningRecord>{
+                             record_of(w, pi, 1, {0.3}), record_of(w, other_pi, 2, {0.2}),
+                             record_of(w, other_pi, 1, {0.25}), record_of(w, qemu, 3, {0.01})})
                   .is_ok());
 
   Result<std::vector<TuningRecord>> real = log.best(workload_of(w), TargetKey{arm, ""}, 5);
@@ -583,6 +586,106 @@ TEST_F(TuningLogTest, ALogFromBeforeEmulatedBoardsReadsItsBoardsAsReal) {
   ASSERT_TRUE(best.is_ok());
   ASSERT_EQ(best->size(), 1u);
   EXPECT_FALSE((*best)[0].target.emulated);
+}
+
+/// A record of `workload` on this machine whose measure options say `threads` (none when 0).
+TuningRecord record_with_threads(const std::string& workload, int64_t config_index, double cost,
+                                 int threads) {
+  TuningRecord record = record_of(workload, host_key(), config_index, {cost});
+  if (threads > 0) record.measure_options = "{\"threads\":" + std::to_string(threads) + "}";
+  return record;
+}
+
+// One workload measured at 1 and at 2 threads: each count keeps its own best and history, a
+// query for every count sees both, and export and import keep the count.
+TEST_F(TuningLogTest, EachThreadCountKeepsItsOwnBest) {
+  const std::string w = "matmul:M=16,N=16,K=16";
+  TuningLog log = open_log();
+  ASSERT_TRUE(log.append(std::vector<TuningRecord>{
+                             record_with_threads(w, 1, 0.30, 1), record_with_threads(w, 2, 0.20, 1),
+                             record_with_threads(w, 3, 0.15, 2), record_with_threads(w, 2, 0.25, 2),
+                             record_with_threads(w, 4, 0.01, 0)})
+                  .is_ok());
+  TargetKey one = host_key(), two = host_key();
+  one.threads = 1;
+  two.threads = 2;
+
+  Result<std::vector<TuningRecord>> best_one = log.best(workload_of(w), one, 5);
+  ASSERT_TRUE(best_one.is_ok()) << best_one.status().to_string();
+  ASSERT_EQ(best_one->size(), 2u);
+  EXPECT_EQ((*best_one)[0].config_index, 2);
+  EXPECT_EQ((*best_one)[0].target.threads, 1);
+  EXPECT_EQ((*best_one)[1].config_index, 1);
+
+  Result<std::vector<TuningRecord>> best_two = log.best(workload_of(w), two, 5);
+  ASSERT_TRUE(best_two.is_ok());
+  ASSERT_EQ(best_two->size(), 2u);
+  EXPECT_EQ((*best_two)[0].config_index, 3);
+  EXPECT_EQ((*best_two)[1].config_index, 2);
+  EXPECT_EQ((*best_two)[1].median_cost(), 0.25);  // config 2's time at 2 threads, not at 1
+  EXPECT_EQ((*best_two)[1].target.threads, 2);
+
+  // Every count: the record whose options named none (the board chose) answers only here.
+  Result<std::vector<TuningRecord>> any = log.best(workload_of(w), host_key(), 5);
+  ASSERT_TRUE(any.is_ok());
+  ASSERT_EQ(any->size(), 4u);
+  EXPECT_EQ((*any)[0].config_index, 4);
+  EXPECT_EQ((*any)[0].target.threads, 0);
+  EXPECT_EQ(log.history(workload_of(w), one)->size(), 2u);
+  EXPECT_EQ(log.history(workload_of(w), two)->size(), 2u);
+  EXPECT_EQ(log.history(workload_of(w), two, 1)->front().config_index, 2);
+  EXPECT_EQ(log.history(workload_of(w), host_key())->size(), 5u);
+
+  // A count that disagrees with the record's own options is refused, and nothing is written.
+  TuningRecord contradicting = record_with_threads(w, 5, 0.1, 2);
+  contradicting.target.threads = 1;
+  Status refused = log.append(std::vector<TuningRecord>{contradicting});
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.message(), HasSubstr("disagrees"));
+  EXPECT_EQ(log.history(workload_of(w), host_key())->size(), 5u);
+
+  std::ostringstream exported;
+  ASSERT_TRUE(log.export_jsonl(exported).is_ok());
+  EXPECT_THAT(exported.str(), HasSubstr("\"threads\":2"));
+  TuningLog copy = open_log("copy.db");
+  std::istringstream in(exported.str());
+  ASSERT_TRUE(copy.import_jsonl(in).is_ok());
+  EXPECT_EQ(copy.best(workload_of(w), two, 5)->front().config_index, 3);
+  EXPECT_EQ(copy.best(workload_of(w), one, 5)->front().config_index, 2);
+}
+
+// Records stored before the thread count had its column get it from their measure options
+// when the log is migrated, and a read-only open of the old file reads it the same way.
+TEST_F(TuningLogTest, ALogFromBeforeThreadCountsReadsThemFromTheMeasureOptions) {
+  const std::string w = "matmul:M=16,N=16,K=16";
+  {
+    TuningLog old = open_log("tuning.db", {.schema_version = 3});
+    ASSERT_TRUE(old.append(std::vector<TuningRecord>{record_with_threads(w, 1, 0.30, 1),
+                                                     record_with_threads(w, 2, 0.20, 2),
+                                                     record_with_threads(w, 3, 0.10, 0)})
+                    .is_ok());
+  }
+  TargetKey two = host_key();
+  two.threads = 2;
+  {
+    TuningLog reader = open_log("tuning.db", {.read_only = true});
+    EXPECT_EQ(reader.schema_version(), 3);
+    Result<std::vector<TuningRecord>> best = reader.best(workload_of(w), two, 5);
+    ASSERT_TRUE(best.is_ok()) << best.status().to_string();
+    ASSERT_EQ(best->size(), 1u);
+    EXPECT_EQ((*best)[0].config_index, 2);
+  }
+  TuningLog log = open_log();
+  EXPECT_EQ(log.schema_version(), kTuningLogSchemaVersion);
+  EXPECT_EQ(raw_sql(dir_ / "tuning.db",
+                    "SELECT group_concat(threads) FROM (SELECT threads FROM records ORDER BY id)"),
+            "1,2,0");
+  Result<std::vector<TuningRecord>> best = log.best(workload_of(w), two, 5);
+  ASSERT_TRUE(best.is_ok());
+  ASSERT_EQ(best->size(), 1u);
+  EXPECT_EQ((*best)[0].config_index, 2);
+  EXPECT_EQ((*best)[0].target.threads, 2);
+  EXPECT_EQ(log.best(workload_of(w), host_key(), 5)->size(), 3u);
 }
 
 TEST_F(TuningLogTest, RefusesANewerSchemaAndLeavesTheFileAlone) {
@@ -734,7 +837,7 @@ TEST_F(TuningLogTest, ApplyBestFallsBackToTheDefaultConfig) {
   const Workload workload = workload_of("matmul:M=24,N=16,K=8");
   const Target host = *resolve_host_target(Target{});
   const ConfigSpace space = *config_space(workload, host);
-  Result<AppliedBest> without_log = apply_best(nullptr, workload, Target{});
+  Result<AppliedBest> without_log = apply_best(nullptr, workload, Target{}, 0);
   ASSERT_TRUE(without_log.is_ok()) << without_log.status().to_string();
   EXPECT_EQ(without_log->choice.source, ConfigSource::kDefault);
   EXPECT_EQ(without_log->choice.config.index, space.default_config().index);
@@ -748,7 +851,7 @@ TEST_F(TuningLogTest, ApplyBestFallsBackToTheDefaultConfig) {
   TuningRecord other_workload = host_record(workload, space, 1, 0.001);
   other_workload.workload = "matmul:M=25,N=16,K=8";
   ASSERT_TRUE(log.append(std::vector<TuningRecord>{elsewhere, other_workload}).is_ok());
-  Result<AppliedBest> applied = apply_best(&log, workload, Target{});
+  Result<AppliedBest> applied = apply_best(&log, workload, Target{}, 0);
   ASSERT_TRUE(applied.is_ok());
   EXPECT_EQ(applied->choice.source, ConfigSource::kDefault);
   EXPECT_STREQ(config_source_name(applied->choice.source), "default");
@@ -769,7 +872,7 @@ TEST_F(TuningLogTest, ApplyBestBuildsTheFastestValidRecordsConfig) {
       log.append(std::vector<TuningRecord>{host_record(workload, space, slow, 0.002),
                                            host_record(workload, space, fast, 0.001), gone, wrong})
           .is_ok());
-  Result<AppliedBest> applied = apply_best(&log, workload, Target{});
+  Result<AppliedBest> applied = apply_best(&log, workload, Target{}, 0);
   ASSERT_TRUE(applied.is_ok()) << applied.status().to_string();
   EXPECT_EQ(applied->choice.source, ConfigSource::kRecord);
   EXPECT_STREQ(config_source_name(applied->choice.source), "record");
@@ -806,7 +909,7 @@ TEST_F(TuningLogTest, RecordsFromBeforeAnAppendedKnobKeepTheirConfig) {
 
   TuningLog log = open_log();
   ASSERT_TRUE(log.append(std::vector<TuningRecord>{old}).is_ok());
-  Result<AppliedBest> applied = apply_best(&log, workload, Target{});
+  Result<AppliedBest> applied = apply_best(&log, workload, Target{}, 0);
   ASSERT_TRUE(applied.is_ok()) << applied.status().to_string();
   EXPECT_EQ(applied->choice.source, ConfigSource::kRecord);
   EXPECT_EQ(applied->choice.config.index, index);

@@ -25,7 +25,8 @@ Result<std::map<std::string, graph::Tensor>> compute_outputs(
                                      ("kiln_model_runner_" + std::to_string(::getpid()) + "_" +
                                       std::to_string(serial++) + ".kmod");
   KILN_ASSIGN_OR_RETURN(const core::Target target, core::parse_target("llvm"));
-  Result<graph::CompileSummary> compiled = graph::compile_module(optimized, target, nullptr, path);
+  Result<graph::CompileSummary> compiled =
+      graph::compile_module(optimized, target, nullptr, path, 0);
   if (!compiled.is_ok()) return compiled.status();
   auto module = graph::ModuleRuntime::load(path);
   std::filesystem::remove(path);

@@ -121,7 +121,7 @@ TEST_F(ModelTuningCli, TuneModelGivesTheHeavyTaskMoreTrialsAndCompileUsesTheReco
   EXPECT_EQ(nlohmann::json::parse(again.out)["resumed"], 80);
 
   test::Finished compiled = run({KILN_BINARY, "compile", model, "--target", "llvm", "--db", db,
-                                 "-o", (dir_ / "m.kmod").string(), "--json"},
+                                 "--threads", "1", "-o", (dir_ / "m.kmod").string(), "--json"},
                                 "compile");
   ASSERT_EQ(compiled.code, 0) << compiled.err;
   EXPECT_EQ(nlohmann::json::parse(compiled.out)["tuned_tasks"], 2);

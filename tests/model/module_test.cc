@@ -139,7 +139,7 @@ TEST(GraphPasses, ConvolutionBetweenTransposesRunsInNhwc) {
     EXPECT_EQ(g.nodes[0].inputs[0], "x");
 
     const fs::path path = temp_path("kiln_nhwc.kmod");
-    auto summary = graph::compile_module(g, *core::parse_target("llvm"), nullptr, path.string());
+    auto summary = graph::compile_module(g, *core::parse_target("llvm"), nullptr, path.string(), 0);
     ASSERT_TRUE(summary.is_ok()) << summary.status().message();
     auto module = graph::ModuleRuntime::load(path.string());
     ASSERT_TRUE(module.is_ok()) << module.status().message();
@@ -185,7 +185,7 @@ class ModuleTest : public ::testing::Test {
     path_ = temp_path("kiln_module_test.kmod");
     auto target = core::parse_target("llvm");
     ASSERT_TRUE(target.is_ok());
-    auto summary = graph::compile_module(g, *target, nullptr, path_.string());
+    auto summary = graph::compile_module(g, *target, nullptr, path_.string(), 0);
     ASSERT_TRUE(summary.is_ok()) << summary.status().message();
     EXPECT_EQ(summary->kernel_nodes, 2);
     EXPECT_EQ(summary->host_nodes, 1);

@@ -85,7 +85,7 @@ class KilnDbCli : public ::testing::Test {
     workload_ = *kiln::core::parse_workload(kWorkload);
     kiln::Result<kiln::core::Target> host = kiln::core::resolve_host_target({});
     ASSERT_TRUE(host.is_ok());
-    host_key_ = *kiln::core::make_target_key(*host);
+    host_key_ = *kiln::core::make_target_key(*host, 1);  // as `kiln run --threads 1`
     kiln::Result<kiln::core::ConfigSpace> space = kiln::core::config_space(workload_, *host);
     ASSERT_TRUE(space.is_ok());
     space_ = *space;
@@ -194,8 +194,9 @@ TEST_F(KilnDbCli, RunFindsTheLogAtTheDefaultLocations) {
 
 TEST_F(KilnDbCli, BestListsTheFastestRecordsAsJson) {
   const fs::path db = seed();
-  Outcome o = run_kiln("best --workload matmul:K=16,N=32,M=48 --target llvm --top 5 --json --db " +
-                       db.string());
+  Outcome o = run_kiln(
+      "best --threads 1 --workload matmul:K=16,N=32,M=48 --target llvm --top 5 --json --db " +
+      db.string());
   ASSERT_EQ(o.exit_code, 0) << o.err;
   nlohmann::json j = nlohmann::json::parse(o.out);
   EXPECT_EQ(j["workload"], kWorkload);
@@ -211,7 +212,8 @@ TEST_F(KilnDbCli, BestListsTheFastestRecordsAsJson) {
   EXPECT_EQ(j["records"][1]["config"]["index"], 5);
   EXPECT_EQ(j["records"][2]["config"]["index"], 7);
 
-  o = run_kiln("best --workload " + std::string(kWorkload) + " --target llvm --db " + db.string());
+  o = run_kiln("best --threads 1 --workload " + std::string(kWorkload) + " --target llvm --db " +
+               db.string());
   ASSERT_EQ(o.exit_code, 0) << o.err;
   EXPECT_NE(o.out.find("config #3"), std::string::npos) << o.out;
   EXPECT_EQ(o.out.find("config #5"), std::string::npos) << o.out;
@@ -233,23 +235,24 @@ TEST_F(KilnDbCli, BestAnswersOnlyForTheTargetMeasured) {
   Outcome other = run_kiln(args + "'llvm -mtriple=x86_64-linux-gnu -mcpu=skylake'");
   ASSERT_EQ(other.exit_code, 0) << other.err;
   EXPECT_TRUE(nlohmann::json::parse(other.out)["records"].empty());
-  Outcome text = run_kiln("best --workload " + std::string(kWorkload) + " --db " + db.string() +
-                          " --target 'cuda -arch=sm_90'");
+  Outcome text = run_kiln("best --threads 1 --workload " + std::string(kWorkload) + " --db " +
+                          db.string() + " --target 'cuda -arch=sm_90'");
   ASSERT_EQ(text.exit_code, 0);
   EXPECT_NE(text.out.find("no valid records"), std::string::npos) << text.out;
 }
 
 TEST_F(KilnDbCli, BestReportsBadInput) {
   const fs::path db = seed();
-  Outcome missing = run_kiln("best --workload " + std::string(kWorkload) + " --target llvm --db " +
-                             (dir_ / "missing.db").string());
+  Outcome missing = run_kiln("best --threads 1 --workload " + std::string(kWorkload) +
+                             " --target llvm --db " + (dir_ / "missing.db").string());
   EXPECT_EQ(missing.exit_code, 2);
   EXPECT_NE(missing.err.find("no tuning log at"), std::string::npos) << missing.err;
   EXPECT_FALSE(fs::exists(dir_ / "missing.db"));
-  Outcome workload = run_kiln("best --workload matmul:M=4 --target llvm --db " + db.string());
+  Outcome workload =
+      run_kiln("best --threads 1 --workload matmul:M=4 --target llvm --db " + db.string());
   EXPECT_EQ(workload.exit_code, 2);
   EXPECT_NE(workload.err.find("error: "), std::string::npos);
-  Outcome top = run_kiln("best --workload " + std::string(kWorkload) +
+  Outcome top = run_kiln("best --threads 1 --workload " + std::string(kWorkload) +
                          " --target llvm --top 0 --db " + db.string());
   EXPECT_EQ(top.exit_code, 2);
   EXPECT_NE(top.err.find("--top"), std::string::npos);
@@ -280,8 +283,8 @@ TEST_F(KilnDbCli, ExportThenImportIntoAnEmptyLogGivesTheSameBestAnswers) {
   ASSERT_EQ(piped.exit_code, 0) << piped.err;
 
   for (std::string target : {"llvm", "'cuda -arch=sm_80'"}) {
-    const std::string best =
-        "best --workload " + std::string(kWorkload) + " --top 10 --json --target " + target;
+    const std::string best = "best --threads 0 --workload " + std::string(kWorkload) +
+                             " --top 10 --json --target " + target;
     Outcome original = run_kiln(best + " --db " + db.string());
     ASSERT_EQ(original.exit_code, 0) << original.err;
     EXPECT_FALSE(nlohmann::json::parse(original.out)["records"].empty());

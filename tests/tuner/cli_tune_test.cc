@@ -9,8 +9,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -91,6 +94,84 @@ TEST_F(KilnTune, XgbJobPrintsItsSummaryAndDrawsThePlot) {
   nlohmann::json r = nlohmann::json::parse(run.output);
   EXPECT_EQ(r["source"], "record");
   EXPECT_EQ(r["config"]["index"], j["best"]["config"]["index"]);
+}
+
+// One log, one workload, tuned at 1 and at 2 threads: each count keeps its own search and its
+// own best, `kiln best` and `kiln run` answer for the count asked, and resuming counts only the
+// trials of the job's count.
+TEST_F(KilnTune, EachThreadCountKeepsItsOwnSearchAndBest) {
+  auto tune = [&](int threads, int trials, int seed) {
+    Outcome o = run_kiln(std::string("tune --workload ") + kWorkload +
+                         " --target llvm --batch 4 --tuner random --json --trials " +
+                         std::to_string(trials) + " --threads " + std::to_string(threads) +
+                         " --seed " + std::to_string(seed) + " --db " + db_);
+    EXPECT_EQ(o.exit_code, 0) << o.output;
+    return o.exit_code == 0 ? nlohmann::json::parse(o.output) : nlohmann::json::object();
+  };
+  const nlohmann::json one = tune(1, 8, 1);
+  const nlohmann::json two = tune(2, 8, 2);
+  ASSERT_FALSE(one.empty());
+  ASSERT_FALSE(two.empty());
+  EXPECT_EQ(one["resumed"], 0);
+  EXPECT_EQ(two["resumed"], 0);  // the 1-thread trials are not this search's
+  const nlohmann::json resumed = tune(2, 12, 3);
+  ASSERT_FALSE(resumed.empty());
+  EXPECT_EQ(resumed["resumed"], 8);
+  EXPECT_EQ(resumed["trials"], 12);
+
+  // The fastest valid median of each count, read from the export.
+  Outcome exported = run_kiln("db export --db " + db_);
+  ASSERT_EQ(exported.exit_code, 0);
+  std::map<int, double> fastest;
+  std::map<int, int> records;
+  std::istringstream lines(exported.output);
+  for (std::string line; std::getline(lines, line);) {
+    const nlohmann::json r = nlohmann::json::parse(line);
+    const int threads = r["threads"];
+    EXPECT_EQ(r["measure_options"]["threads"], threads) << line;
+    ++records[threads];
+    if (r["error"] != "OK") continue;
+    std::vector<double> costs = r["costs"];
+    std::sort(costs.begin(), costs.end());
+    const size_t n = costs.size();
+    const double median = n % 2 == 1 ? costs[n / 2] : (costs[n / 2 - 1] + costs[n / 2]) / 2;
+    if (!fastest.count(threads) || median < fastest[threads]) fastest[threads] = median;
+  }
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_GE(records[1], 8);
+  EXPECT_GE(records[2], 12);
+
+  for (int threads : {1, 2}) {
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    Outcome best = run_kiln(std::string("best --workload ") + kWorkload +
+                            " --target llvm --top 3 --json --threads " + std::to_string(threads) +
+                            " --db " + db_);
+    ASSERT_EQ(best.exit_code, 0) << best.output;
+    const nlohmann::json b = nlohmann::json::parse(best.output);
+    EXPECT_EQ(b["threads"], threads);
+    ASSERT_FALSE(b["records"].empty());
+    for (const nlohmann::json& r : b["records"]) EXPECT_EQ(r["threads"], threads);
+    EXPECT_DOUBLE_EQ(b["records"][0]["time_s"].get<double>(), fastest[threads]);
+
+    Outcome run =
+        run_kiln(std::string("run --workload ") + kWorkload + " --target llvm --json --threads " +
+                 std::to_string(threads) + " --db " + db_);
+    ASSERT_EQ(run.exit_code, 0) << run.output;
+    const nlohmann::json r = nlohmann::json::parse(run.output);
+    EXPECT_EQ(r["source"], "record");
+    EXPECT_EQ(r["threads"], threads);
+    EXPECT_EQ(r["config"]["index"], b["records"][0]["config"]["index"]);
+  }
+  // --threads 0 lists the records of every count.
+  Outcome every = run_kiln(std::string("best --workload ") + kWorkload +
+                           " --target llvm --top 1000 --json --threads 0 --db " + db_);
+  ASSERT_EQ(every.exit_code, 0) << every.output;
+  const nlohmann::json listed = nlohmann::json::parse(every.output);
+  std::set<int> counts;
+  for (const nlohmann::json& r : listed["records"]) {
+    counts.insert(r["threads"].get<int>());
+  }
+  EXPECT_EQ(counts, (std::set<int>{1, 2}));
 }
 
 TEST_F(KilnTune, UnknownTunerIsAUsageError) {

@@ -69,7 +69,7 @@ class TuningLoopTest : public ::testing::Test {
     std::filesystem::create_directories(dir_);
     target_.vector_lanes = 16;
     space_ = *core::config_space(workload_, target_);
-    key_ = *core::make_target_key(target_);
+    key_ = *core::make_target_key(target_, 0);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 

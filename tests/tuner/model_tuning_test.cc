@@ -143,7 +143,7 @@ class ModelTuningTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     target_ = *core::resolve_host_target(*core::parse_target("llvm"));
-    key_ = *core::make_target_key(target_);
+    key_ = *core::make_target_key(target_, 0);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 

@@ -51,7 +51,7 @@ class ServeTest : public kiln::test::KilnProcessTest {
         << read_file(dir_ / "tune.err");
     EXPECT_EQ(run_to_end("best-local",
                          {"best", "--workload", kWorkload, "--target", "llvm", "--top",
-                          std::to_string(top), "--db", db_, "--json"},
+                          std::to_string(top), "--db", db_, "--threads", "1", "--json"},
                          &out),
               0);
     return nlohmann::json::parse(out);
@@ -82,15 +82,25 @@ TEST_F(ServeTest, AnswersWhatTheTuningLogHolds) {
   // kiln best --server answers as kiln best --db does.
   const std::string address = "127.0.0.1:" + std::to_string(port);
   std::string remote;
-  ASSERT_EQ(run_to_end("best-remote",
-                       {"best", "--workload", kWorkload, "--target", "llvm", "--top", "3",
-                        "--server", address, "--token-file", (dir_ / "token").string(), "--json"},
-                       &remote),
-            0)
+  ASSERT_EQ(
+      run_to_end("best-remote",
+                 {"best", "--workload", kWorkload, "--target", "llvm", "--top", "3", "--server",
+                  address, "--token-file", (dir_ / "token").string(), "--threads", "1", "--json"},
+                 &remote),
+      0)
       << read_file(dir_ / "best-remote.err");
   nlohmann::json r = nlohmann::json::parse(remote);
   ASSERT_EQ(l["records"].size(), 3u);
   EXPECT_EQ(r["records"], l["records"]);
+  EXPECT_EQ(r["records"][0]["threads"], 1);
+  // The records were measured with 1 thread: they do not answer for 2.
+  ASSERT_EQ(run_to_end("best-remote-2",
+                       {"best", "--workload", kWorkload, "--target", "llvm", "--server", address,
+                        "--token-file", (dir_ / "token").string(), "--threads", "2", "--json"},
+                       &remote),
+            0)
+      << read_file(dir_ / "best-remote-2.err");
+  EXPECT_TRUE(nlohmann::json::parse(remote)["records"].empty()) << remote;
 
   // Without the token: refused.
   EXPECT_NE(run_to_end("best-no-token",

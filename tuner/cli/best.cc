@@ -1,8 +1,10 @@
 // `kiln best`: the fastest valid records the tuning log holds for a workload on a target.
 
+#include <algorithm>
 #include <iostream>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <spdlog/fmt/fmt.h>
@@ -30,9 +32,12 @@ FlagSet make_flags() {
                 "holds for a workload on a target, one per config. Records answer only for the "
                 "hardware they were measured on: for this machine (llvm) its CPU model and "
                 "features must match; for a target naming -mtriple, any real board of it. "
-                "Records from emulated boards (qemu-user) answer only with --emulated.",
-                "With --json: one object {workload, target, model, emulated, records: [{config, "
-                "time_s, gflops, agent, device, model, emulated, measured_at}]}, measured_at in "
+                "Records from emulated boards (qemu-user) answer only with --emulated. A "
+                "schedule's speed depends on its thread count: only records measured with "
+                "--threads answer.",
+                "With --json: one object {workload, target, model, emulated, threads, records: "
+                "[{config, time_s, gflops, threads, agent, device, model, emulated, "
+                "measured_at}]}, measured_at in "
                 "RFC 3339 (UTC).\nExit "
                 "codes: 0 (also when there is no record), 1 a damaged tuning log, 2 bad flags, "
                 "workload or target, or a --db file that does not exist or is not a tuning log.");
@@ -41,6 +46,13 @@ FlagSet make_flags() {
                             "the target: llvm (this machine), llvm -mtriple=... -mcpu=..., or "
                             "cuda -arch=sm_NN");
   flags.add_int("top", "K", "how many records to list", 1, 1, kMaxTop);
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  flags.add_int("threads", "N",
+                "the thread count the kernel will run with (kiln run's --threads); 0 lists "
+                "records of every count",
+                0, 0, core::kMaxRecordThreads,
+                "this machine's cores (" + std::to_string(cores) +
+                    ") for llvm, as kiln run; 0 for a target naming -mtriple");
   add_db_flag(flags, "the tuning log to read");
   flags.add_bool("emulated",
                  "list the records of emulated boards (qemu-user) instead of real ones: their "
@@ -60,6 +72,7 @@ struct Row {
   double time_s = 0;
   std::string agent, device;
   int64_t measured_at_ms = 0;
+  int threads = 0;
   std::string model;  ///< the board's model
   bool emulated = false;
 };
@@ -72,7 +85,7 @@ Result<std::vector<Row>> rows_from_log(const FlagSet& flags, const core::Workloa
   std::vector<Row> rows;
   for (const core::TuningRecord& r : best) {
     rows.push_back({r.config_json(), r.config_index, r.median_cost(), r.agent, r.device,
-                    r.measured_at_ms, r.target.model, r.target.emulated});
+                    r.measured_at_ms, r.target.threads, r.target.model, r.target.emulated});
   }
   return rows;
 }
@@ -91,6 +104,7 @@ Result<std::vector<Row>> rows_from_server(const FlagSet& flags, const core::Work
   request.set_target(key.target);
   request.set_model(key.model);
   request.set_k(top);
+  request.set_threads(key.threads);
   v1::QueryBestResponse response;
   grpc::Status s = stub->QueryBest(&context, request, &response);
   if (!s.ok()) return from_grpc(s, connection.address);
@@ -102,7 +116,7 @@ Result<std::vector<Row>> rows_from_server(const FlagSet& flags, const core::Work
     for (const auto& [name, value] : sorted) knobs[name] = value;
     nlohmann::ordered_json config = {{"index", r.config().index()}, {"knobs", knobs}};
     rows.push_back({config.dump(), r.config().index(), r.time_s(), r.agent(), r.device(),
-                    r.measured_at_unix_ms(), response.model(), false});
+                    r.measured_at_unix_ms(), r.threads(), response.model(), false});
   }
   return rows;
 }
@@ -117,7 +131,11 @@ int best_command(const std::vector<std::string>& args) {
   if (!workload) return report_error(workload.status());
   Result<core::Target> target = core::parse_target(flags.get_string("target"));
   if (!target) return report_error(target.status());
-  Result<core::TargetKey> key = core::make_target_key(*target);
+  // Like kiln run, a host target's query is for this machine's cores unless told otherwise.
+  const int threads = flags.is_set("threads") || !target->is_host
+                          ? int(flags.get_int("threads"))
+                          : int(std::max(1u, std::thread::hardware_concurrency()));
+  Result<core::TargetKey> key = core::make_target_key(*target, threads);
   if (!key) return report_error(key.status());
   if (flags.is_set("server") && flags.is_set("db")) {
     return report_error(invalid_argument("--server and --db exclude each other"));
@@ -149,6 +167,7 @@ int best_command(const std::vector<std::string>& args) {
           {"config", nlohmann::ordered_json::parse(record.config_json)},
           {"time_s", time_s},
           {"gflops", gflops(time_s)},
+          {"threads", record.threads},
           {"agent", record.agent},
           {"device", record.device},
           {"model", record.model},
@@ -157,11 +176,8 @@ int best_command(const std::vector<std::string>& args) {
       });
     }
     nlohmann::ordered_json object = {
-        {"workload", workload->canonical()},
-        {"target", target->str()},
-        {"model", key->model},
-        {"emulated", key->emulated},
-        {"records", records},
+        {"workload", workload->canonical()}, {"target", target->str()}, {"model", key->model},
+        {"emulated", key->emulated},         {"threads", key->threads}, {"records", records},
     };
     std::cout << object.dump() << "\n";
     return 0;
@@ -170,7 +186,7 @@ int best_command(const std::vector<std::string>& args) {
     std::cout << fmt::format("no valid records for {} on {} in {}\n", workload->canonical(),
                              key->str(), where);
     if (!key->emulated && !flags.is_set("server")) {
-      core::TargetKey emulated{key->target, "", true};
+      core::TargetKey emulated{key->target, "", true, key->threads};
       Result<std::vector<Row>> seen = rows_from_log(flags, *workload, emulated, 1, &where);
       if (seen && !seen->empty()) {
         std::cout << "emulated boards hold records of it: --emulated lists them\n";
@@ -182,11 +198,12 @@ int best_command(const std::vector<std::string>& args) {
   for (size_t i = 0; i < best->size(); ++i) {
     const Row& record = (*best)[i];
     const double time_s = record.time_s;
-    std::cout << fmt::format("{:>3}. config #{}  {:.3g} s  {:.4g} GFLOP/s  agent={}  {}{}\n",
-                             i + 1, record.config_index, time_s, gflops(time_s),
-                             record.agent.empty() ? "-" : record.agent,
-                             format_unix_ms(record.measured_at_ms),
-                             record.emulated ? "  (emulated)" : "");
+    std::cout << fmt::format(
+        "{:>3}. config #{}  {:.3g} s  {:.4g} GFLOP/s  threads={}  agent={}  {}{}\n", i + 1,
+        record.config_index, time_s, gflops(time_s),
+        record.threads == 0 ? "?" : std::to_string(record.threads),
+        record.agent.empty() ? "-" : record.agent, format_unix_ms(record.measured_at_ms),
+        record.emulated ? "  (emulated)" : "");
   }
   return 0;
 }

@@ -51,6 +51,9 @@ FlagSet make_flags() {
                             "-mcpu=cortex-a72 for another");
   flags.add_required_string("output", "MODULE", "the module file to write", 'o');
   add_db_flag(flags, "the tuning log to take each task's best config from; read only");
+  add_threads_flag(flags,
+                   "the thread count the module will run with: each task's config is the best "
+                   "measured with it");
   flags.add_bool("json", "print one JSON object on stdout instead of a summary");
   return flags;
 }
@@ -97,8 +100,8 @@ int compile_command(const std::vector<std::string>& args) {
     return opened.status().is_user_error() ? 2 : 1;
   }
 
-  Result<graph::CompileSummary> compiled =
-      graph::compile_module(graph, *target, log ? &*log : nullptr, out_path);
+  Result<graph::CompileSummary> compiled = graph::compile_module(
+      graph, *target, log ? &*log : nullptr, out_path, int(flags.get_int("threads")));
   if (!compiled.is_ok()) {
     std::cerr << "error: " << compiled.status().message() << "\n";
     return compiled.status().is_user_error() ? 2 : 1;

@@ -52,6 +52,8 @@ FlagSet eval_flags() {
   flags.add_int("top-k", "K", "size of the predicted top in which the true top 1% is sought", 0, 0,
                 1000000, "5% of the held-out records");
   flags.add_int("seed", "S", "seed of the split", 1, 0, int64_t{1} << 62);
+  flags.add_int("threads", "N", "the thread count of the records to use; 0: every count", 0, 0,
+                core::kMaxRecordThreads);
   flags.add_bool("json", "print one JSON object on stdout instead of a summary");
   return flags;
 }
@@ -75,7 +77,7 @@ int eval_action(const std::vector<std::string>& args) {
   if (!workload) return report_error(workload.status());
   Result<core::Target> target = core::parse_target(flags.get_string("target"));
   if (!target) return report_error(target.status());
-  Result<core::TargetKey> key = core::make_target_key(*target);
+  Result<core::TargetKey> key = core::make_target_key(*target, int(flags.get_int("threads")));
   if (!key) return report_error(key.status());
   Result<core::TuningLog> log = open_db_for_reading(flags);
   if (!log) return report_error(log.status());

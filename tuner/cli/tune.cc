@@ -258,6 +258,7 @@ int tune_model(const FlagSet& flags, const std::string& target_text, bool fleet,
   options.task.tuner = flags.get_string("tuner");
   options.task.batch = int(flags.get_int("batch"));
   options.task.seed = uint64_t(flags.get_int("seed"));
+  options.task.threads = int(flags.get_int("threads"));
   options.trials =
       flags.is_set("trials") ? flags.get_int("trials") : int64_t{200} * int64_t(tasks->size());
   options.max_task_trials = flags.get_int("max-task-trials");
@@ -386,6 +387,7 @@ int tune_command(const std::vector<std::string>& args) {
   options.batch = int(flags.get_int("batch"));
   options.seed = uint64_t(flags.get_int("seed"));
   options.early_stopping = flags.get_int("early-stopping");
+  options.threads = int(flags.get_int("threads"));
   MeasureSettings measure;
   measure.threads = int(flags.get_int("threads"));
   TaskMeasurerFactory measurer_of =
@@ -421,6 +423,7 @@ int tune_command(const std::vector<std::string>& args) {
     nlohmann::ordered_json object = {{"workload", workload->canonical()},
                                      {"target", target->str()},
                                      {"trials", summary->trials},
+                                     {"resumed", summary->resumed},
                                      {"valid", summary->valid},
                                      {"best",
                                       {{"config", config},

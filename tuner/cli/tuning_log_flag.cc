@@ -50,7 +50,9 @@ Result<core::BestConfig> best_stored_config(const FlagSet& flags, const core::Wo
     return core::select_best_config(nullptr, workload, core::TargetKey{}, space);
   }
   KILN_ASSIGN_OR_RETURN(core::TuningLog log, core::TuningLog::open(*path, {.read_only = true}));
-  KILN_ASSIGN_OR_RETURN(core::TargetKey key, core::make_target_key(target));
+  // The config that was fastest at the thread count this command runs with.
+  KILN_ASSIGN_OR_RETURN(core::TargetKey key,
+                        core::make_target_key(target, int(flags.get_int("threads"))));
   return core::select_best_config(&log, workload, key, space);
 }
 

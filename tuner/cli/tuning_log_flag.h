@@ -29,7 +29,8 @@ Result<std::filesystem::path> db_path(const FlagSet& flags);
 Result<core::TuningLog> open_db_for_reading(const FlagSet& flags);
 
 /// The config apply-best picks for `workload` on the host `target` from the tuning log `--db`
-/// names (else the default location). A log that does not exist is read as an empty one (the
+/// names (else the default location), among the records measured with the command's
+/// --threads. A log that does not exist is read as an empty one (the
 /// default config), never created; errors are those of opening the log and of the target key.
 Result<core::BestConfig> best_stored_config(const FlagSet& flags, const core::Workload& workload,
                                             const core::Target& target,

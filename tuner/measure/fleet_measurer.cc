@@ -124,7 +124,7 @@ Result<std::unique_ptr<FleetMeasurer>> FleetMeasurer::create(const core::Workloa
   auto impl = std::make_unique<Impl>();
   impl->workload = workload;
   impl->target = target;
-  KILN_ASSIGN_OR_RETURN(impl->key, core::make_target_key(target));
+  KILN_ASSIGN_OR_RETURN(impl->key, core::make_target_key(target, settings.threads));
   impl->space = &space;
   impl->settings = settings;
   std::random_device random;

@@ -34,7 +34,7 @@ Result<std::unique_ptr<LocalMeasurer>> LocalMeasurer::create(const core::Workloa
   m->space_ = &space;
   m->settings_ = settings;
   m->device_ = core::host_cpu_model_name();
-  KILN_ASSIGN_OR_RETURN(m->target_key_, core::make_target_key(target));
+  KILN_ASSIGN_OR_RETURN(m->target_key_, core::make_target_key(target, settings.threads));
   KILN_ASSIGN_OR_RETURN(m->harness_,
                         core::MeasureHarness::create(workload, std::max(1, settings.threads)));
   return m;

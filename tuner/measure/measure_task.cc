@@ -62,7 +62,9 @@ core::TuningRecord record_from_result(const pb::MeasureResult& result, const Tas
                                       const core::TargetKey& key, const core::Config& config) {
   core::TuningRecord rec;
   rec.workload = spec.workload->canonical();
-  rec.target = core::TargetKey{key.target, result.device_model(), result.emulated()};
+  // The agent says how many threads it ran with; one that does not leaves the task's count.
+  rec.target = core::TargetKey{key.target, result.device_model(), result.emulated(),
+                               result.threads() > 0 ? result.threads() : spec.threads};
   rec.config_index = config.index;
   rec.config_knobs = nlohmann::json::parse(spec.space->to_json(config))["knobs"].dump();
   rec.error = from_proto(result.error_code());

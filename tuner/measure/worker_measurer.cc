@@ -20,7 +20,7 @@ Result<std::unique_ptr<WorkerMeasurer>> WorkerMeasurer::create(const core::Workl
   m->threads_ = std::max(1, threads);
   m->device_ = core::host_cpu_model_name();
   m->run_task_ = std::move(run_task);
-  KILN_ASSIGN_OR_RETURN(m->key_, core::make_target_key(target));
+  KILN_ASSIGN_OR_RETURN(m->key_, core::make_target_key(target, m->threads_));
   return m;
 }
 

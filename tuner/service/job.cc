@@ -1,6 +1,14 @@
 #include "tuner/service/job.h"
 
+#include <algorithm>
+#include <thread>
+
 namespace kiln::tuner {
+
+int JobSpec::record_threads() const {
+  if (threads > 0 || !device_key.empty()) return threads;
+  return int(std::max(1u, std::thread::hardware_concurrency()));
+}
 
 std::string_view job_state_name(JobState state) {
   switch (state) {

@@ -39,6 +39,10 @@ struct JobSpec {
   int64_t max_task_trials = 0;  ///< a model job's cap of trials per task; 0: none
 
   bool is_model() const { return !model.empty() || !model_path.empty(); }
+  /// The thread count the job's records carry, which keys its resume and its searches:
+  /// `threads`, or for a job on the server's machine with none that machine's cores; 0 (any)
+  /// for a fleet job that leaves the count to its boards.
+  int record_threads() const;
 };
 
 enum class JobState { kRunning, kSucceeded, kFailed, kCancelled, kInterrupted };

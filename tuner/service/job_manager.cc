@@ -392,6 +392,7 @@ struct JobManager::Impl {
     tune.trials = spec.trials;
     tune.batch = spec.batch;
     tune.seed = spec.seed;
+    tune.threads = spec.record_threads();
     tune.stop_requested = [&job] { return job.stop.load(); };
     return tune;
   }

@@ -1,7 +1,6 @@
 #include "tuner/service/job_measurer.h"
 
 #include <algorithm>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -47,8 +46,7 @@ Result<std::unique_ptr<Measurer>> make_job_measurer(const JobSpec& spec,
                           FleetMeasurer::create(workload, target, space, fleet));
     return std::unique_ptr<Measurer>(std::move(m));
   }
-  const int threads =
-      spec.threads > 0 ? spec.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = spec.record_threads();
   std::unique_ptr<Measurer> local;
   if (settings.local) {
     KILN_ASSIGN_OR_RETURN(local, settings.local(workload, target, space, threads));

@@ -38,7 +38,8 @@ Result<TuneProgress> trials_in_log(core::TuningLog& log, const std::string& work
 Status count_trials_in_log(const std::filesystem::path& db, JobStatus& status) {
   KILN_ASSIGN_OR_RETURN(core::TuningLog log, core::TuningLog::open(db));
   KILN_ASSIGN_OR_RETURN(core::Target target, core::parse_target(status.target));
-  KILN_ASSIGN_OR_RETURN(core::TargetKey key, core::make_target_key(target));
+  KILN_ASSIGN_OR_RETURN(core::TargetKey key,
+                        core::make_target_key(target, status.spec.record_threads()));
   if (!status.spec.is_model()) {
     KILN_ASSIGN_OR_RETURN(status.progress,
                           trials_in_log(log, status.workload, key, status.best_config_json));

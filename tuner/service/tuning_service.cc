@@ -358,15 +358,19 @@ class Service final : public pb::Tuning::CallbackService, public TuningService {
   Result<core::TargetKey> key_of(const pb::QueryBestRequest& request) {
     KILN_ASSIGN_OR_RETURN(core::Target target, core::parse_target(request.target()));
     if (!target.is_host || !request.model().empty()) {
-      return core::TargetKey{target.str(), request.model()};
+      return core::TargetKey{target.str(), request.model(), false, request.threads()};
     }
-    if (!target.cpu.empty() || !target.attrs.empty()) return core::make_target_key(target);
+    if (!target.cpu.empty() || !target.attrs.empty()) {
+      return core::make_target_key(target, request.threads());
+    }
     std::lock_guard<std::mutex> lock(mutex_);
     if (!host_key_) {
-      KILN_ASSIGN_OR_RETURN(core::TargetKey key, core::make_target_key(target));
+      KILN_ASSIGN_OR_RETURN(core::TargetKey key, core::make_target_key(target, 0));
       host_key_ = key;  // resolving reads /proc/cpuinfo: once
     }
-    return *host_key_;
+    core::TargetKey key = *host_key_;
+    key.threads = request.threads();
+    return key;
   }
 
   /// query_best through the cache of answers: every answer the log gave since its last change
@@ -382,7 +386,7 @@ class Service final : public pb::Tuning::CallbackService, public TuningService {
       key += '\n';
       key += *part;
     }
-    key += '\n' + std::to_string(request.k());
+    key += '\n' + std::to_string(request.k()) + '\n' + std::to_string(request.threads());
     const uint64_t generation = generation_.load();
     {
       std::shared_lock<std::shared_mutex> lock(cache_mutex_);
@@ -435,6 +439,10 @@ class Service final : public pb::Tuning::CallbackService, public TuningService {
     if (request.k() < 0 || request.k() > 1000) {
       return invalid_argument("k must be between 1 and 1000 (0 means 1)");
     }
+    if (request.threads() < 0 || request.threads() > core::kMaxRecordThreads) {
+      return invalid_argument("threads must be between 0 (any) and " +
+                              std::to_string(core::kMaxRecordThreads));
+    }
     std::vector<core::TuningRecord> best;
     {
       std::lock_guard<std::mutex> lock(mutex_);  // a TuningLog serves one thread at a time
@@ -459,6 +467,7 @@ class Service final : public pb::Tuning::CallbackService, public TuningService {
       out->set_agent(record.agent);
       out->set_device(record.device);
       out->set_measured_at_unix_ms(record.measured_at_ms);
+      out->set_threads(record.target.threads);
     }
     return Status::ok();
   }

@@ -42,6 +42,8 @@ struct SearchTask {
   /// Records of other workloads of the same operator here pre-train the cost model (xgb), so a
   /// new shape starts with what other shapes taught. Optional.
   const core::TuningLog* log = nullptr;
+  /// The thread count of the records that pre-train it (0: every count).
+  int threads = 0;
 };
 
 class Strategy {

@@ -85,7 +85,7 @@ class XgbStrategy : public Strategy {
 
  private:
   void pretrain(const SearchTask& task) {
-    Result<core::TargetKey> key = core::make_target_key(task.target);
+    Result<core::TargetKey> key = core::make_target_key(task.target, task.threads);
     if (!key) return;
     Result<size_t> used = cost::pretrain(*model_, *task.log, task.workload, *key, true);
     if (!used) {
