@@ -353,11 +353,11 @@ Schedule conv2d_schedule(const Workload& w, const Target& t, const ConfigSpace& 
 
 namespace {
 
-/// Whether the direct variant of depthwise convolution applies: NCHW, unit column stride and
+/// Whether the direct variant of depthwise convolution applies: NCHW, column stride 1 or 2, unit
 /// dilation, and output rows of at least one vector.
 bool depthwise_direct_applies(const Workload& w, int64_t lanes) {
-  return w.layout == Layout::kNCHW && w.stride_w == 1 && w.dilation_h == 1 && w.dilation_w == 1 &&
-         w.out_width() >= lanes;
+  return w.layout == Layout::kNCHW && (w.stride_w == 1 || w.stride_w == 2) && w.dilation_h == 1 &&
+         w.dilation_w == 1 && w.out_width() >= lanes;
 }
 
 /// Depthwise convolution computed directly on NCHW, vectorized along output columns: no
@@ -366,7 +366,9 @@ bool depthwise_direct_applies(const Workload& w, int64_t lanes) {
 /// zero-bordered plane (data.padded, computed a channel at a time, so it stays in L1) through
 /// masked loads; an output row is covered by whole vectors, the last shifted inwards to end at
 /// the row's end (overlapping the one before), so no vector is partial. A tile of th rows × one
-/// vector accumulates over the R×S window in registers, each tap's weight broadcast. The knobs
+/// vector accumulates over the R×S window in registers, each tap's weight broadcast. With column
+/// stride 2 a tap's vector reads every other column of the padded row, which code generation
+/// loads as two dense vectors and a shuffle of their even lanes. The knobs
 /// of the blocked variant are read as: tile_ow the rows of a tile (rounded down to a divisor of
 /// the output height); block_c_vectors does not apply. With an epilogue, the sum is a stage of
 /// its own (O.sum) computed at the output's vector tile, and O applies the epilogue to it.
@@ -395,7 +397,8 @@ Schedule depthwise_direct_schedule(const Workload& w, const Target& t, const Con
   Tensor out = sch.compute_sum(
       w.has_epilogue() ? "O.sum" : "O", w.output_shape(), out_axes, {w.kernel_h, w.kernel_w},
       {"r", "s"}, [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
-        return data({x[0], x[1], x[2] * Expr(w.stride_h) + r[0], x[3] + r[1]}) *
+        Expr col = w.stride_w == 1 ? x[3] + r[1] : x[3] * Expr(w.stride_w) + r[1];
+        return data({x[0], x[1], x[2] * Expr(w.stride_h) + r[0], col}) *
                weight({x[1], Expr(0), r[0], r[1]});
       });
   Tensor sum = out;

@@ -352,12 +352,17 @@ TEST(KernelProperty, DirectConv2dVariantOnlyWhereColumnsAreWholeVectors) {
 }
 
 // The direct NCHW variant of depthwise convolution: rows of at least a vector (whole vectors,
-// the last shifted inwards), any padding (masked loads), kernel sizes and batches.
+// the last shifted inwards), any padding (masked loads), kernel sizes and batches, column
+// stride 1 or 2 (every other column: two loads and a shuffle, the last column of the padded
+// plane the last one read).
 TEST(KernelProperty, DirectDepthwiseVariantMatchesReference) {
   check_direct_variant({"depthwise_conv2d:N=2,C=5,H=9,W=20,R=3,S=3,stride=1,pad=1",
                         "depthwise_conv2d:N=1,C=3,H=6,W=16,R=5,S=5,stride=1,pad=2",
                         "depthwise_conv2d:N=1,C=4,H=7,W=35,R=3,S=3,stride=1,pad=0",
-                        "depthwise_conv2d:N=1,C=16,H=28,W=28,R=3,S=3,stride=1,pad=1"},
+                        "depthwise_conv2d:N=1,C=16,H=28,W=28,R=3,S=3,stride=1,pad=1",
+                        "depthwise_conv2d:N=1,C=3,H=40,W=40,R=3,S=3,stride=2,pad=1",
+                        "depthwise_conv2d:N=2,C=4,H=9,W=35,R=3,S=3,stride=2,pad=0",
+                        "depthwise_conv2d:N=1,C=5,H=12,W=38,R=5,S=5,stride=2,pad=2"},
                        6, 7);
 }
 
@@ -370,6 +375,7 @@ TEST(KernelProperty, FusedDirectVariantsMatchReference) {
       6, 11);
   check_direct_variant(
       {"depthwise_conv2d:N=2,C=5,H=9,W=20,R=3,S=3,stride=1,pad=1,bias=1,residual=1,act=relu",
+       "depthwise_conv2d:N=1,C=4,H=40,W=36,R=3,S=3,stride=2,pad=1,bias=1,residual=1,act=relu6",
        "depthwise_conv2d:N=1,C=4,H=7,W=35,R=3,S=3,stride=1,pad=0,bias=1,act=sigmoid",
        "depthwise_conv2d:N=1,C=16,H=28,W=28,R=3,S=3,stride=1,pad=1,residual=1,act=hardswish"},
       6, 12);
@@ -378,7 +384,7 @@ TEST(KernelProperty, FusedDirectVariantsMatchReference) {
 TEST(KernelProperty, DirectDepthwiseVariantOnlyWhereRowsHoldAVector) {
   expect_no_direct_variant(
       {"depthwise_conv2d:N=1,C=8,H=9,W=9,R=3,S=3,stride=1,pad=1",
-       "depthwise_conv2d:N=1,C=8,H=40,W=40,R=3,S=3,stride=2,pad=1",
+       "depthwise_conv2d:N=1,C=8,H=60,W=60,R=3,S=3,stride=3,pad=1",
        "depthwise_conv2d:N=1,C=8,H=20,W=20,R=3,S=3,stride=1,pad=1,layout=NHWC"});
 }
 

@@ -332,6 +332,10 @@ class CodeGen : public ir::IRVisitor {
                                           llvm::Align(kElementAlignment));
       return;
     }
+    if (const ir::Ramp* ramp = ramp_of_stride(index, 2)) {
+      value_ = deinterleaved_load(op->buffer, ramp->base, lanes);
+      return;
+    }
     if (const ir::Broadcast* b = index.as<ir::Broadcast>()) {
       llvm::Value* scalar = builder_.CreateAlignedLoad(
           f32_, element_pointer(op->buffer, index_value(b->value)), llvm::Align(kElementAlignment));
@@ -481,11 +485,34 @@ class CodeGen : public ir::IRVisitor {
   }
 
   /// A Ramp index with stride 1, which one dense vector access covers.
-  static const ir::Ramp* dense_ramp(const ir::Expr& index) {
+  static const ir::Ramp* dense_ramp(const ir::Expr& index) { return ramp_of_stride(index, 1); }
+
+  /// A Ramp index with the constant stride `stride`, else null.
+  static const ir::Ramp* ramp_of_stride(const ir::Expr& index, int64_t stride) {
     const ir::Ramp* ramp = index.as<ir::Ramp>();
     if (ramp == nullptr) return nullptr;
-    const int64_t* stride = ir::as_const_int(ramp->stride);
-    return stride != nullptr && *stride == 1 ? ramp : nullptr;
+    const int64_t* constant = ir::as_const_int(ramp->stride);
+    return constant != nullptr && *constant == stride ? ramp : nullptr;
+  }
+
+  /// Elements base, base + 2, ..., base + 2·(lanes - 1) of `buffer` (the columns a strided
+  /// convolution's vector reads): two dense loads and a shuffle of their even lanes, instead of
+  /// a load a lane. The second load's last lane would read one element past the last one
+  /// wanted, perhaps past the buffer's end, so it is masked off.
+  llvm::Value* deinterleaved_load(const std::string& buffer, const ir::Expr& base, int lanes) {
+    auto* type = llvm::FixedVectorType::get(f32_, unsigned(lanes));
+    const llvm::Align align(kElementAlignment);
+    llvm::Value* low_pointer = element_pointer(buffer, index_value(base));
+    llvm::Value* low = builder_.CreateAlignedLoad(type, low_pointer, align);
+    llvm::Value* high_pointer =
+        builder_.CreateInBoundsGEP(f32_, low_pointer, builder_.getInt64(lanes));
+    std::vector<llvm::Constant*> mask(size_t(lanes), builder_.getTrue());
+    mask.back() = builder_.getFalse();
+    llvm::Value* high = builder_.CreateMaskedLoad(
+        type, high_pointer, align, llvm::ConstantVector::get(mask), llvm::PoisonValue::get(type));
+    std::vector<int> even(static_cast<size_t>(lanes));
+    for (int i = 0; i < lanes; ++i) even[size_t(i)] = 2 * i;
+    return builder_.CreateShuffleVector(low, high, even);
   }
 
   llvm::Function* create_function(const std::string& name, llvm::FunctionType* type,
