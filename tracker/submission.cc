@@ -46,8 +46,17 @@ void Submission::OnCancel() {
 }
 
 void Submission::OnDone() {
-  service_->on_submission_done(*this);
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    release_client_slot();
+  }
   std::shared_ptr<Submission> self = std::move(self_);
+}
+
+void Submission::release_client_slot() {
+  if (slot_released_) return;
+  slot_released_ = true;
+  service_->on_submission_done(*this);
 }
 
 void Submission::write_or_finish(std::unique_lock<std::mutex>&) {
@@ -68,6 +77,8 @@ void Submission::write_or_finish(std::unique_lock<std::mutex>&) {
   }
   if (finishing_ || remaining_ == 0) {
     finished_ = true;
+    // Before the status leaves: a client that has seen its call end may submit again at once.
+    release_client_slot();
     Finish(finishing_ ? final_ : grpc::Status::OK);
   }
 }

@@ -54,6 +54,8 @@ class Submission final : public grpc::ServerWriteReactor<kiln::v1::SubmitRespons
  private:
   /// Sends what is pending, or finishes when nothing is left. Lock held.
   void write_or_finish(std::unique_lock<std::mutex>&);
+  /// Gives the client's slot back to the service, once. Lock held.
+  void release_client_slot();
 
   TrackerService* service_;
   const std::string job_id_;
@@ -63,7 +65,7 @@ class Submission final : public grpc::ServerWriteReactor<kiln::v1::SubmitRespons
   std::vector<kiln::v1::MeasureResult> pending_;
   std::optional<std::string> waiting_;  ///< a change not sent yet
   kiln::v1::SubmitResponse writing_;
-  bool write_in_flight_ = false, finishing_ = false, finished_ = false;
+  bool write_in_flight_ = false, finishing_ = false, finished_ = false, slot_released_ = false;
   grpc::Status final_;
   std::shared_ptr<Submission> self_;
 };

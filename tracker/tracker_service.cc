@@ -225,7 +225,7 @@ grpc::ServerWriteReactor<pb::SubmitResponse>* TrackerService::Submit(
   }
   const std::string client = client_of(*context);
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<std::mutex> lock(clients_mutex_);
     int& open = open_submissions_[client];
     if (open >= kMaxSubmissionsPerClient) {
       return new Refused({grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -299,7 +299,7 @@ grpc::ServerWriteReactor<pb::SubmitResponse>* TrackerService::Submit(
 }
 
 void TrackerService::on_submission_done(const Submission& submission) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::mutex> lock(clients_mutex_);
   auto it = open_submissions_.find(submission.client());
   if (it != open_submissions_.end() && --it->second <= 0) open_submissions_.erase(it);
 }

@@ -89,7 +89,9 @@ class TrackerService final : public kiln::v1::Tracker::CallbackService {
   /// The client of `submission` went away: its queued tasks are dropped, and results of the
   /// leased ones have nobody to go to.
   void on_submission_cancelled(Submission& submission);
-  /// gRPC is done with `submission`: its client has one submission fewer open.
+  /// `submission` is finishing (its status is on the way, so its client may submit again as
+  /// soon as it sees it): its client has one submission fewer open. Takes only clients_mutex_,
+  /// so a submission calls it with its own lock held, under the service's mutex or not.
   void on_submission_done(const Submission& submission);
 
   /// Expires leases and takes silent agents for lost: the reaper's tick (reaper.cc).
@@ -145,7 +147,9 @@ class TrackerService final : public kiln::v1::Tracker::CallbackService {
     size_t requirement = 0;  ///< the index of its requirement in the submission's
   };
   std::unordered_map<std::string, TaskOwner> submissions_by_task_;
-  /// Open Submit calls per client (peer address without its port), never zero.
+  /// Open Submit calls per client (peer address without its port), never zero. Guarded by
+  /// clients_mutex_, which is taken last: never hold it while taking another lock.
+  std::mutex clients_mutex_;
   std::unordered_map<std::string, int> open_submissions_;
   struct LiveSubmission {
     std::shared_ptr<Submission> stream;

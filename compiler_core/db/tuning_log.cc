@@ -1,6 +1,7 @@
 #include "compiler_core/db/tuning_log.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <functional>
@@ -604,6 +605,7 @@ int TuningLog::schema_version() const { return impl_->schema_version; }
 
 Result<TuningLog> TuningLog::open(const std::filesystem::path& path,
                                   const TuningLogOptions& options) {
+  KILN_RETURN_IF_ERROR(check_tuning_log_location(path.string()));
   auto impl = std::make_unique<Impl>();
   impl->path = path;
   impl->options = options;
@@ -968,6 +970,20 @@ Result<int64_t> TuningLog::import_jsonl(std::istream& in) {
   KILN_RETURN_IF_ERROR(append(records));
   db_log()->info("imported records={} path={}", records.size(), impl_->path.string());
   return static_cast<int64_t>(records.size());
+}
+
+Status check_tuning_log_location(std::string_view location) {
+  // RFC 3986: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then "://".
+  const size_t colon = location.find("://");
+  if (colon == std::string_view::npos || colon == 0 || !std::isalpha(uint8_t(location[0]))) {
+    return Status::ok();
+  }
+  for (char c : location.substr(0, colon)) {
+    if (!std::isalnum(uint8_t(c)) && c != '+' && c != '-' && c != '.') return Status::ok();
+  }
+  return invalid_argument("tuning log '" + std::string(location) + "' is a " +
+                          std::string(location.substr(0, colon)) +
+                          " URL; this kiln opens SQLite files only: pass a file path");
 }
 
 Result<std::filesystem::path> default_tuning_log_path() {

@@ -85,7 +85,7 @@ class TuningLog {
   /// Opens the log at `path`, creating it (and its parent folders) unless it exists or
   /// `options.read_only` is set, and migrating an older schema unless read-only. An existing
   /// file is inspected read-only first (see the file comment for the errors). An empty file is
-  /// a new log.
+  /// a new log. A URL is refused (check_tuning_log_location) before anything is created.
   static Result<TuningLog> open(const std::filesystem::path& path,
                                 const TuningLogOptions& options = {});
 
@@ -142,6 +142,11 @@ class TuningLog {
   explicit TuningLog(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+/// InvalidArgument when `location` is a URL (`scheme://...`, as `postgresql://kiln@host/db`):
+/// this build opens SQLite files only, and a URL must never be taken for a relative file path
+/// (which would create a folder named after the scheme).
+Status check_tuning_log_location(std::string_view location);
 
 /// The default location of the tuning log: $KILN_DB when set and not empty, else
 /// $XDG_DATA_HOME/kiln/tuning.db when XDG_DATA_HOME is set to an absolute path, else

@@ -688,6 +688,23 @@ TEST_F(TuningLogTest, ALogFromBeforeThreadCountsReadsThemFromTheMeasureOptions) 
   EXPECT_EQ(log.best(workload_of(w), host_key(), 5)->size(), 3u);
 }
 
+// A URL is never taken for a relative file path: no folder named after its scheme appears.
+TEST_F(TuningLogTest, RefusesAUrlAndCreatesNothing) {
+  const fs::path before = fs::current_path();
+  fs::current_path(dir_);
+  for (const char* url : {"postgresql://kiln@127.0.0.1:5432/kiln", "sqlite:///tmp/x.db"}) {
+    Result<TuningLog> log = TuningLog::open(url);
+    ASSERT_FALSE(log.is_ok()) << url;
+    EXPECT_EQ(log.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_THAT(log.status().message(), HasSubstr("URL")) << url;
+  }
+  EXPECT_TRUE(fs::is_empty(dir_));
+  fs::current_path(before);
+  // Paths that merely hold a colon are files.
+  EXPECT_TRUE(check_tuning_log_location("logs/run:1.db").is_ok());
+  EXPECT_TRUE(check_tuning_log_location("./a://b").is_ok());
+}
+
 TEST_F(TuningLogTest, RefusesANewerSchemaAndLeavesTheFileAlone) {
   const fs::path path = dir_ / "tuning.db";
   {

@@ -256,6 +256,18 @@ TEST_F(KilnDbCli, BestReportsBadInput) {
                          " --target llvm --top 0 --db " + db.string());
   EXPECT_EQ(top.exit_code, 2);
   EXPECT_NE(top.err.find("--top"), std::string::npos);
+  // A URL is an error, never a relative file path: neither a read (kiln run, kiln best) nor a
+  // write (kiln tune) creates a folder named after its scheme.
+  const std::string url = "postgresql://kiln@127.0.0.1:1/kiln";
+  for (const std::string& command :
+       {"best --workload " + std::string(kWorkload) + " --target llvm --db " + url,
+        run_args("--db " + url),
+        "tune --workload " + std::string(kWorkload) + " --target llvm --trials 1 --db " + url}) {
+    Outcome refused = run_kiln(command);
+    EXPECT_EQ(refused.exit_code, 2) << command;
+    EXPECT_NE(refused.err.find("is a postgresql URL"), std::string::npos) << refused.err;
+  }
+  EXPECT_FALSE(fs::exists("postgresql:"));
   Outcome help = run_kiln("best --help");
   EXPECT_EQ(help.exit_code, 0);
   for (const char* flag : {"--workload", "--target", "--top", "--db", "--json"}) {

@@ -21,6 +21,7 @@ Result<std::filesystem::path> db_path(const FlagSet& flags) {
   if (!flags.is_set("db")) return core::default_tuning_log_path();
   const std::string& path = flags.get_string("db");
   if (path.empty()) return invalid_argument("--db needs a file path, got an empty string");
+  KILN_RETURN_IF_ERROR(core::check_tuning_log_location(path));
   return std::filesystem::path(path);
 }
 
