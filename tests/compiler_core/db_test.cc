@@ -110,6 +110,17 @@ class TuningLogTest : public ::testing::Test {
     return std::move(log).value();
   }
 
+  /// A new log "copy.db" holding what `log` exports, whose export must contain `expected`.
+  TuningLog copy_by_export(const TuningLog& log, const std::string& expected) {
+    std::ostringstream exported;
+    EXPECT_TRUE(log.export_jsonl(exported).is_ok());
+    EXPECT_THAT(exported.str(), HasSubstr(expected));
+    TuningLog copy = open_log("copy.db");
+    std::istringstream in(exported.str());
+    EXPECT_TRUE(copy.import_jsonl(in).is_ok());
+    return copy;
+  }
+
   fs::path dir_;
 };
 
@@ -564,12 +575,7 @@ TEST_F(TuningLogTest, EmulatedBoardsNeverAnswerForRealOnes) {
   EXPECT_EQ(log.history(workload_of(w), TargetKey{arm, ""})->size(), 3u);
   EXPECT_EQ(log.history(workload_of(w), TargetKey{arm, "", true})->size(), 1u);
 
-  std::ostringstream exported;
-  ASSERT_TRUE(log.export_jsonl(exported).is_ok());
-  EXPECT_THAT(exported.str(), HasSubstr("\"emulated\":true"));
-  TuningLog copy = open_log("copy.db");
-  std::istringstream in(exported.str());
-  ASSERT_TRUE(copy.import_jsonl(in).is_ok());
+  TuningLog copy = copy_by_export(log, "\"emulated\":true");
   EXPECT_EQ(copy.best(workload_of(w), TargetKey{arm, ""}, 5)->size(), 2u);
   EXPECT_EQ(copy.best(workload_of(w), TargetKey{arm, "", true}, 5)->size(), 1u);
 }
@@ -644,12 +650,7 @@ TEST_F(TuningLogTest, EachThreadCountKeepsItsOwnBest) {
   EXPECT_THAT(refused.message(), HasSubstr("disagrees"));
   EXPECT_EQ(log.history(workload_of(w), host_key())->size(), 5u);
 
-  std::ostringstream exported;
-  ASSERT_TRUE(log.export_jsonl(exported).is_ok());
-  EXPECT_THAT(exported.str(), HasSubstr("\"threads\":2"));
-  TuningLog copy = open_log("copy.db");
-  std::istringstream in(exported.str());
-  ASSERT_TRUE(copy.import_jsonl(in).is_ok());
+  TuningLog copy = copy_by_export(log, "\"threads\":2");
   EXPECT_EQ(copy.best(workload_of(w), two, 5)->front().config_index, 3);
   EXPECT_EQ(copy.best(workload_of(w), one, 5)->front().config_index, 2);
 }
