@@ -118,7 +118,11 @@ Status Worker::spawn() {
                   std::string("cannot start a worker: ") + std::strerror(errno));
   }
   if (pid == 0) {
-    // The child: only async-signal-safe calls until exec.
+    // The child: only async-signal-safe calls until exec. A server blocks its stop signals in
+    // its threads (serve_until_signal); the worker starts with none blocked.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
     dup2(in[0], 0);
     dup2(out[1], 1);
     if (memory > 0) {

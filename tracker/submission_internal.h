@@ -31,8 +31,9 @@ class Submission final : public grpc::ServerWriteReactor<kiln::v1::SubmitRespons
         client_(std::move(client)),
         remaining_(tasks) {}
 
-  /// Keeps the reactor alive until gRPC is done with it.
-  void start() { self_ = shared_from_this(); }
+  /// Keeps the reactor alive until gRPC is done with it. Called by the handler that made it,
+  /// before the reactor goes to gRPC.
+  void start();
 
   /// Queues a result for the client (dropped once the call ends).
   void deliver(kiln::v1::MeasureResult result);
@@ -57,7 +58,7 @@ class Submission final : public grpc::ServerWriteReactor<kiln::v1::SubmitRespons
   /// Gives the client's slot back to the service, once. Lock held.
   void release_client_slot();
 
-  TrackerService* service_;
+  TrackerService* const service_;
   const std::string job_id_;
   const std::string client_;
   std::mutex mutex_;

@@ -1,5 +1,7 @@
 #include "tuner/cli/tracker_options.h"
 
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -60,11 +62,15 @@ void on_stop_signal(int signal) {
 
 int serve_until_signal(const std::function<Status()>& start, const std::function<void()>& wait,
                        const std::function<void()>& shutdown) {
-  // A handler, not a blocked mask and sigwait: libraries start threads of their own before
-  // main (OpenBLAS's pool), and a signal that lands on one of those must not kill the process.
-  // The handler only writes to a pipe; a thread reads it and shuts the server down.
+  // A handler, not sigwait alone: libraries start threads of their own before main (OpenBLAS's
+  // pool), and a signal that lands on one of those must not kill the process. The handler only
+  // writes to a pipe; a thread reads it and shuts the server down. The signals are blocked in
+  // every thread this one starts from here on (gRPC's), and unblocked only in the reader, so the
+  // kernel hands them to a thread that waits for them. (A sanitizer's runtime delivers a signal
+  // at the receiving thread's next intercepted call: one parked inside gRPC's own futex waits
+  // would hold it for as long as it sleeps.)
   int fds[2];
-  if (pipe(fds) != 0) {
+  if (pipe2(fds, O_CLOEXEC) != 0) {
     return report_error(Status(StatusCode::kInternal, "cannot create a pipe for stop signals"));
   }
   stop_pipe_write = fds[1];
@@ -74,8 +80,18 @@ int serve_until_signal(const std::function<Status()>& start, const std::function
   action.sa_flags = SA_RESTART;
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
-  if (Status started = start(); !started.is_ok()) return report_error(started);
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  sigset_t previous;
+  pthread_sigmask(SIG_BLOCK, &stop_signals, &previous);
+  if (Status started = start(); !started.is_ok()) {
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    return report_error(started);
+  }
   std::thread waiter([&] {
+    pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
     unsigned char signal = 0;
     while (read(fds[0], &signal, 1) < 0 && errno == EINTR) {
     }
