@@ -78,6 +78,8 @@ bool serve_connection(const AgentOptions& options, pb::RegisterAgent& reg, pb::T
                         options.tracker);
   // Presented when it connects again, so that the tracker lets this agent replace its session.
   reg.set_agent_secret(message.registered().agent_secret());
+  AgentMetrics* metrics = options.metrics.get();
+  if (metrics) metrics->connected(true);
 
   std::mutex queue_mutex;
   std::condition_variable queue_ready;
@@ -118,7 +120,13 @@ bool serve_connection(const AgentOptions& options, pb::RegisterAgent& reg, pb::T
         logger("agent")->debug("task={} workload={} config={}", task.task_id(),
                                task.workload().canonical(), task.config().index());
         pb::AgentMessage reply;
+        const auto started = std::chrono::steady_clock::now();
+        if (metrics) metrics->task_started();
         *reply.mutable_result() = w->measure(task);
+        if (metrics) {
+          metrics->task_done(std::chrono::steady_clock::now() - started,
+                             reply.result().error_code() == pb::MEASURE_ERROR_CODE_OK);
+        }
         reply.mutable_result()->set_agent(reg.agent_id());
         write(reply);  // a broken stream drops it: the tracker leases the task again
       }
@@ -139,6 +147,7 @@ bool serve_connection(const AgentOptions& options, pb::RegisterAgent& reg, pb::T
   heartbeat.join();
   for (std::thread& t : runners) t.join();
   grpc::Status s = stream->Finish();
+  if (metrics) metrics->connected(false);
   if (!stop) {
     logger("agent")->warn("lost the tracker {}: {}", options.tracker,
                           s.ok() ? "stream ended" : s.error_message());

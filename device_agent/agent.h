@@ -7,10 +7,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "compiler_core/support/status.h"
+#include "device_agent/agent_metrics.h"
 #include "device_agent/worker.h"
 
 namespace kiln::agent {
@@ -27,6 +29,8 @@ struct AgentOptions {
   std::vector<std::string> worker_command;
   WorkerLimits limits;
   std::chrono::milliseconds min_backoff{100}, max_backoff{5000};
+  /// Counted into when set (`kiln agent --metrics-listen`).
+  std::shared_ptr<AgentMetrics> metrics;
 };
 
 /// Serves until `stop` becomes true (checked at least every 100 ms). InvalidArgument for bad

@@ -46,6 +46,7 @@ sysroot_packages=(
   libsqlite3-dev libspdlog-dev nlohmann-json3-dev
   libopenblas-dev libdnnl-dev
   libonnx-dev libzip-dev libcli11-dev libssl-dev
+  prometheus-cpp-dev
 )
 
 install_host_packages() {

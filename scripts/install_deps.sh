@@ -11,6 +11,8 @@ packages=(
   libsqlite3-dev libspdlog-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   libopenblas-dev libdnnl-dev
   libonnx-dev libzip-dev libcli11-dev
+  # Prometheus metrics (--metrics-listen): prometheus-cpp.s counters, histograms and text format.
+  prometheus-cpp-dev
   # kiln serve names the models it stores by their SHA-256 (libcrypto).
   libssl-dev
   binutils

@@ -96,6 +96,7 @@ void Broker::enqueue(Task& task, bool front) {
   if (job.queued == 0) job.turn = ++key.next_turn;  // a job with nothing queued joins last
   std::deque<Queued>& queue = job.by_group[&group];
   if (queue.empty()) group.jobs.emplace(job.turn, task.spec.job_id);
+  task.queued_at = Clock::now();
   if (front) {
     queue.push_front({--key.next_front, task.spec.task_id});
   } else {
@@ -164,9 +165,10 @@ std::optional<Assignment> Broker::lease(const std::string& agent_id, const std::
   task.attempts += 1;
   task.agent = agent_id;
   task.deadline = deadlines_.emplace(now + task.spec.lease, task_id);
+  task.leased_at = now;
   leases_by_agent_[agent_id].insert(task_id);
-  return Assignment{task_id, task.spec.job_id, task.spec.payload, task.attempts,
-                    task.deadline->first};
+  return Assignment{task_id,       task.spec.job_id,     task.spec.payload,
+                    task.attempts, task.deadline->first, now - task.queued_at};
 }
 
 void Broker::remember_finished(const std::string& task_id) {
@@ -193,7 +195,13 @@ Result<Finished> Broker::complete(const std::string& agent_id, const std::string
   deadlines_.erase(task.deadline);
   leases_by_agent_[agent_id].erase(task_id);
   --keys_[task.spec.device_key].leased;
-  Finished done{task_id, task.spec.job_id, agent_id, false, task.attempts};
+  Finished done{task_id,
+                task.spec.job_id,
+                agent_id,
+                false,
+                task.attempts,
+                task.spec.device_key,
+                Clock::now() - task.leased_at};
   remember_finished(task_id);
   live_.erase(it);
   return done;
@@ -205,7 +213,13 @@ Finished Broker::take_back(std::string task_id) {
   task.deadline = deadlines_.end();
   leases_by_agent_[task.agent].erase(task_id);
   --keys_[task.spec.device_key].leased;
-  Finished out{task_id, task.spec.job_id, task.agent, false, task.attempts};
+  Finished out{task_id,
+               task.spec.job_id,
+               task.agent,
+               false,
+               task.attempts,
+               task.spec.device_key,
+               Clock::now() - task.leased_at};
   if (task.attempts >= options_.max_attempts) {
     out.device_lost = true;
     remember_finished(task_id);

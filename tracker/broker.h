@@ -97,6 +97,7 @@ struct Assignment {
   std::string payload;
   int attempt = 1;  ///< 1 for the first lease
   Clock::time_point deadline;
+  Clock::duration queued_for{};  ///< how long it waited in the queue for this lease
 };
 
 /// A task that finished, or a lease that was taken back.
@@ -106,6 +107,8 @@ struct Finished {
   std::string agent_id;      ///< the agent that completed it (or held the lease taken back)
   bool device_lost = false;  ///< a lease taken back was the last attempt: the task ended
   int attempts = 0;
+  std::string device_key;
+  Clock::duration held{};  ///< from the lease to its end
 };
 
 /// Counts per device key, for `kiln status`.
@@ -171,6 +174,7 @@ class Broker {
     int attempts = 0;
     std::string agent;  ///< the holder while leased; empty while queued
     Deadlines::iterator deadline;
+    Clock::time_point queued_at, leased_at;
   };
   /// A queued task: `order` sorts a job's tasks (re-queued ones below zero, newest first;
   /// then submitted ones in order).

@@ -18,6 +18,7 @@ class Host final : public TrackerHost {
   grpc::Service* service() override { return &service_; }
   void start() override { service_.start_reaper(); }
   void stop() override { service_.stop(); }
+  std::shared_ptr<prometheus::Collectable> metrics() override { return service_.metrics(); }
 
  private:
   TrackerService service_;
@@ -31,6 +32,7 @@ class GrpcTrackerServer : public TrackerServer {
   ~GrpcTrackerServer() override { shutdown(); }
 
   int port() const override { return port_; }
+  std::shared_ptr<prometheus::Collectable> metrics() override { return service_->metrics(); }
   void wait() override { server_->Wait(); }
   void shutdown() override {
     if (shut_down_.exchange(true)) return;

@@ -34,6 +34,10 @@ namespace kiln::v1 {
 class MeasureTask;
 }
 
+namespace prometheus {
+class Collectable;
+}
+
 namespace kiln::tracker {
 
 /// The most tasks one agent may ask to run at once (RegisterAgent.capacity; `kiln agent
@@ -84,6 +88,9 @@ class TrackerHost {
   virtual grpc::Service* service() = 0;
   virtual void start() = 0;
   virtual void stop() = 0;
+  /// The tracker's Prometheus metrics (tracker/metrics_internal.h names them), for an exposer
+  /// that stops scraping before the host is destroyed.
+  virtual std::shared_ptr<prometheus::Collectable> metrics() = 0;
 };
 
 class TrackerServer {
@@ -97,6 +104,8 @@ class TrackerServer {
   virtual void wait() = 0;
   /// Stops accepting calls, ends the streams and returns once every handler has finished.
   virtual void shutdown() = 0;
+  /// As TrackerHost::metrics.
+  virtual std::shared_ptr<prometheus::Collectable> metrics() = 0;
 };
 
 }  // namespace kiln::tracker

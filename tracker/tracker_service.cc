@@ -57,6 +57,7 @@ void Outgoing::send() {
 TrackerService::TrackerService(TrackerOptions options)
     : options_(std::move(options)),
       broker_(options_.broker),
+      metrics_(std::make_shared<TrackerMetrics>([this] { return gauges(); })),
       reaper_(std::chrono::milliseconds(100), [this] { reap(); }) {}
 
 void TrackerService::start_reaper() { reaper_.start(); }
@@ -290,6 +291,7 @@ grpc::ServerWriteReactor<pb::SubmitResponse>* TrackerService::Submit(
     for (const pb::MeasureTask& task : request->tasks()) live.task_ids.push_back(task.task_id());
     LiveSubmission& stored = submissions_[submission.get()] = std::move(live);
     update_waiting(stored, capabilities_of(request->device_key()), out);
+    metrics_->submitted(request->device_key(), size_t(request->tasks_size()));
     dispatch(request->device_key(), out);
   }
   logger("tracker")->debug("job={} key={} tasks={} queued", request->job_id(),
@@ -331,9 +333,8 @@ grpc::ServerUnaryReactor* TrackerService::GetStatus(grpc::CallbackServerContext*
       a->set_agent_id(id);
       a->set_device_key(record.device_key);
       a->set_target(record.target);
-      auto live = sessions_.find(id);
-      const bool connected = live != sessions_.end() && !live->second->lost;
-      a->set_state(!connected ? "lost" : live->second->tasks.empty() ? "idle" : "busy");
+      a->set_state(agent_state(id));
+      const bool connected = a->state() != "lost";
       a->set_tasks_done(record.done);
       a->set_errors(record.errors);
       *a->mutable_facts() = record.facts;
@@ -414,9 +415,11 @@ void TrackerService::account_taken_back(const Finished& f, Outgoing& out) {
     }
     logger("tracker")->warn("lease re-queued task={} agent={} attempt={}", f.task_id, f.agent_id,
                             f.attempts);
+    metrics_->requeued(f.device_key);
     return;
   }
   logger("tracker")->warn("task={} device lost after {} attempts", f.task_id, f.attempts);
+  metrics_->device_lost(f.device_key);
   pb::MeasureResult lost;
   lost.set_task_id(f.task_id);
   lost.set_error_code(pb::MEASURE_ERROR_CODE_DEVICE_LOST);
@@ -455,6 +458,8 @@ void TrackerService::on_result(AgentSession& session, const pb::MeasureResult& r
     }
   }
   if (copy.error_code() != pb::MEASURE_ERROR_CODE_OK) ++session.record->errors;
+  metrics_->completed(session.device_key, done->held,
+                      copy.error_code() == pb::MEASURE_ERROR_CODE_OK);
   deliver(result.task_id(), std::move(copy), out);
   dispatch(session.device_key, out);
 }
@@ -482,6 +487,7 @@ void TrackerService::dispatch(const std::string& key, Outgoing& out) {
         open.erase(open.begin() + ptrdiff_t(i));
         continue;
       }
+      metrics_->dispatched(key, a->queued_for);
       slots.front()->tasks.insert(a->task_id);
       out.tasks.emplace_back(std::move(slots.front()), std::move(*a));
       slots.pop_front();
@@ -555,6 +561,20 @@ void TrackerService::forget_lost_agents() {
     if (oldest == agents_.end()) return;  // every one is connected
     agents_.erase(oldest);
   }
+}
+
+std::string TrackerService::agent_state(const std::string& agent_id) const {
+  auto live = sessions_.find(agent_id);
+  if (live == sessions_.end() || live->second->lost) return "lost";
+  return live->second->tasks.empty() ? "idle" : "busy";
+}
+
+TrackerGauges TrackerService::gauges() {
+  TrackerGauges g;
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& [id, record] : agents_) ++g.agents[{record.device_key, agent_state(id)}];
+  g.keys = broker_.stats();
+  return g;
 }
 
 std::string TrackerService::live_key_of(const std::string& agent_id) const {

@@ -29,6 +29,7 @@
 #include "kiln/v1/tracker.grpc.pb.h"
 #include "tracker/agent_session_internal.h"
 #include "tracker/broker.h"
+#include "tracker/metrics_internal.h"
 #include "tracker/reaper_internal.h"
 #include "tracker/server.h"
 #include "tracker/submission_internal.h"
@@ -97,6 +98,10 @@ class TrackerService final : public kiln::v1::Tracker::CallbackService {
   /// Expires leases and takes silent agents for lost: the reaper's tick (reaper.cc).
   void reap();
 
+  /// Its metrics, for a Prometheus exposer; scrapes read the service, so the exposer stops
+  /// before the service goes.
+  std::shared_ptr<TrackerMetrics> metrics() const { return metrics_; }
+
  private:
   grpc::Status authenticate(grpc::CallbackServerContext* context) const;
   /// Hands a result to the submission waiting for it. Mutex held.
@@ -129,6 +134,10 @@ class TrackerService final : public kiln::v1::Tracker::CallbackService {
   void forget_lost_agents();
   /// The key of a known agent, or empty. Mutex held.
   std::string live_key_of(const std::string& agent_id) const;
+  /// "idle", "busy" (holds a task) or "lost" (no live session). Mutex held.
+  std::string agent_state(const std::string& agent_id) const;
+  /// The gauges of metrics_: agents by key and state, tasks by key. Takes the mutex.
+  TrackerGauges gauges();
 
   TrackerOptions options_;
   std::mutex mutex_;
@@ -162,6 +171,7 @@ class TrackerService final : public kiln::v1::Tracker::CallbackService {
   };
   std::unordered_map<const Submission*, LiveSubmission> submissions_;  ///< still streaming
   bool stopping_ = false;
+  std::shared_ptr<TrackerMetrics> metrics_;
   Reaper reaper_;
 };
 

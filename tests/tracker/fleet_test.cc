@@ -26,6 +26,7 @@
 
 #include "kiln/v1/tracker.grpc.pb.h"
 #include "tests/support/kiln_process_test.h"
+#include "tests/support/metrics_scrape.h"
 
 extern char** environ;
 
@@ -334,3 +335,57 @@ TEST_F(FleetTest, InvalidWorkloadsAndConfigsAreRefusedBeforeQueuing) {
 }
 
 }  // namespace
+
+TEST_F(FleetTest, MetricsCountTheTasksTheQueueAndTheAgents) {
+  const int port = start_tracker(0, {"--metrics-listen", "127.0.0.1:0"});
+  const int metrics = kiln::test::metrics_port(read_file(tracker().out));
+  ASSERT_GT(metrics, 0) << read_file(tracker().out);
+  Process& doomed = start_agent(port, "m1", {"--metrics-listen", "127.0.0.1:0"});
+  start_agent(port, "m2");
+  ASSERT_TRUE(wait_for_agents(port, 2));
+  std::map<std::string, double> before = kiln::test::scrape(metrics);
+  EXPECT_EQ(before[R"(kiln_tracker_agents{device_key="cpu",state="idle"})"], 2);
+
+  Process& tune = run("tune", tune_args(port, 24, "matmul:M=64,N=64,K=64"));
+  ASSERT_EQ(tune.wait(), 0) << read_file(tune.err);
+  const size_t measured = trial_records().size();
+  std::map<std::string, double> after = kiln::test::scrape(metrics);
+  const double submitted = after[R"(kiln_tracker_tasks_submitted_total{device_key="cpu"})"];
+  // Every task the job submitted was dispatched and came back OK, and each trial is one of
+  // them (the job's re-measurements of its best are tasks too).
+  EXPECT_GE(submitted, double(measured));
+  EXPECT_EQ(after[R"(kiln_tracker_tasks_dispatched_total{device_key="cpu"})"], submitted);
+  EXPECT_EQ(after[R"(kiln_tracker_tasks_completed_total{device_key="cpu",result="ok"})"],
+            submitted);
+  EXPECT_EQ(after[R"(kiln_tracker_measurement_latency_seconds_count{device_key="cpu"})"],
+            submitted);
+  EXPECT_EQ(after[R"(kiln_tracker_queued_tasks{device_key="cpu"})"], 0);
+  EXPECT_EQ(after[R"(kiln_tracker_leased_tasks{device_key="cpu"})"], 0);
+  EXPECT_EQ(after.count(R"(kiln_tracker_tasks_requeued_total{device_key="cpu"})"), 0u);
+
+  // The agent's own endpoint counts the tasks it measured.
+  const int agent_metrics = kiln::test::metrics_port(read_file(doomed.out));
+  ASSERT_GT(agent_metrics, 0) << read_file(doomed.err);
+  std::map<std::string, double> agent = kiln::test::scrape(agent_metrics);
+  EXPECT_EQ(agent["kiln_agent_connected"], 1);
+  EXPECT_GT(agent[R"(kiln_agent_tasks_total{result="ok"})"], 0);
+  EXPECT_EQ(agent["kiln_agent_measurement_seconds_count"],
+            agent[R"(kiln_agent_tasks_total{result="ok"})"] +
+                agent[R"(kiln_agent_tasks_total{result="error"})"]);
+  EXPECT_EQ(agent["kiln_agent_tasks_running"], 0);
+
+  doomed.signal(SIGKILL);
+  doomed.wait(10s);
+  const auto deadline = Clock::now() + 30s;
+  std::map<std::string, double> lost;
+  while (Clock::now() < deadline) {
+    lost = kiln::test::scrape(metrics);
+    if (lost[R"(kiln_tracker_agents{device_key="cpu",state="lost"})"] == 1) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(lost[R"(kiln_tracker_agents{device_key="cpu",state="lost"})"], 1);
+  EXPECT_EQ(lost[R"(kiln_tracker_agents{device_key="cpu",state="idle"})"], 1);
+
+  // Only GET /metrics is served.
+  EXPECT_EQ(kiln::test::http_get(metrics, "/").rfind("HTTP/1.1 404", 0), 0u);
+}

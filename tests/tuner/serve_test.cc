@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -20,6 +21,7 @@
 #include "kiln/v1/tuning.grpc.pb.h"
 #include "tests/model/two_conv_model.h"
 #include "tests/support/kiln_process_test.h"
+#include "tests/support/metrics_scrape.h"
 
 namespace {
 
@@ -163,6 +165,55 @@ TEST_F(ServeTest, AnswersWhatTheTuningLogHolds) {
   pb::QueryBestResponse bad_response;
   EXPECT_EQ(stub->QueryBest(&bad_context, bad, &bad_response).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(ServeTest, MetricsCountQueryBestAnswersAndJobsByState) {
+  tune_and_query_locally(4, 1);
+  ASSERT_FALSE(HasFailure());
+  const int port = start_server({"--metrics-listen", "127.0.0.1:0"});
+  ASSERT_GT(port, 0);
+  const int metrics = kiln::test::metrics_port(read_file(dir_ / "serve.out"));
+  ASSERT_GT(metrics, 0) << read_file(dir_ / "serve.out");
+  auto stub = pb::Tuning::NewStub(channel(port));
+  auto query = [&](const std::string& workload) {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", std::string("Bearer ") + kToken);
+    pb::QueryBestRequest request;
+    request.set_workload(workload);
+    request.set_target("llvm");
+    pb::QueryBestResponse answer;
+    return stub->QueryBest(&context, request, &answer).error_code();
+  };
+  EXPECT_EQ(query(kWorkload), grpc::StatusCode::OK);  // read from the log
+  EXPECT_EQ(query(kWorkload), grpc::StatusCode::OK);  // from the cache
+  EXPECT_EQ(query("matmul:M=4"), grpc::StatusCode::INVALID_ARGUMENT);
+  // A local job in the server, to its end.
+  std::string out;
+  ASSERT_EQ(run_to_end("tune-remote",
+                       {"tune", "--server", "127.0.0.1:" + std::to_string(port), "--workload",
+                        "matmul:M=16,N=16,K=16", "--target", "llvm", "--trials", "4", "--threads",
+                        "1", "--token-file", (dir_ / "token").string()},
+                       &out),
+            0)
+      << read_file(dir_ / "tune-remote.err");
+
+  std::map<std::string, double> samples = kiln::test::scrape(metrics);
+  EXPECT_EQ(samples[R"(kiln_serve_query_best_total{result="read"})"], 1);
+  EXPECT_EQ(samples[R"(kiln_serve_query_best_total{result="cached"})"], 1);
+  EXPECT_EQ(samples[R"(kiln_serve_query_best_total{result="error"})"], 1);
+  EXPECT_EQ(samples["kiln_serve_query_best_latency_seconds_count"], 3);
+  EXPECT_EQ(samples[R"(kiln_serve_jobs{state="succeeded"})"], 1);
+  EXPECT_EQ(samples.count(R"(kiln_serve_jobs{state="running"})"), 1u);
+  EXPECT_EQ(samples[R"(kiln_serve_jobs{state="running"})"], 0);
+  // The tracker it hosts reports beside it.
+  EXPECT_EQ(samples.count(R"(kiln_tracker_tasks_submitted_total{device_key="cpu"})"), 0u);
+  bool tracker_families = false;
+  for (const auto& [name, value] : samples) {
+    tracker_families = tracker_families || name.rfind("kiln_tracker_", 0) == 0;
+  }
+  EXPECT_FALSE(tracker_families) << "no agent, no key: the tracker's families are empty";
+  EXPECT_NE(kiln::test::http_get(metrics, "/metrics").find("# TYPE kiln_tracker_agents gauge"),
+            std::string::npos);
 }
 
 // The Python client in examples/, on Debian's python3-grpcio, with stubs generated now.

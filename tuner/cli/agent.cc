@@ -16,6 +16,7 @@
 #include "tuner/cli/commands.h"
 #include "tuner/cli/flags.h"
 #include "tuner/cli/fleet_flags.h"
+#include "tuner/cli/metrics_endpoint.h"
 #include "tuner/cli/worker_flags.h"
 
 namespace kiln::tuner {
@@ -47,6 +48,7 @@ FlagSet make_flags() {
                    "too: --worker 'qemu-aarch64 -L SYSROOT KILN agent-worker'");
   add_token_flag(flags);
   add_tls_client_flag(flags);
+  add_metrics_flag(flags);
   return flags;
 }
 
@@ -75,6 +77,11 @@ int agent_command(const std::vector<std::string>& args) {
   if (!ca) return report_error(ca.status());
   options.token = *token;
   options.tls_ca_pem = *ca;
+  if (Status s = check_metrics_flag(flags); !s.is_ok()) return report_error(s);
+  options.metrics = std::make_shared<agent::AgentMetrics>();
+  Result<std::unique_ptr<MetricsEndpoint>> metrics =
+      MetricsEndpoint::start(flags, {options.metrics->registry()});
+  if (!metrics) return report_error(metrics.status());
 
   struct sigaction action {};
   action.sa_handler = request_stop;

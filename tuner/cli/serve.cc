@@ -18,6 +18,7 @@
 #include "tracker/server.h"
 #include "tuner/cli/commands.h"
 #include "tuner/cli/flags.h"
+#include "tuner/cli/metrics_endpoint.h"
 #include "tuner/cli/tracker_options.h"
 #include "tuner/cli/tuning_log_flag.h"
 #include "tuner/cli/worker_flags.h"
@@ -67,6 +68,7 @@ FlagSet make_flags() {
                    "the command line of the worker processes that jobs without a device key "
                    "measure in, words split at spaces (default: this kiln binary's "
                    "agent-worker)");
+  add_metrics_flag(flags);
   return flags;
 }
 
@@ -96,12 +98,14 @@ int serve_command(const std::vector<std::string>& args) {
   if (!db) return report_error(db.status());
   Result<WorkerSetup> worker = worker_from_flags(flags);
   if (!worker) return report_error(worker.status());
+  if (Status s = check_metrics_flag(flags); !s.is_ok()) return report_error(s);
   signal(SIGPIPE, SIG_IGN);  // a dead worker's pipe is an error code, not a signal
   std::filesystem::path jobs = flags.get_string("jobs");
   if (jobs.empty()) jobs = std::filesystem::path(*db).replace_extension(".jobs.json");
   std::unique_ptr<TuningService> tuning;
   std::unique_ptr<tracker::TrackerHost> fleet;
   std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<MetricsEndpoint> metrics;  // destroyed first: its scrapes read the services
   return serve_until_signal(
       [&]() -> Status {
         KILN_ASSIGN_OR_RETURN(tuning,
@@ -140,6 +144,9 @@ int serve_command(const std::vector<std::string>& args) {
         logger("serve")->info("listening on {}:{} db={} tracker={} tls={} token={}", host, port,
                               db->string(), fleet != nullptr, !options->tls_cert_pem.empty(),
                               !options->token.empty());
+        std::vector<std::shared_ptr<prometheus::Collectable>> collectables = {tuning->metrics()};
+        if (fleet) collectables.push_back(fleet->metrics());
+        KILN_ASSIGN_OR_RETURN(metrics, MetricsEndpoint::start(flags, std::move(collectables)));
         return Status::ok();
       },
       [&] { server->Wait(); },

@@ -7,6 +7,7 @@
 #include "tracker/server.h"
 #include "tuner/cli/commands.h"
 #include "tuner/cli/flags.h"
+#include "tuner/cli/metrics_endpoint.h"
 #include "tuner/cli/tracker_options.h"
 
 namespace kiln::tuner {
@@ -22,6 +23,7 @@ FlagSet make_flags() {
                 "free port) and runs until SIGINT or SIGTERM.\nExit codes: 0 stopped, 1 cannot "
                 "listen, 2 bad flags or unreadable token or TLS files.");
   add_tracker_server_flags(flags, "127.0.0.1:9190");
+  add_metrics_flag(flags);
   return flags;
 }
 
@@ -32,7 +34,9 @@ int tracker_command(const std::vector<std::string>& args) {
   if (auto exit_code = parse_flags_or_exit(flags, args)) return *exit_code;
   Result<tracker::TrackerOptions> options = tracker_options_from_flags(flags);
   if (!options) return report_error(options.status());
+  if (Status s = check_metrics_flag(flags); !s.is_ok()) return report_error(s);
   std::unique_ptr<tracker::TrackerServer> server;
+  std::unique_ptr<MetricsEndpoint> metrics;  // destroyed first: its scrapes read the tracker
   return serve_until_signal(
       [&]() -> Status {
         KILN_ASSIGN_OR_RETURN(server, tracker::TrackerServer::start(*options));
@@ -40,6 +44,7 @@ int tracker_command(const std::vector<std::string>& args) {
         std::cout << "listening on " << host << ":" << server->port() << std::endl;
         logger("tracker")->info("listening on {}:{} tls={} token={}", host, server->port(),
                                 !options->tls_cert_pem.empty(), !options->token.empty());
+        KILN_ASSIGN_OR_RETURN(metrics, MetricsEndpoint::start(flags, {server->metrics()}));
         return Status::ok();
       },
       [&] { server->wait(); }, [&] { server->shutdown(); });

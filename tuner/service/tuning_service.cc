@@ -22,6 +22,7 @@
 #include "kiln/v1/tuning.grpc.pb.h"
 #include "proto/kiln/grpc_status.h"
 #include "tuner/service/job_manager.h"
+#include "tuner/service/serve_metrics.h"
 
 namespace kiln::tuner {
 namespace {
@@ -311,10 +312,17 @@ class Service final : public pb::Tuning::CallbackService, public TuningService {
 
   grpc::Service* service() override { return this; }
 
+  std::shared_ptr<prometheus::Collectable> metrics() override { return metrics_; }
+
   grpc::ServerUnaryReactor* QueryBest(grpc::CallbackServerContext* context,
                                       const pb::QueryBestRequest* request,
                                       pb::QueryBestResponse* response) override {
-    return answer(context, [&] { return cached_query_best(*request, *response); });
+    const auto started = std::chrono::steady_clock::now();
+    ServeMetrics::Answer how = ServeMetrics::Answer::kError;
+    grpc::ServerUnaryReactor* reactor =
+        answer(context, [&] { return cached_query_best(*request, *response, how); });
+    metrics_->query_best(std::chrono::steady_clock::now() - started, how);
+    return reactor;
   }
 
   grpc::ServerUnaryReactor* ListWorkloads(grpc::CallbackServerContext* context,
@@ -376,7 +384,8 @@ class Service final : public pb::Tuning::CallbackService, public TuningService {
   /// query_best through the cache of answers: every answer the log gave since its last change
   /// (in this process or another), by the request's exact strings. Only answers are cached,
   /// never errors.
-  Status cached_query_best(const pb::QueryBestRequest& request, pb::QueryBestResponse& response) {
+  Status cached_query_best(const pb::QueryBestRequest& request, pb::QueryBestResponse& response,
+                           ServeMetrics::Answer& how) {
     if (request.model().size() > kMaxModelNameBytes) {
       return invalid_argument("model must be at most " + std::to_string(kMaxModelNameBytes) +
                               " bytes, the longest device model kiln stores");
@@ -393,10 +402,12 @@ class Service final : public pb::Tuning::CallbackService, public TuningService {
       auto it = cache_.find(key);
       if (it != cache_.end() && it->second.generation == generation) {
         response.CopyFrom(it->second.response);
+        how = ServeMetrics::Answer::kCached;
         return Status::ok();
       }
     }
     KILN_RETURN_IF_ERROR(query_best(request, response));
+    how = ServeMetrics::Answer::kRead;
     const size_t bytes = key.size() + response.ByteSizeLong();
     std::unique_lock<std::shared_mutex> lock(cache_mutex_);
     if (cache_.size() >= kMaxCachedAnswers || cache_bytes_ + bytes > kMaxCachedBytes) {
@@ -513,6 +524,12 @@ class Service final : public pb::Tuning::CallbackService, public TuningService {
   std::mutex watches_mutex_;
   std::map<std::string, int> open_watches_;  // by client, never zero
   std::atomic<uint64_t> generation_{0};
+
+  std::shared_ptr<ServeMetrics> metrics_ = std::make_shared<ServeMetrics>([this] {
+    std::map<std::string, int64_t> by_state;
+    for (const JobStatus& job : jobs_->list()) ++by_state[std::string(job_state_name(job.state))];
+    return by_state;
+  });
 
   std::mutex poll_mutex_;
   std::condition_variable poll_wake_;

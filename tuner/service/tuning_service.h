@@ -18,6 +18,10 @@ class Channel;
 class Service;
 }  // namespace grpc
 
+namespace prometheus {
+class Collectable;
+}
+
 namespace kiln::tuner {
 
 struct TuningServiceOptions {
@@ -41,6 +45,9 @@ class TuningService {
   /// Stops the running jobs at their next batch, recording them as interrupted; waits up to
   /// `timeout` and returns how many still run.
   virtual int interrupt_jobs(std::chrono::milliseconds timeout) = 0;
+  /// Its Prometheus metrics (serve_metrics.h names them), for an exposer that stops scraping
+  /// before the service is destroyed.
+  virtual std::shared_ptr<prometheus::Collectable> metrics() = 0;
 };
 
 }  // namespace kiln::tuner
