@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
 # Installs kiln's build and test dependencies from Debian 12's packages.
 # Idempotent: only missing packages are fetched. Needs root (or sudo) when something is missing.
+#
+# Usage: bash scripts/install_deps.sh [--build-only]
+#   --build-only   what building the kiln binary needs, and nothing for the tests (a container
+#                  image's build stage)
 set -euo pipefail
 
-packages=(
-  build-essential cmake ninja-build ccache pkg-config git
+# What `cmake --build build --target kiln` needs.
+build_packages=(
+  build-essential cmake ninja-build ccache pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libxgboost-dev xgboost
   llvm-16-dev
-  libsqlite3-dev libspdlog-dev nlohmann-json3-dev libgtest-dev libgmock-dev
+  libsqlite3-dev libspdlog-dev nlohmann-json3-dev
   libopenblas-dev libdnnl-dev
   libonnx-dev libzip-dev libcli11-dev
-  # Prometheus metrics (--metrics-listen): prometheus-cpp.s counters, histograms and text format.
-  prometheus-cpp-dev
   # kiln serve names the models it stores by their SHA-256 (libcrypto).
   libssl-dev
-  binutils
+  # Prometheus metrics (--metrics-listen): prometheus-cpp's counters, histograms and text format.
+  prometheus-cpp-dev
+)
+
+# What the tests, the benchmarks and the deploy/ checks need beside it.
+test_packages=(
+  git binutils libgtest-dev libgmock-dev
   # The TLS tests make their certificates with openssl.
   openssl
   python3-grpcio
@@ -24,7 +33,20 @@ packages=(
   # The fuzz targets (tests/fuzz/, built in build-fuzz/): clang with libFuzzer and the sanitizer
   # runtimes, and clang's OpenMP, which the configure step of kiln's baselines looks for.
   clang-16 libfuzzer-16-dev libclang-rt-16-dev libomp-16-dev
+  # The deploy/ checks: systemd-analyze verifies the units; the compose file and the Kubernetes
+  # manifests are read as YAML.
+  systemd python3-yaml
 )
+
+packages=("${build_packages[@]}")
+case "${1:-}" in
+  --build-only) ;;
+  "") packages+=("${test_packages[@]}") ;;
+  *)
+    echo "usage: bash scripts/install_deps.sh [--build-only]" >&2
+    exit 2
+    ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

@@ -99,6 +99,10 @@ int agent_worker_command(const std::vector<std::string>& args) {
                  "stdin and takes no flags\n";
     return args[0] == "--help" || args[0] == "-h" ? 0 : 2;
   }
+  if (check_flags_only()) {
+    std::cout << "kiln agent-worker: the command line is valid\n";
+    return 0;
+  }
   return agent::worker_main();
 }
 

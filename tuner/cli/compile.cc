@@ -70,6 +70,10 @@ int compile_command(const std::vector<std::string>& args) {
     std::cout << flags.help();
     return 0;
   }
+  if (check_flags_only()) {
+    std::cout << "kiln compile: the command line is valid\n";
+    return 0;
+  }
   const std::string model_path = flags.get_positional("model");
   const std::string out_path = flags.get_string("output");
   Result<core::Target> target = core::parse_target(flags.get_string("target"));

@@ -16,6 +16,7 @@ namespace kiln::tuner {
 const char* const kGlobalFlagsHelp =
     "  --log-level LEVEL  trace, debug, info, warn, error or off (default: warn); SPDLOG_LEVEL\n"
     "                     in the environment overrides it per logger\n"
+    "  --check-flags      parse the command line, say whether it is valid, start nothing\n"
     "  --help             show this help\n";
 
 namespace {
@@ -475,11 +476,22 @@ void add_threads_flag(FlagSet& flags, const std::string& help) {
                 "this machine's cores, " + std::to_string(cores));
 }
 
+namespace {
+bool check_flags_only_ = false;
+}  // namespace
+
+void set_check_flags_only(bool on) { check_flags_only_ = on; }
+bool check_flags_only() { return check_flags_only_; }
+
 std::optional<int> parse_flags_or_exit(FlagSet& flags, const std::vector<std::string>& args) {
   Status status = flags.parse(args);
   if (!status.is_ok()) return report_error(status);
   if (flags.help_requested()) {
     std::cout << flags.help();
+    return 0;
+  }
+  if (check_flags_only()) {
+    std::cout << "kiln " << flags.command() << ": the command line is valid\n";
     return 0;
   }
   return std::nullopt;

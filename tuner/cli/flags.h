@@ -92,6 +92,8 @@ class FlagSet {
   /// The value of a positional argument, empty when it was not given.
   const std::string& get_positional(std::string_view name) const;
 
+  /// The subcommand as typed ("run", "db export").
+  const std::string& command() const { return command_; }
   /// True when the flag or positional argument was given on the command line.
   bool is_set(std::string_view name) const;
 
@@ -129,9 +131,16 @@ class FlagSet {
 /// cores as the default; `help` says what the threads run.
 void add_threads_flag(FlagSet& flags, const std::string& help);
 
+/// The global `--check-flags` (main sets it): every command parses its command line, says
+/// whether it is valid, and starts nothing. For deployment files (units, manifests) to be
+/// checked against the kiln that will run them.
+void set_check_flags_only(bool on);
+bool check_flags_only();
+
 /// Parses `args` into `flags` and handles what every subcommand treats alike: on --help it
 /// prints the help on stdout and returns 0; on a parse error it prints `error: <message>` on
-/// stderr and returns 2. Returns nullopt when the command should go on.
+/// stderr and returns 2; under --check-flags it prints "kiln COMMAND: the command line is
+/// valid" on stdout and returns 0. Returns nullopt when the command should go on.
 std::optional<int> parse_flags_or_exit(FlagSet& flags, const std::vector<std::string>& args);
 
 /// Prints `error: <message>` on stderr and returns the exit code for `status`: 2 when the

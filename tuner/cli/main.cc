@@ -55,7 +55,7 @@ const Command* find_command(std::string_view name) {
 }
 
 void print_usage(std::ostream& out) {
-  out << "usage: kiln [--log-level LEVEL] <command> [flags]\n"
+  out << "usage: kiln [--log-level LEVEL] [--check-flags] <command> [flags]\n"
          "       kiln help <command> | --help | --version\n\n"
          "kiln is an autotuning compiler for tensor programs.\n\ncommands:\n";
   size_t width = 0;
@@ -75,16 +75,20 @@ int unknown_command(std::string_view name) {
   return 2;
 }
 
-// Takes `--log-level LEVEL` / `--log-level=LEVEL` out of `args`, wherever it stands before a
-// `--`, so that it works before and after the command name: CLI11 parses it and leaves every
-// other argument, in order, for the command. The last one given counts. Sets the level ("warn"
-// when absent) and returns the other arguments, or nullopt after printing an error.
-std::optional<std::vector<std::string>> take_log_level(const std::vector<std::string>& args) {
+// Takes the global flags out of `args`, wherever they stand before a `--`, so that they work
+// before and after the command name: `--log-level LEVEL` / `--log-level=LEVEL` (the last one
+// given counts; "warn" when absent) and `--check-flags`. CLI11 parses them and leaves every
+// other argument, in order, for the command. Sets them and returns the other arguments, or
+// nullopt after printing an error.
+std::optional<std::vector<std::string>> take_global_flags(const std::vector<std::string>& args) {
   CLI::App globals("kiln's global flags", "kiln");
   globals.set_help_flag();  // --help belongs to kiln's usage and to each command
   globals.allow_extras();
   std::string level = "warn";
   globals.add_option("--log-level", level)->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  bool check_flags = false;
+  globals.add_flag("--check-flags", check_flags)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 reads last first
   try {
     globals.parse(reversed);
@@ -101,11 +105,12 @@ std::optional<std::vector<std::string>> take_log_level(const std::vector<std::st
               << "' for --log-level; use trace, debug, info, warn, error or off\n";
     return std::nullopt;
   }
+  set_check_flags_only(check_flags);
   return globals.remaining();
 }
 
 int dispatch(const std::vector<std::string>& argv) {
-  std::optional<std::vector<std::string>> rest = take_log_level(argv);
+  std::optional<std::vector<std::string>> rest = take_global_flags(argv);
   if (!rest) return 2;
   const std::vector<std::string>& args = *rest;
   if (args.empty()) {

@@ -84,6 +84,10 @@ int run_module_command(const std::vector<std::string>& args) {
     std::cout << flags.help();
     return 0;
   }
+  if (check_flags_only()) {
+    std::cout << "kiln run: the command line is valid\n";
+    return 0;
+  }
   Result<std::unique_ptr<graph::ModuleRuntime>> loaded =
       graph::ModuleRuntime::load(flags.get_string("module"));
   if (!loaded.is_ok()) return fail(loaded.status());
