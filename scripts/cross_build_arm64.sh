@@ -46,7 +46,7 @@ sysroot_packages=(
   libsqlite3-dev libspdlog-dev nlohmann-json3-dev
   libopenblas-dev libdnnl-dev
   libonnx-dev libzip-dev libcli11-dev libssl-dev
-  prometheus-cpp-dev
+  prometheus-cpp-dev libpq-dev
 )
 
 install_host_packages() {

@@ -18,6 +18,8 @@ build_packages=(
   libonnx-dev libzip-dev libcli11-dev
   # kiln serve names the models it stores by their SHA-256 (libcrypto).
   libssl-dev
+  # The PostgreSQL tuning log (--db postgresql://...).
+  libpq-dev
   # Prometheus metrics (--metrics-listen): prometheus-cpp's counters, histograms and text format.
   prometheus-cpp-dev
 )
@@ -33,6 +35,8 @@ test_packages=(
   # The fuzz targets (tests/fuzz/, built in build-fuzz/): clang with libFuzzer and the sanitizer
   # runtimes, and clang's OpenMP, which the configure step of kiln's baselines looks for.
   clang-16 libfuzzer-16-dev libclang-rt-16-dev libomp-16-dev
+  # The tuning-log suite on PostgreSQL starts a real server (initdb, pg_ctl) per test.
+  postgresql-15
   # The deploy/ checks: systemd-analyze verifies the units; the compose file and the Kubernetes
   # manifests are read as YAML.
   systemd python3-yaml

@@ -37,6 +37,7 @@ fi
 # install_deps.sh installed the model suite's peers (ONNX's node tests, PyTorch and
 # torchvision): here their absence is a failure, not a skip.
 export KILN_REQUIRE_MODEL=1
+export KILN_REQUIRE_POSTGRES=1
 
 # Test selection: ctest's -L/-LE label options (or -R NAME) come from this script's arguments.
 test_selection=("$@")

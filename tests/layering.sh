@@ -75,6 +75,11 @@ for component in "${components[@]}"; do
     violations=$((violations + 1))
   done < <(includes "$component" | awk -F: '$3 ~ /^sqlite3(ext)?\.h$/')
   while IFS=: read -r file line included; do
+    case "$file" in compiler_core/db/*) continue ;; esac
+    echo "$file:$line: includes \"$included\": libpq headers belong in compiler_core/db/" >&2
+    violations=$((violations + 1))
+  done < <(includes "$component" | awk -F: '$3 ~ /^(libpq-fe|libpq-events|pg_config)\.h$/')
+  while IFS=: read -r file line included; do
     case "$file" in compiler_core/frontend/onnx/*) continue ;; esac
     echo "$file:$line: includes \"$included\": ONNX headers belong in compiler_core/frontend/onnx/" >&2
     violations=$((violations + 1))

@@ -143,10 +143,13 @@ class TuningLog {
   std::unique_ptr<Impl> impl_;
 };
 
-/// InvalidArgument when `location` is a URL (`scheme://...`, as `postgresql://kiln@host/db`):
-/// this build opens SQLite files only, and a URL must never be taken for a relative file path
-/// (which would create a folder named after the scheme).
+/// InvalidArgument when `location` is a URL kiln cannot open (`mysql://...`): kiln opens SQLite
+/// files and PostgreSQL URLs (`postgresql://` or `postgres://`), and a URL must never be taken
+/// for a relative file path (which would create a folder named after the scheme).
 Status check_tuning_log_location(std::string_view location);
+
+/// True when `location` names a tuning log on a database server (a PostgreSQL URL), not a file.
+bool is_tuning_log_url(std::string_view location);
 
 /// The default location of the tuning log: $KILN_DB when set and not empty, else
 /// $XDG_DATA_HOME/kiln/tuning.db when XDG_DATA_HOME is set to an absolute path, else

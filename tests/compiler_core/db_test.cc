@@ -5,14 +5,18 @@
 
 #include <stdlib.h>
 
+#include <cctype>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -26,6 +30,7 @@
 #include "compiler_core/runtime/buffer.h"
 #include "compiler_core/schedule/templates.h"
 #include "compiler_core/te/reference.h"
+#include "tests/support/postgres_server.h"
 
 namespace kiln::core {
 
@@ -36,6 +41,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 Workload workload_of(std::string_view text) {
@@ -103,8 +109,12 @@ class TuningLogTest : public ::testing::Test {
     fs::remove_all(dir_, error);
   }
 
+  /// Where the log `name` lives: a file in dir_, or (TuningLogOnEachBackend on PostgreSQL) a
+  /// database of the test's server.
+  virtual std::string location(const std::string& name) { return (dir_ / name).string(); }
+
   TuningLog open_log(const std::string& name = "tuning.db", TuningLogOptions options = {}) {
-    Result<TuningLog> log = TuningLog::open(dir_ / name, options);
+    Result<TuningLog> log = TuningLog::open(location(name), options);
     EXPECT_TRUE(log.is_ok()) << log.status().to_string();
     if (!log.is_ok()) throw std::runtime_error("cannot open the test log");
     return std::move(log).value();
@@ -123,6 +133,61 @@ class TuningLogTest : public ::testing::Test {
 
   fs::path dir_;
 };
+
+enum class Backend { kSqlite, kPostgres };
+
+/// The tests of what a tuning log means, whatever stores it: each runs on a SQLite file and on
+/// a database of a real PostgreSQL server (tests/support/postgres_server.h).
+class TuningLogOnEachBackend : public TuningLogTest, public ::testing::WithParamInterface<Backend> {
+ protected:
+  void SetUp() override {
+    TuningLogTest::SetUp();
+    if (GetParam() != Backend::kPostgres) return;
+    server_ = kiln::test::PostgresServer::get();
+    if (server_ == nullptr) {
+      if (std::getenv("KILN_REQUIRE_POSTGRES") != nullptr) {
+        FAIL() << kiln::test::PostgresServer::why();
+      }
+      GTEST_SKIP() << kiln::test::PostgresServer::why();
+    }
+  }
+
+  std::string location(const std::string& name) override {
+    if (GetParam() != Backend::kPostgres) return TuningLogTest::location(name);
+    auto it = databases_.find(name);
+    if (it != databases_.end()) return it->second;
+    std::string database = name;
+    for (char& c : database) {
+      if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+    }
+    const std::string url = server_->create_database(database);
+    EXPECT_FALSE(url.empty()) << "cannot create database " << database;
+    return databases_[name] = url;
+  }
+
+  bool on_sqlite() const { return GetParam() == Backend::kSqlite; }
+
+  /// The reader's data version once it differs from `before`: at once on SQLite, within a
+  /// notification's way on PostgreSQL (up to 2 s).
+  static int64_t version_after(const TuningLog& reader, int64_t before) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    int64_t now = *reader.data_version();
+    while (now == before && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      now = *reader.data_version();
+    }
+    return now;
+  }
+
+  kiln::test::PostgresServer* server_ = nullptr;
+  std::map<std::string, std::string> databases_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Backends, TuningLogOnEachBackend,
+                         ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         [](const ::testing::TestParamInfo<Backend>& info) {
+                           return info.param == Backend::kSqlite ? "Sqlite" : "Postgres";
+                         });
 
 TEST(MeasureError, NamesRoundTrip) {
   for (int i = 0; i < kNumMeasureErrors; ++i) {
@@ -236,7 +301,7 @@ TEST_F(TuningLogTest, CreatesAWalLogWithSchemaVersionAndMeta) {
   EXPECT_EQ(raw_sql(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'records_best'"), "1");
 }
 
-TEST_F(TuningLogTest, StoresEveryFieldOfARecord) {
+TEST_P(TuningLogOnEachBackend, StoresEveryFieldOfARecord) {
   TuningLog log = open_log();
   TuningRecord record =
       record_of("conv2d:N=1,C=8,H=9,W=9,K=8,R=3,S=3,pad=1", host_key(), 42, {0.003, 0.001, 0.002});
@@ -260,7 +325,7 @@ TEST_F(TuningLogTest, StoresEveryFieldOfARecord) {
   EXPECT_EQ(stored.kiln_version, KILN_TEST_VERSION);
 }
 
-TEST_F(TuningLogTest, OneWorkloadUnderEverySpelling) {
+TEST_P(TuningLogOnEachBackend, OneWorkloadUnderEverySpelling) {
   TuningLog log = open_log();
   TuningRecord matmul = record_of("matmul:K=64,N=32,M=16", host_key(), 1, {0.1});
   TuningRecord conv = record_of(
@@ -283,7 +348,7 @@ TEST_F(TuningLogTest, OneWorkloadUnderEverySpelling) {
   EXPECT_EQ(stats->workloads, 2);
 }
 
-TEST_F(TuningLogTest, RecordsAnswerOnlyForTheHardwareTheyWereMeasuredOn) {
+TEST_P(TuningLogOnEachBackend, RecordsAnswerOnlyForTheHardwareTheyWereMeasuredOn) {
   TuningLog log = open_log();
   const std::string w = "matmul:M=16,N=16,K=16";
   const TargetKey sm80{"cuda -arch=sm_80", ""};
@@ -310,7 +375,7 @@ TEST_F(TuningLogTest, RecordsAnswerOnlyForTheHardwareTheyWereMeasuredOn) {
   EXPECT_EQ(best_index({"cuda    -arch=sm_80", ""}), 1);
 }
 
-TEST_F(TuningLogTest, BestIsTheFastestValidMedianOncePerConfig) {
+TEST_P(TuningLogOnEachBackend, BestIsTheFastestValidMedianOncePerConfig) {
   TuningLog log = open_log();
   const std::string w = "matmul:M=16,N=16,K=16";
   const TargetKey key = host_key();
@@ -342,7 +407,7 @@ TEST_F(TuningLogTest, BestIsTheFastestValidMedianOncePerConfig) {
   EXPECT_TRUE(best->empty());
 }
 
-TEST_F(TuningLogTest, AppendIsAllOrNothing) {
+TEST_P(TuningLogOnEachBackend, AppendIsAllOrNothing) {
   TuningLog log = open_log();
   const std::string w = "matmul:M=16,N=16,K=16";
   std::vector<TuningRecord> batch = {record_of(w, host_key(), 1, {0.1}),
@@ -362,7 +427,7 @@ TEST_F(TuningLogTest, AppendIsAllOrNothing) {
   EXPECT_EQ(stats->workloads, 0);
 }
 
-TEST_F(TuningLogTest, HistoryKeepsAppendOrderAndGivesTheLatest) {
+TEST_P(TuningLogOnEachBackend, HistoryKeepsAppendOrderAndGivesTheLatest) {
   TuningLog log = open_log();
   const std::string w = "matmul:M=16,N=16,K=16";
   for (int64_t i = 0; i < 5; ++i) {
@@ -381,7 +446,7 @@ TEST_F(TuningLogTest, HistoryKeepsAppendOrderAndGivesTheLatest) {
   EXPECT_EQ((*latest)[1].config_index, 6);
 }
 
-TEST_F(TuningLogTest, DataVersionChangesWithEveryOtherConnectionsCommit) {
+TEST_P(TuningLogOnEachBackend, DataVersionChangesWithEveryOtherConnectionsCommit) {
   TuningLog reader = open_log();
   TuningLog writer = open_log();
   const std::string w = "matmul:M=16,N=16,K=16";
@@ -389,15 +454,15 @@ TEST_F(TuningLogTest, DataVersionChangesWithEveryOtherConnectionsCommit) {
   ASSERT_TRUE(before.is_ok()) << before.status().to_string();
   EXPECT_EQ(*reader.data_version(), *before) << "nothing was committed";
   ASSERT_TRUE(writer.append(std::vector<TuningRecord>{record_of(w, host_key(), 1, {0.1})}).is_ok());
-  Result<int64_t> after = reader.data_version();
-  ASSERT_TRUE(after.is_ok());
-  EXPECT_NE(*after, *before);
+  const int64_t after = version_after(reader, *before);
+  EXPECT_NE(after, *before);
   // The reader's own commits are not another connection's.
   ASSERT_TRUE(reader.append(std::vector<TuningRecord>{record_of(w, host_key(), 2, {0.1})}).is_ok());
-  EXPECT_EQ(*reader.data_version(), *after);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(*reader.data_version(), after);
 }
 
-TEST_F(TuningLogTest, StatsCountByOutcome) {
+TEST_P(TuningLogOnEachBackend, StatsCountByOutcome) {
   TuningLog log = open_log();
   std::vector<TuningRecord> records = {
       record_of("matmul:M=1,N=1,K=1", host_key(), 1, {0.1}),
@@ -419,7 +484,7 @@ TEST_F(TuningLogTest, StatsCountByOutcome) {
   EXPECT_EQ(stats->last_measured_at_ms, 1717243200002);
 }
 
-TEST_F(TuningLogTest, ExportThenImportGivesTheSameBestAnswers) {
+TEST_P(TuningLogOnEachBackend, ExportThenImportGivesTheSameBestAnswers) {
   TuningLog source = open_log("source.db");
   const std::vector<std::string> workloads = {"matmul:M=16,N=16,K=16", "dense:M=1,N=8,K=4,bias=1",
                                               "batch_matmul:B=2,M=4,N=4,K=4"};
@@ -455,7 +520,7 @@ TEST_F(TuningLogTest, ExportThenImportGivesTheSameBestAnswers) {
   }
 }
 
-TEST_F(TuningLogTest, AMalformedImportLineNamesItsNumberAndImportsNothing) {
+TEST_P(TuningLogOnEachBackend, AMalformedImportLineNamesItsNumberAndImportsNothing) {
   TuningLog log = open_log();
   const std::string good =
       record_to_json_line(record_of("matmul:M=8,N=8,K=8", {"cuda -arch=sm_90", ""}, 3, {0.5}));
@@ -479,14 +544,19 @@ TEST_F(TuningLogTest, ReadOnlyOpenOfAMissingFileCreatesNothing) {
   EXPECT_FALSE(fs::exists(dir_ / "missing"));
 }
 
-TEST_F(TuningLogTest, ReadOnlyLogAnswersAndRefusesWrites) {
-  { std::ofstream(dir_ / "empty.db"); }
+TEST_P(TuningLogOnEachBackend, ReadOnlyLogAnswersAndRefusesWrites) {
+  // An empty file, or a database without tables: a log with nothing in it, left as it is.
+  if (on_sqlite()) std::ofstream(dir_ / "empty.db").flush();
   TuningLog empty = open_log("empty.db", {.read_only = true});
+  EXPECT_EQ(empty.schema_version(), 0);
   Result<std::vector<TuningRecord>> best =
       empty.best(workload_of("matmul:M=1,N=1,K=1"), host_key());
   ASSERT_TRUE(best.is_ok());
   EXPECT_TRUE(best->empty());
-  EXPECT_EQ(fs::file_size(dir_ / "empty.db"), 0u);
+  if (on_sqlite()) {
+    EXPECT_EQ(fs::file_size(dir_ / "empty.db"), 0u);
+  }
+  EXPECT_EQ(open_log("empty.db", {.read_only = true}).schema_version(), 0) << "still empty";
 
   {
     TuningLog writer = open_log();
@@ -541,7 +611,7 @@ TEST_F(TuningLogTest, MigratesALogOfAnOlderSchema) {
 // Records of boards of a cross target: a query with no model answers from every real board,
 // an emulated board's records answer only a query for emulated boards, and export keeps the
 // mark.
-TEST_F(TuningLogTest, EmulatedBoardsNeverAnswerForRealOnes) {
+TEST_P(TuningLogOnEachBackend, EmulatedBoardsNeverAnswerForRealOnes) {
   const std::string w = "matmul:M=64,N=64,K=64";
   const std::string arm = "llvm -mtriple=aarch64-linux-gnu -mcpu=cortex-a72";
   const TargetKey pi{arm, "ARM Cortex-A72", false};
@@ -604,7 +674,7 @@ TuningRecord record_with_threads(const std::string& workload, int64_t config_ind
 
 // One workload measured at 1 and at 2 threads: each count keeps its own best and history, a
 // query for every count sees both, and export and import keep the count.
-TEST_F(TuningLogTest, EachThreadCountKeepsItsOwnBest) {
+TEST_P(TuningLogOnEachBackend, EachThreadCountKeepsItsOwnBest) {
   const std::string w = "matmul:M=16,N=16,K=16";
   TuningLog log = open_log();
   ASSERT_TRUE(log.append(std::vector<TuningRecord>{
@@ -693,12 +763,19 @@ TEST_F(TuningLogTest, ALogFromBeforeThreadCountsReadsThemFromTheMeasureOptions) 
 TEST_F(TuningLogTest, RefusesAUrlAndCreatesNothing) {
   const fs::path before = fs::current_path();
   fs::current_path(dir_);
-  for (const char* url : {"postgresql://kiln@127.0.0.1:5432/kiln", "sqlite:///tmp/x.db"}) {
+  for (const char* url : {"mysql://kiln@127.0.0.1:3306/kiln", "sqlite:///tmp/x.db"}) {
     Result<TuningLog> log = TuningLog::open(url);
     ASSERT_FALSE(log.is_ok()) << url;
     EXPECT_EQ(log.status().code(), StatusCode::kInvalidArgument);
     EXPECT_THAT(log.status().message(), HasSubstr("URL")) << url;
   }
+  // A PostgreSQL URL is a server to connect to (none listens on port 1), never a file; its
+  // password stays out of the message.
+  Result<TuningLog> unreachable = TuningLog::open("postgresql://kiln:secret@127.0.0.1:1/kiln");
+  ASSERT_FALSE(unreachable.is_ok());
+  EXPECT_EQ(unreachable.status().code(), StatusCode::kUnavailable);
+  EXPECT_THAT(unreachable.status().message(), HasSubstr("postgresql://kiln:***@127.0.0.1:1/kiln"));
+  EXPECT_THAT(unreachable.status().message(), Not(HasSubstr("secret")));
   EXPECT_TRUE(fs::is_empty(dir_));
   fs::current_path(before);
   // Paths that merely hold a colon are files.
@@ -851,7 +928,7 @@ void expect_correct(const Workload& workload, Kernel& kernel) {
   EXPECT_LE(max_relative_error(args.back(), expected.data(), expected.size()), 1e-4);
 }
 
-TEST_F(TuningLogTest, ApplyBestFallsBackToTheDefaultConfig) {
+TEST_P(TuningLogOnEachBackend, ApplyBestFallsBackToTheDefaultConfig) {
   const Workload workload = workload_of("matmul:M=24,N=16,K=8");
   const Target host = *resolve_host_target(Target{});
   const ConfigSpace space = *config_space(workload, host);
@@ -875,7 +952,7 @@ TEST_F(TuningLogTest, ApplyBestFallsBackToTheDefaultConfig) {
   EXPECT_STREQ(config_source_name(applied->choice.source), "default");
 }
 
-TEST_F(TuningLogTest, ApplyBestBuildsTheFastestValidRecordsConfig) {
+TEST_P(TuningLogOnEachBackend, ApplyBestBuildsTheFastestValidRecordsConfig) {
   const Workload workload = workload_of("matmul:M=24,N=16,K=8");
   const Target host = *resolve_host_target(Target{});
   const ConfigSpace space = *config_space(workload, host);
@@ -903,7 +980,7 @@ TEST_F(TuningLogTest, ApplyBestBuildsTheFastestValidRecordsConfig) {
 // A record stored before a knob was appended to its template (here conv2d's tile_oh) names
 // only the knobs of its day: it still parses, to the kernel it was measured as, and stays the
 // best the log answers with.
-TEST_F(TuningLogTest, RecordsFromBeforeAnAppendedKnobKeepTheirConfig) {
+TEST_P(TuningLogOnEachBackend, RecordsFromBeforeAnAppendedKnobKeepTheirConfig) {
   const Workload workload = workload_of("conv2d:N=1,C=8,H=6,W=6,K=16,R=3,S=3,stride=1,pad=1");
   const Target host = *resolve_host_target(Target{});
   const ConfigSpace space = *config_space(workload, host);

@@ -258,15 +258,22 @@ TEST_F(KilnDbCli, BestReportsBadInput) {
   EXPECT_NE(top.err.find("--top"), std::string::npos);
   // A URL is an error, never a relative file path: neither a read (kiln run, kiln best) nor a
   // write (kiln tune) creates a folder named after its scheme.
-  const std::string url = "postgresql://kiln@127.0.0.1:1/kiln";
-  for (const std::string& command :
-       {"best --workload " + std::string(kWorkload) + " --target llvm --db " + url,
-        run_args("--db " + url),
-        "tune --workload " + std::string(kWorkload) + " --target llvm --trials 1 --db " + url}) {
-    Outcome refused = run_kiln(command);
-    EXPECT_EQ(refused.exit_code, 2) << command;
-    EXPECT_NE(refused.err.find("is a postgresql URL"), std::string::npos) << refused.err;
+  for (const std::string url :
+       {"mysql://kiln@127.0.0.1:1/kiln", "postgresql://kiln@127.0.0.1:1/kiln"}) {
+    const bool postgres = url.starts_with("postgresql");
+    for (const std::string& command :
+         {"best --workload " + std::string(kWorkload) + " --target llvm --db " + url,
+          run_args("--db " + url),
+          "tune --workload " + std::string(kWorkload) + " --target llvm --trials 1 --db " + url}) {
+      Outcome refused = run_kiln(command);
+      // A scheme kiln does not open is the user's mistake; a PostgreSQL server that does not
+      // answer is not.
+      EXPECT_EQ(refused.exit_code, postgres ? 1 : 2) << command;
+      EXPECT_NE(refused.err.find(postgres ? "cannot connect" : "is a mysql URL"), std::string::npos)
+          << refused.err;
+    }
   }
+  EXPECT_FALSE(fs::exists("mysql:"));
   EXPECT_FALSE(fs::exists("postgresql:"));
   Outcome help = run_kiln("best --help");
   EXPECT_EQ(help.exit_code, 0);

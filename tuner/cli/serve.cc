@@ -62,7 +62,8 @@ FlagSet make_flags() {
   add_db_flag(flags, "the tuning log to serve (created when missing)");
   flags.add_string("jobs", "FILE",
                    "where tuning jobs are kept, to be listed and resumed after a restart "
-                   "(default: beside the tuning log, NAME.jobs.json for NAME.db)");
+                   "(default: beside the tuning log, NAME.jobs.json for NAME.db; kiln.jobs.json "
+                   "in the working folder for a PostgreSQL log)");
   flags.add_bool("no-tracker", "serve the Tuning service only, without the tracker");
   add_worker_flags(flags,
                    "the command line of the worker processes that jobs without a device key "
@@ -101,7 +102,11 @@ int serve_command(const std::vector<std::string>& args) {
   if (Status s = check_metrics_flag(flags); !s.is_ok()) return report_error(s);
   signal(SIGPIPE, SIG_IGN);  // a dead worker's pipe is an error code, not a signal
   std::filesystem::path jobs = flags.get_string("jobs");
-  if (jobs.empty()) jobs = std::filesystem::path(*db).replace_extension(".jobs.json");
+  if (jobs.empty()) {
+    jobs = core::is_tuning_log_url(db->string())
+               ? std::filesystem::path("kiln.jobs.json")
+               : std::filesystem::path(*db).replace_extension(".jobs.json");
+  }
   std::unique_ptr<TuningService> tuning;
   std::unique_ptr<tracker::TrackerHost> fleet;
   std::unique_ptr<grpc::Server> server;

@@ -13,7 +13,8 @@ void add_db_flag(FlagSet& flags, const std::string& use) {
   // The default is spelled out in the help instead of resolved: it depends on the environment.
   flags.add_string("db", "PATH",
                    use +
-                       " (default: $KILN_DB, else $XDG_DATA_HOME/kiln/tuning.db, else "
+                       ": a SQLite file, or a PostgreSQL URL (postgresql://USER@HOST:PORT/DB) "
+                       "(default: $KILN_DB, else $XDG_DATA_HOME/kiln/tuning.db, else "
                        "~/.local/share/kiln/tuning.db)");
 }
 
@@ -45,7 +46,8 @@ Result<core::BestConfig> best_stored_config(const FlagSet& flags, const core::Wo
   Result<std::filesystem::path> path = db_path(flags);
   if (!path && flags.is_set("db")) return path.status();
   std::error_code error;
-  if (!path || !std::filesystem::exists(*path, error)) {
+  if (!path ||
+      (!core::is_tuning_log_url(path->string()) && !std::filesystem::exists(*path, error))) {
     logger("tuner")->debug("no tuning log ({}); using the default config",
                            path ? "none at " + path->string() : path.status().message());
     return core::select_best_config(nullptr, workload, core::TargetKey{}, space);
