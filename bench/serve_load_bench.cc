@@ -11,6 +11,9 @@
 //   queries per second);
 // - paced at --rate queries/s in all (default 20,000; 0 skips it): the latency at that load,
 //   counted from when each query fell due, so answers that come late count in full.
+// With --postgres URL it measures the same on that PostgreSQL log next, in the same run, and
+// prints PostgreSQL's saturated QPS over SQLite's (target: at least 0.8; the answers come from
+// the server's cache either way).
 // Figures: queries per second, p50/p90/p99/p99.9 latency at the clients, the CPU a query of
 // the server and of the clients, errors, and the server's peak resident memory. Target (issue):
 // at least 20,000 QPS and p99 below 5 ms on this 2-core machine, which the clients share with
@@ -67,6 +70,8 @@ struct Options {
   double rate = 20000;  // queries/s of the paced phase; 0: saturated only
   bool json = false;
   std::string db;  // kept, and filled only when it does not exist yet
+  /// A PostgreSQL log to measure after the SQLite one, in the same run (filled when empty).
+  std::string postgres;
 };
 
 [[noreturn]] void fail(const std::string& message) {
@@ -96,13 +101,17 @@ Options parse(int argc, char** argv) {
       o.rate = std::stod(value());
     } else if (a == "--db") {
       o.db = value();
+    } else if (a == "--postgres") {
+      o.postgres = value();
     } else if (a == "--json") {
       o.json = true;
     } else if (a == "--help" || a == "-h") {
       std::cout << "usage: kiln_serve_load_bench [--records 1000000] [--workloads 1000]\n"
                    "         [--clients 64] [--channels 8] [--seconds 10] [--rate 20000]\n"
                    "         [--json]\n"
-                   "         [--db PATH  (a log to keep: filled once, reused by later runs)]\n";
+                   "         [--db PATH  (a log to keep: filled once, reused by later runs)]\n"
+                   "         [--postgres URL  (then the same on this PostgreSQL log, filled when\n"
+                   "                           empty, side by side with SQLite)]\n";
       std::exit(0);
     } else {
       fail("unknown flag '" + a + "'; see --help");
@@ -119,7 +128,7 @@ std::string workload_name(int64_t i) {
   return "matmul:M=" + std::to_string(i + 1) + ",N=512,K=512";
 }
 
-void fill(const fs::path& path, const Options& o, const core::TargetKey& key) {
+void fill(const std::string& path, const Options& o, const core::TargetKey& key) {
   kiln::Result<core::TuningLog> log = core::TuningLog::open(path);
   if (!log) fail("open: " + log.status().to_string());
   std::mt19937_64 rng(1);
@@ -311,6 +320,78 @@ Phase run_phase(const Options& o, const core::TargetKey& key,
   return phase;
 }
 
+/// What one log's run measured.
+struct LogRun {
+  std::string name;
+  Phase saturated, paced;
+  int64_t peak_kb = 0;
+};
+
+/// True when the log at `location` holds no records (or does not exist).
+bool empty_log(const std::string& location) {
+  if (!core::is_tuning_log_url(location) && !fs::exists(location)) return true;
+  kiln::Result<core::TuningLog> log = core::TuningLog::open(location, {.read_only = true});
+  if (!log) fail("open " + location + ": " + log.status().to_string());
+  kiln::Result<core::TuningLogStats> stats = log->stats();
+  if (!stats) fail("stats: " + stats.status().to_string());
+  return stats->records == 0;
+}
+
+/// Fills `location` unless it holds records, serves it, and runs both phases against it.
+LogRun run_log(const std::string& name, const std::string& location, const Options& o,
+               const core::TargetKey& key, const fs::path& out) {
+  if (empty_log(location)) {
+    const auto fill_start = Clock::now();
+    fill(location, o, key);
+    std::cerr << "load: " << name << ": " << o.records << " records in "
+              << std::chrono::duration<double>(Clock::now() - fill_start).count() << " s\n";
+  } else {
+    std::cerr << "load: " << name << ": reusing its records (its own --records and --workloads)\n";
+  }
+  kiln::bench::ServerProcess server = kiln::bench::start_server(
+      KILN_BINARY,
+      {"serve", "--listen", "127.0.0.1:0", "--db", location, "--no-tracker", "--jobs",
+       (out.parent_path() / (name + ".jobs.json")).string()},
+      out.string());
+  const std::string address = "127.0.0.1:" + std::to_string(server.port);
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (int c = 0; c < o.channels; ++c) {
+    grpc::ChannelArguments channel_args;
+    channel_args.SetInt("grpc.channel_id", c);  // distinct arguments: distinct connections
+    channels.push_back(
+        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), channel_args));
+  }
+  LogRun run;
+  run.name = name;
+  run.saturated = run_phase(o, key, channels, server, 0);
+  if (o.rate > 0) run.paced = run_phase(o, key, channels, server, o.rate);
+  run.peak_kb = server.peak_rss_kb();
+  server.stop();
+  return run;
+}
+
+void print(const LogRun& run, const Options& o) {
+  std::printf("QueryBest on %s: %lld records, %d clients over %d connections\n", run.name.c_str(),
+              static_cast<long long>(o.records), o.clients, o.channels);
+  std::printf("  saturated (each client sends its next query when the last is answered):\n");
+  run.saturated.print();
+  std::printf("    %.0f queries/s   [%s >= 20000]\n", run.saturated.qps(),
+              run.saturated.qps() >= 20000 ? "ok" : "MISSED");
+  if (o.rate > 0) {
+    std::printf("  paced at %.0f queries/s (latency from each query's scheduled send time):\n",
+                o.rate);
+    run.paced.print();
+    std::printf("    p99 %.3f ms   [%s p99 < 5 ms]\n", run.paced.p_ms(0.99),
+                run.paced.p_ms(0.99) < 5 ? "ok" : "MISSED");
+  }
+  std::printf("  server peak memory %.1f MiB\n", double(run.peak_kb) / 1024);
+}
+
+bool clean(const LogRun& run, const Options& o) {
+  return run.saturated.errors == 0 && run.saturated.empty == 0 &&
+         (o.rate == 0 || (run.paced.errors == 0 && run.paced.empty == 0));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -319,63 +400,33 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   std::string pattern = (fs::temp_directory_path() / "kiln_serve_load_XXXXXX").string();
   if (mkdtemp(pattern.data()) == nullptr) fail("cannot make a temporary folder");
-  const fs::path dir = pattern, out = dir / "serve.out";
-  const fs::path db = o.db.empty() ? dir / "tuning.db" : fs::path(o.db);
+  const fs::path dir = pattern;
+  const std::string db = o.db.empty() ? (dir / "tuning.db").string() : o.db;
   kiln::Result<core::TargetKey> key = core::make_target_key(core::Target{}, 0);
   if (!key) fail("target key: " + key.status().to_string());
-  if (o.db.empty() || !fs::exists(db)) {
-    const auto fill_start = Clock::now();
-    fill(db, o, *key);
-    std::cerr << "load: " << o.records << " records in "
-              << std::chrono::duration<double>(Clock::now() - fill_start).count() << " s\n";
-  } else {
-    std::cerr << "load: reusing " << db.string() << " (its own --records and --workloads)\n";
+  std::vector<LogRun> runs = {run_log("sqlite", db, o, *key, dir / "sqlite.out")};
+  if (!o.postgres.empty()) {
+    runs.push_back(run_log("postgresql", o.postgres, o, *key, dir / "postgresql.out"));
   }
-
-  kiln::bench::ServerProcess server = kiln::bench::start_server(
-      KILN_BINARY, {"serve", "--listen", "127.0.0.1:0", "--db", db.string(), "--no-tracker"},
-      out.string());
-  const int port = server.port;
-  const std::string address = "127.0.0.1:" + std::to_string(port);
-
-  std::vector<std::shared_ptr<grpc::Channel>> channels;
-  for (int c = 0; c < o.channels; ++c) {
-    grpc::ChannelArguments channel_args;
-    channel_args.SetInt("grpc.channel_id", c);  // distinct arguments: distinct connections
-    channels.push_back(
-        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), channel_args));
-  }
-  const Phase saturated = run_phase(o, *key, channels, server, 0);
-  const Phase paced = o.rate > 0 ? run_phase(o, *key, channels, server, o.rate) : Phase{};
-  const int64_t peak_kb = server.peak_rss_kb();
-  server.stop();
   std::error_code ignored;
   fs::remove_all(dir, ignored);
 
   if (o.json) {
-    nlohmann::json j{{"records", o.records},
-                     {"workloads", o.workloads},
-                     {"clients", o.clients},
-                     {"saturated", saturated.json()},
-                     {"server_peak_rss_kb", peak_kb}};
-    if (o.rate > 0) j["paced"] = paced.json();
+    nlohmann::json j{{"records", o.records}, {"workloads", o.workloads}, {"clients", o.clients}};
+    for (const LogRun& run : runs) {
+      j[run.name] = {{"saturated", run.saturated.json()}, {"server_peak_rss_kb", run.peak_kb}};
+      if (o.rate > 0) j[run.name]["paced"] = run.paced.json();
+    }
     std::cout << j.dump() << "\n";
   } else {
-    std::printf("QueryBest: %lld records, %d clients over %d connections\n",
-                static_cast<long long>(o.records), o.clients, o.channels);
-    std::printf("  saturated (each client sends its next query when the last is answered):\n");
-    saturated.print();
-    std::printf("    %.0f queries/s   [%s >= 20000]\n", saturated.qps(),
-                saturated.qps() >= 20000 ? "ok" : "MISSED");
-    if (o.rate > 0) {
-      std::printf("  paced at %.0f queries/s (latency from each query's scheduled send time):\n",
-                  o.rate);
-      paced.print();
-      std::printf("    p99 %.3f ms   [%s p99 < 5 ms]\n", paced.p_ms(0.99),
-                  paced.p_ms(0.99) < 5 ? "ok" : "MISSED");
+    for (const LogRun& run : runs) print(run, o);
+    if (runs.size() == 2) {
+      const double ratio = runs[1].saturated.qps() / runs[0].saturated.qps();
+      std::printf("PostgreSQL / SQLite saturated QPS: %.2f   [%s >= 0.8]\n", ratio,
+                  ratio >= 0.8 ? "ok" : "MISSED");
     }
-    std::printf("  server peak memory %.1f MiB\n", double(peak_kb) / 1024);
   }
-  return saturated.errors == 0 && saturated.empty == 0 && paced.errors == 0 && paced.empty == 0 ? 0
-                                                                                                : 1;
+  bool ok = true;
+  for (const LogRun& run : runs) ok = ok && clean(run, o);
+  return ok ? 0 : 1;
 }

@@ -245,17 +245,46 @@ class PostgresBackend final : public TuningLogBackend {
                                          int k) override {
     std::vector<TuningRecord> out;
     if (empty_) return out;
-    // Each config once, at its fastest on any of the key's boards; the k fastest of those.
-    const std::string sql =
-        std::string("SELECT ") + kRecordColumns +
-        " FROM (SELECT DISTINCT ON (r.config_index) r.id " + kKeyMatch +
-        " AND r.error_code = 0 ORDER BY r.config_index, r.median_cost, r.id) fastest JOIN records "
-        "r ON r.id = fastest.id JOIN targets t ON t.id = r.target_id ORDER BY r.median_cost, r.id "
-        "LIMIT $6";
-    Params params = key_params(workload, key);
-    params.push_back(std::to_string(k));
     KILN_RETURN_IF_ERROR(retry([&]() -> Status {
-      KILN_ASSIGN_OR_RETURN(out, read_records(sql, params, workload));
+      out.clear();
+      KILN_ASSIGN_OR_RETURN(
+          Rows ids,
+          exec("SELECT w.id, t.id FROM workloads w, targets t WHERE w.key = $1 AND "
+               "t.target = $2 AND t.emulated = $3::integer AND ($4 = '' OR t.model = "
+               "$4) ORDER BY t.id",
+               {workload, key.target, std::to_string(key.emulated ? 1 : 0), key.model}, "read"));
+      // Each board's rows come fastest first off the best-query index, as many as it takes
+      // to see k configs; the boards' are merged and each config kept once, at its fastest.
+      const std::string sql =
+          std::string("SELECT ") + kRecordColumns +
+          " FROM records r JOIN targets t ON t.id = r.target_id WHERE r.workload_id = "
+          "$1::bigint AND r.target_id = $2::bigint AND r.error_code = 0" +
+          (key.threads > 0 ? " AND r.threads = $4::integer" : " AND $4::integer = 0") +
+          " ORDER BY r.median_cost, r.id LIMIT $3::bigint";
+      for (int i = 0; i < PQntuples(ids.get()); ++i) {
+        std::set<int64_t> configs;
+        std::vector<TuningRecord> board;
+        for (int64_t limit = 4 * int64_t{k};; limit *= 4) {
+          KILN_ASSIGN_OR_RETURN(
+              board, read_records(sql,
+                                  {PQgetvalue(ids.get(), i, 0), PQgetvalue(ids.get(), i, 1),
+                                   std::to_string(limit), std::to_string(key.threads)},
+                                  workload));
+          configs.clear();
+          for (const TuningRecord& r : board) configs.insert(r.config_index);
+          if (static_cast<int64_t>(board.size()) < limit || static_cast<int>(configs.size()) >= k) {
+            break;
+          }
+        }
+        for (TuningRecord& r : board) out.push_back(std::move(r));
+      }
+      std::stable_sort(out.begin(), out.end(), [](const TuningRecord& a, const TuningRecord& b) {
+        return a.median_cost() < b.median_cost();
+      });
+      std::set<int64_t> configs;
+      std::erase_if(out,
+                    [&](const TuningRecord& r) { return !configs.insert(r.config_index).second; });
+      if (static_cast<int>(out.size()) > k) out.resize(static_cast<size_t>(k));
       return Status::ok();
     }));
     return out;
