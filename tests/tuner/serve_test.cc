@@ -22,6 +22,7 @@
 #include "tests/model/two_conv_model.h"
 #include "tests/support/kiln_process_test.h"
 #include "tests/support/metrics_scrape.h"
+#include "tests/support/postgres_server.h"
 
 namespace {
 
@@ -214,6 +215,76 @@ TEST_F(ServeTest, MetricsCountQueryBestAnswersAndJobsByState) {
   EXPECT_FALSE(tracker_families) << "no agent, no key: the tracker's families are empty";
   EXPECT_NE(kiln::test::http_get(metrics, "/metrics").find("# TYPE kiln_tracker_agents gauge"),
             std::string::npos);
+}
+
+// Two servers on one PostgreSQL log: what a job of one stores, the other answers; and a record
+// another process stores reaches both servers' answers (their caches are retired by the log's
+// notifications).
+TEST_F(ServeTest, TwoServersOnOnePostgresLogAnswerAlike) {
+  kiln::test::PostgresServer* postgres = kiln::test::PostgresServer::get();
+  if (postgres == nullptr) {
+    if (std::getenv("KILN_REQUIRE_POSTGRES") != nullptr) {
+      FAIL() << kiln::test::PostgresServer::why();
+    }
+    GTEST_SKIP() << kiln::test::PostgresServer::why();
+  }
+  const std::string url = postgres->create_database("shared");
+  ASSERT_FALSE(url.empty());
+  auto start = [&](const std::string& name) {
+    return wait_for_port(run(name, {"serve", "--listen", "127.0.0.1:0", "--db", url, "--jobs",
+                                    (dir_ / (name + ".jobs.json")).string(), "--token-file",
+                                    (dir_ / "token").string()}));
+  };
+  const int a = start("serve-a"), b = start("serve-b");
+  ASSERT_GT(a, 0);
+  ASSERT_GT(b, 0);
+  std::string out;
+  ASSERT_EQ(run_to_end("tune-on-a",
+                       {"tune", "--server", "127.0.0.1:" + std::to_string(a), "--workload",
+                        kWorkload, "--target", "llvm", "--trials", "8", "--threads", "1",
+                        "--token-file", (dir_ / "token").string()},
+                       &out),
+            0)
+      << read_file(dir_ / "tune-on-a.err");
+  auto best_of = [&](int port) {
+    auto stub = pb::Tuning::NewStub(channel(port));
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", std::string("Bearer ") + kToken);
+    pb::QueryBestRequest request;
+    request.set_workload(kWorkload);
+    request.set_target("llvm");
+    request.set_threads(1);
+    pb::QueryBestResponse answer;
+    EXPECT_TRUE(stub->QueryBest(&context, request, &answer).ok());
+    return answer.records_size() == 1 ? answer.records(0) : pb::BestRecord();
+  };
+  const pb::BestRecord on_a = best_of(a), on_b = best_of(b);
+  EXPECT_GT(on_a.time_s(), 0);
+  EXPECT_EQ(on_a.config().index(), on_b.config().index());
+  EXPECT_EQ(on_a.time_s(), on_b.time_s());
+
+  // A faster record from another process (kiln db import into the same log).
+  std::string exported;
+  ASSERT_EQ(run_to_end("export", {"db", "export", "--db", url}, &exported), 0)
+      << read_file(dir_ / "export.err");
+  nlohmann::json faster = nlohmann::json::parse(exported.substr(0, exported.find('\n')));
+  faster["costs"] = {1e-9};
+  faster["error"] = "OK";
+  faster["config"]["index"] = on_a.config().index() + 1;
+  const fs::path line = dir_ / "faster.jsonl";
+  std::ofstream(line) << faster.dump() << "\n";
+  ASSERT_EQ(run_to_end("import", {"db", "import", "--db", url, "--input", line.string()}, &out), 0)
+      << read_file(dir_ / "import.err");
+  for (int port : {a, b}) {
+    const auto deadline = std::chrono::steady_clock::now() + 2s;
+    pb::BestRecord now = best_of(port);
+    while (now.config().index() != on_a.config().index() + 1 &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(1ms);
+      now = best_of(port);
+    }
+    EXPECT_EQ(now.config().index(), on_a.config().index() + 1) << "server on port " << port;
+  }
 }
 
 // The Python client in examples/, on Debian's python3-grpcio, with stubs generated now.
