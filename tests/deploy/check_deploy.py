@@ -118,9 +118,56 @@ def containerfile_command(path):
     return command
 
 
+# In every Debian 12 image: the C library, the C++ runtime and libgcc.
+BASE_PACKAGES = {"libc6", "libstdc++6", "libgcc-s1"}
+
+
+def linked_packages(kiln):
+    """The Debian packages of the libraries the binary names in its NEEDED entries."""
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]",
+                        subprocess.run(["readelf", "-d", kiln], capture_output=True, text=True,
+                                       check=True).stdout)
+    resolved = {}
+    for line in subprocess.run(["ldd", kiln], capture_output=True, text=True,
+                               check=True).stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[1] == "=>":
+            resolved[parts[0]] = parts[2]
+    packages = set()
+    for library in needed:
+        if library.startswith("ld-linux"):
+            continue  # the dynamic loader, libc6's
+        if library not in resolved:
+            fail(f"ldd does not resolve {library}, which {kiln} needs")
+        # The package of the file itself, not of a link to it (a -dev package's); dpkg knows it
+        # by the path its package installed it at, which with /usr merged may be under /lib.
+        real = os.path.realpath(resolved[library])
+        for path in (real, real.replace("/usr/lib/", "/lib/", 1)):
+            owner = subprocess.run(["dpkg", "-S", path], capture_output=True, text=True)
+            if owner.returncode == 0:
+                break
+        if owner.returncode != 0:
+            fail(f"no Debian package holds {resolved[library]}")
+        packages.add(owner.stdout.split(":")[0])
+    return packages
+
+
+def check_runtime_packages(kiln, containerfile):
+    """The runtime stage installs the package of every library the binary links."""
+    text = open(containerfile).read().replace("\\\n", " ")
+    stages = text.split("\nFROM ")
+    installed = set(re.findall(r"[a-z0-9][a-z0-9.+-]+", stages[-1].split("apt-get install", 1)[1]
+                               .split("&&", 1)[0]))
+    missing = sorted(linked_packages(kiln) - installed - BASE_PACKAGES)
+    if missing:
+        fail(f"the Containerfile's runtime stage lacks {', '.join(missing)}, which kiln links")
+    print("ok Containerfile runtime stage: every library kiln links")
+
+
 def check_container(kiln, folder):
     check_command_line(kiln, "Containerfile CMD",
                        containerfile_command(os.path.join(folder, "Containerfile")))
+    check_runtime_packages(kiln, os.path.join(folder, "Containerfile"))
     compose = os.path.join(folder, "compose.yaml")
     if not os.path.exists(compose):
         return
