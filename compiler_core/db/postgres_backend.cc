@@ -600,11 +600,8 @@ class PostgresBackend final : public TuningLogBackend {
   /// Reads row `i` (kRecordColumns) into `record`.
   Status read_record(const PGresult* rows, int i, const std::string& workload,
                      TuningRecord& record) {
-    nlohmann::json costs = nlohmann::json::parse(PQgetvalue(rows, i, 2), nullptr, false);
-    const bool costs_ok = !costs.is_discarded() && costs.is_array() &&
-                          std::all_of(costs.begin(), costs.end(),
-                                      [](const nlohmann::json& c) { return c.is_number(); });
-    if (!costs_ok) {
+    std::optional<std::vector<double>> costs = costs_from_json(PQgetvalue(rows, i, 2));
+    if (!costs) {
       return Status(StatusCode::kDataLoss, "tuning log " + shown_ + " holds record " +
                                                PQgetvalue(rows, i, 10) + " with malformed costs");
     }
@@ -612,7 +609,7 @@ class PostgresBackend final : public TuningLogBackend {
     record.workload = workload;
     record.config_index = int64_at(rows, i, 0);
     record.config_knobs = PQgetvalue(rows, i, 1);
-    record.costs = costs.get<std::vector<double>>();
+    record.costs = std::move(*costs);
     record.error_message = PQgetvalue(rows, i, 4);
     record.agent = PQgetvalue(rows, i, 5);
     record.device = PQgetvalue(rows, i, 6);

@@ -7,6 +7,7 @@
 #include <functional>
 #include <istream>
 #include <map>
+#include <optional>
 #include <ostream>
 #include <random>
 #include <set>
@@ -520,17 +521,14 @@ class SqliteBackend final : public TuningLogBackend {
   Status read_record(const Statement& statement, TuningRecord* record) {
     record->config_index = statement.int64(0);
     record->config_knobs = statement.text(1);
-    nlohmann::json costs = nlohmann::json::parse(statement.text(2), nullptr, false);
+    std::optional<std::vector<double>> costs = costs_from_json(statement.text(2));
     const int64_t error = statement.int64(3);
-    const bool costs_ok = !costs.is_discarded() && costs.is_array() &&
-                          std::all_of(costs.begin(), costs.end(),
-                                      [](const nlohmann::json& c) { return c.is_number(); });
-    if (!costs_ok || error < 0 || error >= kNumMeasureErrors) {
+    if (!costs || error < 0 || error >= kNumMeasureErrors) {
       return Status(StatusCode::kDataLoss, "tuning log '" + path.string() + "' holds record " +
                                                std::to_string(statement.int64(10)) +
                                                " with malformed costs or error code");
     }
-    record->costs = costs.get<std::vector<double>>();
+    record->costs = std::move(*costs);
     record->error = static_cast<MeasureError>(error);
     record->error_message = statement.text(4);
     record->agent = statement.text(5);

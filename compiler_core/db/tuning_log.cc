@@ -1,5 +1,6 @@
 #include "compiler_core/db/tuning_log.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <istream>
@@ -8,6 +9,8 @@
 #include <string_view>
 #include <unordered_map>
 #include <utility>
+
+#include <nlohmann/json.hpp>
 
 #include "compiler_core/db/record_internal.h"
 #include "compiler_core/db/tuning_log_backend_internal.h"
@@ -28,6 +31,16 @@ namespace db_internal {
 
 std::string op_of(const std::string& workload_key) {
   return workload_key.substr(0, workload_key.find(':'));
+}
+
+std::optional<std::vector<double>> costs_from_json(std::string_view text) {
+  nlohmann::json costs = nlohmann::json::parse(text, nullptr, false);
+  if (costs.is_discarded() || !costs.is_array() ||
+      !std::all_of(costs.begin(), costs.end(),
+                   [](const nlohmann::json& c) { return c.is_number(); })) {
+    return std::nullopt;
+  }
+  return costs.get<std::vector<double>>();
 }
 
 Result<MeasureError> measure_error_of(int64_t code, const std::string& where) {

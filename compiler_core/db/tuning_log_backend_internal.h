@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -63,6 +64,9 @@ std::string redact_url(std::string_view url);
 
 /// The op of a canonical workload string ("matmul" of "matmul:M=...").
 std::string op_of(const std::string& workload_key);
+
+/// A stored record's costs column (a JSON array of numbers); nullopt when it is not one.
+std::optional<std::vector<double>> costs_from_json(std::string_view text);
 
 /// A kiln tuning log's measure error code as a MeasureError; DataLoss naming `where` for one
 /// this build does not know.

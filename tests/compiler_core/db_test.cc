@@ -143,13 +143,8 @@ class TuningLogOnEachBackend : public TuningLogTest, public ::testing::WithParam
   void SetUp() override {
     TuningLogTest::SetUp();
     if (GetParam() != Backend::kPostgres) return;
-    server_ = kiln::test::PostgresServer::get();
-    if (server_ == nullptr) {
-      if (std::getenv("KILN_REQUIRE_POSTGRES") != nullptr) {
-        FAIL() << kiln::test::PostgresServer::why();
-      }
-      GTEST_SKIP() << kiln::test::PostgresServer::why();
-    }
+    server_ = kiln::test::PostgresServer::for_test();
+    if (server_ == nullptr) GTEST_SKIP() << kiln::test::PostgresServer::why();
   }
 
   std::string location(const std::string& name) override {

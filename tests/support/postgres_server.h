@@ -18,6 +18,8 @@
 #include <memory>
 #include <string>
 
+#include <gtest/gtest.h>
+
 namespace kiln::test {
 
 class PostgresServer {
@@ -29,6 +31,16 @@ class PostgresServer {
   static PostgresServer* get() {
     static std::unique_ptr<PostgresServer> server = start();
     return server && server->port_ > 0 ? server.get() : nullptr;
+  }
+
+  /// The server for a test; null when there is none, after failing the test when
+  /// KILN_REQUIRE_POSTGRES is set (the README's test command sets it). The caller skips on null.
+  static PostgresServer* for_test() {
+    PostgresServer* server = get();
+    if (server == nullptr && std::getenv("KILN_REQUIRE_POSTGRES") != nullptr) {
+      ADD_FAILURE() << why();
+    }
+    return server;
   }
 
   /// Why get() gave null.

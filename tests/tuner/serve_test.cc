@@ -221,13 +221,8 @@ TEST_F(ServeTest, MetricsCountQueryBestAnswersAndJobsByState) {
 // another process stores reaches both servers' answers (their caches are retired by the log's
 // notifications).
 TEST_F(ServeTest, TwoServersOnOnePostgresLogAnswerAlike) {
-  kiln::test::PostgresServer* postgres = kiln::test::PostgresServer::get();
-  if (postgres == nullptr) {
-    if (std::getenv("KILN_REQUIRE_POSTGRES") != nullptr) {
-      FAIL() << kiln::test::PostgresServer::why();
-    }
-    GTEST_SKIP() << kiln::test::PostgresServer::why();
-  }
+  kiln::test::PostgresServer* postgres = kiln::test::PostgresServer::for_test();
+  if (postgres == nullptr) GTEST_SKIP() << kiln::test::PostgresServer::why();
   const std::string url = postgres->create_database("shared");
   ASSERT_FALSE(url.empty());
   auto start = [&](const std::string& name) {
