@@ -42,6 +42,9 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* kChannel = "kiln_tuning_log";
 /// Taken by a migration (pg_advisory_xact_lock): "kiln" in ASCII.
 constexpr int64_t kMigrationLock = 0x6b696c6e;
+/// The first key of job claims (pg_try_advisory_lock(int, int), the second is the job's number):
+/// "kjob" in ASCII.
+constexpr int32_t kJobClaimLock = 0x6b6a6f62;
 /// Rows of one multi-row INSERT (14 parameters each, under PostgreSQL's 65,535).
 constexpr size_t kRecordsPerStatement = 1000;
 /// Rows an export fetches at a time from its cursor.
@@ -100,6 +103,14 @@ constexpr const char* kPostgresMigrations[] = {
       CREATE INDEX records_best_by_threads
         ON records (workload_id, target_id, threads, error_code, median_cost);
     )sql",
+    // 4 -> 5: the jobs of kiln serve.
+    R"sql(
+      CREATE TABLE jobs (
+        number BIGSERIAL PRIMARY KEY,
+        document TEXT NOT NULL,
+        cancel_requested INTEGER NOT NULL DEFAULT 0
+      );
+    )sql",
 };
 static_assert(std::size(kPostgresMigrations) == kTuningLogSchemaVersion);
 
@@ -133,6 +144,30 @@ std::string trimmed(const char* message) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   return text;
 }
+
+/// A new connection to `url`; Unavailable, naming `shown`, when it cannot be made.
+Result<Connection> connect_to(const std::string& url, const std::string& shown) {
+  const char* keywords[] = {"dbname", "connect_timeout", "fallback_application_name", nullptr};
+  const char* values[] = {url.c_str(), "10", "kiln", nullptr};
+  Connection connection(PQconnectdbParams(keywords, values, 1));
+  if (connection == nullptr || PQstatus(connection.get()) != CONNECTION_OK) {
+    const std::string why =
+        connection == nullptr ? "out of memory" : trimmed(PQerrorMessage(connection.get()));
+    return Status(StatusCode::kUnavailable,
+                  "cannot connect to the tuning log " + shown + ": " + why);
+  }
+  return connection;
+}
+
+/// A session advisory lock, held by a connection of its own: closing it (or the process's
+/// death, which the server sees as a closed socket) releases the lock.
+class PostgresJobClaim final : public JobClaim {
+ public:
+  explicit PostgresJobClaim(Connection connection) : connection_(std::move(connection)) {}
+
+ private:
+  Connection connection_;
+};
 
 class PostgresBackend final : public TuningLogBackend {
  public:
@@ -386,6 +421,106 @@ class PostgresBackend final : public TuningLogBackend {
     return status;
   }
 
+  static Status no_job(int64_t number) {
+    return Status(StatusCode::kNotFound, "no job-" + std::to_string(number) + " in the log");
+  }
+
+  Result<int64_t> add_job(std::string_view document) override {
+    int64_t number = 0;
+    KILN_RETURN_IF_ERROR(retry([&]() -> Status {
+      KILN_ASSIGN_OR_RETURN(Rows rows, exec("INSERT INTO jobs (document) VALUES ($1) RETURNING "
+                                            "number",
+                                            {std::string(document)}, "write to"));
+      number = int64_at(rows.get(), 0, 0);
+      return Status::ok();
+    }));
+    return number;
+  }
+
+  Status put_job(int64_t number, std::string_view document) override {
+    return retry([&]() -> Status {
+      return transaction("BEGIN", [&]() -> Status {
+        KILN_RETURN_IF_ERROR(exec("INSERT INTO jobs (number, document) VALUES ($1, $2) ON "
+                                  "CONFLICT (number) DO UPDATE SET document = excluded.document",
+                                  {std::to_string(number), std::string(document)}, "write to")
+                                 .status());
+        // The sequence moves past every number stored, so that add_job never takes one.
+        return exec(
+                   "SELECT setval(pg_get_serial_sequence('jobs', 'number'), GREATEST((SELECT "
+                   "max(number) FROM jobs), (SELECT last_value FROM jobs_number_seq)))",
+                   {}, "write to")
+            .status();
+      });
+    });
+  }
+
+  Result<bool> update_job(int64_t number, std::string_view document, bool clear_cancel) override {
+    bool cancel = false;
+    KILN_RETURN_IF_ERROR(retry([&]() -> Status {
+      KILN_ASSIGN_OR_RETURN(
+          Rows rows, exec("UPDATE jobs SET document = $2, cancel_requested = CASE WHEN $3 = '1' "
+                          "THEN 0 ELSE cancel_requested END WHERE number = $1 RETURNING "
+                          "cancel_requested",
+                          {std::to_string(number), std::string(document), clear_cancel ? "1" : "0"},
+                          "write to"));
+      if (PQntuples(rows.get()) == 0) return no_job(number);
+      cancel = int64_at(rows.get(), 0, 0) != 0;
+      return Status::ok();
+    }));
+    return cancel;
+  }
+
+  Status request_job_cancel(int64_t number) override {
+    return retry([&]() -> Status {
+      KILN_ASSIGN_OR_RETURN(Rows rows,
+                            exec("UPDATE jobs SET cancel_requested = 1 WHERE number = $1",
+                                 {std::to_string(number)}, "write to"));
+      return std::strtoll(PQcmdTuples(rows.get()), nullptr, 10) == 0 ? no_job(number)
+                                                                     : Status::ok();
+    });
+  }
+
+  Status delete_job(int64_t number) override {
+    return retry([&]() -> Status {
+      return exec("DELETE FROM jobs WHERE number = $1", {std::to_string(number)}, "write to")
+          .status();
+    });
+  }
+
+  Result<std::vector<StoredJob>> jobs(int64_t number) override {
+    std::vector<StoredJob> out;
+    if (empty_ || version_ < 5) return out;
+    KILN_RETURN_IF_ERROR(retry([&]() -> Status {
+      out.clear();
+      KILN_ASSIGN_OR_RETURN(Rows rows, exec("SELECT number, document, cancel_requested FROM jobs "
+                                            "WHERE $1 = 0 OR number = $1 ORDER BY number",
+                                            {std::to_string(number)}, "read"));
+      for (int i = 0; i < PQntuples(rows.get()); ++i) {
+        out.push_back({int64_at(rows.get(), i, 0), PQgetvalue(rows.get(), i, 1),
+                       int64_at(rows.get(), i, 2) != 0});
+      }
+      return Status::ok();
+    }));
+    return out;
+  }
+
+  Result<std::unique_ptr<JobClaim>> claim_job(int64_t number) override {
+    KILN_ASSIGN_OR_RETURN(Connection claim, connect_to(url_, shown_));
+    const std::string second = std::to_string(number);
+    const char* values[] = {second.c_str()};
+    Rows rows(PQexecParams(
+        claim.get(),
+        ("SELECT pg_try_advisory_lock(" + std::to_string(kJobClaimLock) + ", $1::integer)").c_str(),
+        1, nullptr, values, nullptr, nullptr, 0));
+    if (!rows || PQresultStatus(rows.get()) != PGRES_TUPLES_OK) {
+      return Status(StatusCode::kUnavailable, "cannot claim job-" + second + " in tuning log " +
+                                                  shown_ + ": " +
+                                                  trimmed(PQerrorMessage(claim.get())));
+    }
+    if (std::string_view(PQgetvalue(rows.get(), 0, 0)) != "t") return std::unique_ptr<JobClaim>();
+    return std::unique_ptr<JobClaim>(std::make_unique<PostgresJobClaim>(std::move(claim)));
+  }
+
  private:
   Status export_once(const std::function<Status(const TuningRecord&)>& each, bool& sent) {
     return transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", [&]() -> Status {
@@ -412,15 +547,7 @@ class PostgresBackend final : public TuningLogBackend {
   }
 
   Status connect() {
-    const char* keywords[] = {"dbname", "connect_timeout", "fallback_application_name", nullptr};
-    const char* values[] = {url_.c_str(), "10", "kiln", nullptr};
-    connection_.reset(PQconnectdbParams(keywords, values, 1));
-    if (connection_ == nullptr || PQstatus(connection_.get()) != CONNECTION_OK) {
-      const std::string why =
-          connection_ == nullptr ? "out of memory" : trimmed(PQerrorMessage(connection_.get()));
-      return Status(StatusCode::kUnavailable,
-                    "cannot connect to the tuning log " + shown_ + ": " + why);
-    }
+    KILN_ASSIGN_OR_RETURN(connection_, connect_to(url_, shown_));
     // Notices (a NOTICE that a table exists already) are not errors: kiln's log says them.
     PQsetNoticeProcessor(
         connection_.get(),

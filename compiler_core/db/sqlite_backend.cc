@@ -1,9 +1,14 @@
 #include "compiler_core/db/tuning_log_backend_internal.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <istream>
 #include <map>
@@ -90,6 +95,15 @@ constexpr const char* kMigrations[] = {
         ELSE 0 END;
       CREATE INDEX records_best_by_threads
         ON records (workload_id, target_id, threads, error_code, median_cost);
+    )sql",
+    // 4 -> 5: the jobs of kiln serve; AUTOINCREMENT, so that a forgotten job's number never
+    // names another job.
+    R"sql(
+      CREATE TABLE jobs (
+        number INTEGER PRIMARY KEY AUTOINCREMENT,
+        document TEXT NOT NULL,
+        cancel_requested INTEGER NOT NULL DEFAULT 0
+      );
     )sql",
 };
 static_assert(std::size(kMigrations) == kTuningLogSchemaVersion);
@@ -302,6 +316,22 @@ Result<int> inspect_schema(sqlite3* db, const fs::path& path, int supported_vers
 }
 
 std::string costs_to_json(const std::vector<double>& costs) { return nlohmann::json(costs).dump(); }
+
+/// Job claims are locks on one byte each of the log file, at this offset plus the job's number:
+/// far past SQLite's own lock bytes (at 1 GiB), and locks need no data there.
+constexpr off_t kJobClaimOffset = off_t{1} << 40;
+
+/// An open-file-description lock (Linux's F_OFD_SETLK): held by this descriptor alone, so it
+/// conflicts with other claims in this process too, and SQLite's closing of its own descriptors
+/// never drops it.
+class SqliteJobClaim final : public JobClaim {
+ public:
+  explicit SqliteJobClaim(int fd) : fd_(fd) {}
+  ~SqliteJobClaim() override { ::close(fd_); }
+
+ private:
+  int fd_;
+};
 
 class SqliteBackend final : public TuningLogBackend {
  public:
@@ -708,6 +738,121 @@ class SqliteBackend final : public TuningLogBackend {
 
   Result<int64_t> data_version() override {
     return query_int(db.get(), path, "PRAGMA data_version", "read the version of");
+  }
+
+  /// Runs one statement that writes, with `bind` setting its parameters, in a write
+  /// transaction; returns the rows it changed.
+  Result<int64_t> write_one(std::string_view sql, const std::function<void(Statement&)>& bind) {
+    int64_t changed = 0;
+    Status status = write_transaction([&]() -> Status {
+      KILN_ASSIGN_OR_RETURN(Statement statement, Statement::prepare(db.get(), &path, sql));
+      bind(statement);
+      KILN_RETURN_IF_ERROR(statement.run("write to"));
+      changed = sqlite3_changes(db.get());
+      return Status::ok();
+    });
+    KILN_RETURN_IF_ERROR(status);
+    return changed;
+  }
+
+  static Status no_job(int64_t number) {
+    return Status(StatusCode::kNotFound, "no job-" + std::to_string(number) + " in the log");
+  }
+
+  Result<int64_t> add_job(std::string_view document) override {
+    KILN_RETURN_IF_ERROR(write_one("INSERT INTO jobs (document) VALUES (?1)", [&](Statement& s) {
+                           s.bind(1, document);
+                         }).status());
+    return sqlite3_last_insert_rowid(db.get());
+  }
+
+  Status put_job(int64_t number, std::string_view document) override {
+    return write_one(
+               "INSERT INTO jobs (number, document) VALUES (?1, ?2) ON CONFLICT (number) DO "
+               "UPDATE SET document = excluded.document",
+               [&](Statement& s) {
+                 s.bind(1, number);
+                 s.bind(2, document);
+               })
+        .status();
+  }
+
+  Result<bool> update_job(int64_t number, std::string_view document, bool clear_cancel) override {
+    bool cancel = false;
+    Status status = write_transaction([&]() -> Status {
+      KILN_ASSIGN_OR_RETURN(
+          Statement update,
+          Statement::prepare(db.get(), &path,
+                             "UPDATE jobs SET document = ?2, cancel_requested = "
+                             "CASE WHEN ?3 THEN 0 ELSE cancel_requested END WHERE number = ?1 "
+                             "RETURNING cancel_requested"));
+      update.bind(1, number);
+      update.bind(2, document);
+      update.bind(3, int64_t{clear_cancel});
+      ResetOnExit reset(update);
+      KILN_ASSIGN_OR_RETURN(bool has_row, update.step("write to"));
+      if (!has_row) return no_job(number);
+      cancel = update.int64(0) != 0;
+      KILN_ASSIGN_OR_RETURN(has_row, update.step("write to"));
+      return Status::ok();
+    });
+    KILN_RETURN_IF_ERROR(status);
+    return cancel;
+  }
+
+  Status request_job_cancel(int64_t number) override {
+    KILN_ASSIGN_OR_RETURN(int64_t changed,
+                          write_one("UPDATE jobs SET cancel_requested = 1 WHERE number = ?1",
+                                    [&](Statement& s) { s.bind(1, number); }));
+    return changed == 0 ? no_job(number) : Status::ok();
+  }
+
+  Status delete_job(int64_t number) override {
+    return write_one("DELETE FROM jobs WHERE number = ?1", [&](Statement& s) { s.bind(1, number); })
+        .status();
+  }
+
+  Result<std::vector<StoredJob>> jobs(int64_t number) override {
+    std::vector<StoredJob> out;
+    if (empty || version < 5) return out;
+    Status status = retry_while_locked([&]() -> Status {
+      out.clear();
+      KILN_ASSIGN_OR_RETURN(
+          Statement list,
+          Statement::prepare(db.get(), &path,
+                             "SELECT number, document, cancel_requested FROM jobs WHERE ?1 = 0 "
+                             "OR number = ?1 ORDER BY number"));
+      list.bind(1, number);
+      while (true) {
+        KILN_ASSIGN_OR_RETURN(bool has_row, list.step("read"));
+        if (!has_row) break;
+        out.push_back({list.int64(0), list.text(1), list.int64(2) != 0});
+      }
+      return Status::ok();
+    });
+    KILN_RETURN_IF_ERROR(status);
+    return out;
+  }
+
+  Result<std::unique_ptr<JobClaim>> claim_job(int64_t number) override {
+    const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+      return Status(StatusCode::kUnavailable, "cannot open tuning log '" + path.string() +
+                                                  "' to claim a job: " + std::strerror(errno));
+    }
+    struct flock lock {};
+    lock.l_type = F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    lock.l_start = kJobClaimOffset + off_t(number);
+    lock.l_len = 1;
+    if (::fcntl(fd, F_OFD_SETLK, &lock) == 0) {
+      return std::unique_ptr<JobClaim>(std::make_unique<SqliteJobClaim>(fd));
+    }
+    const int error = errno;
+    ::close(fd);
+    if (error == EAGAIN || error == EACCES) return std::unique_ptr<JobClaim>();
+    return Status(StatusCode::kUnavailable, "cannot lock tuning log '" + path.string() +
+                                                "' to claim a job: " + std::strerror(error));
   }
 
   Result<TuningLogStats> stats() override {

@@ -209,6 +209,53 @@ Result<int64_t> TuningLog::import_jsonl(std::istream& in) {
   return static_cast<int64_t>(records.size());
 }
 
+Status TuningLog::check_writable() const {
+  if (!impl_->read_only) return Status::ok();
+  return Status(StatusCode::kFailedPrecondition,
+                "tuning log '" + impl_->path.string() + "' was opened read-only");
+}
+
+Result<int64_t> TuningLog::add_job(std::string_view document) {
+  KILN_RETURN_IF_ERROR(check_writable());
+  return impl_->backend->add_job(document);
+}
+
+Status TuningLog::put_job(int64_t number, std::string_view document) {
+  KILN_RETURN_IF_ERROR(check_writable());
+  if (number < 1) return invalid_argument("job numbers start at 1");
+  return impl_->backend->put_job(number, document);
+}
+
+Result<bool> TuningLog::update_job(int64_t number, std::string_view document, bool clear_cancel) {
+  KILN_RETURN_IF_ERROR(check_writable());
+  return impl_->backend->update_job(number, document, clear_cancel);
+}
+
+Status TuningLog::request_job_cancel(int64_t number) {
+  KILN_RETURN_IF_ERROR(check_writable());
+  return impl_->backend->request_job_cancel(number);
+}
+
+Status TuningLog::delete_job(int64_t number) {
+  KILN_RETURN_IF_ERROR(check_writable());
+  return impl_->backend->delete_job(number);
+}
+
+Result<std::vector<StoredJob>> TuningLog::jobs() const { return impl_->backend->jobs(0); }
+
+Result<std::optional<StoredJob>> TuningLog::job(int64_t number) const {
+  if (number < 1) return std::optional<StoredJob>();
+  KILN_ASSIGN_OR_RETURN(std::vector<StoredJob> found, impl_->backend->jobs(number));
+  if (found.empty()) return std::optional<StoredJob>();
+  return std::optional<StoredJob>(std::move(found.front()));
+}
+
+Result<std::unique_ptr<JobClaim>> TuningLog::claim_job(int64_t number) {
+  KILN_RETURN_IF_ERROR(check_writable());
+  if (number < 1) return invalid_argument("job numbers start at 1");
+  return impl_->backend->claim_job(number);
+}
+
 Status check_tuning_log_location(std::string_view location) {
   // RFC 3986: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then "://".
   const size_t colon = location.find("://");

@@ -10,7 +10,9 @@
 /// - `records(id, workload_id, target_id, config_index, config_knobs, costs, median_cost,
 ///   error_code, error_message, agent, device, measure_options, measured_at_ms, kiln_version,
 ///   threads)` with indexes on (workload_id, target_id, error_code, median_cost) and on
-///   (workload_id, target_id, threads, error_code, median_cost) for best queries.
+///   (workload_id, target_id, threads, error_code, median_cost) for best queries;
+/// - `jobs(number, document, cancel_requested)`: the jobs of `kiln serve` (job_manager.h), so
+///   that every server on one log sees them; numbers are never used twice.
 ///
 /// Several processes may use one file at once: writes go through `BEGIN IMMEDIATE` with a busy
 /// timeout and retry until `lock_timeout_ms` runs out, reads never block writers (WAL), and a
@@ -29,6 +31,7 @@
 #include <filesystem>
 #include <iosfwd>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -41,8 +44,9 @@
 namespace kiln::core {
 
 /// The schema version this build reads and writes. History: 1 = tables; 2 = the best-query
-/// index; 3 = targets.emulated; 4 = records.threads (from each record's measure options).
-inline constexpr int kTuningLogSchemaVersion = 4;
+/// index; 3 = targets.emulated; 4 = records.threads (from each record's measure options);
+/// 5 = the jobs table.
+inline constexpr int kTuningLogSchemaVersion = 5;
 
 /// The value of meta's `application` row in every kiln tuning log.
 inline constexpr const char* kTuningLogApplication = "kiln-tuning-log";
@@ -78,6 +82,25 @@ struct WorkloadSummary {
   int64_t records = 0;
   int64_t valid = 0;  ///< records with error OK
   int64_t targets = 0;
+};
+
+/// A job of `kiln serve` as the log keeps it: its number (the job's id is job-N), its document
+/// (JSON that the service writes and reads; the log does not look inside) and whether a client
+/// asked for it to be cancelled (the server that runs it may be another process).
+struct StoredJob {
+  int64_t number = 0;
+  std::string document;
+  bool cancel_requested = false;
+};
+
+/// A claim on one job of a log: while it lives, no other claim on that job exists, in this
+/// process or any other (for a PostgreSQL log: on any machine). It ends when destroyed or when
+/// its process dies, so a job that is `running` in the log but unclaimed has lost its server.
+/// SQLite: an open-file-description lock on one byte of the log file far past its data;
+/// PostgreSQL: a session advisory lock on a connection of its own.
+class JobClaim {
+ public:
+  virtual ~JobClaim() = default;
 };
 
 class TuningLog {
@@ -137,9 +160,34 @@ class TuningLog {
   /// nothing. Returns the number of records imported.
   Result<int64_t> import_jsonl(std::istream& in);
 
+  // The jobs of `kiln serve`. Writes fail with FailedPrecondition on a read-only log; a
+  // read-only log of a schema before 5 has no jobs.
+
+  /// Stores a new job under a number that no job of this log has had; returns the number.
+  Result<int64_t> add_job(std::string_view document);
+  /// Stores job `number` with that number, replacing any document it has (to bring in the jobs
+  /// of a kiln that kept them in a file).
+  Status put_job(int64_t number, std::string_view document);
+  /// Replaces job `number`'s document, clearing its cancel request when `clear_cancel`; returns
+  /// whether a cancel is requested. NotFound when the log has no such job.
+  Result<bool> update_job(int64_t number, std::string_view document, bool clear_cancel = false);
+  /// Asks the server running job `number` to stop it. NotFound for no such job.
+  Status request_job_cancel(int64_t number);
+  /// Forgets job `number` (none: nothing happens).
+  Status delete_job(int64_t number);
+  /// Every job, by number.
+  Result<std::vector<StoredJob>> jobs() const;
+  /// Job `number`; nullopt when there is none.
+  Result<std::optional<StoredJob>> job(int64_t number) const;
+  /// Claims job `number` (see JobClaim); nullptr when another claim holds it. Unavailable when
+  /// the claim cannot be made (the PostgreSQL server cannot be reached).
+  Result<std::unique_ptr<JobClaim>> claim_job(int64_t number);
+
  private:
   struct Impl;
   explicit TuningLog(std::unique_ptr<Impl> impl);
+  /// FailedPrecondition on a read-only log.
+  Status check_writable() const;
   std::unique_ptr<Impl> impl_;
 };
 

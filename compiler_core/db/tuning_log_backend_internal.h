@@ -45,6 +45,16 @@ class TuningLogBackend {
 
   /// Calls `each` with every record in the order appended, from one consistent snapshot.
   virtual Status for_each_record(const std::function<Status(const TuningRecord&)>& each) = 0;
+
+  /// As TuningLog's job calls (the log is writable where they write).
+  virtual Result<int64_t> add_job(std::string_view document) = 0;
+  virtual Status put_job(int64_t number, std::string_view document) = 0;
+  virtual Result<bool> update_job(int64_t number, std::string_view document, bool clear_cancel) = 0;
+  virtual Status request_job_cancel(int64_t number) = 0;
+  virtual Status delete_job(int64_t number) = 0;
+  /// Every job when `number` is 0, else that job only.
+  virtual Result<std::vector<StoredJob>> jobs(int64_t number) = 0;
+  virtual Result<std::unique_ptr<JobClaim>> claim_job(int64_t number) = 0;
 };
 
 /// Opens (creating, migrating) the SQLite log at `path`; the errors of TuningLog::open.

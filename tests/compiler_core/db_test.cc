@@ -3,8 +3,12 @@
 
 #include "compiler_core/db/tuning_log.h"
 
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cmath>
@@ -537,6 +541,104 @@ TEST_F(TuningLogTest, ReadOnlyOpenOfAMissingFileCreatesNothing) {
   EXPECT_EQ(log.status().code(), StatusCode::kNotFound);
   EXPECT_THAT(log.status().message(), HasSubstr(path.string()));
   EXPECT_FALSE(fs::exists(dir_ / "missing"));
+}
+
+TEST_P(TuningLogOnEachBackend, JobsAreStoredUpdatedCancelledAndForgotten) {
+  TuningLog log = open_log();
+  TuningLog other = open_log();  // another server on the same log
+  Result<int64_t> first = log.add_job(R"({"state":"running"})");
+  Result<int64_t> second = other.add_job(R"({"state":"running","n":2})");
+  ASSERT_TRUE(first.is_ok()) << first.status().to_string();
+  ASSERT_TRUE(second.is_ok());
+  EXPECT_GE(*first, 1);
+  EXPECT_GT(*second, *first);
+
+  Result<std::optional<StoredJob>> seen = other.job(*first);
+  ASSERT_TRUE(seen.is_ok());
+  ASSERT_TRUE(seen->has_value());
+  EXPECT_EQ((*seen)->document, R"({"state":"running"})");
+  EXPECT_FALSE((*seen)->cancel_requested);
+
+  // A cancel asked through one connection is what the other's next update returns, until an
+  // update clears it.
+  ASSERT_TRUE(other.request_job_cancel(*first).is_ok());
+  Result<bool> cancel = log.update_job(*first, R"({"state":"running","trials":16})");
+  ASSERT_TRUE(cancel.is_ok());
+  EXPECT_TRUE(*cancel);
+  EXPECT_TRUE(*log.update_job(*first, R"({"state":"cancelled"})"));
+  EXPECT_FALSE(*log.update_job(*first, R"({"state":"running"})", /*clear_cancel=*/true));
+  EXPECT_EQ((*other.job(*first))->document, R"({"state":"running"})");
+
+  EXPECT_EQ(log.update_job(*second + 100, "{}").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(log.request_job_cancel(*second + 100).code(), StatusCode::kNotFound);
+  EXPECT_FALSE(log.job(*second + 100)->has_value());
+
+  // A forgotten job's number is never given again; put_job stores a number of its own choosing
+  // and moves the numbering past it.
+  ASSERT_TRUE(log.delete_job(*second).is_ok());
+  Result<int64_t> third = log.add_job("{}");
+  ASSERT_TRUE(third.is_ok());
+  EXPECT_GT(*third, *second);
+  ASSERT_TRUE(log.put_job(*third + 10, R"({"imported":true})").is_ok());
+  EXPECT_GT(*other.add_job("{}"), *third + 10);
+  ASSERT_TRUE(log.put_job(*third + 10, R"({"imported":2})").is_ok());
+  std::vector<int64_t> numbers;
+  Result<std::vector<StoredJob>> all = other.jobs();
+  ASSERT_TRUE(all.is_ok());
+  for (const StoredJob& job : *all) numbers.push_back(job.number);
+  ASSERT_EQ(numbers.size(), 4u);
+  EXPECT_TRUE(std::is_sorted(numbers.begin(), numbers.end()));
+  EXPECT_EQ((*log.job(*third + 10))->document, R"({"imported":2})");
+
+  TuningLog reader = open_log("tuning.db", {.read_only = true});
+  EXPECT_EQ(reader.jobs()->size(), 4u);
+  EXPECT_EQ(reader.add_job("{}").status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(reader.claim_job(*first).status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_P(TuningLogOnEachBackend, AJobHasOneClaimAtATimeWhichEndsWithItsHolder) {
+  TuningLog log = open_log();
+  TuningLog other = open_log();
+  const int64_t job = *log.add_job("{}");
+
+  // A process that dies holding a claim releases it. The child forks before this process holds
+  // any claim, touches nothing it inherits, and ends without destructors.
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto* in_child = new Result<TuningLog>(TuningLog::open(location("tuning.db")));
+    auto* claim = new Result<std::unique_ptr<JobClaim>>(
+        in_child->is_ok() ? (*in_child)->claim_job(job) : Status(StatusCode::kInternal, ""));
+    const char got = claim->is_ok() && **claim != nullptr ? 'y' : 'n';
+    (void)!write(ready[1], &got, 1);
+    pause();
+    _exit(0);
+  }
+  char got = 0;
+  ASSERT_EQ(read(ready[0], &got, 1), 1);
+  EXPECT_EQ(got, 'y') << "the child claims a job that nobody holds";
+  EXPECT_EQ(*log.claim_job(job), nullptr) << "while the child lives";
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  close(ready[0]);
+  close(ready[1]);
+  // PostgreSQL sees the closed socket and ends the child's session: within moments.
+  std::unique_ptr<JobClaim> held;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (held == nullptr && std::chrono::steady_clock::now() < deadline) {
+    held = std::move(log.claim_job(job).value());
+    if (held == nullptr) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_NE(held, nullptr) << "the dead child's claim is gone";
+
+  EXPECT_EQ(*other.claim_job(job), nullptr) << "another connection";
+  EXPECT_EQ(*log.claim_job(job), nullptr) << "the same connection";
+  std::unique_ptr<JobClaim> another = std::move(other.claim_job(*log.add_job("{}")).value());
+  EXPECT_NE(another, nullptr) << "claims are per job";
+  held.reset();
+  EXPECT_NE(*other.claim_job(job), nullptr) << "released";
 }
 
 TEST_P(TuningLogOnEachBackend, ReadOnlyLogAnswersAndRefusesWrites) {
