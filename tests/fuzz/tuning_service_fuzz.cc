@@ -57,8 +57,8 @@ constexpr char kSeedRecords[] =
     R"("measured_at_ms":1700000000002,"kiln_version":"0.1.0"})"
     "\n";
 
-/// The largest jobs file before the server starts afresh.
-constexpr uintmax_t kMaxJobsFileBytes = 256 << 10;
+/// The largest tuning log (jobs and their trials) before the server starts afresh.
+constexpr uintmax_t kMaxLogBytes = 4 << 20;
 
 class Serve {
  public:
@@ -78,18 +78,21 @@ class Serve {
   grpc::GenericStub& stub() { return *stub_; }
   tuner::TuningService& service() { return *service_; }
 
-  /// Starts afresh when the jobs file has grown past kMaxJobsFileBytes.
+  /// Starts afresh when the tuning log (with its write-ahead log) has grown past kMaxLogBytes.
   void bound() {
     std::error_code error;
-    const uintmax_t bytes = fs::file_size(jobs_file(), error);
-    if (error || bytes <= kMaxJobsFileBytes) return;
+    uintmax_t bytes = fs::file_size(db(), error);
+    if (error) return;
+    fs::path wal = db();
+    wal += "-wal";
+    bytes += fs::exists(wal, error) ? fs::file_size(wal, error) : 0;
+    if (bytes <= kMaxLogBytes) return;
     stop();
     start();
   }
 
  private:
   fs::path db() const { return folder_->path() / "tuning.db"; }
-  fs::path jobs_file() const { return folder_->path() / "tuning.jobs.json"; }
 
   void start() {
     folder_.emplace("kiln-fuzz-serve");
@@ -101,7 +104,7 @@ class Serve {
       fuzz::check(imported.is_ok(), "the seed records import", imported.status().to_string());
     }
     Result<std::unique_ptr<tuner::TuningService>> service =
-        tuner::TuningService::create({.db = db(), .jobs_file = jobs_file()});
+        tuner::TuningService::create({.db = db()});
     fuzz::check(service.is_ok(), "the Tuning service starts", service.status().to_string());
     service_ = std::move(service).value();
     // The limits `kiln serve` sets (tuner/cli/serve.cc).

@@ -7,13 +7,14 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 
-#include "tuner/service/jobs_file.h"
+#include "compiler_core/db/tuning_log.h"
 
 namespace kiln::tuner {
 namespace {
@@ -47,7 +48,7 @@ class JobManagerTest : public ::testing::Test {
 };
 
 TEST_F(JobManagerTest, ForgetsTheOldestEndedJobsPastTheLimitButNeverAWatchedOne) {
-  JobManagerOptions options{.db = dir_ / "tuning.db", .jobs_file = dir_ / "jobs.json"};
+  JobManagerOptions options{.db = dir_ / "tuning.db"};
   options.max_ended_jobs = 2;
   Result<std::unique_ptr<JobManager>> opened = JobManager::open(options);
   ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
@@ -83,11 +84,47 @@ TEST_F(JobManagerTest, ForgetsTheOldestEndedJobsPastTheLimitButNeverAWatchedOne)
   EXPECT_EQ(listed(), (std::vector<std::string>{third, fourth, fifth}));
   EXPECT_EQ(jobs.get(first).status().code(), StatusCode::kNotFound);
 
-  Result<JobsFile> file = read_jobs_file(options.jobs_file);
-  ASSERT_TRUE(file.is_ok());
-  ASSERT_EQ(file->jobs.size(), 3u);
-  EXPECT_EQ(file->jobs[0].id, third);
-  EXPECT_EQ(file->next_id, 6);
+  // The log forgot them too, and never gives a forgotten job's number again.
+  Result<core::TuningLog> log = core::TuningLog::open(options.db, {.read_only = true});
+  ASSERT_TRUE(log.is_ok());
+  Result<std::vector<core::StoredJob>> stored = log->jobs();
+  ASSERT_TRUE(stored.is_ok());
+  ASSERT_EQ(stored->size(), 3u);
+  EXPECT_EQ("job-" + std::to_string((*stored)[0].number), third);
+  EXPECT_EQ(start(28), "job-6");
+}
+
+// A jobs file of a kiln that kept its jobs there comes into the log once: its jobs keep their
+// ids, a running one is interrupted, new jobs take numbers after them, and the file is renamed.
+TEST_F(JobManagerTest, BringsAnOlderJobsFileIntoTheLog) {
+  const fs::path file = dir_ / "tuning.jobs.json";
+  std::ofstream(file) << R"({"kind": "kiln-jobs", "next_id": 8, "jobs": [)"
+                      << R"({"id": "job-7", "spec": {"workload": "matmul:M=8,N=16,K=16",)"
+                      << R"( "target": "llvm", "trials": 4, "tuner": "random", "seed": 1,)"
+                      << R"( "batch": 1, "early_stopping": 0, "threads": 1, "device_key": ""},)"
+                      << R"( "state": "running", "error": "", "workload": "matmul:M=8,N=16,K=16",)"
+                      << R"( "target": "llvm", "trials": 2, "valid": 2, "best_gflops": 1.0,)"
+                      << R"( "best_time_s": 0.001, "elapsed_s": 1.0, "best_config": "",)"
+                      << R"( "trials_to_95pct": 0, "stopped_early": false, "created_ms": 1,)"
+                      << R"( "finished_ms": 0}]})";
+  Result<std::unique_ptr<JobManager>> opened =
+      JobManager::open({.db = dir_ / "tuning.db", .import_jobs_file = file});
+  ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+  EXPECT_FALSE(fs::exists(file));
+  EXPECT_TRUE(fs::exists(dir_ / "tuning.jobs.json.imported"));
+  Result<JobStatus> imported = (*opened)->get("job-7");
+  ASSERT_TRUE(imported.is_ok()) << imported.status().to_string();
+  EXPECT_EQ(imported->state, JobState::kInterrupted);
+  EXPECT_EQ(imported->progress.trials, 0) << "counted from the log, which holds none of them";
+  EXPECT_EQ(imported->spec.tuner, "random");
+  JobSpec spec;
+  spec.workload = "matmul:M=12,N=16,K=16";
+  spec.trials = 1;
+  spec.threads = 1;
+  Result<JobStatus> started = (*opened)->start(spec);
+  ASSERT_TRUE(started.is_ok()) << started.status().to_string();
+  EXPECT_EQ(started->id, "job-8");
+  EXPECT_EQ(wait_for_end(**opened, started->id), JobState::kSucceeded);
 }
 
 }  // namespace

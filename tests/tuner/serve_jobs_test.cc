@@ -20,12 +20,14 @@
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <nlohmann/json.hpp>
 
 #include "kiln/v1/tracker.grpc.pb.h"
 #include "kiln/v1/tuning.grpc.pb.h"
 #include "tests/model/model_builder.h"
 #include "tests/support/kiln_process_test.h"
+#include "tests/support/postgres_server.h"
 
 namespace {
 
@@ -35,6 +37,25 @@ using kiln::test::read_file;
 using namespace std::chrono_literals;
 
 constexpr const char* kFirst = "matmul:M=48,N=32,K=40";
+
+/// The document the SQLite tuning log at `path` keeps of job-`number` (empty when none).
+std::string job_document(const std::string& path, int64_t number) {
+  sqlite3* db = nullptr;
+  std::string document;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* select = nullptr;
+    if (sqlite3_prepare_v2(db, "SELECT document FROM jobs WHERE number = ?1", -1, &select,
+                           nullptr) == SQLITE_OK) {
+      sqlite3_bind_int64(select, 1, number);
+      if (sqlite3_step(select) == SQLITE_ROW) {
+        document = reinterpret_cast<const char*>(sqlite3_column_text(select, 0));
+      }
+    }
+    sqlite3_finalize(select);
+  }
+  sqlite3_close(db);
+  return document;
+}
 constexpr const char* kSecond = "matmul:M=40,N=48,K=32";
 
 class ServeJobsTest : public kiln::test::KilnProcessTest {
@@ -539,13 +560,14 @@ TEST_F(ServeJobsTest, AModelJobWithTwoAgentsEndsWithEveryTrialRecordedOnce) {
   for (const nlohmann::json& r : records()) {
     EXPECT_TRUE(r["agent"] == "a1" || r["agent"] == "a2") << r.dump();
   }
-  // The jobs file names the server's copy of the model and holds none of its bytes.
-  const std::string jobs_file = read_file(dir_ / "tuning.jobs.json");
+  // The log's record of the job names the server's copy of the model and holds none of its
+  // bytes.
+  const std::string document = job_document(db_, 1);
   const std::string copy = summary["model_path"];
-  EXPECT_NE(jobs_file.find(copy), std::string::npos);
+  EXPECT_NE(document.find(copy), std::string::npos);
   EXPECT_EQ(fs::path(copy).parent_path().filename(), "models");
   EXPECT_EQ(read_file(copy), read_file(model));
-  EXPECT_LT(jobs_file.size(), fs::file_size(model));
+  EXPECT_LT(document.size(), fs::file_size(model));
   // kiln jobs list names the model and its estimate.
   ASSERT_EQ(run_to_end("list-text", {"jobs", "list", "--server", address_}, &out), 0);
   EXPECT_NE(out.find("model cnn.onnx  estimated latency "), std::string::npos) << out;
@@ -633,6 +655,120 @@ TEST_F(ServeJobsTest, AModelJobReadsAServerPathResumesAndRefusesLargeOrUnreadabl
   const std::vector<std::pair<std::string, int64_t>> trials = all_trials();
   EXPECT_EQ(trials.size(), 40u) << "a trial lost or repeated";
   EXPECT_TRUE(repeated(trials).empty()) << "a config measured twice";
+}
+
+// Two servers on one PostgreSQL log: a job started on one is watched from the other; the first
+// dies with SIGKILL mid-job, the second resumes it, and the job ends with exactly its trials;
+// both servers (the first restarted) answer QueryBest alike.
+TEST_F(ServeJobsTest, AJobWhoseServerDiedResumesOnAnotherServerOfTheSameLog) {
+  kiln::test::PostgresServer* postgres = kiln::test::PostgresServer::for_test();
+  if (postgres == nullptr) GTEST_SKIP() << kiln::test::PostgresServer::why();
+  db_ = postgres->create_database("shared_jobs");
+  ASSERT_FALSE(db_.empty());
+  ASSERT_GT(start_server(), 0);
+  Process* first = server_;
+  const std::string on_first = address_;
+  ASSERT_GT(start_server(), 0);
+  const std::string on_second = address_;
+
+  // A job on the server's own machine (no device key), started on the first server.
+  auto local_job = [&](const std::string& server, int trials) {
+    return std::vector<std::string>{
+        "tune",     "--server",  server,     "--workload",           kFirst,
+        "--target", "llvm",      "--trials", std::to_string(trials), "--batch",
+        "4",        "--threads", "1"};
+  };
+  std::vector<std::string> args = local_job(on_first, 40);
+  args.push_back("--detach");
+  std::string out;
+  ASSERT_EQ(run_to_end("start", args, &out), 0) << read_file(dir_ / "start.err");
+  const std::string id = out.substr(0, out.find('\n'));
+
+  // Listed and watched from the second server.
+  Process& watch = run("watch", {"jobs", "watch", id, "--server", on_second, "--json"});
+  ASSERT_TRUE(wait_for_trials(id, 8)) << "the second server lists the first one's progress";
+  first->signal(SIGKILL);
+  EXPECT_EQ(first->wait(), 128 + SIGKILL);
+
+  // The second server's watch ends: the job lost its server.
+  EXPECT_EQ(watch.wait(30s), 1) << read_file(dir_ / "watch.err");
+  const nlohmann::json watched = nlohmann::json::parse(read_file(dir_ / "watch.out"));
+  EXPECT_EQ(watched["state"], "interrupted");
+  const int64_t done = watched["trials"];
+  EXPECT_GE(done, 8);
+  EXPECT_LT(done, 40);
+  EXPECT_EQ(int64_t(trials_of(kFirst).size()), done) << "it reports what the log holds";
+  EXPECT_NE(read_file(dir_ / "watch.err").find("kiln jobs resume " + id), std::string::npos);
+
+  ASSERT_EQ(run_to_end("resume", {"jobs", "resume", id, "--server", on_second, "--json"}, &out), 0)
+      << read_file(dir_ / "resume.err");
+  const nlohmann::json resumed = nlohmann::json::parse(out);
+  EXPECT_EQ(resumed["state"], "succeeded");
+  EXPECT_EQ(resumed["trials"], 40);
+  const std::vector<nlohmann::json> trials = trials_of(kFirst);
+  EXPECT_EQ(trials.size(), 40u) << "a trial lost or repeated";
+  std::set<int64_t> configs;
+  for (const nlohmann::json& r : trials) configs.insert(r["config"]["index"].get<int64_t>());
+  EXPECT_EQ(configs.size(), trials.size()) << "a config measured twice";
+
+  // The first server again: it lists the job as the second ended it, and both answer QueryBest
+  // with the same record.
+  ASSERT_GT(start_server(), 0);
+  const std::string restarted = address_;
+  EXPECT_EQ(jobs()[id]["state"], "succeeded");
+  auto best_on = [&](const std::string& server) {
+    auto tuning =
+        kiln::v1::Tuning::NewStub(grpc::CreateChannel(server, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    kiln::v1::QueryBestRequest request;
+    request.set_workload(kFirst);
+    request.set_target("llvm");
+    request.set_threads(1);
+    kiln::v1::QueryBestResponse answer;
+    EXPECT_TRUE(tuning->QueryBest(&context, request, &answer).ok());
+    return answer.records_size() == 1 ? answer.records(0) : kiln::v1::BestRecord();
+  };
+  const kiln::v1::BestRecord a = best_on(restarted), b = best_on(on_second);
+  EXPECT_GT(a.time_s(), 0);
+  EXPECT_EQ(a.config().index(), b.config().index());
+  EXPECT_EQ(a.time_s(), b.time_s());
+  EXPECT_EQ(a.time_s(), resumed["best"]["time_s"].get<double>());
+}
+
+// A job another server runs is cancelled through the log: that server stops it after its batch.
+TEST_F(ServeJobsTest, ACancelOnOneServerStopsTheJobAnotherServerRuns) {
+  kiln::test::PostgresServer* postgres = kiln::test::PostgresServer::for_test();
+  if (postgres == nullptr) GTEST_SKIP() << kiln::test::PostgresServer::why();
+  db_ = postgres->create_database("cancel_jobs");
+  ASSERT_FALSE(db_.empty());
+  ASSERT_GT(start_server(), 0);
+  const std::string on_first = address_;
+  ASSERT_GT(start_server(), 0);
+  const std::string on_second = address_;
+  std::string out;
+  ASSERT_EQ(run_to_end("start",
+                       {"tune", "--server", on_first, "--workload", kSecond, "--target", "llvm",
+                        "--trials", "400", "--batch", "4", "--threads", "1", "--detach"},
+                       &out),
+            0)
+      << read_file(dir_ / "start.err");
+  const std::string id = out.substr(0, out.find('\n'));
+  ASSERT_TRUE(wait_for_trials(id, 4));
+  // Another job of the same workload is refused on either server.
+  EXPECT_NE(run_to_end("twin",
+                       {"tune", "--server", on_second, "--workload", kSecond, "--target", "llvm",
+                        "--trials", "8", "--threads", "1", "--detach"},
+                       &out),
+            0);
+  EXPECT_NE(read_file(dir_ / "twin.err").find("job " + id + " is tuning"), std::string::npos)
+      << read_file(dir_ / "twin.err");
+  ASSERT_EQ(run_to_end("cancel", {"jobs", "cancel", id, "--server", on_second}, &out), 0)
+      << read_file(dir_ / "cancel.err");
+  EXPECT_EQ(run_to_end("watch", {"jobs", "watch", id, "--server", on_first, "--json"}, &out), 1);
+  const nlohmann::json status = nlohmann::json::parse(out);
+  EXPECT_EQ(status["state"], "cancelled");
+  EXPECT_LT(status["trials"].get<int64_t>(), 400);
+  EXPECT_EQ(int64_t(trials_of(kSecond).size()), status["trials"].get<int64_t>());
 }
 
 }  // namespace

@@ -226,8 +226,7 @@ TEST_F(ServeTest, TwoServersOnOnePostgresLogAnswerAlike) {
   const std::string url = postgres->create_database("shared");
   ASSERT_FALSE(url.empty());
   auto start = [&](const std::string& name) {
-    return wait_for_port(run(name, {"serve", "--listen", "127.0.0.1:0", "--db", url, "--jobs",
-                                    (dir_ / (name + ".jobs.json")).string(), "--token-file",
+    return wait_for_port(run(name, {"serve", "--listen", "127.0.0.1:0", "--db", url, "--token-file",
                                     (dir_ / "token").string()}));
   };
   const int a = start("serve-a"), b = start("serve-b");

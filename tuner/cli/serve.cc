@@ -34,36 +34,37 @@ namespace {
 constexpr int64_t kMaxReceiveBytes = kMaxModelBytes + (int64_t{1} << 20);
 
 FlagSet make_flags() {
-  FlagSet flags("serve",
-                "Serves the kiln.v1 Tuning service (QueryBest: the fastest stored schedules of "
-                "a workload on a target; ListWorkloads; tuning jobs that run in the server: "
-                "StartJob, WatchJob, CancelJob, ListJobs, ResumeJob) over a tuning log, and on "
-                "the same port "
-                "the fleet's tracker (agents register with kiln agent --tracker ADDR; kiln tune "
-                "--tracker ADDR measures through them). gRPC health checking and server "
-                "reflection are on.",
-                "It prints 'listening on HOST:PORT' on stdout once it serves (port 0 picks a "
-                "free port) and runs until SIGINT or SIGTERM; jobs running then stop at their "
-                "next batch and are listed as interrupted when it serves again (kiln jobs "
-                "resume continues them).\nA job tunes a workload or every kernel task of an "
-                "ONNX model (kiln tune --model --server): StartJob carries the model's bytes, "
-                "up to " +
-                    std::to_string(kMaxModelBytes >> 20) +
-                    " MiB (the server receives messages of up to " +
-                    std::to_string(kMaxReceiveBytes >> 20) +
-                    " MiB; larger models are refused), which are kept in a models folder beside "
-                    "the jobs file, or names a model file the server can read.\nA job without a "
-                    "device key measures on this machine, in a worker process with time and "
-                    "memory limits, as agents do: a kernel that crashes or hangs costs its "
-                    "trial, never the server.\nExit codes: 0 "
-                    "stopped, 1 cannot listen or open the tuning log, 2 bad flags or unreadable "
-                    "token or TLS files.");
+  FlagSet flags(
+      "serve",
+      "Serves the kiln.v1 Tuning service (QueryBest: the fastest stored schedules of "
+      "a workload on a target; ListWorkloads; tuning jobs that run in the server: "
+      "StartJob, WatchJob, CancelJob, ListJobs, ResumeJob) over a tuning log, and on "
+      "the same port "
+      "the fleet's tracker (agents register with kiln agent --tracker ADDR; kiln tune "
+      "--tracker ADDR measures through them). gRPC health checking and server "
+      "reflection are on.",
+      "It prints 'listening on HOST:PORT' on stdout once it serves (port 0 picks a "
+      "free port) and runs until SIGINT or SIGTERM; jobs running then stop at their "
+      "next batch and are listed as interrupted (kiln jobs resume continues them). "
+      "Jobs live in the tuning log: every server on one PostgreSQL log lists, "
+      "watches, cancels and resumes them all, and a job whose server died is "
+      "interrupted and resumes on any of them.\nA job tunes a workload or every kernel task of an "
+      "ONNX model (kiln tune --model --server): StartJob carries the model's bytes, "
+      "up to " +
+          std::to_string(kMaxModelBytes >> 20) + " MiB (the server receives messages of up to " +
+          std::to_string(kMaxReceiveBytes >> 20) +
+          " MiB; larger models are refused), which are kept in the models folder (--models), or "
+          "names a model file the server can read.\nA job without a "
+          "device key measures on this machine, in a worker process with time and "
+          "memory limits, as agents do: a kernel that crashes or hangs costs its "
+          "trial, never the server.\nExit codes: 0 "
+          "stopped, 1 cannot listen or open the tuning log, 2 bad flags or unreadable "
+          "token or TLS files.");
   add_tracker_server_flags(flags, "127.0.0.1:9190");
   add_db_flag(flags, "the tuning log to serve (created when missing)");
-  flags.add_string("jobs", "FILE",
-                   "where tuning jobs are kept, to be listed and resumed after a restart "
-                   "(default: beside the tuning log, NAME.jobs.json for NAME.db; kiln.jobs.json "
-                   "in the working folder for a PostgreSQL log)");
+  flags.add_string("models", "DIR",
+                   "where the models sent with jobs are kept (default: `models` beside a SQLite "
+                   "log, in the working folder for a PostgreSQL log)");
   flags.add_bool("no-tracker", "serve the Tuning service only, without the tracker");
   add_worker_flags(flags,
                    "the command line of the worker processes that jobs without a device key "
@@ -101,11 +102,10 @@ int serve_command(const std::vector<std::string>& args) {
   if (!worker) return report_error(worker.status());
   if (Status s = check_metrics_flag(flags); !s.is_ok()) return report_error(s);
   signal(SIGPIPE, SIG_IGN);  // a dead worker's pipe is an error code, not a signal
-  std::filesystem::path jobs = flags.get_string("jobs");
-  if (jobs.empty()) {
-    jobs = core::is_tuning_log_url(db->string())
-               ? std::filesystem::path("kiln.jobs.json")
-               : std::filesystem::path(*db).replace_extension(".jobs.json");
+  // Jobs live in the tuning log; kilns before schema 5 kept them in NAME.jobs.json beside it.
+  std::filesystem::path older_jobs;
+  if (!core::is_tuning_log_url(db->string())) {
+    older_jobs = std::filesystem::path(*db).replace_extension(".jobs.json");
   }
   std::unique_ptr<TuningService> tuning;
   std::unique_ptr<tracker::TrackerHost> fleet;
@@ -115,7 +115,8 @@ int serve_command(const std::vector<std::string>& args) {
       [&]() -> Status {
         KILN_ASSIGN_OR_RETURN(tuning,
                               TuningService::create({.db = *db,
-                                                     .jobs_file = jobs,
+                                                     .models_dir = flags.get_string("models"),
+                                                     .import_jobs_file = older_jobs,
                                                      .token = options->token,
                                                      .local_measurer = worker_measurers(*worker)}));
         if (!flags.get_bool("no-tracker")) fleet = tracker::TrackerHost::create(*options);

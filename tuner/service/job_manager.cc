@@ -9,6 +9,8 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <thread>
 #include <utility>
 
@@ -24,8 +26,8 @@
 #include "compiler_core/te/workload.h"
 #include "tuner/measure/fleet_measurer.h"
 #include "tuner/model_tuning.h"
+#include "tuner/service/job_json.h"
 #include "tuner/service/job_progress.h"
-#include "tuner/service/jobs_file.h"
 #include "tuner/strategy/strategy.h"
 
 namespace kiln::tuner {
@@ -78,9 +80,13 @@ struct JobManager::Impl {
     }
   };
 
+  /// A job this server runs, or ran since it opened the log.
   struct Job {
     JobStatus status;  // under Impl::mutex
+    int64_t number = 0;
     std::unique_ptr<Plan> plan;
+    // The log's claim on the job, held while it runs here. Under Impl::mutex.
+    std::unique_ptr<core::JobClaim> claim;
     std::atomic<bool> stop{false};
     JobState stop_as = JobState::kCancelled;  // under Impl::mutex
     std::thread thread;
@@ -92,13 +98,26 @@ struct JobManager::Impl {
     std::map<uint64_t, Listener> listeners;  // under notify_mutex
   };
 
+  /// A watch of a job that another server runs: a thread that reads it from the log.
+  struct RemoteWatch {
+    std::string id;
+    std::mutex mutex;
+    std::condition_variable wake;
+    bool stop = false;  // under mutex
+    std::thread thread;
+  };
+
   JobManagerOptions options;
   mutable std::mutex mutex;
   std::condition_variable thread_ended;
-  std::vector<std::unique_ptr<Job>> jobs;     // oldest first
-  std::vector<std::unique_ptr<Job>> retired;  // forgotten, their threads not yet gone
-  int64_t next_id = 1;
-  std::map<uint64_t, Job*> watches;  // under mutex
+  // The log's jobs table. A TuningLog serves one thread at a time: under store_mutex, which is
+  // taken after mutex when both are.
+  mutable std::mutex store_mutex;
+  std::unique_ptr<core::TuningLog> store;
+  std::vector<std::unique_ptr<Job>> jobs;  // run here since open, oldest first
+  std::map<uint64_t, Job*> watches;        // of jobs run here; under mutex
+  std::map<uint64_t, std::unique_ptr<RemoteWatch>> remote_watches;  // under mutex
+  std::multiset<std::string> watched;  // the job of every open watch; under mutex
   uint64_t next_watch = 1;
   std::shared_ptr<grpc::Channel> tracker;
   std::string tracker_name;
@@ -112,46 +131,130 @@ struct JobManager::Impl {
     return nullptr;
   }
 
-  /// Writes every job to the jobs file, replacing it whole. Under mutex.
-  Status persist() const {
-    JobsFile file;
-    file.next_id = next_id;
-    for (const auto& job : jobs) file.jobs.push_back(job->status);
-    return write_jobs_file(options.jobs_file, file);
+  /// The job with `id` when it runs here now. Under mutex.
+  Job* running_here(const std::string& id) const {
+    Job* job = find(id);
+    return job != nullptr && !job->thread_done ? job : nullptr;
   }
 
-  /// Forgets the oldest ended jobs past options.max_ended_jobs; never one a client still
-  /// watches (its watch names it). A job whose thread is still telling its listeners of the
-  /// end waits in `retired` until the thread has left it. Under mutex.
-  void forget_ended_jobs() {
-    std::erase_if(retired, [](const std::unique_ptr<Job>& job) {
-      if (!job->thread_left) return false;
+  /// Writes a job that runs (or ran) here to the log. A cancel that a client asked of another
+  /// server comes back here: the job stops after its batch. Under mutex.
+  Status save(Job& job, bool clear_cancel = false) {
+    std::lock_guard<std::mutex> lock(store_mutex);
+    KILN_ASSIGN_OR_RETURN(bool cancel,
+                          store->update_job(job.number, job_to_json(job.status), clear_cancel));
+    if (cancel && !job.thread_done && !job.stop) {
+      logger("serve")->info("job {} cancelled through the tuning log", job.status.id);
+      job.stop_as = JobState::kCancelled;
+      job.stop = true;
+    }
+    return Status::ok();
+  }
+
+  void save_or_log(Job& job) {
+    Status s = save(job);
+    if (!s.is_ok()) logger("serve")->error("job {}: {}", job.status.id, s.to_string());
+  }
+
+  /// The job as the log keeps it; NotFound for none. Under mutex.
+  Result<JobStatus> read_stored(const std::string& id) const {
+    KILN_ASSIGN_OR_RETURN(int64_t number, job_number(id));
+    std::optional<core::StoredJob> stored;
+    {
+      std::lock_guard<std::mutex> lock(store_mutex);
+      KILN_ASSIGN_OR_RETURN(stored, store->job(number));
+    }
+    if (!stored) return Status(StatusCode::kNotFound, "no job '" + id + "'");
+    return job_from_json(stored->document, id);
+  }
+
+  /// A job the log says is running but that no server claims has lost its server: records it
+  /// as interrupted, with its trials counted from the log. Leaves a job that a server holds
+  /// (or runs here) as it is. Under mutex.
+  Status settle(JobStatus& status) {
+    if (status.state != JobState::kRunning || running_here(status.id)) return Status::ok();
+    KILN_ASSIGN_OR_RETURN(int64_t number, job_number(status.id));
+    std::unique_ptr<core::JobClaim> claim;
+    {
+      std::lock_guard<std::mutex> lock(store_mutex);
+      KILN_ASSIGN_OR_RETURN(claim, store->claim_job(number));
+    }
+    if (!claim) return Status::ok();
+    // Its server may have ended it between the read and the claim.
+    KILN_ASSIGN_OR_RETURN(status, read_stored(status.id));
+    if (status.state != JobState::kRunning) return Status::ok();
+    status.state = JobState::kInterrupted;
+    KILN_RETURN_IF_ERROR(count_trials_in_log(options.db, status));
+    std::lock_guard<std::mutex> lock(store_mutex);
+    KILN_RETURN_IF_ERROR(store->update_job(number, job_to_json(status)).status());
+    logger("serve")->info("job {} was running on a server that stopped: interrupted at {} trials",
+                          status.id, status.progress.trials);
+    return Status::ok();
+  }
+
+  /// The job now: as this server runs it, else as the log keeps it (settled when `settle_it`).
+  /// Under mutex.
+  Result<JobStatus> status_of(const std::string& id, bool settle_it = true) {
+    if (Job* job = running_here(id)) return job->status;
+    KILN_ASSIGN_OR_RETURN(JobStatus status, read_stored(id));
+    if (settle_it) KILN_RETURN_IF_ERROR(settle(status));
+    return status;
+  }
+
+  /// Every job in the log, by number, settled, those running here as they stand. Under mutex.
+  Result<std::vector<JobStatus>> all_jobs() {
+    std::vector<core::StoredJob> stored;
+    {
+      std::lock_guard<std::mutex> lock(store_mutex);
+      KILN_ASSIGN_OR_RETURN(stored, store->jobs());
+    }
+    std::vector<JobStatus> out;
+    for (const core::StoredJob& row : stored) {
+      const std::string id = "job-" + std::to_string(row.number);
+      if (Job* job = running_here(id)) {
+        out.push_back(job->status);
+        continue;
+      }
+      KILN_ASSIGN_OR_RETURN(JobStatus status, job_from_json(row.document, id));
+      KILN_RETURN_IF_ERROR(settle(status));
+      out.push_back(std::move(status));
+    }
+    return out;
+  }
+
+  /// Forgets the oldest ended jobs of the log past options.max_ended_jobs; never one a client
+  /// still watches. Lets go of the jobs run here that have ended and that nothing points to.
+  /// Under mutex.
+  Status forget_ended_jobs() {
+    std::erase_if(jobs, [&](const std::unique_ptr<Job>& job) {
+      const bool pointed_to = std::any_of(watches.begin(), watches.end(),
+                                          [&](const auto& w) { return w.second == job.get(); });
+      if (!job->thread_left || pointed_to) return false;
       if (job->thread.joinable()) job->thread.join();
       return true;
     });
-    auto ended = [](const Job& job) {
-      const JobState s = job.status.state;
-      return job.thread_done &&
-             (s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled);
+    KILN_ASSIGN_OR_RETURN(std::vector<JobStatus> all, all_jobs());
+    auto ended = [](const JobStatus& s) {
+      return s.state == JobState::kSucceeded || s.state == JobState::kFailed ||
+             s.state == JobState::kCancelled;
     };
-    size_t count = size_t(
-        std::count_if(jobs.begin(), jobs.end(), [&](const auto& job) { return ended(*job); }));
-    for (auto it = jobs.begin(); it != jobs.end() && count > options.max_ended_jobs;) {
-      const bool watched = std::any_of(watches.begin(), watches.end(),
-                                       [&](const auto& w) { return w.second == it->get(); });
-      if (!ended(**it) || watched) {
-        ++it;
-        continue;
-      }
-      retired.push_back(std::move(*it));
-      it = jobs.erase(it);
+    size_t count = size_t(std::count_if(all.begin(), all.end(), ended));
+    for (const JobStatus& s : all) {
+      if (count <= options.max_ended_jobs) break;
+      if (!ended(s) || watched.contains(s.id) || find(s.id) != nullptr) continue;
+      std::lock_guard<std::mutex> lock(store_mutex);
+      KILN_RETURN_IF_ERROR(store->delete_job(*job_number(s.id)));
       --count;
     }
+    return Status::ok();
   }
 
-  void persist_or_log() const {
-    Status s = persist();
-    if (!s.is_ok()) logger("serve")->error("{}", s.to_string());
+  /// The workloads whose trials a job appends to the log.
+  static std::vector<std::string> workloads_of(const JobStatus& s) {
+    if (!s.workload.empty()) return {s.workload};
+    std::vector<std::string> out;
+    for (const ModelTaskSummary& t : s.tasks) out.push_back(t.task.workload);
+    return out;
   }
 
   /// Calls the job's listeners with its status now; after a final state, forgets them.
@@ -166,17 +269,19 @@ struct JobManager::Impl {
     if (snapshot.state != JobState::kRunning) job.listeners.clear();
   }
 
-  /// AlreadyExists when a job other than `self` runs now on `plan`'s target and appends
-  /// trials of one of its workloads: two jobs would measure the same configs. Under mutex.
-  Status check_no_twin(const Plan& plan, const Job* self) const {
+  /// AlreadyExists when a job other than `self` runs now (here or on another server) on
+  /// `plan`'s target and appends trials of one of its workloads: two jobs would measure the
+  /// same configs. Under mutex.
+  Status check_no_twin(const Plan& plan, const std::string& self) {
     const std::vector<std::string> mine = plan.workloads();
-    for (const auto& job : jobs) {
-      if (job.get() == self || job->status.state != JobState::kRunning || !job->plan) continue;
-      if (job->status.target != plan.target.str()) continue;
-      for (const std::string& workload : job->plan->workloads()) {
+    KILN_ASSIGN_OR_RETURN(std::vector<JobStatus> all, all_jobs());
+    for (const JobStatus& job : all) {
+      if (job.id == self || job.state != JobState::kRunning) continue;
+      if (job.target != plan.target.str()) continue;
+      for (const std::string& workload : workloads_of(job)) {
         if (std::find(mine.begin(), mine.end(), workload) == mine.end()) continue;
         return Status(StatusCode::kAlreadyExists,
-                      "job " + job->status.id + " is tuning " + workload +
+                      "job " + job.id + " is tuning " + workload +
                           " on this target; watch it, or cancel it first");
       }
     }
@@ -222,7 +327,7 @@ struct JobManager::Impl {
   /// Stores model bytes as models/SHA256.onnx beside the jobs file (kept when it is there
   /// already); returns the file's path.
   Result<std::string> store_model(const std::string& bytes) {
-    const fs::path folder = fs::absolute(options.jobs_file).parent_path() / "models";
+    const fs::path folder = fs::absolute(options.models_dir);
     const fs::path path = folder / (sha256_hex(bytes) + ".onnx");
     std::lock_guard<std::mutex> lock(model_store);
     std::error_code error;
@@ -372,7 +477,8 @@ struct JobManager::Impl {
       JobStatus& s = job.status;
       s.finished_ms = now_ms();
       job.thread_done = true;
-      persist_or_log();
+      save_or_log(job);
+      job.claim.reset();  // after the final state is in the log
       const std::string best = s.spec.is_model()
                                    ? fmt::format("latency={:.3f} ms", s.latency_s * 1e3)
                                    : fmt::format("best={:.1f} GFLOP/s", s.progress.best_gflops);
@@ -416,6 +522,7 @@ struct JobManager::Impl {
           std::lock_guard<std::mutex> lock(mutex);
           job.status.progress = p;
           if (p.best_gflops > 0) job.status.best_config_json = problem.space.to_json(p.best);
+          save_or_log(job);
         }
         notify(job);
       };
@@ -475,6 +582,7 @@ struct JobManager::Impl {
           s.progress.eta_s = p.eta_s;
           s.tasks_done = p.tasks_done;
           s.latency_s = std::isfinite(p.latency_s) ? p.latency_s : 0;
+          save_or_log(job);
         }
         notify(job);
       };
@@ -518,30 +626,48 @@ JobManager::JobManager(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 JobManager::~JobManager() {
   interrupt_all(std::chrono::minutes(10));
-  for (auto* list : {&impl_->jobs, &impl_->retired}) {
-    for (auto& job : *list) {
-      if (job->thread.joinable()) job->thread.join();
-    }
+  std::vector<uint64_t> remote;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    for (const auto& [handle, watch] : impl_->remote_watches) remote.push_back(handle);
+  }
+  for (uint64_t handle : remote) unwatch(handle);
+  for (auto& job : impl_->jobs) {
+    if (job->thread.joinable()) job->thread.join();
   }
 }
 
 Result<std::unique_ptr<JobManager>> JobManager::open(const JobManagerOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  KILN_ASSIGN_OR_RETURN(JobsFile file, read_jobs_file(options.jobs_file));
-  impl->next_id = file.next_id;
-  for (JobStatus& status : file.jobs) {
-    auto job = std::make_unique<Impl::Job>();
-    job->status = std::move(status);
-    if (job->status.state == JobState::kRunning) {
-      job->status.state = JobState::kInterrupted;
-      KILN_RETURN_IF_ERROR(count_trials_in_log(options.db, job->status));
-      logger("serve")->info("job {} was running when the server stopped: interrupted at {} trials",
-                            job->status.id, job->status.progress.trials);
-    }
-    impl->jobs.push_back(std::move(job));
+  if (impl->options.models_dir.empty()) {
+    impl->options.models_dir = core::is_tuning_log_url(options.db.string())
+                                   ? fs::path("models")
+                                   : fs::absolute(options.db).parent_path() / "models";
   }
-  KILN_RETURN_IF_ERROR(impl->persist());
+  KILN_ASSIGN_OR_RETURN(core::TuningLog log, core::TuningLog::open(options.db));
+  impl->store = std::make_unique<core::TuningLog>(std::move(log));
+  const fs::path& imported = options.import_jobs_file;
+  std::error_code error;
+  if (!imported.empty() && fs::exists(imported, error)) {
+    KILN_ASSIGN_OR_RETURN(JobsFile file, read_jobs_file(imported));
+    for (const JobStatus& status : file.jobs) {
+      KILN_RETURN_IF_ERROR(impl->store->put_job(*job_number(status.id), job_to_json(status)));
+    }
+    fs::path renamed = imported;
+    renamed += ".imported";
+    fs::rename(imported, renamed, error);
+    if (error) {
+      return Status(StatusCode::kUnavailable, "cannot rename the imported jobs file '" +
+                                                  imported.string() + "': " + error.message());
+    }
+    logger("serve")->info("imported jobs={} from={} into the tuning log", file.jobs.size(),
+                          imported.string());
+  }
+  {
+    std::lock_guard<std::mutex> lock(impl->mutex);
+    KILN_RETURN_IF_ERROR(impl->all_jobs().status());  // settles the jobs whose server is gone
+  }
   return std::unique_ptr<JobManager>(new JobManager(std::move(impl)));
 }
 
@@ -560,21 +686,29 @@ Result<JobStatus> JobManager::start(const JobSpec& request) {
   std::lock_guard<std::mutex> lock(m.mutex);
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Impl::Plan> plan,
                         m.prepare(spec, target, std::move(tasks)));
-  KILN_RETURN_IF_ERROR(m.check_no_twin(*plan, nullptr));
+  KILN_RETURN_IF_ERROR(m.check_no_twin(*plan, ""));
   auto job = std::make_unique<Impl::Job>();
   JobStatus& s = job->status;
-  s.id = "job-" + std::to_string(m.next_id++);
   s.spec = std::move(spec);
   if (plan->problem) s.workload = plan->problem->workload.canonical();
   s.target = plan->target.str();
   for (const ModelTask& task : plan->tasks) s.tasks.push_back({.task = task});
   s.created_ms = now_ms();
+  {
+    std::lock_guard<std::mutex> store(m.store_mutex);
+    KILN_ASSIGN_OR_RETURN(job->number, m.store->add_job(job_to_json(s)));
+    KILN_ASSIGN_OR_RETURN(job->claim, m.store->claim_job(job->number));
+  }
+  s.id = "job-" + std::to_string(job->number);
+  if (!job->claim) {
+    return Status(StatusCode::kInternal, "another process claims the new job " + s.id);
+  }
   job->plan = std::move(plan);
-  m.forget_ended_jobs();
+  KILN_RETURN_IF_ERROR(m.forget_ended_jobs());
   m.jobs.push_back(std::move(job));
   Impl::Job& added = *m.jobs.back();
   m.launch(added);
-  KILN_RETURN_IF_ERROR(m.persist());
+  KILN_RETURN_IF_ERROR(m.save(added));
   return added.status;
 }
 
@@ -584,87 +718,159 @@ Result<JobStatus> JobManager::resume(const std::string& id) {
   JobSpec spec;
   {
     std::lock_guard<std::mutex> lock(m.mutex);
-    Impl::Job* job = m.find(id);
-    if (!job) return Status(StatusCode::kNotFound, "no job '" + id + "'");
-    spec = job->status.spec;
+    KILN_ASSIGN_OR_RETURN(JobStatus status, m.status_of(id));
+    spec = status.spec;
   }
   KILN_ASSIGN_OR_RETURN(std::vector<ModelTask> tasks, m.read_model(spec));
   KILN_ASSIGN_OR_RETURN(std::string target, m.board_target(spec));
   std::lock_guard<std::mutex> lock(m.mutex);
-  Impl::Job* job = m.find(id);
-  if (!job) return Status(StatusCode::kNotFound, "no job '" + id + "'");
-  const JobState state = job->status.state;
+  KILN_ASSIGN_OR_RETURN(JobStatus status, m.status_of(id));
+  const JobState state = status.state;
   if (state == JobState::kRunning || state == JobState::kSucceeded) {
-    return Status(StatusCode::kFailedPrecondition,
-                  "job " + id + " is " + std::string(job_state_name(state)) +
-                      "; only an interrupted, failed or cancelled job resumes");
+    return Status(
+        StatusCode::kFailedPrecondition,
+        "job " + id + " is " + std::string(job_state_name(state)) +
+            (state == JobState::kRunning && !m.running_here(id) ? " on another server" : "") +
+            "; only an interrupted, failed or cancelled job resumes");
   }
-  if (!job->thread_left) {
+  Impl::Job* job = m.find(id);
+  if (job && !job->thread_left) {
     return Status(StatusCode::kFailedPrecondition, "job " + id + " is still stopping; try again");
   }
+  std::unique_ptr<core::JobClaim> claim;
+  {
+    std::lock_guard<std::mutex> store(m.store_mutex);
+    KILN_ASSIGN_OR_RETURN(claim, m.store->claim_job(*job_number(id)));
+  }
+  if (!claim) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "another server is resuming job " + id + " now; watch it there");
+  }
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Impl::Plan> plan,
-                        m.prepare(job->status.spec, target, std::move(tasks)));
-  KILN_RETURN_IF_ERROR(m.check_no_twin(*plan, job));
+                        m.prepare(status.spec, target, std::move(tasks)));
+  KILN_RETURN_IF_ERROR(m.check_no_twin(*plan, id));
+  if (job == nullptr) {
+    m.jobs.push_back(std::make_unique<Impl::Job>());
+    job = m.jobs.back().get();
+    job->number = *job_number(id);
+  }
   if (job->thread.joinable()) job->thread.join();  // it has ended: thread_left
+  job->status = std::move(status);
+  job->claim = std::move(claim);
   job->plan = std::move(plan);
   m.launch(*job);
-  KILN_RETURN_IF_ERROR(m.persist());
+  KILN_RETURN_IF_ERROR(m.save(*job, /*clear_cancel=*/true));
   return job->status;
 }
 
 Result<JobStatus> JobManager::cancel(const std::string& id) {
   Impl& m = *impl_;
-  Impl::Job* job = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(m.mutex);
-    job = m.find(id);
-    if (!job) return Status(StatusCode::kNotFound, "no job '" + id + "'");
-    const JobState state = job->status.state;
-    if (state == JobState::kRunning) {
-      job->stop_as = JobState::kCancelled;
-      job->stop = true;
-      return job->status;  // it ends after its batch
-    }
-    if (state != JobState::kInterrupted) {
-      return Status(StatusCode::kFailedPrecondition,
-                    "job " + id + " has " + std::string(job_state_name(state)) +
-                        " already; only a running or interrupted job can be cancelled");
-    }
-    job->status.state = JobState::kCancelled;
-    job->status.finished_ms = now_ms();
-    KILN_RETURN_IF_ERROR(m.persist());
+  std::lock_guard<std::mutex> lock(m.mutex);
+  if (Impl::Job* job = m.running_here(id)) {
+    job->stop_as = JobState::kCancelled;
+    job->stop = true;
+    return job->status;  // it ends after its batch
   }
-  m.notify(*job);
-  return get(id);
+  KILN_ASSIGN_OR_RETURN(JobStatus status, m.status_of(id));
+  const int64_t number = *job_number(id);
+  std::lock_guard<std::mutex> store(m.store_mutex);
+  if (status.state == JobState::kRunning) {
+    // Another server runs it: it reads the request after its batch in flight.
+    KILN_RETURN_IF_ERROR(m.store->request_job_cancel(number));
+    return status;
+  }
+  if (status.state != JobState::kInterrupted) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "job " + id + " has " + std::string(job_state_name(status.state)) +
+                      " already; only a running or interrupted job can be cancelled");
+  }
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<core::JobClaim> claim, m.store->claim_job(number));
+  if (!claim) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "another server is resuming job " + id + " now; cancel it again");
+  }
+  status.state = JobState::kCancelled;
+  status.finished_ms = now_ms();
+  KILN_RETURN_IF_ERROR(m.store->update_job(number, job_to_json(status)).status());
+  return status;
 }
 
 Result<JobStatus> JobManager::get(const std::string& id) const {
   std::lock_guard<std::mutex> lock(impl_->mutex);
-  const Impl::Job* job = impl_->find(id);
-  if (!job) return Status(StatusCode::kNotFound, "no job '" + id + "'");
-  return job->status;
+  return impl_->status_of(id);
 }
 
 std::vector<JobStatus> JobManager::list() const {
   std::lock_guard<std::mutex> lock(impl_->mutex);
-  std::vector<JobStatus> out;
-  for (const auto& job : impl_->jobs) out.push_back(job->status);
-  return out;
+  Result<std::vector<JobStatus>> all = impl_->all_jobs();
+  if (all.is_ok()) return std::move(*all);
+  logger("serve")->error("cannot list the jobs: {}", all.status().to_string());
+  std::vector<JobStatus> here;
+  for (const auto& job : impl_->jobs) here.push_back(job->status);
+  return here;
 }
 
 Result<uint64_t> JobManager::watch(const std::string& id, Listener listener) {
   Impl& m = *impl_;
   Impl::Job* job = nullptr;
   uint64_t handle = 0;
+  JobStatus now;
   {
     std::lock_guard<std::mutex> lock(m.mutex);
-    job = m.find(id);
-    if (!job) return Status(StatusCode::kNotFound, "no job '" + id + "'");
+    job = m.running_here(id);
+    if (job == nullptr) {
+      KILN_ASSIGN_OR_RETURN(now, m.status_of(id));
+    }
     handle = m.next_watch++;
-    m.watches[handle] = job;
+    m.watched.insert(id);
+    if (job != nullptr) m.watches[handle] = job;
+  }
+  if (job == nullptr) {
+    listener(now);
+    if (now.state != JobState::kRunning) {
+      // Nothing follows: the handle only keeps the job from being forgotten until unwatch.
+      std::lock_guard<std::mutex> lock(m.mutex);
+      m.remote_watches[handle] = std::make_unique<Impl::RemoteWatch>();
+      m.remote_watches[handle]->id = id;
+      return handle;
+    }
+    // Another server runs it: read the log until it ends there.
+    auto remote = std::make_unique<Impl::RemoteWatch>();
+    remote->id = id;
+    Impl::RemoteWatch* poll = remote.get();
+    remote->thread =
+        std::thread([&m, poll, listener = std::move(listener), last = job_to_json(now)]() mutable {
+          for (int round = 1;; ++round) {
+            {
+              std::unique_lock<std::mutex> lock(poll->mutex);
+              if (poll->wake.wait_for(lock, std::chrono::milliseconds(100),
+                                      [&] { return poll->stop; })) {
+                return;
+              }
+            }
+            Result<JobStatus> status = [&] {
+              std::lock_guard<std::mutex> lock(m.mutex);
+              // A claim is a connection on PostgreSQL: the server's liveness is checked each
+              // second.
+              return m.status_of(poll->id, round % 10 == 0);
+            }();
+            if (!status.is_ok()) {
+              logger("serve")->warn("watch of job {}: {}", poll->id, status.status().to_string());
+              if (status.status().code() == StatusCode::kNotFound) return;
+              continue;
+            }
+            std::string document = job_to_json(*status);
+            if (document == last) continue;
+            last = std::move(document);
+            listener(*status);
+            if (status->state != JobState::kRunning) return;
+          }
+        });
+    std::lock_guard<std::mutex> lock(m.mutex);
+    m.remote_watches[handle] = std::move(remote);
+    return handle;
   }
   std::lock_guard<std::recursive_mutex> calls(job->notify_mutex);
-  JobStatus now;
   {
     std::lock_guard<std::mutex> lock(m.mutex);
     now = job->status;
@@ -677,12 +883,29 @@ Result<uint64_t> JobManager::watch(const std::string& id, Listener listener) {
 void JobManager::unwatch(uint64_t handle) {
   Impl& m = *impl_;
   Impl::Job* job = nullptr;
+  std::unique_ptr<Impl::RemoteWatch> remote;
   {
     std::lock_guard<std::mutex> lock(m.mutex);
-    auto it = m.watches.find(handle);
-    if (it == m.watches.end()) return;
-    job = it->second;
-    m.watches.erase(it);
+    if (auto it = m.remote_watches.find(handle); it != m.remote_watches.end()) {
+      remote = std::move(it->second);
+      m.remote_watches.erase(it);
+      m.watched.erase(m.watched.find(remote->id));
+    } else if (auto local = m.watches.find(handle); local != m.watches.end()) {
+      job = local->second;
+      m.watched.erase(m.watched.find(job->status.id));
+      m.watches.erase(local);
+    } else {
+      return;
+    }
+  }
+  if (remote) {
+    {
+      std::lock_guard<std::mutex> lock(remote->mutex);
+      remote->stop = true;
+    }
+    remote->wake.notify_all();
+    if (remote->thread.joinable()) remote->thread.join();
+    return;
   }
   std::lock_guard<std::recursive_mutex> calls(job->notify_mutex);
   job->listeners.erase(handle);
@@ -691,15 +914,13 @@ void JobManager::unwatch(uint64_t handle) {
 int JobManager::interrupt_all(std::chrono::milliseconds timeout) {
   Impl& m = *impl_;
   std::unique_lock<std::mutex> lock(m.mutex);
-  bool any = false;
   for (auto& job : m.jobs) {
     if (job->thread_done) continue;
     job->stop_as = JobState::kInterrupted;
     job->stop = true;
-    job->status.state = JobState::kInterrupted;  // on file now, in case the process ends first
-    any = true;
+    job->status.state = JobState::kInterrupted;  // in the log now, in case the process ends first
+    m.save_or_log(*job);
   }
-  if (any) m.persist_or_log();
   auto running = [&] {
     return int(std::count_if(m.jobs.begin(), m.jobs.end(),
                              [](const auto& job) { return !job->thread_done; }));

@@ -5,12 +5,16 @@
 /// server's machine. A job does not belong to a client: it runs until it ends or is cancelled,
 /// whoever watches it.
 ///
-/// The jobs are kept in a JSON file beside the tuning log (written whole, to a temporary file
-/// that replaces the old one). Trials are not: they are the tuning log's records, so a job the
-/// server stopped in the middle of (a restart, a crash) is listed as interrupted when the server
-/// starts again and, resumed, continues from the log with no committed trial lost or repeated
-/// (the batch that was being measured is measured again). Nor are models: the bytes of a model
-/// a job was started with go to `models/SHA256.onnx` beside the jobs file, which the job names.
+/// The jobs live in the tuning log (its jobs table, tuning_log.h), so every server on one log
+/// (a shared PostgreSQL log) lists, watches, cancels and resumes every job. A server runs a job
+/// under the log's claim on it (JobClaim), which ends with the server: a job the log says is
+/// running but that nobody claims has lost its server (a restart, a crash, a SIGKILL) and is
+/// shown as interrupted, and resumed (on this server or another) it continues from the log's
+/// records with no committed trial lost or repeated (the batch that was being measured is
+/// measured again). A job's status reaches the log after every batch; a watch of a job another
+/// server runs reads it there every 100 ms, and a cancel of one asks that server through the
+/// log (it stops after its batch in flight). Models are not in the log: the bytes of a model a
+/// job was started with go to `SHA256.onnx` in the models folder, which the job names.
 #pragma once
 
 #include <chrono>
@@ -38,9 +42,14 @@ namespace kiln::tuner {
 inline constexpr size_t kMaxEndedJobs = 1000;
 
 struct JobManagerOptions {
-  std::filesystem::path db;         ///< the tuning log jobs append to
-  std::filesystem::path jobs_file;  ///< where the jobs are kept
-  std::string tracker_token;        ///< presented to the tracker by fleet jobs
+  std::filesystem::path db;  ///< the tuning log that keeps the jobs and their trials
+  /// Where the bytes of models sent with jobs are kept; empty: `models` beside a SQLite log,
+  /// in the working folder for a PostgreSQL one.
+  std::filesystem::path models_dir;
+  /// A jobs file of a kiln that kept its jobs there: brought into the log at open, then renamed
+  /// to FILE.imported. Empty or missing: none.
+  std::filesystem::path import_jobs_file;
+  std::string tracker_token;  ///< presented to the tracker by fleet jobs
   /// Measurers of the jobs without a device key; unset: in this process. `kiln serve` gives
   /// one that measures in a worker process (job_measurer.h).
   LocalMeasurerFactory local_measurer;
@@ -49,8 +58,9 @@ struct JobManagerOptions {
 
 class JobManager {
  public:
-  /// Reads `options.jobs_file` (missing: no jobs yet); jobs it lists as running are marked
-  /// interrupted. InvalidArgument for a file that is not a jobs file, naming it.
+  /// Opens the tuning log (TuningLog::open's errors), brings in options.import_jobs_file, and
+  /// marks the jobs that are running with no server as interrupted. InvalidArgument for an
+  /// import file that is not a jobs file, naming it.
   static Result<std::unique_ptr<JobManager>> open(const JobManagerOptions& options);
   /// Stops the running jobs (interrupt_all) and waits for them.
   ~JobManager();
@@ -64,17 +74,20 @@ class JobManager {
   /// kMaxModelBytes or one kiln cannot read (the importer's message); AlreadyExists while another
   /// job tunes the same workload on the same target (a model job: any workload of its tasks).
   Result<JobStatus> start(const JobSpec& spec);
-  /// Runs an interrupted, failed or cancelled job again, from the tuning log.
-  /// FailedPrecondition for one that runs or has succeeded; NotFound for an unknown id.
+  /// Runs an interrupted, failed or cancelled job again, from the tuning log, on this server
+  /// (whichever server ran it before). FailedPrecondition for one that runs (here or on another
+  /// server) or has succeeded; NotFound for an unknown id.
   Result<JobStatus> resume(const std::string& id);
-  /// Stops a running job after its batch in flight, or retires an interrupted one.
+  /// Stops a running job after its batch in flight (one another server runs: once that server
+  /// has read the request from the log, at its next batch), or retires an interrupted one.
   Result<JobStatus> cancel(const std::string& id);
   Result<JobStatus> get(const std::string& id) const;
   /// Every job, oldest first.
   std::vector<JobStatus> list() const;
 
   /// Calls `listener` with the job's status now and after every change until it stops running
-  /// (the call with its final state is the last), from the thread that changed it. Returns a
+  /// (the call with its final state is the last), from the thread that changed it, or for a
+  /// job that another server runs from a thread that reads the log every 100 ms. Returns a
   /// handle for unwatch. NotFound for an unknown id.
   using Listener = std::function<void(const JobStatus&)>;
   Result<uint64_t> watch(const std::string& id, Listener listener);

@@ -543,7 +543,8 @@ Result<std::unique_ptr<TuningService>> TuningService::create(const TuningService
   KILN_ASSIGN_OR_RETURN(core::TuningLog log, core::TuningLog::open(options.db));
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<JobManager> jobs,
                         JobManager::open({.db = options.db,
-                                          .jobs_file = options.jobs_file,
+                                          .models_dir = options.models_dir,
+                                          .import_jobs_file = options.import_jobs_file,
                                           .tracker_token = options.token,
                                           .local_measurer = options.local_measurer}));
   return std::unique_ptr<TuningService>(

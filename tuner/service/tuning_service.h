@@ -25,16 +25,19 @@ class Collectable;
 namespace kiln::tuner {
 
 struct TuningServiceOptions {
-  std::filesystem::path db;         ///< the tuning log, created when missing
-  std::filesystem::path jobs_file;  ///< where jobs are kept (see JobManager)
-  std::string token;                ///< the bearer token callers must present; empty accepts all
+  std::filesystem::path db;  ///< the tuning log, created when missing; it keeps the jobs too
+  /// JobManagerOptions's: where models sent with jobs are kept, and an older jobs file to bring
+  /// into the log.
+  std::filesystem::path models_dir;
+  std::filesystem::path import_jobs_file;
+  std::string token;  ///< the bearer token callers must present; empty accepts all
   /// Measurers of jobs on the server's machine (JobManagerOptions::local_measurer).
   LocalMeasurerFactory local_measurer;
 };
 
 class TuningService {
  public:
-  /// Opens the tuning log (its errors as TuningLog::open's) and the jobs file (JobManager::open).
+  /// Opens the tuning log (its errors as TuningLog::open's) and its jobs (JobManager::open).
   static Result<std::unique_ptr<TuningService>> create(const TuningServiceOptions& options);
   virtual ~TuningService() = default;
   /// The gRPC service, to register with a server's builder.

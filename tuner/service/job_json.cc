@@ -1,12 +1,10 @@
-#include "tuner/service/jobs_file.h"
+#include "tuner/service/job_json.h"
 
 #include <fstream>
 #include <string>
 #include <utility>
 
 #include <nlohmann/json.hpp>
-
-#include "compiler_core/support/file.h"
 
 namespace kiln::tuner {
 namespace {
@@ -81,10 +79,10 @@ std::vector<ModelTaskSummary> tasks_from_json(const nlohmann::json& j) {
   return tasks;
 }
 
-/// What the file keeps of a job: everything but the per-trial and per-batch curves.
 nlohmann::json status_to_json(const JobStatus& s) {
-  return {{"id", s.id},
-          {"spec", spec_to_json(s.spec)},
+  nlohmann::json curve = nlohmann::json::array();
+  for (const auto& [trials, latency] : s.latency_curve) curve.push_back({trials, latency});
+  return {{"spec", spec_to_json(s.spec)},
           {"state", job_state_name(s.state)},
           {"error", s.error},
           {"workload", s.workload},
@@ -101,12 +99,14 @@ nlohmann::json status_to_json(const JobStatus& s) {
           {"finished_ms", s.finished_ms},
           {"tasks", tasks_to_json(s.tasks)},
           {"tasks_done", s.tasks_done},
-          {"latency_s", s.latency_s}};
+          {"latency_s", s.latency_s},
+          {"best_so_far", s.best_so_far},
+          {"latency_curve", curve}};
 }
 
+/// Throws nlohmann::json's exceptions for a document that is not a job's.
 Result<JobStatus> status_from_json(const nlohmann::json& j) {
   JobStatus s;
-  s.id = j.at("id").get<std::string>();
   s.spec = spec_from_json(j.at("spec"));
   KILN_ASSIGN_OR_RETURN(s.state, job_state_from_name(j.at("state").get<std::string>()));
   s.error = j.at("error").get<std::string>();
@@ -125,10 +125,34 @@ Result<JobStatus> status_from_json(const nlohmann::json& j) {
   s.tasks = tasks_from_json(j.value("tasks", nlohmann::json::array()));
   s.tasks_done = j.value("tasks_done", int64_t{0});
   s.latency_s = j.value("latency_s", 0.0);
+  // Jobs files kept no curves.
+  s.best_so_far = j.value("best_so_far", std::vector<double>());
+  for (const nlohmann::json& point : j.value("latency_curve", nlohmann::json::array())) {
+    s.latency_curve.emplace_back(point.at(0).get<int64_t>(), point.at(1).get<double>());
+  }
   return s;
 }
 
 }  // namespace
+
+std::string job_to_json(const JobStatus& status) { return status_to_json(status).dump(); }
+
+Result<JobStatus> job_from_json(std::string_view document, const std::string& id) {
+  auto damaged = [&](const std::string& why) {
+    return Status(StatusCode::kDataLoss,
+                  "the tuning log's record of " + id + " is damaged: " + why);
+  };
+  const nlohmann::json j = nlohmann::json::parse(document, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return damaged("it is not a JSON object");
+  try {
+    Result<JobStatus> status = status_from_json(j);
+    if (!status.is_ok()) return damaged(status.status().message());
+    status->id = id;
+    return status;
+  } catch (const nlohmann::json::exception& e) {
+    return damaged(e.what());
+  }
+}
 
 Result<JobsFile> read_jobs_file(const fs::path& path) {
   JobsFile out;
@@ -138,16 +162,17 @@ Result<JobsFile> read_jobs_file(const fs::path& path) {
   nlohmann::json file = nlohmann::json::parse(in, nullptr, false);
   auto not_jobs = [&](const std::string& why) {
     return invalid_argument("'" + path.string() + "' is not a kiln jobs file: " + why +
-                            "; move it away or pass another --jobs file");
+                            "; move it away");
   };
   if (file.is_discarded() || !file.is_object() || file.value("kind", "") != kJobsFileKind) {
     return not_jobs("it is not JSON of kind " + std::string(kJobsFileKind));
   }
   try {
-    out.next_id = file.at("next_id").get<int64_t>();
     for (const nlohmann::json& j : file.at("jobs")) {
       Result<JobStatus> status = status_from_json(j);
       if (!status.is_ok()) return not_jobs(status.status().message());
+      status->id = j.at("id").get<std::string>();
+      if (!job_number(status->id).is_ok()) return not_jobs("a job's id is " + status->id);
       out.jobs.push_back(std::move(*status));
     }
   } catch (const nlohmann::json::exception& e) {
@@ -156,16 +181,19 @@ Result<JobsFile> read_jobs_file(const fs::path& path) {
   return out;
 }
 
-Status write_jobs_file(const fs::path& path, const JobsFile& jobs) {
-  nlohmann::json all = nlohmann::json::array();
-  for (const JobStatus& status : jobs.jobs) all.push_back(status_to_json(status));
-  const nlohmann::json file = {{"kind", kJobsFileKind}, {"next_id", jobs.next_id}, {"jobs", all}};
-  Status written = write_file_atomically(path, file.dump(1) + "\n");
-  if (!written.is_ok()) {
-    return Status(StatusCode::kUnavailable,
-                  "cannot replace the jobs file '" + path.string() + "': " + written.message());
+Result<int64_t> job_number(std::string_view id) {
+  constexpr std::string_view kPrefix = "job-";
+  auto none = [&] { return Status(StatusCode::kNotFound, "no job '" + std::string(id) + "'"); };
+  if (!id.starts_with(kPrefix) || id.size() == kPrefix.size() || id.size() > kPrefix.size() + 18) {
+    return none();
   }
-  return Status::ok();
+  int64_t number = 0;
+  for (char c : id.substr(kPrefix.size())) {
+    if (c < '0' || c > '9') return none();
+    number = number * 10 + (c - '0');
+  }
+  if (number < 1) return none();
+  return number;
 }
 
 }  // namespace kiln::tuner
