@@ -1,61 +1,159 @@
 #!/usr/bin/env bash
-# Tunes each workload of ANCHORS.md with `kiln tune` (xgb) and then times the best kernel against
-# the fastest library with `kiln bench`, printing one ratio per workload and thread count.
+# Tunes each workload with `kiln tune` (xgb) and then times the best kernel against the fastest
+# library with `kiln bench` (oneDNN, and OpenBLAS for matmul and dense), printing one ratio per
+# workload and thread count, and the target the workload's kind has to meet.
 #
-# Usage: bench/tuned_vs_libraries.sh [--db PATH] [--trials N] [--threads LIST] [--only REGEX]
-#   --db       the tuning log, PATH-tN.db per thread count N (records do not say how many threads
-#              they ran on yet, so one log per count keeps the searches apart); default: new
-#              ones in a temporary folder, removed at the end
-#   --trials   trials per workload (default 300); a log that has them already is only re-benched
-#   --threads  thread counts to tune and bench at, comma-separated (default 1)
-#   --only     run the workloads whose string matches this extended regex
+# Usage: bench/tuned_vs_libraries.sh [--set NAME] [--db PATH] [--trials N] [--threads LIST]
+#                                    [--only REGEX]
+#   --set      anchors (ANCHORS.md's workloads; the default), resnet50 (every distinct
+#              convolution of ResNet-50 at 224x224 and its classifier), mobilenetv2 (its
+#              expansions, projections and depthwise layers, strided ones included), dense
+#              (batch-1 dense layers), or all
+#   --db       the tuning log (one for every thread count: records carry theirs); default: a
+#              new one in a temporary folder, removed at the end
+#   --trials   trials per workload and thread count (default 300); a log that has them already
+#              is only re-benched
+#   --threads  thread counts to tune and bench at, comma-separated (default 1,2)
+#   --only     run the workloads whose name or string matches this extended regex
 # Environment: KILN (the kiln binary, default build/tuner/kiln).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 kiln="${KILN:-build/tuner/kiln}"
-db="" trials=300 threads=1 only=""
+set_name=anchors db="" trials=300 threads=1,2 only=""
 while [ $# -gt 0 ]; do
   case "$1" in
+    --set) set_name="$2"; shift 2 ;;
     --db) db="$2"; shift 2 ;;
     --trials) trials="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown flag '$1'; see --help" >&2; exit 2 ;;
   esac
 done
 scratch=""
 if [ -z "$db" ]; then
   scratch="$(mktemp -d)"
-  db="$scratch/tuning"
+  db="$scratch/tuning.db"
   trap 'rm -rf "$scratch"' EXIT
 fi
 
-workloads=(
-  "matmul:M=1024,N=1024,K=1024"
-  "conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,stride=1,pad=1"
-  "conv2d:N=1,C=128,H=28,W=28,K=128,R=3,S=3,stride=1,pad=1"
-  "conv2d:N=1,C=256,H=14,W=14,K=256,R=3,S=3,stride=1,pad=1"
-  "conv2d:N=1,C=512,H=7,W=7,K=512,R=3,S=3,stride=1,pad=1"
-  "conv2d:N=1,C=64,H=56,W=56,K=256,R=1,S=1,stride=1,pad=0"
-  "conv2d:N=1,C=3,H=224,W=224,K=64,R=7,S=7,stride=2,pad=3"
-  "depthwise_conv2d:N=1,C=256,H=28,W=28,R=3,S=3,stride=1,pad=1"
-)
+conv() {  # conv2d C H K R stride: square input and kernel, "same" padding
+  echo "conv2d:N=1,C=$1,H=$2,W=$2,K=$3,R=$4,S=$4,stride=$5,pad=$(( $4 / 2 ))"
+}
+depthwise() {  # depthwise 3x3: C H stride
+  echo "depthwise_conv2d:N=1,C=$1,H=$2,W=$2,R=3,S=3,stride=$3,pad=1"
+}
+# name workload, one per line.
+anchors="
+anchor.matmul_1024 matmul:M=1024,N=1024,K=1024
+anchor.conv3x3_64_56 $(conv 64 56 64 3 1)
+anchor.conv3x3_128_28 $(conv 128 28 128 3 1)
+anchor.conv3x3_256_14 $(conv 256 14 256 3 1)
+anchor.conv3x3_512_7 $(conv 512 7 512 3 1)
+anchor.conv1x1_64_256_56 $(conv 64 56 256 1 1)
+anchor.stem7x7 $(conv 3 224 64 7 2)
+anchor.depthwise_256_28 $(depthwise 256 28 1)
+"
+# torchvision's ResNet-50 (v1.5: the stride of a stage's first block on its 3x3).
+resnet50="
+resnet50.conv1 $(conv 3 224 64 7 2)
+resnet50.layer1.conv1_first $(conv 64 56 64 1 1)
+resnet50.layer1.conv1 $(conv 256 56 64 1 1)
+resnet50.layer1.conv2 $(conv 64 56 64 3 1)
+resnet50.layer1.conv3 $(conv 64 56 256 1 1)
+resnet50.layer2.conv1_first $(conv 256 56 128 1 1)
+resnet50.layer2.conv2_first $(conv 128 56 128 3 2)
+resnet50.layer2.downsample $(conv 256 56 512 1 2)
+resnet50.layer2.conv1 $(conv 512 28 128 1 1)
+resnet50.layer2.conv2 $(conv 128 28 128 3 1)
+resnet50.layer2.conv3 $(conv 128 28 512 1 1)
+resnet50.layer3.conv1_first $(conv 512 28 256 1 1)
+resnet50.layer3.conv2_first $(conv 256 28 256 3 2)
+resnet50.layer3.downsample $(conv 512 28 1024 1 2)
+resnet50.layer3.conv1 $(conv 1024 14 256 1 1)
+resnet50.layer3.conv2 $(conv 256 14 256 3 1)
+resnet50.layer3.conv3 $(conv 256 14 1024 1 1)
+resnet50.layer4.conv1_first $(conv 1024 14 512 1 1)
+resnet50.layer4.conv2_first $(conv 512 14 512 3 2)
+resnet50.layer4.downsample $(conv 1024 14 2048 1 2)
+resnet50.layer4.conv1 $(conv 2048 7 512 1 1)
+resnet50.layer4.conv2 $(conv 512 7 512 3 1)
+resnet50.layer4.conv3 $(conv 512 7 2048 1 1)
+resnet50.fc dense:M=1,N=1000,K=2048
+"
+# torchvision's MobileNetV2: the first 3x3, the expansions (1x1, x6), the depthwise 3x3 layers
+# (stride 2 where a stage begins), the projections and the last 1x1.
+mobilenetv2="
+mobilenetv2.features0 $(conv 3 224 32 3 2)
+mobilenetv2.block1.depthwise $(depthwise 32 112 1)
+mobilenetv2.block1.project $(conv 32 112 16 1 1)
+mobilenetv2.block2.expand $(conv 16 112 96 1 1)
+mobilenetv2.block2.depthwise_s2 $(depthwise 96 112 2)
+mobilenetv2.block2.project $(conv 96 56 24 1 1)
+mobilenetv2.block3.expand $(conv 24 56 144 1 1)
+mobilenetv2.block3.depthwise $(depthwise 144 56 1)
+mobilenetv2.block3.project $(conv 144 56 24 1 1)
+mobilenetv2.block4.depthwise_s2 $(depthwise 144 56 2)
+mobilenetv2.block4.project $(conv 144 28 32 1 1)
+mobilenetv2.block5.expand $(conv 32 28 192 1 1)
+mobilenetv2.block5.depthwise $(depthwise 192 28 1)
+mobilenetv2.block5.project $(conv 192 28 32 1 1)
+mobilenetv2.block7.depthwise_s2 $(depthwise 192 28 2)
+mobilenetv2.block7.project $(conv 192 14 64 1 1)
+mobilenetv2.block8.expand $(conv 64 14 384 1 1)
+mobilenetv2.block8.depthwise $(depthwise 384 14 1)
+mobilenetv2.block8.project $(conv 384 14 64 1 1)
+mobilenetv2.block11.project $(conv 384 14 96 1 1)
+mobilenetv2.block12.expand $(conv 96 14 576 1 1)
+mobilenetv2.block12.depthwise $(depthwise 576 14 1)
+mobilenetv2.block12.project $(conv 576 14 96 1 1)
+mobilenetv2.block14.depthwise_s2 $(depthwise 576 14 2)
+mobilenetv2.block14.project $(conv 576 7 160 1 1)
+mobilenetv2.block15.expand $(conv 160 7 960 1 1)
+mobilenetv2.block15.depthwise $(depthwise 960 7 1)
+mobilenetv2.block15.project $(conv 960 7 160 1 1)
+mobilenetv2.block17.project $(conv 960 7 320 1 1)
+mobilenetv2.features18 $(conv 320 7 1280 1 1)
+mobilenetv2.classifier dense:M=1,N=1000,K=1280
+"
+dense="
+dense.resnet50_fc dense:M=1,N=1000,K=2048
+dense.vgg_fc dense:M=1,N=4096,K=4096
+"
+case "$set_name" in
+  anchors) list="$anchors" ;;
+  resnet50) list="$resnet50" ;;
+  mobilenetv2) list="$mobilenetv2" ;;
+  dense) list="$dense" ;;
+  all) list="$anchors$resnet50$mobilenetv2$dense" ;;
+  *) echo "error: --set is anchors, resnet50, mobilenetv2, dense or all" >&2; exit 2 ;;
+esac
 
-printf '%-62s %3s %9s %9s %-15s %6s\n' workload thr kiln library baseline ratio
-for workload in "${workloads[@]}"; do
-  if [ -n "$only" ] && ! [[ "$workload" =~ $only ]]; then continue; fi
+# The target of each kind of workload (issue figures): a batch-1 dense layer and a depthwise
+# convolution at 1.2x the fastest library, everything else at 1.0x.
+target_of() {
+  case "$1" in
+    dense:M=1,*|depthwise_conv2d:*) echo 1.2 ;;
+    *) echo 1.0 ;;
+  esac
+}
+
+printf '%-34s %-62s %3s %9s %9s %-15s %6s %6s\n' name workload thr kiln library baseline ratio target
+while read -r name workload; do
+  [ -n "$name" ] || continue
+  if [ -n "$only" ] && ! [[ "$name $workload" =~ $only ]]; then continue; fi
   for t in ${threads//,/ }; do
-    log="${db%.db}-t$t.db"
     "$kiln" tune --workload "$workload" --target llvm --trials "$trials" --threads "$t" \
-      --db "$log" >/dev/null 2>&1 || { echo "error: kiln tune failed for $workload" >&2; exit 1; }
-    line="$("$kiln" bench --workload "$workload" --threads "$t" --db "$log" --json 2>/dev/null)"
-    /usr/bin/python3 - "$line" <<'PY'
+      --db "$db" >/dev/null 2>&1 || { echo "error: kiln tune failed for $workload" >&2; exit 1; }
+    line="$("$kiln" bench --workload "$workload" --threads "$t" --db "$db" --json 2>/dev/null)"
+    /usr/bin/python3 - "$name" "$line" "$(target_of "$workload")" <<'PY'
 import json, sys
-j = json.loads(sys.argv[1])
-print(f"{j['workload']:<62} {j['threads']:>3} {j['kiln_gflops']:>9.1f} {j['baseline_gflops']:>9.1f} "
-      f"{j['baseline']:<15} {j['ratio']:>6.2f}")
+name, j, target = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3])
+mark = "" if j["ratio"] >= target else "  below"
+print(f"{name:<34} {j['workload']:<62} {j['threads']:>3} {j['kiln_gflops']:>9.1f} "
+      f"{j['baseline_gflops']:>9.1f} {j['baseline']:<15} {j['ratio']:>6.2f} {target:>6.1f}{mark}")
 PY
   done
-done
+done <<< "$list"
