@@ -155,6 +155,10 @@ Schedule matmul_schedule(const Workload& w, const Target& t, const ConfigSpace& 
     auto [jvo, jvi] = sch.split(packed, jv, lanes);
     sch.vectorize(packed, jvi);
     if (parallel) sch.parallel(packed, s.batched ? sch.axis(packed, "b") : sch.axis(packed, "jb"));
+    // A dense layer's weights are constant (a model's, graph/passes.cc): packed once, as
+    // libraries pack them once, instead of on every call; at batch 1 the packing would cost as
+    // much as the layer.
+    if (s.weights_transposed) sch.prepack(packed);
   }
 
   if (pack_a) {

@@ -45,7 +45,9 @@ FlagSet make_flags() {
       "The baseline is the fastest library that, like kiln's kernel, takes its inputs in plain "
       "layouts on every call: OpenBLAS and oneDNN's plain matmul (oneDNN with weights packed "
       "ahead of time is reported beside it), and oneDNN's convolution in its own blocked "
-      "layouts. OpenBLAS runs with its own kernel choice: the process restarts itself without "
+      "layouts. Where kiln packs constant weights once (convolutions, dense), so may the "
+      "library: oneDNN's matmul with packed weights is one of dense's baselines. OpenBLAS runs "
+      "with its own kernel choice: the process restarts itself without "
       "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE when they are set, and says so on stderr.\nWith "
       "--json: one object with workload, target, threads, config, source (\"record\", "
       "\"default\" or \"flag\" for --config), kiln_gflops, "
@@ -75,7 +77,8 @@ struct Timed {
 const core::TimingOptions kTiming{.number = 1, .repeat = 7, .min_repeat_ms = 200, .warmup = 2};
 
 /// The libraries for `workload`: (baseline, counts as a baseline). oneDNN's matmul with packed
-/// weights is shown but not the baseline: kiln's kernels pack inside every call.
+/// weights is shown but not the baseline of matmul and batch_matmul, whose kernels pack inside
+/// every call; it is one of dense's, whose kernels pack their constant weights once as well.
 Result<std::vector<std::pair<std::unique_ptr<baseline::Baseline>, bool>>> libraries_for(
     const core::Workload& w, std::span<const float* const> inputs, int threads) {
   std::vector<std::pair<std::unique_ptr<baseline::Baseline>, bool>> out;
@@ -91,7 +94,7 @@ Result<std::vector<std::pair<std::unique_ptr<baseline::Baseline>, bool>>> librar
       KILN_ASSIGN_OR_RETURN(auto plain, baseline::DnnlMatmul::create(w, inputs, threads, false));
       out.emplace_back(std::move(plain), true);
       KILN_ASSIGN_OR_RETURN(auto packed, baseline::DnnlMatmul::create(w, inputs, threads, true));
-      out.emplace_back(std::move(packed), false);
+      out.emplace_back(std::move(packed), w.op == core::OpKind::kDense);
       break;
     }
     default: {
