@@ -355,9 +355,18 @@ namespace {
 
 /// Whether the direct variant of depthwise convolution applies: NCHW, column stride 1 or 2, unit
 /// dilation, and output rows of at least one vector.
+/// The vector width of the direct variant: the target's, or for output rows narrower than
+/// that the widest power of two that fits in one (8 for 14 columns, 4 for 7), so that the small
+/// late layers of a network need no channel blocking either.
+int64_t depthwise_direct_lanes(const Workload& w, int64_t lanes) {
+  int64_t fit = lanes;
+  while (fit > 4 && fit > w.out_width()) fit /= 2;
+  return fit;
+}
+
 bool depthwise_direct_applies(const Workload& w, int64_t lanes) {
   return w.layout == Layout::kNCHW && (w.stride_w == 1 || w.stride_w == 2) && w.dilation_h == 1 &&
-         w.dilation_w == 1 && w.out_width() >= lanes;
+         w.dilation_w == 1 && w.out_width() >= depthwise_direct_lanes(w, lanes);
 }
 
 /// Depthwise convolution computed directly on NCHW, vectorized along output columns: no
@@ -374,8 +383,8 @@ bool depthwise_direct_applies(const Workload& w, int64_t lanes) {
 /// its own (O.sum) computed at the output's vector tile, and O applies the epilogue to it.
 Schedule depthwise_direct_schedule(const Workload& w, const Target& t, const ConfigSpace& space,
                                    const Config& c) {
-  const int64_t lanes = t.vector_lanes;
-  KILN_CHECK(depthwise_direct_applies(w, lanes))
+  const int64_t lanes = depthwise_direct_lanes(w, t.vector_lanes);
+  KILN_CHECK(depthwise_direct_applies(w, t.vector_lanes))
       << "the direct variant does not apply to " << w.canonical();
   const int64_t th = divisor_at_most(w.out_height(), space.value(c, "tile_ow"));
   const bool unroll_rs = space.value(c, "unroll_rs") == 1;

@@ -352,18 +352,24 @@ TEST(KernelProperty, DirectConv2dVariantOnlyWhereColumnsAreWholeVectors) {
 }
 
 // The direct NCHW variant of depthwise convolution: rows of at least a vector (whole vectors,
-// the last shifted inwards), any padding (masked loads), kernel sizes and batches, column
-// stride 1 or 2 (every other column: two loads and a shuffle, the last column of the padded
-// plane the last one read).
+// the last shifted inwards; rows narrower than the target's vector take a narrower one, down to
+// 4 lanes: the 14- and 7-column layers of MobileNetV2), any padding (masked loads), kernel
+// sizes and batches, column stride 1 or 2 (every other column: two loads and a shuffle, the
+// last column of the padded plane the last one read).
 TEST(KernelProperty, DirectDepthwiseVariantMatchesReference) {
-  check_direct_variant({"depthwise_conv2d:N=2,C=5,H=9,W=20,R=3,S=3,stride=1,pad=1",
-                        "depthwise_conv2d:N=1,C=3,H=6,W=16,R=5,S=5,stride=1,pad=2",
-                        "depthwise_conv2d:N=1,C=4,H=7,W=35,R=3,S=3,stride=1,pad=0",
-                        "depthwise_conv2d:N=1,C=16,H=28,W=28,R=3,S=3,stride=1,pad=1",
-                        "depthwise_conv2d:N=1,C=3,H=40,W=40,R=3,S=3,stride=2,pad=1",
-                        "depthwise_conv2d:N=2,C=4,H=9,W=35,R=3,S=3,stride=2,pad=0",
-                        "depthwise_conv2d:N=1,C=5,H=12,W=38,R=5,S=5,stride=2,pad=2"},
-                       6, 7);
+  check_direct_variant(
+      {"depthwise_conv2d:N=1,C=6,H=28,W=28,R=3,S=3,stride=2,pad=1",
+       "depthwise_conv2d:N=1,C=5,H=14,W=14,R=3,S=3,stride=2,pad=1",
+       "depthwise_conv2d:N=2,C=3,H=9,W=9,R=3,S=3,stride=1,pad=1",
+       "depthwise_conv2d:N=1,C=4,H=11,W=11,R=3,S=3,stride=2,pad=1,bias=1,act=relu6",
+       "depthwise_conv2d:N=2,C=5,H=9,W=20,R=3,S=3,stride=1,pad=1",
+       "depthwise_conv2d:N=1,C=3,H=6,W=16,R=5,S=5,stride=1,pad=2",
+       "depthwise_conv2d:N=1,C=4,H=7,W=35,R=3,S=3,stride=1,pad=0",
+       "depthwise_conv2d:N=1,C=16,H=28,W=28,R=3,S=3,stride=1,pad=1",
+       "depthwise_conv2d:N=1,C=3,H=40,W=40,R=3,S=3,stride=2,pad=1",
+       "depthwise_conv2d:N=2,C=4,H=9,W=35,R=3,S=3,stride=2,pad=0",
+       "depthwise_conv2d:N=1,C=5,H=12,W=38,R=5,S=5,stride=2,pad=2"},
+      6, 7);
 }
 
 // The direct variants with an epilogue: the sum is a stage of its own computed at the tile.
@@ -383,7 +389,8 @@ TEST(KernelProperty, FusedDirectVariantsMatchReference) {
 
 TEST(KernelProperty, DirectDepthwiseVariantOnlyWhereRowsHoldAVector) {
   expect_no_direct_variant(
-      {"depthwise_conv2d:N=1,C=8,H=9,W=9,R=3,S=3,stride=1,pad=1",
+      {"depthwise_conv2d:N=1,C=8,H=3,W=3,R=3,S=3,stride=1,pad=1",
+       "depthwise_conv2d:N=1,C=8,H=6,W=6,R=3,S=3,stride=2,pad=1",
        "depthwise_conv2d:N=1,C=8,H=60,W=60,R=3,S=3,stride=3,pad=1",
        "depthwise_conv2d:N=1,C=8,H=20,W=20,R=3,S=3,stride=1,pad=1,layout=NHWC"});
 }
