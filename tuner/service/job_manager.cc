@@ -168,18 +168,20 @@ struct JobManager::Impl {
     return job_from_json(stored->document, id);
   }
 
+  /// The log's claim on job `number`; nullptr when another holds it.
+  Result<std::unique_ptr<core::JobClaim>> claim(int64_t number) {
+    std::lock_guard<std::mutex> lock(store_mutex);
+    return store->claim_job(number);
+  }
+
   /// A job the log says is running but that no server claims has lost its server: records it
   /// as interrupted, with its trials counted from the log. Leaves a job that a server holds
   /// (or runs here) as it is. Under mutex.
   Status settle(JobStatus& status) {
     if (status.state != JobState::kRunning || running_here(status.id)) return Status::ok();
     KILN_ASSIGN_OR_RETURN(int64_t number, job_number(status.id));
-    std::unique_ptr<core::JobClaim> claim;
-    {
-      std::lock_guard<std::mutex> lock(store_mutex);
-      KILN_ASSIGN_OR_RETURN(claim, store->claim_job(number));
-    }
-    if (!claim) return Status::ok();
+    KILN_ASSIGN_OR_RETURN(std::unique_ptr<core::JobClaim> held, claim(number));
+    if (!held) return Status::ok();
     // Its server may have ended it between the read and the claim.
     KILN_ASSIGN_OR_RETURN(status, read_stored(status.id));
     if (status.state != JobState::kRunning) return Status::ok();
@@ -222,10 +224,10 @@ struct JobManager::Impl {
     return out;
   }
 
-  /// Forgets the oldest ended jobs of the log past options.max_ended_jobs; never one a client
-  /// still watches. Lets go of the jobs run here that have ended and that nothing points to.
-  /// Under mutex.
-  Status forget_ended_jobs() {
+  /// Forgets the oldest ended jobs of `all` (all_jobs) past options.max_ended_jobs; never one
+  /// a client still watches. Lets go of the jobs run here that have ended and that nothing
+  /// points to. Under mutex.
+  Status forget_ended_jobs(const std::vector<JobStatus>& all) {
     std::erase_if(jobs, [&](const std::unique_ptr<Job>& job) {
       const bool pointed_to = std::any_of(watches.begin(), watches.end(),
                                           [&](const auto& w) { return w.second == job.get(); });
@@ -233,7 +235,6 @@ struct JobManager::Impl {
       if (job->thread.joinable()) job->thread.join();
       return true;
     });
-    KILN_ASSIGN_OR_RETURN(std::vector<JobStatus> all, all_jobs());
     auto ended = [](const JobStatus& s) {
       return s.state == JobState::kSucceeded || s.state == JobState::kFailed ||
              s.state == JobState::kCancelled;
@@ -269,12 +270,12 @@ struct JobManager::Impl {
     if (snapshot.state != JobState::kRunning) job.listeners.clear();
   }
 
-  /// AlreadyExists when a job other than `self` runs now (here or on another server) on
-  /// `plan`'s target and appends trials of one of its workloads: two jobs would measure the
-  /// same configs. Under mutex.
-  Status check_no_twin(const Plan& plan, const std::string& self) {
+  /// AlreadyExists when a job of `all` (all_jobs) other than `self` runs now (here or on
+  /// another server) on `plan`'s target and appends trials of one of its workloads: two jobs
+  /// would measure the same configs. Under mutex.
+  static Status check_no_twin(const Plan& plan, const std::string& self,
+                              const std::vector<JobStatus>& all) {
     const std::vector<std::string> mine = plan.workloads();
-    KILN_ASSIGN_OR_RETURN(std::vector<JobStatus> all, all_jobs());
     for (const JobStatus& job : all) {
       if (job.id == self || job.state != JobState::kRunning) continue;
       if (job.target != plan.target.str()) continue;
@@ -686,7 +687,9 @@ Result<JobStatus> JobManager::start(const JobSpec& request) {
   std::lock_guard<std::mutex> lock(m.mutex);
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Impl::Plan> plan,
                         m.prepare(spec, target, std::move(tasks)));
-  KILN_RETURN_IF_ERROR(m.check_no_twin(*plan, ""));
+  // One read of the log's jobs for both the twin check and the forgetting below.
+  KILN_ASSIGN_OR_RETURN(std::vector<JobStatus> all, m.all_jobs());
+  KILN_RETURN_IF_ERROR(m.check_no_twin(*plan, "", all));
   auto job = std::make_unique<Impl::Job>();
   JobStatus& s = job->status;
   s.spec = std::move(spec);
@@ -697,14 +700,14 @@ Result<JobStatus> JobManager::start(const JobSpec& request) {
   {
     std::lock_guard<std::mutex> store(m.store_mutex);
     KILN_ASSIGN_OR_RETURN(job->number, m.store->add_job(job_to_json(s)));
-    KILN_ASSIGN_OR_RETURN(job->claim, m.store->claim_job(job->number));
   }
+  KILN_ASSIGN_OR_RETURN(job->claim, m.claim(job->number));
   s.id = "job-" + std::to_string(job->number);
   if (!job->claim) {
     return Status(StatusCode::kInternal, "another process claims the new job " + s.id);
   }
   job->plan = std::move(plan);
-  KILN_RETURN_IF_ERROR(m.forget_ended_jobs());
+  KILN_RETURN_IF_ERROR(m.forget_ended_jobs(all));
   m.jobs.push_back(std::move(job));
   Impl::Job& added = *m.jobs.back();
   m.launch(added);
@@ -737,18 +740,15 @@ Result<JobStatus> JobManager::resume(const std::string& id) {
   if (job && !job->thread_left) {
     return Status(StatusCode::kFailedPrecondition, "job " + id + " is still stopping; try again");
   }
-  std::unique_ptr<core::JobClaim> claim;
-  {
-    std::lock_guard<std::mutex> store(m.store_mutex);
-    KILN_ASSIGN_OR_RETURN(claim, m.store->claim_job(*job_number(id)));
-  }
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<core::JobClaim> claim, m.claim(*job_number(id)));
   if (!claim) {
     return Status(StatusCode::kFailedPrecondition,
                   "another server is resuming job " + id + " now; watch it there");
   }
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Impl::Plan> plan,
                         m.prepare(status.spec, target, std::move(tasks)));
-  KILN_RETURN_IF_ERROR(m.check_no_twin(*plan, id));
+  KILN_ASSIGN_OR_RETURN(std::vector<JobStatus> all, m.all_jobs());
+  KILN_RETURN_IF_ERROR(m.check_no_twin(*plan, id, all));
   if (job == nullptr) {
     m.jobs.push_back(std::make_unique<Impl::Job>());
     job = m.jobs.back().get();
