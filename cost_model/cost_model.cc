@@ -33,6 +33,22 @@ class XgbCostModel : public CostModel {
     queue_.push_back({config, cost});
   }
 
+  Status evaluate_estimated_costs() override {
+    if (!workload_) {
+      reset();
+      return Status(StatusCode::kFailedPrecondition,
+                    "no workload set: call set_workload before enqueueing candidates");
+    }
+    std::vector<float> row(kNumFeatures);
+    for (const Queued& q : queue_) {
+      *q.cost = features(q.config, row)
+                    ? std::log(estimated_cycles(row, target_.vector_registers()))
+                    : std::numeric_limits<double>::infinity();
+    }
+    reset();
+    return Status::ok();
+  }
+
   Status evaluate_costs() override {
     if (!workload_) {
       reset();

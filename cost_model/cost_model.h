@@ -50,6 +50,11 @@ class CostModel {
   /// (costs untouched) when the model is untrained or no workload is set.
   virtual Status evaluate_costs() = 0;
 
+  /// Scores every queued candidate with features.h's estimated_cycles instead of the learnt
+  /// model, and empties the queue: a ranking for a search that has measured nothing yet. Works
+  /// untrained; FailedPrecondition when no workload is set.
+  virtual Status evaluate_estimated_costs() = 0;
+
   /// Empties the queue without scoring.
   virtual void reset() = 0;
 

@@ -754,6 +754,30 @@ void features_of_loop_nest(const core::lower::LoopNest& nest, std::span<float> o
   out[kRestOffset + kRestTrafficL2] = log2p(rest_traffic);
 }
 
+double estimated_cycles(std::span<const float> features, int vector_registers) {
+  auto count = [&](int offset) { return std::exp2(double(features[size_t(offset)])) - 1; };
+  const int main = kStatementOffset(0);
+  const double flops = count(kTotalFlops);
+  const double accumulators = count(main + kStmtAccumulatorVectors);
+  const double loads = count(main + kStmtLoadVectors);
+  const double lanes = std::max(1.0, double(features[size_t(main + kStmtVectorWidth)]));
+  const double vectorized = features[kVectorizedFraction];
+  // The body repeats one step (an FMA into each accumulator) `unroll` times; a step's loads
+  // are live beside the accumulators.
+  const double copies = count(main + kStmtStraightLineSize);
+  const double unroll = std::max(1.0, copies / (std::max(accumulators, 1.0) * lanes));
+  const double step_loads = loads / unroll;
+  constexpr double kFmaInFlight = 8;  // latency 4 × 2 ports
+  const double latency = accumulators > 0 ? std::min(1.0, accumulators / kFmaInFlight) : 0.1;
+  const double live = accumulators + step_loads;
+  const double spills = live <= vector_registers ? 1.0 : vector_registers / live;
+  const double load_rate =
+      step_loads > 0 ? std::min(1.0, std::max(accumulators, 1.0) / step_loads) : 1.0;
+  double cycles = flops / (lanes * std::max(0.05, latency * spills) * std::max(0.05, load_rate));
+  if (vectorized < 0.5) cycles *= lanes / (1 + vectorized * lanes);
+  return cycles;
+}
+
 Status candidate_features(const core::Workload& workload, const core::Target& target,
                           const core::Config& config, std::span<float> out) {
   KILN_ASSIGN_OR_RETURN(core::Schedule schedule, core::make_schedule(workload, target, config));

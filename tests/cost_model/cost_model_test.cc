@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <unistd.h>
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -115,6 +116,45 @@ TEST_F(CostModelTest, UntrainedModelSaysSoInsteadOfRanking) {
   EXPECT_FALSE(xgb->is_trained());
   std::vector<float> row(kNumFeatures, 0.0f);
   EXPECT_EQ(xgb->predict(row).status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(CostModelTest, UntrainedModelRanksByTheEstimateWhenAskedTo) {
+  auto model = make_xgb_cost_model(options_);
+  core::Workload w = workload(kSmall);
+  core::ConfigSpace s = space(w);
+  double cost = 42;
+  model->enqueue(s.default_config(), &cost);
+  EXPECT_EQ(model->evaluate_estimated_costs().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(cost, 42);  // no workload set: untouched
+
+  ASSERT_TRUE(model->set_workload(w, target_).is_ok());
+  std::vector<double> costs(s.size(), std::nan(""));
+  for (int64_t i = 0; i < s.size(); ++i) model->enqueue(*s.at(i), &costs[size_t(i)]);
+  ASSERT_TRUE(model->evaluate_estimated_costs().is_ok());
+  EXPECT_FALSE(model->is_trained());
+  std::vector<float> row(kNumFeatures);
+  for (int64_t i : {int64_t{0}, s.size() / 2, s.size() - 1}) {
+    ASSERT_TRUE(candidate_features(w, target_, *s.at(i), row).is_ok());
+    EXPECT_DOUBLE_EQ(costs[size_t(i)], std::log(estimated_cycles(row, 32))) << "config " << i;
+  }
+  // The estimate's best tenth keeps register tiles that hide the FMA latency and fit in
+  // AVX-512's registers (8 to 28 accumulators), far more often than the space at large.
+  std::vector<int64_t> order(costs.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = int64_t(i);
+  std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return costs[a] < costs[b]; });
+  auto fits = [&](int64_t i) {
+    const core::Config c = *s.at(i);
+    const int64_t accumulators = s.value(c, "tile_m") * s.value(c, "tile_n_vectors");
+    return accumulators >= 8 && accumulators <= 28;
+  };
+  const size_t tenth = order.size() / 10;
+  size_t best_tenth = 0, all = 0;
+  for (size_t i = 0; i < order.size(); ++i) {
+    all += fits(order[i]);
+    if (i < tenth) best_tenth += fits(order[i]);
+  }
+  EXPECT_GE(double(best_tenth), 0.9 * double(tenth));
+  EXPECT_GT(double(best_tenth) / double(tenth), 1.5 * double(all) / double(order.size()));
 }
 
 TEST_F(CostModelTest, RanksHeldOutConfigsAfterTraining) {

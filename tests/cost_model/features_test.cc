@@ -156,6 +156,29 @@ TEST(Features, DescribeTheMicroKernel) {
   EXPECT_EQ(f[kNumLocalBuffers], 3);  // A.packed, B.packed, C.local
 }
 
+TEST(Features, EstimatedCyclesFavourRegisterTilesThatCoverTheFmaLatencyAndFit) {
+  core::Target t = avx512();
+  core::Workload w = workload("matmul:M=240,N=256,K=256");
+  auto tile = [&](int m, int n_vectors) {
+    const std::string knobs = "{\"knobs\": {\"tile_m\": " + std::to_string(m) +
+                              ", \"tile_n_vectors\": " + std::to_string(n_vectors) +
+                              ", \"unroll_k\": 4, \"order\": 0, \"pack_b\": 1, "
+                              "\"parallel\": 1, \"pack_a\": 1, \"k_block\": 0}}";
+    return estimated_cycles(features(w, t, config_of(w, t, knobs)), t.vector_registers());
+  };
+  const double one = tile(1, 1), four = tile(2, 2), twelve = tile(6, 2), twenty_four = tile(6, 4);
+  // One accumulator leaves the FMA pipeline idle most of the time; more hide its latency.
+  EXPECT_GT(one, 2 * four);
+  EXPECT_GT(four, twelve);
+  // 24 accumulators and their loads still fit in AVX-512's 32 registers: as fast as 12.
+  EXPECT_LE(twenty_four, twelve * 1.01);
+  // 16 x 4 = 64 accumulators spill.
+  EXPECT_GT(tile(16, 4), twenty_four);
+  // The same program estimated for 16 registers (AVX2's count) spills sooner.
+  std::vector<float> f = features(w, t, config_of(w, t, kTiled));
+  EXPECT_GT(estimated_cycles(f, 8), estimated_cycles(f, 32));
+}
+
 TEST(Features, SeeParallelAndPackingKnobsThroughTheIr) {
   core::Target t = avx512();
   core::Workload w = workload("matmul:M=128,N=128,K=128");

@@ -59,7 +59,15 @@ class XgbStrategy : public Strategy {
   std::vector<core::Config> propose(int n, const std::set<int64_t>& measured) override {
     std::set<int64_t> taken;
     if (n <= 0) return {};
-    if (!learn()) return sample_unmeasured(space_, rng_, n, measured, taken);
+    const bool learnt = learn();
+    if (!learnt && !options_.estimate_until_trained) {
+      return sample_unmeasured(space_, rng_, n, measured, taken);
+    }
+    if (learnt != ranked_by_model_) {
+      // The pool was ranked by the other scorer: anneal afresh.
+      ranked_by_model_ = learnt;
+      pool_.clear();
+    }
 
     // Epsilon-greedy: the random share of this batch, its fraction carried to the next.
     random_credit_ += options_.epsilon * n;
@@ -123,11 +131,12 @@ class XgbStrategy : public Strategy {
     return true;
   }
 
-  /// Predicted scores (higher is faster) of `configs`; empty when the model cannot rank.
+  /// Predicted scores (higher is faster) of `configs`, by the model once it has learnt, by the
+  /// untrained estimate before; empty when the model cannot rank.
   std::vector<double> score(const std::vector<core::Config>& configs) {
     std::vector<double> costs(configs.size());
     for (size_t i = 0; i < configs.size(); ++i) model_->enqueue(configs[i], &costs[i]);
-    Status s = model_->evaluate_costs();
+    Status s = ranked_by_model_ ? model_->evaluate_costs() : model_->evaluate_estimated_costs();
     if (!s.is_ok()) return {};
     for (double& c : costs) c = -c;
     return costs;
@@ -281,6 +290,7 @@ class XgbStrategy : public Strategy {
   std::mt19937_64 rng_;
   std::unique_ptr<cost::CostModel> model_;
   bool pretrained_ = false;
+  bool ranked_by_model_ = false;  ///< the pool and scores come from the model, not the estimate
   std::vector<cost::Sample> samples_;   ///< everything learnable observed so far
   std::vector<cost::Sample> unfitted_;  ///< observed since the model last learnt
   size_t samples_at_full_fit_ = 0;

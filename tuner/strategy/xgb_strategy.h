@@ -15,7 +15,9 @@
 ///    aware pick), with `epsilon` of the batch drawn uniformly at random.
 ///
 /// Until the model has learnt from enough valid measurements (or been pre-trained on other
-/// workloads of the same operator in the tuning log), proposals are random. Failures that may
+/// workloads of the same operator in the tuning log), the same annealing and pick run on the
+/// cost model's estimate that needs no training (features.h's estimated_cycles), so that a
+/// cold search starts where register blocking looks right instead of at random. Failures that may
 /// be the infrastructure's (DEVICE_LOST, TIMEOUT) and invalid configs are not learnt from;
 /// builds that fail, crash or compute wrong answers count as the slowest.
 #pragma once
@@ -41,6 +43,8 @@ struct XgbStrategyOptions {
   int anneal_every = 4;
   /// Samples (measurements the model may learn from) before the model's own training starts.
   int min_samples = 16;
+  /// Until then, rank by the untrained estimate (true) or propose uniformly at random (false).
+  bool estimate_until_trained = true;
   /// Weight of a candidate's new knob values against its predicted rank in the batch pick:
   /// 0 takes the predicted best in order.
   double diversity = 0.5;
