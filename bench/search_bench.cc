@@ -72,17 +72,10 @@ constexpr size_t kRefineTop = 16;
 constexpr int kRefineTimes = 3;
 constexpr int kMaxRefinePasses = 64;
 
-/// Other shapes of each operator, for the pre-trained xgb: those a log that has tuned other
-/// layers of the same network would hold (for a strided 1x1 convolution, ResNet-50's other
-/// projections).
+/// Other shapes of each operator, for the pre-trained xgb.
 std::vector<std::string> other_shapes(const core::Workload& w) {
   if (w.op == core::OpKind::kMatmul) {
     return {"matmul:M=512,N=1024,K=1024", "matmul:M=768,N=768,K=768", "matmul:M=2048,N=256,K=1024"};
-  }
-  if (w.kernel_h == 1 && w.kernel_w == 1 && w.stride_h > 1) {
-    return {"conv2d:N=1,C=512,H=28,W=28,K=1024,R=1,S=1,stride=2,pad=0",
-            "conv2d:N=1,C=1024,H=14,W=14,K=2048,R=1,S=1,stride=2,pad=0",
-            "conv2d:N=1,C=64,H=56,W=56,K=256,R=1,S=1,stride=1,pad=0"};
   }
   return {"conv2d:N=1,C=128,H=28,W=28,K=128,R=3,S=3,stride=1,pad=1",
           "conv2d:N=1,C=256,H=14,W=14,K=256,R=3,S=3,stride=1,pad=1",
