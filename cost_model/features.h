@@ -177,7 +177,7 @@ void features_of_loop_nest(const core::lower::LoopNest& nest, std::span<float> o
 /// (lower is faster), read from `features` (kNumFeatures floats). Its vectorized body issues
 /// one FMA per accumulator vector, at full rate only when
 /// - there are enough independent accumulators to cover the FMA latency (8: 4 cycles on 2
-///   ports, as on every x86 and Neoverse core kiln targets);
+///   ports, as on current x86 and Neoverse cores);
 /// - accumulators and loaded vectors fit in `vector_registers` (else spills);
 /// - it loads no more vectors than it has accumulators (one load per FMA at most);
 /// and a nest that is mostly scalar pays the lanes it leaves idle. Memory is left out: it ranks
