@@ -224,6 +224,21 @@ class CachedMeasurer : public tuner::Measurer {
   int64_t measured_ = 0;
 };
 
+/// Measures `configs` through `measurer` in batches of 16, as the tuning loop would.
+std::vector<core::TuningRecord> measure_in_batches(CachedMeasurer& measurer,
+                                                   const std::vector<core::Config>& configs) {
+  const core::TimingOptions timing = tuner::TuneOptions{}.timing;
+  std::vector<core::TuningRecord> out;
+  for (size_t i = 0; i < configs.size(); i += 16) {
+    std::vector<core::Config> batch(configs.begin() + long(i),
+                                    configs.begin() + long(std::min(configs.size(), i + 16)));
+    for (core::TuningRecord& r : check(measurer.measure(batch, timing), "measure")) {
+      out.push_back(std::move(r));
+    }
+  }
+  return out;
+}
+
 struct Job {
   std::string strategy;
   uint64_t seed = 0;
@@ -246,14 +261,9 @@ json run_workload(const Options& o, const std::string& text, core::TuningLog& ca
             << " in the cache\n";
   if (o.measure_space) {
     // Every config once, so that strategies can be compared on many seeds without measuring.
-    tuner::TuneOptions timing;
-    for (int64_t first = 0; first < space.size(); first += 16) {
-      std::vector<core::Config> batch;
-      for (int64_t i = first; i < std::min(space.size(), first + 16); ++i) {
-        batch.push_back(*space.at(i));
-      }
-      check(measurer->measure(batch, timing.timing), "measure");
-    }
+    std::vector<core::Config> every;
+    for (int64_t i = 0; i < space.size(); ++i) every.push_back(*space.at(i));
+    measure_in_batches(*measurer, every);
     std::cerr << "  measured the whole space (" << measurer->measured() << " configs now)\n";
   }
 
@@ -272,13 +282,8 @@ json run_workload(const Options& o, const std::string& text, core::TuningLog& ca
       int64_t index = any(rng);
       if (picked.insert(index).second) configs.push_back(*other_space.at(index));
     }
-    tuner::TuneOptions timing;
-    for (size_t i = 0; i < configs.size(); i += 16) {
-      std::vector<core::Config> batch(configs.begin() + long(i),
-                                      configs.begin() + long(std::min(configs.size(), i + 16)));
-      for (core::TuningRecord& r : check(other_measurer.measure(batch, timing.timing), "measure")) {
-        other_records.push_back(std::move(r));
-      }
+    for (core::TuningRecord& r : measure_in_batches(other_measurer, configs)) {
+      other_records.push_back(std::move(r));
     }
     std::cerr << "  pre-training data: " << configs.size() << " configs of " << other_text << " ("
               << other_measurer.measured() << " measured now)\n";
