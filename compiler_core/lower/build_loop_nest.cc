@@ -61,6 +61,7 @@ struct StagePlan {
   std::vector<Loop> loops;
   std::vector<Expr> store_indices;
   Expr value;  ///< the body with every axis replaced by its index
+  Expr where;  ///< the stage's reduce_where, likewise; undefined when it has none
   std::vector<Expr> guards;
   std::set<std::string> shifted_outers;  // outer loops of splits shifted inwards
 };
@@ -203,6 +204,7 @@ class NestBuilder {
     }
     for (const std::string& r : s.reduce_axes) axis_index[r] = value.at(r);
     p.value = substitute(s.body, axis_index);
+    if (s.reduce_where.defined()) p.where = substitute(s.reduce_where, axis_index);
     return p;
   }
 
@@ -352,9 +354,26 @@ class NestBuilder {
                     "summed twice");
       }
     }
+    // The reduction's condition is tested inside the innermost loop it depends on, and inside
+    // the first reduction loop at least (the accumulator's initialization is outside that).
+    // Where that loop is unrolled or vectorized the test would cost more than the terms it
+    // skips (a branch per copy of the body), and the terms are zero: all are summed.
+    size_t where_level = first_reduce;
+    Expr where = p.where;
+    if (where.defined()) {
+      for (const Loop& l : p.loops) {  // a loop of one iteration is not a dependence
+        const int64_t* extent = ir::as_const_int(l.extent);
+        if (extent && *extent == 1) where = substitute(where, l.var, Expr(0));
+      }
+      for (size_t q = first_reduce; q < p.loops.size(); ++q) {
+        if (uses_var(where, p.loops[q].var)) where_level = q;
+      }
+      if (p.loops[where_level].kind != ir::ForKind::kSerial) where = Expr();
+    }
     Stmt stmt = update;
     for (size_t q = p.loops.size(); q-- > 0;) {
       const Loop& l = p.loops[q];
+      if (where.defined() && q == where_level) stmt = ir::IfThenElse::make(where, stmt);
       stmt = attach_producers(s, p, q, stmt);
       stmt = ir::For::make(l.var, Expr(0), l.extent, l.kind, stmt);
       if (q == first_reduce) {

@@ -95,6 +95,18 @@ Tensor tile_blocked_output(Schedule& sch, const Tensor& blocked, const std::stri
   return acc;
 }
 
+/// The taps of a kernel row that reads a padding row of the input are zero: the blocked
+/// output's reduction skips them (whole kernel rows, for output rows at the top and bottom
+/// edges), as libraries do. Null without vertical padding.
+std::function<Expr(const std::vector<Expr>&, const std::vector<Expr>&)> padding_row_skip(
+    const Workload& w) {
+  if (w.pad_h == 0) return nullptr;
+  return [&w](const std::vector<Expr>& x, const std::vector<Expr>& r) {
+    return in_range(x[3] * Expr(w.stride_h) + r[1] * Expr(w.dilation_h) - Expr(w.pad_h),
+                    w.height);
+  };
+}
+
 /// A 1×1 convolution with stride 1 and no padding: a matrix product over the flattened plane.
 bool is_flat(const Workload& w) {
   return w.kernel_h == 1 && w.kernel_w == 1 && w.stride_h == 1 && w.stride_w == 1 && w.pad_h == 0 &&
@@ -316,7 +328,8 @@ Schedule conv2d_schedule(const Workload& w, const Target& t, const ConfigSpace& 
                                      Expr col = x[4] * Expr(w.stride_w) + r[2] * Expr(w.dilation_w);
                                      return data({x[0], x[1], r[0], h, col, r[3]}) *
                                             kernel({x[1], x[2], r[0], r[1], r[2], r[3], x[5]});
-                                   });
+                                   },
+                                   padding_row_skip(w));
   Tensor out = unpack_output(sch, w, epilogue,
                              [&](const Expr& n, const Expr& k, const Expr& y, const Expr& x) {
                                Expr g = k / Expr(kg), kl = k % Expr(kg);

@@ -78,7 +78,8 @@ Tensor Schedule::compute(const std::string& name, const Shape& shape,
 Tensor Schedule::compute_sum(
     const std::string& name, const Shape& shape, const std::vector<std::string>& axis_names,
     const Shape& reduce_shape, const std::vector<std::string>& reduce_names,
-    const std::function<Expr(const std::vector<Expr>&, const std::vector<Expr>&)>& body) {
+    const std::function<Expr(const std::vector<Expr>&, const std::vector<Expr>&)>& body,
+    const std::function<Expr(const std::vector<Expr>&, const std::vector<Expr>&)>& where) {
   KILN_CHECK(axis_names.size() == shape.size()) << "compute_sum " << name << ": axis names";
   KILN_CHECK(reduce_names.size() == reduce_shape.size()) << "compute_sum " << name;
   Stage s;
@@ -89,6 +90,7 @@ Tensor Schedule::compute_sum(
   s.reduce_shape = reduce_shape;
   s.is_reduction = true;
   s.body = body(vars_of(s.axes), vars_of(s.reduce_axes));
+  if (where) s.reduce_where = where(vars_of(s.axes), vars_of(s.reduce_axes));
   s.leaves = s.axes;
   s.leaves.insert(s.leaves.end(), s.reduce_axes.begin(), s.reduce_axes.end());
   add_stage(stages_, std::move(s));
@@ -323,6 +325,9 @@ Tensor Schedule::cache_write(const Tensor& t) {
   renamed(local.axes);
   renamed(local.reduce_axes);
   local.body = lower::substitute(original.body, rename);
+  if (original.reduce_where.defined()) {
+    local.reduce_where = lower::substitute(original.reduce_where, rename);
+  }
   local.leaves = local.axes;
   local.leaves.insert(local.leaves.end(), local.reduce_axes.begin(), local.reduce_axes.end());
   local.relations.clear();
@@ -333,6 +338,7 @@ Tensor Schedule::cache_write(const Tensor& t) {
   copy.is_reduction = false;
   copy.reduce_axes.clear();
   copy.reduce_shape.clear();
+  copy.reduce_where = Expr();
   copy.body = ir::TensorLoad::make(local.name, vars_of(copy.axes));
   copy.leaves = copy.axes;
   copy.relations.clear();

@@ -75,6 +75,8 @@ struct Stage {
   Shape reduce_shape;
   ir::Expr body;  ///< value (or summand for reductions); undefined for placeholders
   bool is_reduction = false;
+  /// Reductions: the terms summed are those where this holds; undefined: all of them.
+  ir::Expr reduce_where;
 
   // Schedule state.
   std::vector<std::string> leaves;  ///< loop order, outermost first
@@ -97,12 +99,19 @@ class Schedule {
                  const std::vector<std::string>& axis_names,
                  const std::function<ir::Expr(const std::vector<ir::Expr>&)>& body);
 
-  /// `name(axes) = sum over reduce axes of body(axes, reduce_axes)`, starting from 0.
-  Tensor compute_sum(const std::string& name, const Shape& shape,
-                     const std::vector<std::string>& axis_names, const Shape& reduce_shape,
-                     const std::vector<std::string>& reduce_names,
-                     const std::function<ir::Expr(const std::vector<ir::Expr>&,
-                                                  const std::vector<ir::Expr>&)>& body);
+  /// `name(axes) = sum over reduce axes of body(axes, reduce_axes)`, starting from 0. With
+  /// `where`, only the terms where where(axes, reduce_axes) holds are summed: the rest must be
+  /// zero (taps on padding), so that skipping them changes no result. Lowering tests it once per
+  /// iteration of the innermost loop it depends on, around the loops inside that one, so a
+  /// condition on an outer reduction axis skips whole inner loops; where that loop is unrolled
+  /// or vectorized, a test would cost more than it skips, and every term is summed.
+  Tensor compute_sum(
+      const std::string& name, const Shape& shape, const std::vector<std::string>& axis_names,
+      const Shape& reduce_shape, const std::vector<std::string>& reduce_names,
+      const std::function<ir::Expr(const std::vector<ir::Expr>&, const std::vector<ir::Expr>&)>&
+          body,
+      const std::function<ir::Expr(const std::vector<ir::Expr>&, const std::vector<ir::Expr>&)>&
+          where = nullptr);
 
   /// The loop variable `<stage>.<axis>`, checked to exist.
   std::string axis(const Tensor& t, const std::string& axis_name) const;

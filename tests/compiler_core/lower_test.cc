@@ -164,6 +164,37 @@ TEST(BuildLoopNest, RejectsFusingAReductionLoopWithASpatialOne) {
   EXPECT_THROW(build_loop_nest(sch), ScheduleError);
 }
 
+TEST(BuildLoopNest, TestsAReductionsConditionInsideTheInnermostLoopItDependsOn) {
+  // A 1-D convolution over a zero-padded input: taps r where x + r - 1 falls outside A are
+  // skipped. The test sits inside the r loop, around the c loop, and the initialization is
+  // outside it.
+  Schedule sch;
+  Tensor a = sch.placeholder("A", {4, 8});
+  auto summand = [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
+    Expr i = x[0] + r[1] - Expr(1);
+    return ir::select(ir::LE::make(Expr(0), i) && ir::LT::make(i, Expr(8)),
+                      a({r[0], ir::max(Expr(0), ir::min(i, Expr(7)))}), ir::f32(0));
+  };
+  auto in_a = [](const std::vector<Expr>& x, const std::vector<Expr>& r) {
+    Expr i = x[0] + r[1] - Expr(1);
+    return ir::LE::make(Expr(0), i) && ir::LT::make(i, Expr(8));
+  };
+  Tensor c = sch.compute_sum("C", {8}, {"x"}, {4, 3}, {"c", "r"}, summand, in_a);
+  sch.reorder(c, {sch.axis(c, "x"), sch.axis(c, "r"), sch.axis(c, "c")});
+  std::string text = ir::to_string(simplify(build_loop_nest(sch).body));
+  const size_t init = text.find("C(C.x) = 0.0f"), r = text.find("for (C.r, 0, 3)"),
+               test = text.find("if ("), c_loop = text.find("for (C.c, 0, 4)");
+  ASSERT_NE(test, std::string::npos) << text;
+  EXPECT_LT(init, r) << text;
+  EXPECT_LT(r, test) << text;
+  EXPECT_LT(test, c_loop) << text;
+
+  // Where the innermost loop it depends on is unrolled, every term is summed (they are zero).
+  sch.unroll(c, sch.axis(c, "r"));
+  text = ir::to_string(simplify(build_loop_nest(sch).body));
+  EXPECT_EQ(text.find("if ("), std::string::npos) << text;
+}
+
 TEST(Pipeline, LowersAMatmulTileWithoutTensorNodes) {
   Schedule sch;
   Tensor a = sch.placeholder("A", {6, 5});
