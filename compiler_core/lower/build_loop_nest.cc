@@ -328,6 +328,47 @@ class NestBuilder {
     }
   }
 
+  /// Where each conjunct of a reduction's condition is tested: inside the innermost loop it
+  /// depends on, and inside the first reduction loop at least (the accumulator's
+  /// initialization is outside that); entry q of the result is the test inside loop q. A test
+  /// inside a serial loop skips the loops within it. One inside an unrolled loop is kept only
+  /// where it depends on no serial loop of the stage, so that unrolling decides it in every
+  /// copy; otherwise it would be a branch per copy of the body, costing more than the terms it
+  /// skips, and as the terms are zero they are all summed.
+  static std::vector<Expr> place_condition(const StagePlan& p, size_t first_reduce) {
+    std::vector<Expr> tests(p.loops.size());
+    if (!p.where.defined()) return tests;
+    std::vector<Expr> conjuncts, pending = {p.where};
+    while (!pending.empty()) {
+      Expr e = pending.back();
+      pending.pop_back();
+      if (const ir::And* a = e.as<ir::And>()) {
+        pending.push_back(a->a);
+        pending.push_back(a->b);
+      } else {
+        conjuncts.push_back(e);
+      }
+    }
+    for (Expr c : conjuncts) {
+      for (const Loop& l : p.loops) {  // a loop of one iteration is not a dependence
+        const int64_t* extent = ir::as_const_int(l.extent);
+        if (extent && *extent == 1) c = substitute(c, l.var, Expr(0));
+      }
+      size_t level = first_reduce;
+      bool on_serial = false;
+      for (size_t q = 0; q < p.loops.size(); ++q) {
+        if (!uses_var(c, p.loops[q].var)) continue;
+        if (q >= first_reduce) level = q;
+        on_serial |= p.loops[q].kind != ir::ForKind::kUnrolled;
+      }
+      const ir::ForKind kind = p.loops[level].kind;
+      const bool decided_by_unrolling = kind == ir::ForKind::kUnrolled && !on_serial;
+      if (kind != ir::ForKind::kSerial && !decided_by_unrolling) continue;
+      tests[level] = tests[level].defined() ? tests[level] && c : c;
+    }
+    return tests;
+  }
+
   Stmt build_stage(const Stage& s, const std::vector<ir::Range>& region) {
     StagePlan p = plan(s, region);
     Stmt update;
@@ -354,26 +395,11 @@ class NestBuilder {
                     "summed twice");
       }
     }
-    // The reduction's condition is tested inside the innermost loop it depends on, and inside
-    // the first reduction loop at least (the accumulator's initialization is outside that).
-    // Where that loop is unrolled or vectorized the test would cost more than the terms it
-    // skips (a branch per copy of the body), and the terms are zero: all are summed.
-    size_t where_level = first_reduce;
-    Expr where = p.where;
-    if (where.defined()) {
-      for (const Loop& l : p.loops) {  // a loop of one iteration is not a dependence
-        const int64_t* extent = ir::as_const_int(l.extent);
-        if (extent && *extent == 1) where = substitute(where, l.var, Expr(0));
-      }
-      for (size_t q = first_reduce; q < p.loops.size(); ++q) {
-        if (uses_var(where, p.loops[q].var)) where_level = q;
-      }
-      if (p.loops[where_level].kind != ir::ForKind::kSerial) where = Expr();
-    }
+    std::vector<Expr> tests = place_condition(p, first_reduce);
     Stmt stmt = update;
     for (size_t q = p.loops.size(); q-- > 0;) {
       const Loop& l = p.loops[q];
-      if (where.defined() && q == where_level) stmt = ir::IfThenElse::make(where, stmt);
+      if (tests[q].defined()) stmt = ir::IfThenElse::make(tests[q], stmt);
       stmt = attach_producers(s, p, q, stmt);
       stmt = ir::For::make(l.var, Expr(0), l.extent, l.kind, stmt);
       if (q == first_reduce) {

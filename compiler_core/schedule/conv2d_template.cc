@@ -95,15 +95,22 @@ Tensor tile_blocked_output(Schedule& sch, const Tensor& blocked, const std::stri
   return acc;
 }
 
-/// The taps of a kernel row that reads a padding row of the input are zero: the blocked
-/// output's reduction skips them (whole kernel rows, for output rows at the top and bottom
-/// edges), as libraries do. Null without vertical padding.
-std::function<Expr(const std::vector<Expr>&, const std::vector<Expr>&)> padding_row_skip(
-    const Workload& w) {
-  if (w.pad_h == 0) return nullptr;
-  return [&w](const std::vector<Expr>& x, const std::vector<Expr>& r) {
-    return in_range(x[3] * Expr(w.stride_h) + r[1] * Expr(w.dilation_h) - Expr(w.pad_h),
-                    w.height);
+/// Taps that read the input's zero padding add nothing: the blocked output's reduction skips
+/// them, as libraries do. Kernel rows that read a padding row are skipped whole, for output rows
+/// at the top and bottom edges. Kernel columns that read a padding column are skipped when a
+/// register tile spans the whole output row (`whole_rows`), where unrolling the kernel columns
+/// decides for each accumulator which taps it takes; in narrower tiles the test would be made at
+/// run time, once per FMA. Null when nothing is skipped.
+std::function<Expr(const std::vector<Expr>&, const std::vector<Expr>&)> padding_skip(
+    const Workload& w, bool whole_rows) {
+  const bool rows = w.pad_h > 0, columns = w.pad_w > 0 && whole_rows;
+  if (!rows && !columns) return nullptr;
+  return [&w, rows, columns](const std::vector<Expr>& x, const std::vector<Expr>& r) {
+    Expr row = x[3] * Expr(w.stride_h) + r[1] * Expr(w.dilation_h) - Expr(w.pad_h);
+    Expr column = x[4] * Expr(w.stride_w) + r[2] * Expr(w.dilation_w) - Expr(w.pad_w);
+    if (!columns) return in_range(row, w.height);
+    if (!rows) return in_range(column, w.width);
+    return in_range(row, w.height) && in_range(column, w.width);
   };
 }
 
@@ -294,6 +301,7 @@ Schedule conv2d_schedule(const Workload& w, const Target& t, const ConfigSpace& 
   const int64_t cg = w.in_channels / groups, kg = w.out_channels / groups;
   const int64_t c_blocks = ceil_div(cg, cb), k_blocks = ceil_div(kg, kb);
   const int64_t oh = w.out_height(), ow = w.out_width();
+  const bool whole_rows = tile_ow >= ow;
 
   Schedule sch;
   std::vector<Shape> in_shapes = w.input_shapes();
@@ -320,16 +328,16 @@ Schedule conv2d_schedule(const Workload& w, const Target& t, const ConfigSpace& 
                                                        : weight({x[3], x[4], ch, k});
                     return ir::select(valid, v, ir::f32(0));
                   });
-  Tensor blocked = sch.compute_sum("out.blocked", {w.batch_n, groups, k_blocks, oh, ow, kb},
-                                   {"n", "g", "kb", "oh", "ow", "ko"},
-                                   {c_blocks, w.kernel_h, w.kernel_w, cb}, {"cb", "r", "s", "ci"},
-                                   [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
-                                     Expr h = x[3] * Expr(w.stride_h) + r[1] * Expr(w.dilation_h);
-                                     Expr col = x[4] * Expr(w.stride_w) + r[2] * Expr(w.dilation_w);
-                                     return data({x[0], x[1], r[0], h, col, r[3]}) *
-                                            kernel({x[1], x[2], r[0], r[1], r[2], r[3], x[5]});
-                                   },
-                                   padding_row_skip(w));
+  Tensor blocked = sch.compute_sum(
+      "out.blocked", {w.batch_n, groups, k_blocks, oh, ow, kb}, {"n", "g", "kb", "oh", "ow", "ko"},
+      {c_blocks, w.kernel_h, w.kernel_w, cb}, {"cb", "r", "s", "ci"},
+      [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
+        Expr h = x[3] * Expr(w.stride_h) + r[1] * Expr(w.dilation_h);
+        Expr col = x[4] * Expr(w.stride_w) + r[2] * Expr(w.dilation_w);
+        return data({x[0], x[1], r[0], h, col, r[3]}) *
+               kernel({x[1], x[2], r[0], r[1], r[2], r[3], x[5]});
+      },
+      padding_skip(w, whole_rows));
   Tensor out = unpack_output(sch, w, epilogue,
                              [&](const Expr& n, const Expr& k, const Expr& y, const Expr& x) {
                                Expr g = k / Expr(kg), kl = k % Expr(kg);
@@ -359,6 +367,7 @@ Schedule conv2d_schedule(const Workload& w, const Target& t, const ConfigSpace& 
     sch.unroll(acc, aow);
     sch.unroll(acc, kvo);
     sch.vectorize(acc, kvi);
+    if (whole_rows && w.pad_w > 0) sch.unroll(acc, sch.axis(acc, "s"));  // see padding_skip
   }
   schedule_unpack(sch, w, out, kb, lanes, parallel);
   return sch;
