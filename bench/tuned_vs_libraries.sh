@@ -4,7 +4,7 @@
 # workload and thread count, and the target the workload's kind has to meet.
 #
 # Usage: bench/tuned_vs_libraries.sh [--set NAME] [--db PATH] [--trials N] [--threads LIST]
-#                                    [--only REGEX]
+#                                    [--only REGEX] [--layout NCHW|NHWC]
 #   --set      anchors (ANCHORS.md's workloads; the default), resnet50 (every distinct
 #              convolution of ResNet-50 at 224x224 and its classifier), mobilenetv2 (its
 #              expansions, projections and depthwise layers, strided ones included), dense
@@ -15,12 +15,15 @@
 #              is only re-benched
 #   --threads  thread counts to tune and bench at, comma-separated (default 1,2)
 #   --only     run the workloads whose name or string matches this extended regex
+#   --layout   the convolutions' layout (default NCHW, as ONNX models have it). oneDNN runs its
+#              convolutions in NHWC (its own choice, the baseline): with NHWC kiln takes the
+#              same layouts, without the transposes NCHW costs it on every call
 # Environment: KILN (the kiln binary, default build/tuner/kiln).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 kiln="${KILN:-build/tuner/kiln}"
-set_name=anchors db="" trials=300 threads=1,2 only=""
+set_name=anchors db="" trials=300 threads=1,2 only="" layout=NCHW
 while [ $# -gt 0 ]; do
   case "$1" in
     --set) set_name="$2"; shift 2 ;;
@@ -28,10 +31,16 @@ while [ $# -gt 0 ]; do
     --trials) trials="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --layout) layout="$2"; shift 2 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown flag '$1'; see --help" >&2; exit 2 ;;
   esac
 done
+case "$layout" in
+  NCHW) layout_key="" ;;
+  NHWC) layout_key=",layout=NHWC" ;;
+  *) echo "error: --layout is NCHW or NHWC" >&2; exit 2 ;;
+esac
 scratch=""
 if [ -z "$db" ]; then
   scratch="$(mktemp -d)"
@@ -40,10 +49,10 @@ if [ -z "$db" ]; then
 fi
 
 conv() {  # conv2d C H K R stride: square input and kernel, "same" padding
-  echo "conv2d:N=1,C=$1,H=$2,W=$2,K=$3,R=$4,S=$4,stride=$5,pad=$(( $4 / 2 ))"
+  echo "conv2d:N=1,C=$1,H=$2,W=$2,K=$3,R=$4,S=$4,stride=$5,pad=$(( $4 / 2 ))$layout_key"
 }
 depthwise() {  # depthwise 3x3: C H stride
-  echo "depthwise_conv2d:N=1,C=$1,H=$2,W=$2,R=3,S=3,stride=$3,pad=1"
+  echo "depthwise_conv2d:N=1,C=$1,H=$2,W=$2,R=3,S=3,stride=$3,pad=1$layout_key"
 }
 # name workload, one per line.
 anchors="
@@ -140,7 +149,7 @@ target_of() {
   esac
 }
 
-printf '%-34s %-62s %3s %9s %9s %-15s %6s %6s\n' name workload thr kiln library baseline ratio target
+printf '%-34s %-72s %3s %9s %9s %-15s %6s %6s\n' name workload thr kiln library baseline ratio target
 while read -r name workload; do
   [ -n "$name" ] || continue
   if [ -n "$only" ] && ! [[ "$name $workload" =~ $only ]]; then continue; fi
@@ -152,7 +161,7 @@ while read -r name workload; do
 import json, sys
 name, j, target = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3])
 mark = "" if j["ratio"] >= target else "  below"
-print(f"{name:<34} {j['workload']:<62} {j['threads']:>3} {j['kiln_gflops']:>9.1f} "
+print(f"{name:<34} {j['workload']:<72} {j['threads']:>3} {j['kiln_gflops']:>9.1f} "
       f"{j['baseline_gflops']:>9.1f} {j['baseline']:<15} {j['ratio']:>6.2f} {target:>6.1f}{mark}")
 PY
   done
