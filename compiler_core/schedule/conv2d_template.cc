@@ -83,15 +83,20 @@ void schedule_unpack(Schedule& sch, const Workload& w, const Tensor& out, int64_
 /// in parallel.
 Tensor tile_blocked_output(Schedule& sch, const Tensor& blocked, const std::string& block,
                            const std::string& lane, int64_t tile_oh, int64_t tile_ow, int64_t lanes,
-                           bool parallel) {
+                           bool parallel, std::string* row_loop = nullptr) {
   Tensor acc = sch.cache_write(blocked);
   auto [oho, ohi] = sch.split(blocked, sch.axis(blocked, "oh"), tile_oh);
   auto [owo, owi] = sch.split(blocked, sch.axis(blocked, "ow"), tile_ow);
   sch.reorder(blocked, {owo, ohi});  // (oh.o, ow.o, oh.i, ow.i): the tile inside ow.o
   auto [vo, vi] = sch.split(blocked, sch.axis(blocked, lane), lanes);
   sch.vectorize(blocked, vi);
-  if (parallel) sch.parallel(blocked, sch.fuse(blocked, sch.axis(blocked, block), oho));
+  std::string rows = oho;
+  if (parallel) {
+    rows = sch.fuse(blocked, sch.axis(blocked, block), oho);
+    sch.parallel(blocked, rows);
+  }
   sch.compute_at(acc, blocked, owo);
+  if (row_loop) *row_loop = rows;
   return acc;
 }
 
@@ -487,6 +492,11 @@ ConfigSpace depthwise_space(const Workload& w, const Target& t) {
   // 0: channel-blocked (below); 1: direct on NCHW (depthwise_direct_schedule), where it applies.
   const bool direct = depthwise_direct_applies(w, t.vector_lanes);
   if (direct) knobs.push_back({"variant", {0, 1}});
+  // The channel-blocked variant's padded input: 0 packed whole before the output loop, 1 the
+  // rows an output row reads packed inside that loop, where they stay in cache (a row is packed
+  // again for each output row that reads it: R / stride times). Appended last, with 0 first, so
+  // the indices of records stored before it keep their meaning.
+  knobs.push_back({"pack_per_row", {0, 1}});
   ConfigSpace space("depthwise_conv2d", knobs);
   // Blocked: tile_ow × block_c_vectors accumulators, the weights of a tap and an input vector;
   // direct: tile_ow rows of one vector, a broadcast weight and an input vector.
@@ -507,6 +517,7 @@ Schedule depthwise_schedule(const Workload& w, const Target& t, const ConfigSpac
   const int64_t tile_ow = space.value(c, "tile_ow");
   const bool unroll_rs = space.value(c, "unroll_rs") == 1;
   const bool parallel = space.value(c, "parallel") == 1;
+  const bool pack_per_row = space.value(c, "pack_per_row") == 1;
   const int64_t channels = w.in_channels, c_blocks = ceil_div(channels, cb);
   const int64_t oh = w.out_height(), ow = w.out_width();
 
@@ -546,12 +557,16 @@ Schedule depthwise_schedule(const Workload& w, const Target& t, const ConfigSpac
   {
     auto [cvo, cvi] = sch.split(data, sch.axis(data, "ci"), lanes);
     sch.vectorize(data, cvi);
-    if (parallel) sch.parallel(data, sch.fuse(data, sch.axis(data, "cb"), sch.axis(data, "h")));
+    if (parallel && !pack_per_row) {
+      sch.parallel(data, sch.fuse(data, sch.axis(data, "cb"), sch.axis(data, "h")));
+    }
     auto [kvo, kvi] = sch.split(kernel, sch.axis(kernel, "ci"), lanes);
     sch.vectorize(kernel, kvi);
     sch.prepack(kernel);
   }
-  Tensor acc = tile_blocked_output(sch, blocked, "cb", "ci", 1, tile_ow, lanes, parallel);
+  std::string rows;
+  Tensor acc = tile_blocked_output(sch, blocked, "cb", "ci", 1, tile_ow, lanes, parallel, &rows);
+  if (pack_per_row) sch.compute_at(data, blocked, rows);
   {
     auto [cvo, cvi] = sch.split(acc, sch.axis(acc, "ci"), lanes);
     std::string aow = sch.axis(acc, "ow"), r = sch.axis(acc, "r"), s = sch.axis(acc, "s");

@@ -390,6 +390,34 @@ TEST(KernelProperty, BlockedConv2dSkipsPaddingTapsAndMatchesReference) {
   EXPECT_NE(text.find("if ("), std::string::npos) << text;
 }
 
+// The channel-blocked depthwise variant packs the input rows an output row reads inside the
+// output's loop (pack_per_row = 1): strides, dilation, padding and both layouts.
+TEST(KernelProperty, DepthwisePackedPerRowMatchesReference) {
+  std::mt19937_64 rng(test_seed() ^ 0x9ac);
+  set_num_threads(2);
+  for (const char* text :
+       {"depthwise_conv2d:N=1,C=24,H=13,W=11,R=3,S=3,stride=2,pad=1,layout=NHWC",
+        "depthwise_conv2d:N=2,C=20,H=9,W=10,R=3,S=3,stride=1,pad=1",
+        "depthwise_conv2d:N=1,C=16,H=12,W=12,R=3,S=3,stride=1,pad=2,dilation=2,layout=NHWC",
+        "depthwise_conv2d:N=1,C=8,H=15,W=9,R=5,S=5,stride=2,pad=2,bias=1,act=relu6"}) {
+    Result<Workload> w = parse_workload(text);
+    ASSERT_TRUE(w.is_ok()) << text;
+    Result<ConfigSpace> space = config_space(*w, host());
+    ASSERT_TRUE(space.is_ok());
+    const int per_row = space->knob_index("pack_per_row"), variant = space->knob_index("variant");
+    ASSERT_GE(per_row, 0) << text;
+    std::uniform_int_distribution<int64_t> index(0, space->size() - 1);
+    for (int trial = 0; trial < 3 && !::testing::Test::HasFailure(); ++trial) {
+      std::vector<int64_t> values = space->at(index(rng))->values;
+      values[size_t(per_row)] = 1;
+      if (variant >= 0) values[size_t(variant)] = 0;
+      Result<Config> config = space->from_values(values);
+      ASSERT_TRUE(config.is_ok());
+      check_case(text, &*config, rng);
+    }
+  }
+}
+
 // The direct NCHW variant of conv2d applies where the vectorized columns are whole vectors: a
 // flat 1×1 convolution (columns = H·W) or rows of a multiple of the vector width, strided too.
 TEST(KernelProperty, DirectConv2dVariantMatchesReference) {
