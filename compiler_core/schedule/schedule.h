@@ -101,10 +101,11 @@ class Schedule {
 
   /// `name(axes) = sum over reduce axes of body(axes, reduce_axes)`, starting from 0. With
   /// `where`, only the terms where where(axes, reduce_axes) holds are summed: the rest must be
-  /// zero (taps on padding), so that skipping them changes no result. Lowering tests it once per
-  /// iteration of the innermost loop it depends on, around the loops inside that one, so a
-  /// condition on an outer reduction axis skips whole inner loops; where that loop is unrolled
-  /// or vectorized, a test would cost more than it skips, and every term is summed.
+  /// zero (taps on padding), so that skipping them changes no result. Lowering tests each of its
+  /// conjuncts once per iteration of the innermost loop it depends on, around the loops inside
+  /// that one, so a condition on an outer reduction axis skips whole inner loops. In an unrolled
+  /// loop a conjunct is kept only where unrolling decides it (it depends on unrolled loops
+  /// alone); elsewhere a test would cost more than it skips, and its terms are summed.
   Tensor compute_sum(
       const std::string& name, const Shape& shape, const std::vector<std::string>& axis_names,
       const Shape& reduce_shape, const std::vector<std::string>& reduce_names,
