@@ -491,6 +491,82 @@ Schedule depthwise_direct_schedule(const Workload& w, const Target& t, const Con
   return sch;
 }
 
+/// Whether the direct NHWC variant applies: channels in whole vectors.
+bool depthwise_nhwc_direct_applies(const Workload& w, int64_t lanes) {
+  return w.layout == Layout::kNHWC && w.in_channels % lanes == 0;
+}
+
+/// Depthwise convolution computed directly on NHWC, vectorized along channels: no padded copy
+/// of the input and no blocked output to unpack (a depthwise convolution does too few FMAs per
+/// element for either copy to pay), as oneDNN's brdgmm kernel reads NHWC. A tap off the input
+/// (padding) reads a clamped element and selects zero, one scalar test per tap and column that
+/// the channel vectors share. A tile of tile_ow output columns × block_c_vectors channel
+/// vectors (rounded down to a divisor of the channel vectors) accumulates over the R×S window
+/// in registers. (n, row, channel block) run in parallel; with an epilogue the sum is a stage
+/// of its own (O.sum) computed at the output's tile, as in the direct NCHW variant.
+Schedule depthwise_nhwc_direct_schedule(const Workload& w, const Target& t,
+                                        const ConfigSpace& space, const Config& c) {
+  const int64_t lanes = t.vector_lanes;
+  KILN_CHECK(depthwise_nhwc_direct_applies(w, lanes))
+      << "the direct NHWC variant does not apply to " << w.canonical();
+  const int64_t block = divisor_at_most(w.in_channels / lanes, space.value(c, "block_c_vectors"));
+  const int64_t tile_ow = std::min(space.value(c, "tile_ow"), w.out_width());
+  const bool unroll_rs = space.value(c, "unroll_rs") == 1;
+  const bool parallel = space.value(c, "parallel") == 1;
+
+  Schedule sch;
+  std::vector<Shape> in_shapes = w.input_shapes();
+  Tensor input = sch.placeholder("I", in_shapes[0]);
+  Tensor weight = sch.placeholder("W", in_shapes[1]);
+  const EpilogueInputs epilogue = add_epilogue_inputs(sch, w, w.output_shape());
+  const std::vector<std::string> out_axes = {"n", "oh", "ow", "c"};
+  Tensor out = sch.compute_sum(
+      w.has_epilogue() ? "O.sum" : "O", w.output_shape(), out_axes, {w.kernel_h, w.kernel_w},
+      {"r", "s"}, [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
+        Expr ih = x[1] * Expr(w.stride_h) + r[0] * Expr(w.dilation_h) - Expr(w.pad_h);
+        Expr iw = x[2] * Expr(w.stride_w) + r[1] * Expr(w.dilation_w) - Expr(w.pad_w);
+        Expr v = input({x[0], clamp(ih, w.height - 1), clamp(iw, w.width - 1), x[3]});
+        Expr tap = ir::select(in_range(ih, w.height) && in_range(iw, w.width), v, ir::f32(0));
+        return tap * weight({r[0], r[1], x[3], Expr(0)});
+      });
+  Tensor sum = out;
+  if (w.has_epilogue()) {
+    out = sch.compute("O", w.output_shape(), out_axes, [&](const std::vector<Expr>& x) {
+      return apply_epilogue(w, epilogue, sum(x), x[3], x);
+    });
+  }
+  auto [cbo, cbi] = sch.split(out, sch.axis(out, "c"), block * lanes);
+  auto [cvo, cvi] = sch.split(out, cbi, lanes);
+  auto [owo, owi] = sch.split(out, sch.axis(out, "ow"), tile_ow);
+  const std::string n = sch.axis(out, "n"), oh = sch.axis(out, "oh");
+  if (w.has_epilogue()) {
+    sch.reorder(out, {n, oh, cbo, owo, owi, cvo, cvi});
+    sch.compute_at(sum, out, owo);
+    auto [scvo, scvi] = sch.split(sum, sch.axis(sum, "c"), lanes);
+    const std::string r = sch.axis(sum, "r"), s = sch.axis(sum, "s"), sow = sch.axis(sum, "ow");
+    sch.reorder(sum, {sch.axis(sum, "n"), sch.axis(sum, "oh"), r, s, sow, scvo, scvi});
+    if (unroll_rs) {
+      sch.unroll(sum, r);
+      sch.unroll(sum, s);
+    }
+    sch.unroll(sum, sow);
+    sch.unroll(sum, scvo);
+    sch.vectorize(sum, scvi);
+  } else {
+    const std::string r = sch.axis(out, "r"), s = sch.axis(out, "s");
+    sch.reorder(out, {n, oh, cbo, owo, r, s, owi, cvo, cvi});
+    if (unroll_rs) {
+      sch.unroll(out, r);
+      sch.unroll(out, s);
+    }
+  }
+  sch.unroll(out, owi);
+  sch.unroll(out, cvo);
+  sch.vectorize(out, cvi);
+  if (parallel) sch.parallel(out, sch.fuse(out, sch.fuse(out, n, oh), cbo));
+  return sch;
+}
+
 }  // namespace
 
 ConfigSpace depthwise_space(const Workload& w, const Target& t) {
@@ -508,9 +584,13 @@ ConfigSpace depthwise_space(const Workload& w, const Target& t) {
   // again for each output row that reads it: R / stride times). Appended last, with 0 first, so
   // the indices of records stored before it keep their meaning.
   knobs.push_back({"pack_per_row", {0, 1}});
+  // On NHWC, 1: direct (depthwise_nhwc_direct_schedule), where it applies; appended after
+  // pack_per_row for the same reason.
+  if (depthwise_nhwc_direct_applies(w, t.vector_lanes)) knobs.push_back({"variant", {0, 1}});
   ConfigSpace space("depthwise_conv2d", knobs);
-  // Blocked: tile_ow × block_c_vectors accumulators, the weights of a tap and an input vector;
-  // direct: tile_ow rows of one vector, a broadcast weight and an input vector.
+  // Blocked and direct NHWC: tile_ow × block_c_vectors accumulators, the weights of a tap and
+  // an input vector; direct NCHW: tile_ow rows of one vector, a broadcast weight and an input
+  // vector.
   templates::fit_register_budget(space, t, [direct](const std::vector<int64_t>& v) {
     if (direct && v[4] == 1) return v[1] + 2;
     return v[1] * v[0] + v[0] + 1;
@@ -521,7 +601,8 @@ ConfigSpace depthwise_space(const Workload& w, const Target& t) {
 Schedule depthwise_schedule(const Workload& w, const Target& t, const ConfigSpace& space,
                             const Config& c) {
   if (space.knob_index("variant") >= 0 && space.value(c, "variant") == 1) {
-    return depthwise_direct_schedule(w, t, space, c);
+    return w.layout == Layout::kNCHW ? depthwise_direct_schedule(w, t, space, c)
+                                     : depthwise_nhwc_direct_schedule(w, t, space, c);
   }
   const int64_t lanes = t.vector_lanes;
   const int64_t cb = space.value(c, "block_c_vectors") * lanes;

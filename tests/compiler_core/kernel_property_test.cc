@@ -466,12 +466,29 @@ TEST(KernelProperty, FusedDirectVariantsMatchReference) {
       6, 12);
 }
 
-TEST(KernelProperty, DirectDepthwiseVariantOnlyWhereRowsHoldAVector) {
+// NCHW: rows of at least a vector, column stride 1 or 2. NHWC: channels in whole vectors.
+TEST(KernelProperty, DirectDepthwiseVariantsOnlyWhereTheyApply) {
   expect_no_direct_variant(
       {"depthwise_conv2d:N=1,C=8,H=3,W=3,R=3,S=3,stride=1,pad=1",
        "depthwise_conv2d:N=1,C=8,H=6,W=6,R=3,S=3,stride=2,pad=1",
        "depthwise_conv2d:N=1,C=8,H=60,W=60,R=3,S=3,stride=3,pad=1",
-       "depthwise_conv2d:N=1,C=8,H=20,W=20,R=3,S=3,stride=1,pad=1,layout=NHWC"});
+       "depthwise_conv2d:N=1,C=7,H=20,W=20,R=3,S=3,stride=1,pad=1,layout=NHWC"});
+}
+
+// The direct NHWC variant of depthwise convolution: taps on the padding select zero from a
+// clamped read, so any padding, stride and dilation; register tiles that do not divide the
+// output row; channel blocks rounded down to a divisor; epilogues in a stage at the tile.
+TEST(KernelProperty, DirectNhwcDepthwiseVariantMatchesReference) {
+  check_direct_variant(
+      {"depthwise_conv2d:N=1,C=32,H=13,W=11,R=3,S=3,stride=2,pad=1,layout=NHWC",
+       "depthwise_conv2d:N=2,C=48,H=9,W=10,R=3,S=3,stride=1,pad=1,layout=NHWC",
+       "depthwise_conv2d:N=1,C=16,H=12,W=12,R=3,S=3,stride=1,pad=2,dilation=2,layout=NHWC",
+       "depthwise_conv2d:N=1,C=16,H=15,W=9,R=5,S=5,stride=2,pad=2,layout=NHWC",
+       "depthwise_conv2d:N=1,C=32,H=7,W=7,R=3,S=3,stride=1,pad=0,layout=NHWC",
+       "depthwise_conv2d:N=1,C=48,H=14,W=14,R=3,S=3,stride=2,pad=1,bias=1,act=relu6,layout=NHWC",
+       "depthwise_conv2d:N=2,C=16,H=9,W=20,R=3,S=3,stride=1,pad=1,bias=1,residual=1,act=hardswish,"
+       "layout=NHWC"},
+      6, 13);
 }
 
 }  // namespace
