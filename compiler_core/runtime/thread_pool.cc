@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -46,21 +47,45 @@ inline void cpu_relax() {
 }
 
 /// One parallel_for call: the pool's single job slot, reused by every call (calls are
-/// serialised by the dispatch mutex).
+/// serialised by the dispatch mutex). Its chunks are split into one contiguous range per
+/// participant (the caller first, then worker 0, 1, ...): each takes its own range's chunks in
+/// order, then takes what is left of the others' ranges. Run after run, a participant computes
+/// the same part of the iteration space, so a kernel called back to back (the timer's loop, a
+/// layer reading what the previous one wrote) finds its part of the data in its own core's
+/// cache, while a participant that the OS has not scheduled has its range taken by the others.
 struct Job {
+  /// A participant's range of chunks, alone on its cache line: [next, end).
+  struct alignas(64) Range {
+    std::atomic<int64_t> next{0};
+    int64_t end = 0;
+  };
+
   void (*body)(int64_t, void*) = nullptr;
   void* env = nullptr;
   int64_t n = 0;
   int64_t num_chunks = 0;
-  std::atomic<int64_t> next_chunk{0};
+  int participants = 1;
+  std::unique_ptr<Range[]> ranges = std::make_unique<Range[]>(kMaxThreads);
 
-  void run_chunks() {
-    for (;;) {
-      const int64_t chunk = next_chunk.fetch_add(1, std::memory_order_relaxed);
-      if (chunk >= num_chunks) return;
-      const int64_t begin = n * chunk / num_chunks;
-      const int64_t end = n * (chunk + 1) / num_chunks;
-      for (int64_t i = begin; i < end; ++i) body(i, env);
+  /// Splits the chunks among `count` participants (before the job is published).
+  void split(int count) {
+    participants = count;
+    for (int p = 0; p < count; ++p) {
+      ranges[p].next.store(num_chunks * p / count, std::memory_order_relaxed);
+      ranges[p].end = num_chunks * (p + 1) / count;
+    }
+  }
+
+  void run_chunks(int participant) {
+    for (int k = 0; k < participants; ++k) {
+      Range& range = ranges[(participant + k) % participants];
+      for (;;) {
+        const int64_t chunk = range.next.fetch_add(1, std::memory_order_relaxed);
+        if (chunk >= range.end) break;
+        const int64_t begin = n * chunk / num_chunks;
+        const int64_t end = n * (chunk + 1) / num_chunks;
+        for (int64_t i = begin; i < end; ++i) body(i, env);
+      }
     }
   }
 };
@@ -82,8 +107,8 @@ class Pool {
     job_.env = env;
     job_.n = n;
     job_.num_chunks = std::min<int64_t>(n, threads * kChunksPerThread);
-    job_.next_chunk.store(0, std::memory_order_relaxed);
     const int helpers = static_cast<int>(std::min<int64_t>(threads - 1, job_.num_chunks - 1));
+    job_.split(helpers + 1);
     {
       std::lock_guard<std::mutex> lock(wake_mutex_);
       generation_ += 1;
@@ -102,7 +127,7 @@ class Pool {
       }
     } wait_on_exit{this};
     t_inside_parallel = true;
-    job_.run_chunks();
+    job_.run_chunks(0);
   }
 
  private:
@@ -167,7 +192,7 @@ class Pool {
       seen = state >> 16;
       const int helpers = static_cast<int>(state & 0xffff);
       if (id >= helpers || !join(seen)) continue;
-      job_.run_chunks();
+      job_.run_chunks(id + 1);
       const uint64_t after = join_.fetch_sub(1, std::memory_order_acq_rel) - 1;
       if ((after & kCountMask) == 0 && (after & kClosed)) {
         // The caller may have parked; take the mutex so the notify cannot slip between its
