@@ -424,10 +424,32 @@ TEST(KernelProperty, DirectConv2dVariantMatchesReference) {
                        8, 6);
 }
 
-TEST(KernelProperty, DirectConv2dVariantOnlyWhereColumnsAreWholeVectors) {
-  expect_no_direct_variant({"conv2d:N=1,C=16,H=15,W=15,K=16,R=3,S=3,stride=1,pad=1",
-                            "conv2d:N=1,C=8,H=8,W=32,K=8,R=3,S=3,stride=1,pad=1,layout=NHWC",
-                            "conv2d:N=1,C=8,H=8,W=32,K=8,R=3,S=3,stride=1,pad=1,groups=2"});
+// NCHW: columns of whole vectors, no groups. NHWC: no groups.
+TEST(KernelProperty, DirectConv2dVariantsOnlyWhereTheyApply) {
+  expect_no_direct_variant(
+      {"conv2d:N=1,C=16,H=15,W=15,K=16,R=3,S=3,stride=1,pad=1",
+       "conv2d:N=1,C=8,H=8,W=32,K=8,R=3,S=3,stride=1,pad=1,groups=2,layout=NHWC",
+       "conv2d:N=1,C=8,H=8,W=32,K=8,R=3,S=3,stride=1,pad=1,groups=2"});
+}
+
+// The direct NHWC variant of conv2d: any input channel count (blocks and unrolls rounded down
+// to divisors: 3 for a stem), output channels not a multiple of the block (zero-padded
+// weights), strides, dilation, padding (a bordered copy of the input) or none (read in place),
+// tiles that do not divide the output, and epilogues.
+TEST(KernelProperty, DirectNhwcConv2dVariantMatchesReference) {
+  check_direct_variant({"conv2d:N=1,C=8,H=9,W=9,K=20,R=3,S=3,stride=1,pad=1,layout=NHWC",
+                        "conv2d:N=2,C=16,H=6,W=7,K=32,R=1,S=1,stride=1,pad=0,layout=NHWC",
+                        "conv2d:N=1,C=3,H=20,W=18,K=16,R=7,S=7,stride=2,pad=3,layout=NHWC",
+                        "conv2d:N=1,C=12,H=14,W=14,K=24,R=1,S=1,stride=2,pad=0,layout=NHWC",
+                        "conv2d:N=1,C=5,H=11,W=10,K=16,R=3,S=3,stride=1,pad=2,dilation=2,"
+                        "layout=NHWC",
+                        "conv2d:N=1,C=24,H=7,W=7,K=48,R=3,S=3,stride=1,pad=1,layout=NHWC"},
+                       6, 14);
+  check_direct_variant(
+      {"conv2d:N=1,C=8,H=9,W=9,K=20,R=3,S=3,stride=2,pad=1,bias=1,act=relu6,layout=NHWC",
+       "conv2d:N=2,C=16,H=6,W=7,K=32,R=1,S=1,stride=1,pad=0,bias=1,residual=1,act=relu,"
+       "layout=NHWC"},
+      6, 15);
 }
 
 // The direct NCHW variant of depthwise convolution: rows of at least a vector (whole vectors,
