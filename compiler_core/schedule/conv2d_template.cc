@@ -380,11 +380,11 @@ ConfigSpace conv2d_space(const Workload& w, const Target& t) {
   // the direct variant, a multiple of the rows block_k_vectors leaves. Appended last, with 1
   // first, so the indices of records stored before it keep their meaning.
   knobs.push_back({"tile_oh", {1, 2, 4}});
-  // On NHWC, 1: direct (conv2d_nhwc_direct_schedule), where it applies; appended after tile_oh
-  // for the same reason.
   const size_t tile_oh_knob = knobs.size() - 1;
   const bool nhwc_direct = nhwc_direct_applies(w);
   if (nhwc_direct) {
+    // On NHWC, 1: direct (conv2d_nhwc_direct_schedule), where it applies; appended after tile_oh
+    // for the same reason.
     knobs.push_back({"variant", {0, 1}});
     // The direct NHWC variant's loop order: 0 pixel tiles outside blocks of output channels,
     // 1 the other way round (see conv2d_nhwc_direct_schedule).
