@@ -13,6 +13,9 @@
 // the reduction outermost inside the tile. Depthwise convolution blocks channels the same way
 // but has no input-channel reduction: its accumulator is tile_ow × CB.
 
+#include <cmath>
+#include <functional>
+
 #include "compiler_core/schedule/templates_internal.h"
 
 namespace kiln::core::templates {
@@ -363,6 +366,193 @@ Schedule conv2d_nhwc_direct_schedule(const Workload& w, const Target& t, const C
   return sch;
 }
 
+/// Whether the Winograd variant applies: NHWC, 3x3, stride 1, no dilation or groups, and
+/// input channels in whole vectors (its input transform is vectorized along them).
+bool winograd_applies(const Workload& w, int64_t lanes) {
+  return nhwc_direct_applies(w) && w.kernel_h == 3 && w.kernel_w == 3 && w.stride_h == 1 &&
+         w.stride_w == 1 && w.dilation_h == 1 && w.dilation_w == 1 && w.in_channels % lanes == 0;
+}
+
+// Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional
+// Neural Networks", 2016): a 2x2 output tile is A^T [(G g G^T) ⊙ (B^T d B)] A for the 3x3
+// filter g and the 4x4 input tile d, 16 multiplications instead of 36.
+constexpr float kWinogradG[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
+constexpr float kWinogradBt[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+constexpr float kWinogradAt[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+
+/// sum over i, j of a[i]·b[j]·term(i, j), its zero terms left out and unit coefficients as adds
+/// and subtractions.
+template <size_t I, size_t J>
+Expr bilinear(const float (&a)[I], const float (&b)[J],
+              const std::function<Expr(size_t, size_t)>& term) {
+  Expr sum;
+  for (size_t i = 0; i < I; ++i) {
+    for (size_t j = 0; j < J; ++j) {
+      const float coefficient = a[i] * b[j];
+      if (coefficient == 0) continue;
+      Expr t = term(i, j);
+      if (coefficient != 1 && coefficient != -1) t = ir::f32(std::fabs(coefficient)) * t;
+      if (!sum.defined()) {
+        sum = coefficient < 0 ? ir::f32(0) - t : t;
+      } else {
+        sum = coefficient < 0 ? sum - t : sum + t;
+      }
+    }
+  }
+  return sum;
+}
+
+/// cases[index]: a chain of selects that folds to one case once `index` is a constant (an
+/// unrolled loop).
+Expr select_case(const Expr& index, const std::vector<Expr>& cases) {
+  Expr chosen = cases.back();
+  for (size_t i = cases.size() - 1; i-- > 0;) {
+    chosen = ir::select(ir::EQ::make(index, Expr(int64_t(i))), cases[i], chosen);
+  }
+  return chosen;
+}
+
+/// A 3x3 convolution on NHWC by Winograd's F(2x2, 3x3), as oneDNN's jit_fp32_wino_2x3 does:
+///
+///   kernel.wino[e, kb, c, ko]     = G g G^T of the filter of (c, output channel kb·KB + ko), at
+///                                   point e = 4ξ + ν of the 4x4 transformed tile (ahead of time)
+///   data.wino[n, ty, tx, e, c]    = B^T d B of the 4x4 input tile at (2ty − pad, 2tx − pad)
+///   wino.gemm[n, ty, tx, e, k]    = sum over c of data.wino · kernel.wino: 16 matrix products
+///   O[n, oh, ow, k]               = A^T m A of the tile (oh / 2, ow / 2), element (oh%2, ow%2)
+///
+/// 2.25x fewer multiplications than the direct convolution, for three passes over the tiles.
+/// They stay in cache: a row of tiles is transformed, multiplied and transformed back at a
+/// time, rows in parallel. The matrix products accumulate tile_ow tiles × block_k_vectors
+/// vectors of output channels in registers, the input channels unrolled by unroll_c.
+Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const ConfigSpace& space,
+                                  const Config& c) {
+  KILN_CHECK(winograd_applies(w, t.vector_lanes))
+      << "the Winograd variant does not apply to " << w.canonical();
+  const int64_t lanes = t.vector_lanes;
+  const int64_t kb = space.value(c, "block_k_vectors") * lanes;
+  const int64_t channels = w.in_channels, k_blocks = ceil_div(w.out_channels, kb);
+  const int64_t tiles_h = ceil_div(w.out_height(), 2), tiles_w = ceil_div(w.out_width(), 2);
+  const int64_t tile = std::min(space.value(c, "tile_ow"), tiles_w);
+  const int64_t uc = divisor_at_most(channels, space.value(c, "unroll_c"));
+  const bool parallel = space.value(c, "parallel") == 1;
+
+  Schedule sch;
+  std::vector<Shape> in_shapes = w.input_shapes();
+  Tensor input = sch.placeholder("I", in_shapes[0]);
+  Tensor weight = sch.placeholder("W", in_shapes[1]);
+  const EpilogueInputs epilogue = add_epilogue_inputs(sch, w, w.output_shape());
+
+  Tensor kernel = sch.compute(
+      "kernel.wino", {16, k_blocks, channels, kb}, {"e", "kb", "c", "ko"},
+      [&](const std::vector<Expr>& x) {
+        Expr k = x[1] * Expr(kb) + x[3];
+        Expr kc = ir::min(k, Expr(w.out_channels - 1));
+        std::vector<Expr> cases;
+        for (size_t e = 0; e < 16; ++e) {
+          cases.push_back(bilinear(kWinogradG[e / 4], kWinogradG[e % 4], [&](size_t i, size_t j) {
+            return weight({Expr(int64_t(i)), Expr(int64_t(j)), x[2], kc});
+          }));
+        }
+        return ir::select(ir::LT::make(k, Expr(w.out_channels)), select_case(x[0], cases),
+                          ir::f32(0));
+      });
+  Tensor data = sch.compute(
+      "data.wino", {w.batch_n, tiles_h, tiles_w, 16, channels}, {"n", "ty", "tx", "e", "c"},
+      [&](const std::vector<Expr>& x) {
+        auto tap = [&](size_t i, size_t j) {
+          Expr h = x[1] * Expr(2) + Expr(int64_t(i)) - Expr(w.pad_h);
+          Expr col = x[2] * Expr(2) + Expr(int64_t(j)) - Expr(w.pad_w);
+          Expr v = input({x[0], clamp(h, w.height - 1), clamp(col, w.width - 1), x[4]});
+          return ir::select(in_range(h, w.height) && in_range(col, w.width), v, ir::f32(0));
+        };
+        std::vector<Expr> cases;
+        for (size_t e = 0; e < 16; ++e) {
+          cases.push_back(bilinear(kWinogradBt[e / 4], kWinogradBt[e % 4], tap));
+        }
+        return select_case(x[3], cases);
+      });
+  Tensor gemm = sch.compute_sum("wino.gemm", {w.batch_n, tiles_h, tiles_w, 16, w.out_channels},
+                                {"n", "ty", "tx", "e", "k"}, {channels}, {"c"},
+                                [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
+                                  return data({x[0], x[1], x[2], x[3], r[0]}) *
+                                         kernel({x[3], x[4] / Expr(kb), r[0], x[4] % Expr(kb)});
+                                });
+  Tensor acc = sch.cache_write(gemm);
+  Tensor out =
+      sch.compute("O", w.output_shape(), {"n", "oh", "ow", "k"}, [&](const std::vector<Expr>& x) {
+        Expr ty = x[1] / Expr(2), tx = x[2] / Expr(2);
+        std::vector<Expr> cases;
+        for (size_t a = 0; a < 2; ++a) {
+          for (size_t b = 0; b < 2; ++b) {
+            cases.push_back(bilinear(kWinogradAt[a], kWinogradAt[b], [&](size_t i, size_t j) {
+              return gemm({x[0], ty, tx, Expr(int64_t(i * 4 + j)), x[3]});
+            }));
+          }
+        }
+        Expr sum = select_case(x[1] % Expr(2) * Expr(2) + x[2] % Expr(2), cases);
+        return apply_epilogue(w, epilogue, sum, x[3], x);
+      });
+
+  {
+    auto [kvo, kvi] = sch.split(kernel, sch.axis(kernel, "ko"), lanes);
+    sch.vectorize(kernel, kvi);
+    sch.prepack(kernel);  // weights are constant: transformed once
+  }
+  // O: a row of tiles at a time (two output rows), its 2x2 outputs unrolled so that the
+  // transform folds to adds, output channels vectorized; the row's products are computed at it.
+  // With channels_outer, one block of output channels at a time across all rows, so that the
+  // block's kernel.wino stays in cache (late layers, whose weights outgrow the cache: 16 values
+  // a weight where the direct convolution has 9), the input transformed ahead for all of them.
+  const bool channels_outer = space.value(c, "channels_outer") == 1;
+  auto [oho, ohi] = sch.split(out, sch.axis(out, "oh"), 2);
+  auto [owo, owi] = sch.split(out, sch.axis(out, "ow"), 2);
+  auto [oko, oki] = sch.split(out, sch.axis(out, "k"), kb);
+  auto [okvo, okvi] = sch.split(out, oki, lanes);
+  const std::string n = sch.axis(out, "n");
+  sch.reorder(out, channels_outer
+                       ? std::vector<std::string>{n, oko, oho, owo, okvo, ohi, owi, okvi}
+                       : std::vector<std::string>{n, oho, owo, oko, okvo, ohi, owi, okvi});
+  sch.unroll(out, ohi);
+  sch.unroll(out, owi);
+  sch.vectorize(out, okvi);
+  const std::string rows =
+      channels_outer ? sch.fuse(out, sch.fuse(out, n, oko), oho) : sch.fuse(out, n, oho);
+  if (parallel) sch.parallel(out, rows);
+  sch.compute_at(gemm, out, rows);
+
+  // The products: for each point e and block of output channels (its kernel.wino block stays
+  // in cache), register tiles of `tile` tiles × KB channels.
+  auto [ko, ki] = sch.split(gemm, sch.axis(gemm, "k"), kb);
+  auto [kvo, kvi] = sch.split(gemm, ki, lanes);
+  auto [txo, txi] = sch.split(gemm, sch.axis(gemm, "tx"), tile);
+  const std::string gn = sch.axis(gemm, "n");
+  sch.reorder(gemm, {gn, sch.axis(gemm, "ty"), sch.axis(gemm, "e"), ko, txo, txi, kvo, kvi});
+  sch.vectorize(gemm, kvi);
+  sch.compute_at(acc, gemm, txo);
+  auto [co, cii] = sch.split(acc, sch.axis(acc, "c"), uc);
+  auto [akvo, akvi] = sch.split(acc, sch.axis(acc, "k"), lanes);
+  const std::string atx = sch.axis(acc, "tx");
+  sch.reorder(acc, {co, cii, atx, akvo, akvi});
+  sch.unroll(acc, cii);
+  sch.unroll(acc, atx);
+  sch.unroll(acc, akvo);
+  sch.vectorize(acc, akvi);
+
+  // The input transform of the row, before its products; with channels_outer, of all rows
+  // first.
+  auto [dco, dci] = sch.split(data, sch.axis(data, "c"), lanes);
+  const std::string de = sch.axis(data, "e");
+  sch.reorder(data, {dco, de, dci});
+  sch.unroll(data, de);
+  sch.vectorize(data, dci);
+  if (!channels_outer) {
+    sch.compute_at(data, gemm, gn);
+  } else if (parallel) {
+    sch.parallel(data, sch.fuse(data, sch.axis(data, "n"), sch.axis(data, "ty")));
+  }
+  return sch;
+}
+
 }  // namespace
 
 ConfigSpace conv2d_space(const Workload& w, const Target& t) {
@@ -390,6 +580,11 @@ ConfigSpace conv2d_space(const Workload& w, const Target& t) {
     // 1 the other way round (see conv2d_nhwc_direct_schedule).
     knobs.push_back({"channels_outer", {0, 1}});
   }
+  // 1: Winograd's F(2x2, 3x3) (conv2d_winograd_schedule), where it applies; appended last. It
+  // reads block_k_vectors, tile_ow (tiles per register tile), unroll_c, parallel and
+  // channels_outer.
+  const bool winograd = winograd_applies(w, t.vector_lanes);
+  if (winograd) knobs.push_back({"winograd", {0, 1}});
   ConfigSpace space("conv2d", knobs);
   // A tile keeps tile_oh × tile_ow × block_k_vectors accumulators, a step's block_k_vectors
   // weight vectors and one broadcast input live (in the direct variant tile_ow counts output
@@ -431,12 +626,16 @@ ConfigSpace conv2d_space(const Workload& w, const Target& t) {
     // 1x1 1024->512 at 14x14 at 0.99 of oneDNN, against 0.73 with pixels outside.
     defaults.push_back(w.out_channels * w.kernel_h * w.kernel_w > w.height * w.width ? 1 : 0);
   }
+  if (winograd) defaults.push_back(0);
   templates::set_default_if_in_space(space, defaults);
   return space;
 }
 
 Schedule conv2d_schedule(const Workload& w, const Target& t, const ConfigSpace& space,
                          const Config& c) {
+  if (space.knob_index("winograd") >= 0 && space.value(c, "winograd") == 1) {
+    return conv2d_winograd_schedule(w, t, space, c);
+  }
   if (space.knob_index("variant") >= 0 && space.value(c, "variant") == 1) {
     return w.layout == Layout::kNCHW ? conv2d_direct_schedule(w, t, space, c)
                                      : conv2d_nhwc_direct_schedule(w, t, space, c);

@@ -274,7 +274,8 @@ TEST(KernelProperty, InvalidConfigsAreRejected) {
 
 /// Checks `cases` random configs of each workload's direct variant (knob `variant` at 1)
 /// against the reference.
-void check_direct_variant(const std::vector<const char*>& workloads, int cases, uint64_t salt) {
+void check_direct_variant(const std::vector<const char*>& workloads, int cases, uint64_t salt,
+                          const std::string& knob = "variant") {
   std::mt19937_64 rng(test_seed() ^ salt);
   set_num_threads(2);
   for (const char* text : workloads) {
@@ -282,14 +283,17 @@ void check_direct_variant(const std::vector<const char*>& workloads, int cases, 
     ASSERT_TRUE(w.is_ok()) << text;
     Result<ConfigSpace> space = config_space(*w, host());
     ASSERT_TRUE(space.is_ok());
-    const int variant = space->knob_index("variant");
-    ASSERT_GE(variant, 0) << text << ": the direct variant applies";
+    const int variant = space->knob_index(knob);
+    ASSERT_GE(variant, 0) << text << ": the variant " << knob << " applies";
+    // The Winograd variant takes precedence over the direct ones: off unless it is the one.
+    const int winograd = knob == "winograd" ? -1 : space->knob_index("winograd");
     std::uniform_int_distribution<int64_t> index(0, space->size() - 1);
     for (int i = 0; i < cases && !::testing::Test::HasFailure(); ++i) {
       Result<Config> any = space->at(index(rng));
       ASSERT_TRUE(any.is_ok());
       std::vector<int64_t> values = any->values;
       values[size_t(variant)] = 1;
+      if (winograd >= 0) values[size_t(winograd)] = 0;
       Result<Config> config = space->from_values(values);
       ASSERT_TRUE(config.is_ok());
       check_case(text, &*config, rng);
@@ -430,6 +434,49 @@ TEST(KernelProperty, DirectConv2dVariantsOnlyWhereTheyApply) {
       {"conv2d:N=1,C=16,H=15,W=15,K=16,R=3,S=3,stride=1,pad=1",
        "conv2d:N=1,C=8,H=8,W=32,K=8,R=3,S=3,stride=1,pad=1,groups=2,layout=NHWC",
        "conv2d:N=1,C=8,H=8,W=32,K=8,R=3,S=3,stride=1,pad=1,groups=2"});
+}
+
+// Winograd's F(2x2, 3x3) on NHWC: output rows and columns odd (a last tile half outside),
+// padding 0, 1 and 2, output channels not a multiple of the block (zero-padded weights), batches,
+// several vectors of input channels, and epilogues.
+TEST(KernelProperty, WinogradConv2dVariantMatchesReference) {
+  check_direct_variant({"conv2d:N=1,C=16,H=9,W=9,K=20,R=3,S=3,stride=1,pad=1,layout=NHWC",
+                        "conv2d:N=2,C=32,H=6,W=7,K=16,R=3,S=3,stride=1,pad=0,layout=NHWC",
+                        "conv2d:N=1,C=16,H=5,W=12,K=40,R=3,S=3,stride=1,pad=2,layout=NHWC",
+                        "conv2d:N=1,C=48,H=7,W=7,K=64,R=3,S=3,stride=1,pad=1,layout=NHWC",
+                        "conv2d:N=1,C=16,H=14,W=14,K=33,R=3,S=3,stride=1,pad=1,layout=NHWC"},
+                       6, 16, "winograd");
+  check_direct_variant(
+      {"conv2d:N=1,C=16,H=9,W=10,K=24,R=3,S=3,stride=1,pad=1,bias=1,act=relu6,layout=NHWC",
+       "conv2d:N=2,C=32,H=7,W=6,K=16,R=3,S=3,stride=1,pad=1,bias=1,residual=1,act=relu,"
+       "layout=NHWC"},
+      6, 17, "winograd");
+}
+
+// Winograd's F(2x2, 3x3) only on 3x3 NHWC convolutions of stride 1, without dilation or groups,
+// whose input channels fill whole vectors.
+TEST(KernelProperty, WinogradVariantOnlyWhereItApplies) {
+  for (const char* text : {"conv2d:N=1,C=16,H=14,W=14,K=16,R=3,S=3,stride=1,pad=1",
+                           "conv2d:N=1,C=16,H=14,W=14,K=16,R=3,S=3,stride=2,pad=1,layout=NHWC",
+                           "conv2d:N=1,C=16,H=14,W=14,K=16,R=3,S=3,stride=1,pad=2,dilation=2,"
+                           "layout=NHWC",
+                           "conv2d:N=1,C=16,H=14,W=14,K=16,R=1,S=1,stride=1,pad=0,layout=NHWC",
+                           "conv2d:N=1,C=16,H=14,W=14,K=16,R=5,S=5,stride=1,pad=2,layout=NHWC",
+                           "conv2d:N=1,C=7,H=14,W=14,K=16,R=3,S=3,stride=1,pad=1,layout=NHWC",
+                           "conv2d:N=1,C=32,H=14,W=14,K=32,R=3,S=3,stride=1,pad=1,groups=2,"
+                           "layout=NHWC"}) {
+    Result<Workload> w = parse_workload(text);
+    ASSERT_TRUE(w.is_ok()) << text;
+    Result<ConfigSpace> space = config_space(*w, host());
+    ASSERT_TRUE(space.is_ok());
+    EXPECT_EQ(space->knob_index("winograd"), -1) << text;
+  }
+  Result<Workload> w =
+      parse_workload("conv2d:N=1,C=64,H=56,W=56,K=64,R=3,S=3,stride=1,pad=1,layout=NHWC");
+  ASSERT_TRUE(w.is_ok());
+  Result<ConfigSpace> space = config_space(*w, host());
+  ASSERT_TRUE(space.is_ok());
+  EXPECT_EQ(space->knob_index("winograd"), int(space->knobs().size()) - 1) << "appended last";
 }
 
 // The direct NHWC variant of conv2d: any input channel count (blocks and unrolls rounded down

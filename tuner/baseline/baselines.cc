@@ -375,7 +375,8 @@ DnnlConv2d::~DnnlConv2d() = default;
 
 Result<std::unique_ptr<DnnlConv2d>> DnnlConv2d::create(const Workload& w,
                                                        std::span<const float* const> inputs,
-                                                       int threads, ConvIo io) {
+                                                       int threads, ConvIo io,
+                                                       ConvAlgorithm algorithm) {
   if (w.op != OpKind::kConv2d && w.op != OpKind::kDepthwiseConv2d) {
     return invalid_argument(
         "the oneDNN convolution baseline computes conv2d and "
@@ -389,7 +390,10 @@ Result<std::unique_ptr<DnnlConv2d>> DnnlConv2d::create(const Workload& w,
   auto s = std::make_unique<State>();
   s->threads = std::max(threads, 1);
   s->io = io;
-  s->name = io == ConvIo::kBlocked ? "onednn_blocked" : "onednn_plain_io";
+  const bool winograd = algorithm == ConvAlgorithm::kWinograd;
+  s->name = winograd                 ? "onednn_winograd"
+            : io == ConvIo::kBlocked ? "onednn_blocked"
+                                     : "onednn_plain_io";
   set_omp_threads(s->threads);
 
   const bool depthwise = w.op == OpKind::kDepthwiseConv2d;
@@ -431,13 +435,14 @@ Result<std::unique_ptr<DnnlConv2d>> DnnlConv2d::create(const Workload& w,
     const dims strides = {w.stride_h, w.stride_w}, dilates = {w.dilation_h - 1, w.dilation_w - 1};
     const dims pads = {w.pad_h, w.pad_w};
     const dnnl::memory::desc bias_md({k}, dt::f32, tag::x);
+    const dnnl::algorithm alg =
+        winograd ? dnnl::algorithm::convolution_winograd : dnnl::algorithm::convolution_direct;
     dnnl::convolution_forward::desc desc =
-        w.bias ? dnnl::convolution_forward::desc(
-                     dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                     src_md, wei_md, bias_md, dst_md, strides, dilates, pads, pads)
-               : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                 dnnl::algorithm::convolution_direct, src_md,
-                                                 wei_md, dst_md, strides, dilates, pads, pads);
+        w.bias
+            ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, alg, src_md,
+                                              wei_md, bias_md, dst_md, strides, dilates, pads, pads)
+            : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, alg, src_md,
+                                              wei_md, dst_md, strides, dilates, pads, pads);
     dnnl::post_ops post_ops;
     if (w.residual) post_ops.append_sum(1.0f);
     switch (w.act) {

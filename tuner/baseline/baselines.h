@@ -146,15 +146,25 @@ enum class ConvIo {
   kPlainIo,
 };
 
+/// Which of oneDNN's convolution algorithms a DnnlConv2d runs.
+enum class ConvAlgorithm {
+  /// convolution_direct: what convolution_auto picks for batch-1 inference.
+  kDirect,
+  /// convolution_winograd (F(2x2, 3x3) on AVX-512): 3x3 kernels of stride 1 only, and only where
+  /// oneDNN has an implementation for the shape; opted into, never chosen by oneDNN itself.
+  kWinograd,
+};
+
 /// dnnl::convolution_forward (forward inference, direct) for conv2d and depthwise_conv2d with
 /// stride, padding, dilation and groups, NCHW or NHWC, and kiln's epilogue as oneDNN fuses it
 /// (the bias in the convolution, the residual as a sum post-op, the activation as an eltwise
-/// post-op). Threads through omp_set_num_threads.
+/// post-op). Threads through omp_set_num_threads. With ConvAlgorithm::kWinograd, named
+/// "onednn_winograd"; an error where oneDNN has no Winograd implementation for the shape.
 class DnnlConv2d : public Baseline {
  public:
-  static Result<std::unique_ptr<DnnlConv2d>> create(const core::Workload& workload,
-                                                    std::span<const float* const> inputs,
-                                                    int threads, ConvIo io);
+  static Result<std::unique_ptr<DnnlConv2d>> create(
+      const core::Workload& workload, std::span<const float* const> inputs, int threads, ConvIo io,
+      ConvAlgorithm algorithm = ConvAlgorithm::kDirect);
   ~DnnlConv2d() override;
   void run() override;
   void read_output(float* out) override;

@@ -104,6 +104,16 @@ Result<std::vector<std::pair<std::unique_ptr<baseline::Baseline>, bool>>> librar
       KILN_ASSIGN_OR_RETURN(
           auto plain, baseline::DnnlConv2d::create(w, inputs, threads, baseline::ConvIo::kPlainIo));
       out.emplace_back(std::move(plain), false);
+      // oneDNN's Winograd, which it never picks itself, is a baseline too where it has one for
+      // the shape (3x3 of stride 1): the fastest library is whichever is faster.
+      const bool winograd_shape = w.op == core::OpKind::kConv2d && w.groups == 1 &&
+                                  w.kernel_h == 3 && w.kernel_w == 3 && w.stride_h == 1 &&
+                                  w.stride_w == 1 && w.dilation_h == 1 && w.dilation_w == 1;
+      if (winograd_shape) {
+        Result<std::unique_ptr<baseline::DnnlConv2d>> winograd = baseline::DnnlConv2d::create(
+            w, inputs, threads, baseline::ConvIo::kBlocked, baseline::ConvAlgorithm::kWinograd);
+        if (winograd.is_ok()) out.emplace_back(std::move(*winograd), true);
+      }
     }
   }
   return out;
