@@ -412,18 +412,22 @@ Expr select_case(const Expr& index, const std::vector<Expr>& cases) {
   return chosen;
 }
 
-/// A 3x3 convolution on NHWC by Winograd's F(2x2, 3x3), as oneDNN's jit_fp32_wino_2x3 does:
+/// A 3x3 convolution on NHWC by Winograd's F(2x2, 3x3), as oneDNN's jit_fp32_wino_2x3 does,
+/// over the 2x2 output tiles numbered row by row (tile p at tile row p / TW, column p % TW):
 ///
-///   kernel.wino[e, kb, c, ko]     = G g G^T of the filter of (c, output channel kb·KB + ko), at
-///                                   point e = 4ξ + ν of the 4x4 transformed tile (ahead of time)
-///   data.wino[n, ty, tx, e, c]    = B^T d B of the 4x4 input tile at (2ty − pad, 2tx − pad)
-///   wino.gemm[n, ty, tx, e, k]    = sum over c of data.wino · kernel.wino: 16 matrix products
-///   O[n, oh, ow, k]               = A^T m A of the tile (oh / 2, ow / 2), element (oh%2, ow%2)
+///   kernel.wino[e, kb, c, ko]  = G g G^T of the filter of (c, output channel kb·KB + ko), at
+///                                point e = 4ξ + ν of the 4x4 transformed tile (ahead of time)
+///   data.wino[n, p, e, c]      = B^T d B of tile p's 4x4 input window
+///   wino.gemm[n, p, e, k]      = sum over c of data.wino · kernel.wino: 16 matrix products
+///   O[n, oh, ow, k]            = A^T m A of tile (oh / 2, ow / 2), its element (oh%2, ow%2)
 ///
 /// 2.25x fewer multiplications than the direct convolution, for three passes over the tiles.
-/// They stay in cache: a row of tiles is transformed, multiplied and transformed back at a
-/// time, rows in parallel. The matrix products accumulate tile_ow tiles × block_k_vectors
-/// vectors of output channels in registers, the input channels unrolled by unroll_c.
+/// They stay in cache: tile_oh rows of tiles are transformed, multiplied and transformed back
+/// at a time, steps in parallel. The products accumulate tile_ow consecutive tiles (across rows)
+/// × block_k_vectors vectors of output channels in registers, input channels unrolled by
+/// unroll_c. With channels_outer, one block of output channels at a time across all steps, so
+/// that its kernel.wino block stays in cache (late layers, whose weights outgrow it: 16 values a
+/// weight where the direct convolution has 9), the whole input transformed first.
 Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const ConfigSpace& space,
                                   const Config& c) {
   KILN_CHECK(winograd_applies(w, t.vector_lanes))
@@ -432,9 +436,11 @@ Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const Conf
   const int64_t kb = space.value(c, "block_k_vectors") * lanes;
   const int64_t channels = w.in_channels, k_blocks = ceil_div(w.out_channels, kb);
   const int64_t tiles_h = ceil_div(w.out_height(), 2), tiles_w = ceil_div(w.out_width(), 2);
-  const int64_t tile = std::min(space.value(c, "tile_ow"), tiles_w);
+  const int64_t rows = std::min(space.value(c, "tile_oh"), tiles_h);
+  const int64_t tile = std::min(space.value(c, "tile_ow"), rows * tiles_w);
   const int64_t uc = divisor_at_most(channels, space.value(c, "unroll_c"));
   const bool parallel = space.value(c, "parallel") == 1;
+  const bool channels_outer = space.value(c, "channels_outer") == 1;
 
   Schedule sch;
   std::vector<Shape> in_shapes = w.input_shapes();
@@ -457,35 +463,36 @@ Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const Conf
                           ir::f32(0));
       });
   Tensor data = sch.compute(
-      "data.wino", {w.batch_n, tiles_h, tiles_w, 16, channels}, {"n", "ty", "tx", "e", "c"},
+      "data.wino", {w.batch_n, tiles_h * tiles_w, 16, channels}, {"n", "p", "e", "c"},
       [&](const std::vector<Expr>& x) {
+        Expr ty = x[1] / Expr(tiles_w), tx = x[1] % Expr(tiles_w);
         auto tap = [&](size_t i, size_t j) {
-          Expr h = x[1] * Expr(2) + Expr(int64_t(i)) - Expr(w.pad_h);
-          Expr col = x[2] * Expr(2) + Expr(int64_t(j)) - Expr(w.pad_w);
-          Expr v = input({x[0], clamp(h, w.height - 1), clamp(col, w.width - 1), x[4]});
+          Expr h = ty * Expr(2) + Expr(int64_t(i)) - Expr(w.pad_h);
+          Expr col = tx * Expr(2) + Expr(int64_t(j)) - Expr(w.pad_w);
+          Expr v = input({x[0], clamp(h, w.height - 1), clamp(col, w.width - 1), x[3]});
           return ir::select(in_range(h, w.height) && in_range(col, w.width), v, ir::f32(0));
         };
         std::vector<Expr> cases;
         for (size_t e = 0; e < 16; ++e) {
           cases.push_back(bilinear(kWinogradBt[e / 4], kWinogradBt[e % 4], tap));
         }
-        return select_case(x[3], cases);
+        return select_case(x[2], cases);
       });
-  Tensor gemm = sch.compute_sum("wino.gemm", {w.batch_n, tiles_h, tiles_w, 16, w.out_channels},
-                                {"n", "ty", "tx", "e", "k"}, {channels}, {"c"},
+  Tensor gemm = sch.compute_sum("wino.gemm", {w.batch_n, tiles_h * tiles_w, 16, w.out_channels},
+                                {"n", "p", "e", "k"}, {channels}, {"c"},
                                 [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
-                                  return data({x[0], x[1], x[2], x[3], r[0]}) *
-                                         kernel({x[3], x[4] / Expr(kb), r[0], x[4] % Expr(kb)});
+                                  return data({x[0], x[1], x[2], r[0]}) *
+                                         kernel({x[2], x[3] / Expr(kb), r[0], x[3] % Expr(kb)});
                                 });
   Tensor acc = sch.cache_write(gemm);
   Tensor out =
       sch.compute("O", w.output_shape(), {"n", "oh", "ow", "k"}, [&](const std::vector<Expr>& x) {
-        Expr ty = x[1] / Expr(2), tx = x[2] / Expr(2);
+        Expr p = x[1] / Expr(2) * Expr(tiles_w) + x[2] / Expr(2);
         std::vector<Expr> cases;
         for (size_t a = 0; a < 2; ++a) {
           for (size_t b = 0; b < 2; ++b) {
             cases.push_back(bilinear(kWinogradAt[a], kWinogradAt[b], [&](size_t i, size_t j) {
-              return gemm({x[0], ty, tx, Expr(int64_t(i * 4 + j)), x[3]});
+              return gemm({x[0], p, Expr(int64_t(i * 4 + j)), x[3]});
             }));
           }
         }
@@ -498,47 +505,45 @@ Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const Conf
     sch.vectorize(kernel, kvi);
     sch.prepack(kernel);  // weights are constant: transformed once
   }
-  // O: a row of tiles at a time (two output rows), its 2x2 outputs unrolled so that the
-  // transform folds to adds, output channels vectorized; the row's products are computed at it.
-  // With channels_outer, one block of output channels at a time across all rows, so that the
-  // block's kernel.wino stays in cache (late layers, whose weights outgrow the cache: 16 values
-  // a weight where the direct convolution has 9), the input transformed ahead for all of them.
-  const bool channels_outer = space.value(c, "channels_outer") == 1;
-  auto [oho, ohi] = sch.split(out, sch.axis(out, "oh"), 2);
+  // O: a step of tile_oh rows of tiles (2·tile_oh output rows), each tile's 2x2 outputs
+  // unrolled so that the transform folds to adds, output channels vectorized; the step's
+  // products are computed at it.
+  auto [ohs, ohr] = sch.split(out, sch.axis(out, "oh"), 2 * rows);
+  auto [ohm, ohi] = sch.split(out, ohr, 2);
   auto [owo, owi] = sch.split(out, sch.axis(out, "ow"), 2);
   auto [oko, oki] = sch.split(out, sch.axis(out, "k"), kb);
   auto [okvo, okvi] = sch.split(out, oki, lanes);
   const std::string n = sch.axis(out, "n");
   sch.reorder(out, channels_outer
-                       ? std::vector<std::string>{n, oko, oho, owo, okvo, ohi, owi, okvi}
-                       : std::vector<std::string>{n, oho, owo, oko, okvo, ohi, owi, okvi});
+                       ? std::vector<std::string>{n, oko, ohs, ohm, owo, okvo, ohi, owi, okvi}
+                       : std::vector<std::string>{n, ohs, ohm, owo, oko, okvo, ohi, owi, okvi});
   sch.unroll(out, ohi);
   sch.unroll(out, owi);
   sch.vectorize(out, okvi);
-  const std::string rows =
-      channels_outer ? sch.fuse(out, sch.fuse(out, n, oko), oho) : sch.fuse(out, n, oho);
-  if (parallel) sch.parallel(out, rows);
-  sch.compute_at(gemm, out, rows);
+  const std::string steps =
+      channels_outer ? sch.fuse(out, sch.fuse(out, n, oko), ohs) : sch.fuse(out, n, ohs);
+  if (parallel) sch.parallel(out, steps);
+  sch.compute_at(gemm, out, steps);
 
   // The products: for each point e and block of output channels (its kernel.wino block stays
   // in cache), register tiles of `tile` tiles × KB channels.
   auto [ko, ki] = sch.split(gemm, sch.axis(gemm, "k"), kb);
   auto [kvo, kvi] = sch.split(gemm, ki, lanes);
-  auto [txo, txi] = sch.split(gemm, sch.axis(gemm, "tx"), tile);
+  auto [po, pi] = sch.split(gemm, sch.axis(gemm, "p"), tile);
   const std::string gn = sch.axis(gemm, "n");
-  sch.reorder(gemm, {gn, sch.axis(gemm, "ty"), sch.axis(gemm, "e"), ko, txo, txi, kvo, kvi});
+  sch.reorder(gemm, {gn, sch.axis(gemm, "e"), ko, po, pi, kvo, kvi});
   sch.vectorize(gemm, kvi);
-  sch.compute_at(acc, gemm, txo);
+  sch.compute_at(acc, gemm, po);
   auto [co, cii] = sch.split(acc, sch.axis(acc, "c"), uc);
   auto [akvo, akvi] = sch.split(acc, sch.axis(acc, "k"), lanes);
-  const std::string atx = sch.axis(acc, "tx");
-  sch.reorder(acc, {co, cii, atx, akvo, akvi});
+  const std::string ap = sch.axis(acc, "p");
+  sch.reorder(acc, {co, cii, ap, akvo, akvi});
   sch.unroll(acc, cii);
-  sch.unroll(acc, atx);
+  sch.unroll(acc, ap);
   sch.unroll(acc, akvo);
   sch.vectorize(acc, akvi);
 
-  // The input transform of the row, before its products; with channels_outer, of all rows
+  // The input transform of the step, before its products; with channels_outer, of all steps
   // first.
   auto [dco, dci] = sch.split(data, sch.axis(data, "c"), lanes);
   const std::string de = sch.axis(data, "e");
@@ -548,7 +553,7 @@ Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const Conf
   if (!channels_outer) {
     sch.compute_at(data, gemm, gn);
   } else if (parallel) {
-    sch.parallel(data, sch.fuse(data, sch.axis(data, "n"), sch.axis(data, "ty")));
+    sch.parallel(data, sch.fuse(data, sch.axis(data, "n"), sch.axis(data, "p")));
   }
   return sch;
 }
@@ -581,8 +586,8 @@ ConfigSpace conv2d_space(const Workload& w, const Target& t) {
     knobs.push_back({"channels_outer", {0, 1}});
   }
   // 1: Winograd's F(2x2, 3x3) (conv2d_winograd_schedule), where it applies; appended last. It
-  // reads block_k_vectors, tile_ow (tiles per register tile), unroll_c, parallel and
-  // channels_outer.
+  // reads block_k_vectors, tile_ow (tiles per register tile), unroll_c, parallel, tile_oh (rows
+  // of tiles per step) and channels_outer.
   const bool winograd = winograd_applies(w, t.vector_lanes);
   if (winograd) knobs.push_back({"winograd", {0, 1}});
   ConfigSpace space("conv2d", knobs);
