@@ -15,6 +15,7 @@
 #include "compiler_core/runtime/buffer.h"
 #include "compiler_core/runtime/thread_pool.h"
 #include "compiler_core/runtime/timer.h"
+#include "compiler_core/runtime/workspace.h"
 
 namespace kiln::core {
 namespace {
@@ -319,6 +320,65 @@ TEST(TimingResult, MedianAndMin) {
   TimingResult empty;
   EXPECT_EQ(empty.median(), 0);
   EXPECT_EQ(empty.min(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workspace
+
+// A buffer freed is handed out again to the next request it can hold, on the same thread, so a
+// loop that allocates on every iteration allocates once; nested buffers are distinct.
+void reuses_what_the_thread_freed() {
+  void* outer = kiln_workspace_alloc(200 << 10);
+  void* inner = kiln_workspace_alloc(100 << 10);
+  ASSERT_NE(outer, nullptr);
+  ASSERT_NE(inner, nullptr);
+  EXPECT_NE(outer, inner);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(outer) % 64, 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(inner) % 64, 0u);
+  static_cast<char*>(outer)[(200 << 10) - 1] = 1;  // the whole size is usable
+  static_cast<char*>(inner)[(100 << 10) - 1] = 1;
+  const int64_t kept = workspace_cached_bytes();
+  EXPECT_GE(kept, int64_t{300} << 10);
+  kiln_workspace_free(inner);
+  kiln_workspace_free(outer);
+  for (int i = 0; i < 100; ++i) {
+    void* a = kiln_workspace_alloc(200 << 10);
+    void* b = kiln_workspace_alloc(100 << 10);
+    EXPECT_EQ(a, outer);
+    EXPECT_EQ(b, inner);
+    kiln_workspace_free(b);
+    kiln_workspace_free(a);
+  }
+  EXPECT_EQ(workspace_cached_bytes(), kept) << "nothing allocated in the loop";
+  // A request no free block holds replaces the free blocks that are too small.
+  void* larger = kiln_workspace_alloc(400 << 10);
+  static_cast<char*>(larger)[(400 << 10) - 1] = 1;
+  EXPECT_EQ(workspace_cached_bytes(), int64_t{400} << 10);
+  kiln_workspace_free(larger);
+  // Each thread has its own blocks.
+  std::thread other([&] {
+    void* theirs = kiln_workspace_alloc(400 << 10);
+    EXPECT_NE(theirs, larger);
+    kiln_workspace_free(theirs);
+  });
+  other.join();
+}
+
+TEST(Workspace, ReusesWhatTheThreadFreed) {
+  std::thread fresh(reuses_what_the_thread_freed);  // a thread whose workspace is empty
+  fresh.join();
+}
+
+// Blocks beyond 16 MiB go back to the system when freed.
+TEST(Workspace, GivesBackVeryLargeBlocks) {
+  std::thread fresh([] {
+    void* big = kiln_workspace_alloc(int64_t{32} << 20);
+    ASSERT_NE(big, nullptr);
+    EXPECT_GE(workspace_cached_bytes(), int64_t{32} << 20);
+    kiln_workspace_free(big);
+    EXPECT_EQ(workspace_cached_bytes(), 0);
+  });
+  fresh.join();
 }
 
 }  // namespace

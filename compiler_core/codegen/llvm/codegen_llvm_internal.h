@@ -40,9 +40,9 @@ std::unique_ptr<llvm::MCSubtargetInfo> create_subtarget_info(const llvm::Target&
                                                              const std::string& triple,
                                                              const Target& target);
 
-/// Makes kiln's runtime (kiln_parallel_for) and this process's symbols (libm's expf, ...)
-/// visible to the code `jit` links: what JIT-compiled kernels and a module's objects call.
-/// Internal when ORC refuses.
+/// Makes kiln's runtime (kiln_parallel_for, kiln_workspace_alloc and _free) and this process's
+/// symbols (libm's expf, ...) visible to the code `jit` links: what JIT-compiled kernels and a
+/// module's objects call. Internal when ORC refuses.
 Status expose_runtime_symbols(llvm::orc::LLJIT& jit);
 
 }  // namespace kiln::core::codegen_llvm_internal

@@ -29,7 +29,7 @@
 namespace kiln::core::codegen_llvm_internal {
 namespace {
 
-/// Allocations up to this size live on the stack; larger ones come from aligned_alloc.
+/// Allocations up to this size live on the stack; larger ones come from kiln_workspace_alloc.
 constexpr int64_t kMaxStackAllocationBytes = 64 * 1024;
 /// Alignment of Allocate'd buffers: a cache line, and the widest vector register.
 constexpr uint64_t kBufferAlignment = 64;
@@ -447,16 +447,16 @@ class CodeGen : public ir::IRVisitor {
       buffers_.pop(op->buffer);
       return;
     }
-    // aligned_alloc wants a size that is a multiple of the alignment.
-    const int64_t rounded = (bytes + int64_t{kBufferAlignment} - 1) / int64_t{kBufferAlignment} *
-                            int64_t{kBufferAlignment};
-    llvm::FunctionCallee aligned_alloc = module_.getOrInsertFunction(
-        "aligned_alloc", llvm::FunctionType::get(ptr_, {i64_, i64_}, false));
-    llvm::FunctionCallee free_fn =
-        module_.getOrInsertFunction("free", llvm::FunctionType::get(void_, {ptr_}, false));
-    llvm::Value* buffer = builder_.CreateCall(
-        aligned_alloc, {builder_.getInt64(kBufferAlignment), builder_.getInt64(rounded)},
-        op->buffer);
+    // From the calling thread's workspace (runtime/workspace.h), which keeps it for the next
+    // iteration of a loop around the Allocate.
+    llvm::FunctionCallee alloc_fn = module_.getOrInsertFunction(
+        "kiln_workspace_alloc", llvm::FunctionType::get(ptr_, {i64_}, false));
+    if (auto* f = llvm::dyn_cast<llvm::Function>(alloc_fn.getCallee())) {
+      f->addRetAttr(llvm::Attribute::NoAlias);  // a fresh buffer, as malloc's
+    }
+    llvm::FunctionCallee free_fn = module_.getOrInsertFunction(
+        "kiln_workspace_free", llvm::FunctionType::get(void_, {ptr_}, false));
+    llvm::Value* buffer = builder_.CreateCall(alloc_fn, {builder_.getInt64(bytes)}, op->buffer);
     buffers_.push(op->buffer, buffer);
     codegen(op->body);
     buffers_.pop(op->buffer);

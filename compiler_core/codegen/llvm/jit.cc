@@ -28,6 +28,7 @@
 #include "compiler_core/codegen/llvm/ir_to_llvm_internal.h"
 #include "compiler_core/codegen/llvm/optimize_internal.h"
 #include "compiler_core/runtime/thread_pool.h"
+#include "compiler_core/runtime/workspace.h"
 #include "compiler_core/support/log.h"
 
 namespace kiln::core {
@@ -136,11 +137,16 @@ namespace codegen_llvm_internal {
 Status expose_runtime_symbols(llvm::orc::LLJIT& jit) {
   llvm::orc::JITDylib& main = jit.getMainJITDylib();
   llvm::orc::SymbolMap runtime_symbols;
-  runtime_symbols[jit.mangleAndIntern("kiln_parallel_for")] =
-      llvm::JITEvaluatedSymbol(llvm::pointerToJITTargetAddress(&kiln_parallel_for),
-                               llvm::JITSymbolFlags::Exported | llvm::JITSymbolFlags::Callable);
+  auto define = [&](const char* name, auto* function) {
+    runtime_symbols[jit.mangleAndIntern(name)] =
+        llvm::JITEvaluatedSymbol(llvm::pointerToJITTargetAddress(function),
+                                 llvm::JITSymbolFlags::Exported | llvm::JITSymbolFlags::Callable);
+  };
+  define("kiln_parallel_for", &kiln_parallel_for);
+  define("kiln_workspace_alloc", &kiln_workspace_alloc);
+  define("kiln_workspace_free", &kiln_workspace_free);
   if (llvm::Error error = main.define(llvm::orc::absoluteSymbols(std::move(runtime_symbols)))) {
-    return internal_error("cannot define kiln_parallel_for in the JIT: " +
+    return internal_error("cannot define kiln's runtime in the JIT: " +
                           llvm_error_message(std::move(error)));
   }
   auto generator = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
