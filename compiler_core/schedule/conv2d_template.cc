@@ -425,10 +425,10 @@ Expr select_case(const Expr& index, const std::vector<Expr>& cases) {
 /// They stay in cache: tile_oh rows of tiles are transformed, multiplied and transformed back
 /// at a time, steps in parallel. The products accumulate tile_ow consecutive tiles (across rows)
 /// × block_k_vectors vectors of output channels in registers, input channels unrolled by
-/// unroll_c (each rounded down to a divisor). With channels_outer, one block of output channels at
-/// a time across all steps, so that its kernel.wino block stays in cache (late layers, whose
-/// weights outgrow it: 16 values a weight where the direct convolution has 9), the whole input
-/// transformed first.
+/// unroll_c (rows and unroll_c rounded down to divisors). With channels_outer, one block of output
+/// channels at a time across all steps, so that its kernel.wino block stays in cache (late layers,
+/// whose weights outgrow it: 16 values a weight where the direct convolution has 9), the whole
+/// input transformed first.
 Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const ConfigSpace& space,
                                   const Config& c) {
   KILN_CHECK(winograd_applies(w, t.vector_lanes))
@@ -437,11 +437,11 @@ Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const Conf
   const int64_t kb = space.value(c, "block_k_vectors") * lanes;
   const int64_t channels = w.in_channels, k_blocks = ceil_div(w.out_channels, kb);
   const int64_t tiles_h = ceil_div(w.out_height(), 2), tiles_w = ceil_div(w.out_width(), 2);
-  // Rows of tiles a step, and tiles a register tile, rounded down to divisors (of the rows of
-  // tiles, of a step's tiles): a register tile cut short by the end of a step tests every
-  // accumulator's bounds, at a third of the speed (256@14, 12-tile registers, 4 rows a step).
+  // Rows of tiles a step, rounded down to a divisor of the rows of tiles: with a last step of
+  // fewer rows, the products' loops take bounds known only at run time and test every
+  // accumulator (256@14, 4 rows a step of 7: a third of the speed).
   const int64_t rows = divisor_at_most(tiles_h, space.value(c, "tile_oh"));
-  const int64_t tile = divisor_at_most(rows * tiles_w, space.value(c, "tile_ow"));
+  const int64_t tile = std::min(space.value(c, "tile_ow"), rows * tiles_w);
   const int64_t uc = divisor_at_most(channels, space.value(c, "unroll_c"));
   const bool parallel = space.value(c, "parallel") == 1;
   const bool channels_outer = space.value(c, "channels_outer") == 1;
