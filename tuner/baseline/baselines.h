@@ -155,7 +155,7 @@ enum class ConvAlgorithm {
   kWinograd,
 };
 
-/// dnnl::convolution_forward (forward inference, direct) for conv2d and depthwise_conv2d with
+/// dnnl::convolution_forward (forward inference) for conv2d and depthwise_conv2d with
 /// stride, padding, dilation and groups, NCHW or NHWC, and kiln's epilogue as oneDNN fuses it
 /// (the bias in the convolution, the residual as a sum post-op, the activation as an eltwise
 /// post-op). Threads through omp_set_num_threads. With ConvAlgorithm::kWinograd, named
