@@ -85,9 +85,11 @@ inline ServerProcess start_server(const std::string& binary, std::vector<std::st
   while (std::chrono::steady_clock::now() < deadline) {
     std::ifstream in(out_path);
     std::string line;
-    if (std::getline(in, line) && line.rfind("listening on 127.0.0.1:", 0) == 0) {
-      server.port = std::stoi(line.substr(23));
-      return server;
+    while (std::getline(in, line)) {  // after a "metrics on" line, with --metrics-listen
+      if (line.rfind("listening on 127.0.0.1:", 0) == 0) {
+        server.port = std::stoi(line.substr(23));
+        return server;
+      }
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

@@ -145,14 +145,15 @@ int serve_command(const std::vector<std::string>& args) {
           // Jobs reach the tracker inside this process, past TLS.
           tuning->set_tracker(server->InProcessChannel(grpc::ChannelArguments()), "(this server)");
         }
+        // The metrics endpoint first, so that 'listening on' means everything serves.
+        std::vector<std::shared_ptr<prometheus::Collectable>> collectables = {tuning->metrics()};
+        if (fleet) collectables.push_back(fleet->metrics());
+        KILN_ASSIGN_OR_RETURN(metrics, MetricsEndpoint::start(flags, std::move(collectables)));
         const std::string host = options->listen.substr(0, options->listen.rfind(':'));
         std::cout << "listening on " << host << ":" << port << std::endl;
         logger("serve")->info("listening on {}:{} db={} tracker={} tls={} token={}", host, port,
                               db->string(), fleet != nullptr, !options->tls_cert_pem.empty(),
                               !options->token.empty());
-        std::vector<std::shared_ptr<prometheus::Collectable>> collectables = {tuning->metrics()};
-        if (fleet) collectables.push_back(fleet->metrics());
-        KILN_ASSIGN_OR_RETURN(metrics, MetricsEndpoint::start(flags, std::move(collectables)));
         return Status::ok();
       },
       [&] { server->Wait(); },

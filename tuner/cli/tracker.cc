@@ -40,11 +40,12 @@ int tracker_command(const std::vector<std::string>& args) {
   return serve_until_signal(
       [&]() -> Status {
         KILN_ASSIGN_OR_RETURN(server, tracker::TrackerServer::start(*options));
+        // The metrics endpoint first, so that 'listening on' means everything serves.
+        KILN_ASSIGN_OR_RETURN(metrics, MetricsEndpoint::start(flags, {server->metrics()}));
         const std::string host = options->listen.substr(0, options->listen.rfind(':'));
         std::cout << "listening on " << host << ":" << server->port() << std::endl;
         logger("tracker")->info("listening on {}:{} tls={} token={}", host, server->port(),
                                 !options->tls_cert_pem.empty(), !options->token.empty());
-        KILN_ASSIGN_OR_RETURN(metrics, MetricsEndpoint::start(flags, {server->metrics()}));
         return Status::ok();
       },
       [&] { server->wait(); }, [&] { server->shutdown(); });
