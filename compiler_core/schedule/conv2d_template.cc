@@ -641,12 +641,14 @@ ConfigSpace conv2d_space(const Workload& w, const Target& t) {
     // ResNet-50, 300 trials): 4 vectors of output channels × 4 tiles, two rows of tiles a
     // step. Where the transformed weights (16 values a weight) outgrow half an L2 (1 MiB), 2
     // vectors × 7-12 tiles, and a block of output channels across all steps (256@14: 181.5
-    // GFLOP/s, 1.5x oneDNN, kiln bench, 1 thread); on a 7x7 output (16 tiles) all of them in
-    // one step instead, the weights read once per call either way (512@7: 78.3 against 53.2).
+    // GFLOP/s, 1.5x oneDNN, kiln bench, 1 thread); on a 7x7 output (16 tiles) all rows of tiles
+    // in each block's step (512@7: 78.3 against 53.2 with a row a step). The blocks are the
+    // parallel steps there: with all 16 tiles in one step outside them, a second thread had
+    // nothing to do (512@7, 2 threads: 80 GFLOP/s, against 128-167 with the blocks outside).
     const bool large_weights = 16 * w.in_channels * w.out_channels * 4 > (int64_t{1} << 20);
     const bool few_tiles = ceil_div(w.out_height(), 2) * ceil_div(w.out_width(), 2) <= 16;
     defaults = {4, 16, 4, 4, 1, 2, 0, 0, 1};
-    if (large_weights) defaults = {2, 16, 12, 8, 1, few_tiles ? 4 : 1, 0, few_tiles ? 0 : 1, 1};
+    if (large_weights) defaults = {2, 16, 12, 8, 1, few_tiles ? 4 : 1, 0, 1, 1};
   }
   templates::set_default_if_in_space(space, defaults);
   return space;
