@@ -535,7 +535,7 @@ int run(int argc, char** argv) {
   const Options o = parse_flags(argc, argv);
   int max_threads = 1;
   for (int t : o.threads) max_threads = std::max(max_threads, t);
-  baseline::unpin_non_openmp_threads(max_threads);
+  baseline::place_benchmark_threads(max_threads);
 
   auto target = core::parse_target("llvm");
   KILN_CHECK(target.is_ok()) << target.status().to_string();

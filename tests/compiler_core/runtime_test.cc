@@ -1,3 +1,4 @@
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -133,6 +134,54 @@ TEST_F(ThreadPoolTest, EachThreadRunsItsOwnRangeFirst) {
     split += halves ? 1 : 0;
   }
   EXPECT_GE(split, 1);
+}
+
+struct MaskEnv {
+  std::thread::id caller;
+  std::vector<int>* worker_cpu_counts;  ///< per index: CPUs the worker's mask has, -1 caller
+  std::vector<int>* worker_has_cpu;     ///< per index: whether the mask holds the bound CPU
+  int cpu;
+};
+
+void record_mask(int64_t i, void* env) {
+  auto* e = static_cast<MaskEnv*>(env);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (std::this_thread::get_id() == e->caller) return;
+  cpu_set_t set;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(set), &set), 0);
+  (*e->worker_cpu_counts)[size_t(i)] = CPU_COUNT(&set);
+  (*e->worker_has_cpu)[size_t(i)] = CPU_ISSET(e->cpu, &set) ? 1 : 0;
+}
+
+// bind_workers pins the workers, each to its CPU, and leaves the caller's mask alone (bench's
+// main thread keeps libgomp's binding).
+TEST_F(ThreadPoolTest, BindWorkersPinsTheWorkersNotTheCaller) {
+  cpu_set_t before;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(before), &before), 0);
+  int cpu = CPU_SETSIZE - 1;
+  while (!CPU_ISSET(cpu, &before)) --cpu;  // the last CPU this thread may use
+  EXPECT_FALSE(bind_workers(2, {-1}));
+  EXPECT_FALSE(bind_workers(2, {CPU_SETSIZE}));
+  ASSERT_TRUE(bind_workers(2, {cpu}));
+
+  set_num_threads(2);
+  const int64_t n = 8;
+  bool worker_seen = false;
+  for (int call = 0; call < 10 && !worker_seen; ++call) {
+    std::vector<int> counts(n, -1), has(n, -1);
+    MaskEnv env{std::this_thread::get_id(), &counts, &has, cpu};
+    kiln_parallel_for(n, record_mask, &env);
+    for (int64_t i = 0; i < n; ++i) {
+      if (counts[size_t(i)] < 0) continue;
+      worker_seen = true;
+      EXPECT_EQ(counts[size_t(i)], 1) << "index " << i;
+      EXPECT_EQ(has[size_t(i)], 1) << "index " << i;
+    }
+  }
+  EXPECT_TRUE(worker_seen);
+  cpu_set_t after;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(after), &after), 0);
+  EXPECT_TRUE(CPU_EQUAL(&before, &after));
 }
 
 TEST_F(ThreadPoolTest, NegativeCountRunsNothing) {

@@ -13,7 +13,7 @@
 ///   exports OPENBLAS_CORETYPE=Haswell and OPENBLAS_L2_SIZE=512, which OpenBLAS reads when it
 ///   loads and which halve its speed; the process restarts itself without them (and with
 ///   OMP_PROC_BIND=true, which steadies oneDNN's two-thread runs).
-/// - `unpin_non_openmp_threads` next: with OMP_PROC_BIND set, libgomp pins the main thread to
+/// - `place_benchmark_threads` next: with OMP_PROC_BIND set, libgomp pins the main thread to
 ///   one CPU when it loads, before `main`, and every thread created from it inherits that pin
 ///   (OpenBLAS's workers, kiln's pool, reference threads). That would run kiln's and
 ///   OpenBLAS's "two-thread" figures on one core.
@@ -44,9 +44,11 @@ std::vector<std::string> removed_openblas_overrides();
 /// Lets every thread other than the main thread and libgomp's run on all online CPUs: call it
 /// once at the start of `main`, before any OpenMP region, when only the threads that libraries
 /// made while loading exist (OpenBLAS's workers). Then warms kiln's thread pool up to
-/// `kiln_threads` workers with the main thread briefly unpinned, so the pool's workers are
-/// not pinned either. The main thread keeps libgomp's binding.
-void unpin_non_openmp_threads(int kiln_threads);
+/// `kiln_threads` workers with the main thread briefly unpinned. Where libgomp bound the main
+/// thread to one CPU, binds kiln's workers to the CPUs after it in turn, as libgomp binds its
+/// own workers, so that kiln and oneDNN run on the same CPUs; otherwise leaves them unpinned.
+/// The main thread keeps libgomp's binding.
+void place_benchmark_threads(int kiln_threads);
 
 /// While alive, the calling thread may run on every online CPU; the destructor restores its
 /// previous mask. Wrap code that creates threads from a pinned thread (reference kernels).

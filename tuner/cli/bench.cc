@@ -134,7 +134,7 @@ int bench_command(const std::vector<std::string>& args) {
   baseline::reexec_without_openblas_overrides(int(argv.size() - 1), argv.data());
   const int threads = int(flags.get_int("threads"));
   const bool json = flags.get_bool("json");
-  baseline::unpin_non_openmp_threads(threads);
+  baseline::place_benchmark_threads(threads);
 
   Result<core::Workload> workload = core::parse_workload(flags.get_string("workload"));
   if (!workload) return report_error(workload.status());
