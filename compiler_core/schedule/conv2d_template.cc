@@ -373,21 +373,54 @@ bool winograd_applies(const Workload& w, int64_t lanes) {
          w.stride_w == 1 && w.dilation_h == 1 && w.dilation_w == 1 && w.in_channels % lanes == 0;
 }
 
-// Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional
-// Neural Networks", 2016): a 2x2 output tile is A^T [(G g G^T) ⊙ (B^T d B)] A for the 3x3
-// filter g and the 4x4 input tile d, 16 multiplications instead of 36.
-constexpr float kWinogradG[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
-constexpr float kWinogradBt[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
-constexpr float kWinogradAt[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+// Winograd's minimal filtering F(m x m, 3x3) (Lavin and Gray, "Fast Algorithms for
+// Convolutional Neural Networks", 2016): an m x m output tile is A^T [(G g G^T) ⊙ (B^T d B)] A
+// for the 3x3 filter g and the (m+2) x (m+2) input tile d: (m+2)^2 multiplications instead of
+// 9·m^2. F(2x2, 3x3) takes 16 for 36 (2.25x fewer), F(4x4, 3x3) 36 for 144 (4x fewer), with
+// larger transforms and rounding errors (its interpolation points are 0, ±1, ±2 and ∞).
+struct WinogradTransforms {
+  int64_t m = 0;      ///< output tile side
+  int64_t alpha = 0;  ///< input tile side, m + 2
+  std::vector<std::vector<float>> g;   ///< alpha × 3
+  std::vector<std::vector<float>> bt;  ///< alpha × alpha
+  std::vector<std::vector<float>> at;  ///< m × alpha
+};
+
+/// The transforms of the knob `winograd`'s value: 1 F(2x2, 3x3), 2 F(4x4, 3x3).
+const WinogradTransforms& winograd_transforms(int64_t variant) {
+  static const WinogradTransforms f2{
+      2,
+      4,
+      {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}},
+      {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}},
+      {{1, 1, 1, 0}, {0, 1, -1, -1}}};
+  static const WinogradTransforms f4{
+      4,
+      6,
+      {{1.0f / 4, 0, 0},
+       {-1.0f / 6, -1.0f / 6, -1.0f / 6},
+       {-1.0f / 6, 1.0f / 6, -1.0f / 6},
+       {1.0f / 24, 1.0f / 12, 1.0f / 6},
+       {1.0f / 24, -1.0f / 12, 1.0f / 6},
+       {0, 0, 1}},
+      {{4, 0, -5, 0, 1, 0},
+       {0, -4, -4, 1, 1, 0},
+       {0, 4, -4, -1, 1, 0},
+       {0, -2, -1, 2, 1, 0},
+       {0, 2, -1, -2, 1, 0},
+       {0, 4, 0, -5, 0, 1}},
+      {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}}};
+  KILN_CHECK(variant == 1 || variant == 2) << "no Winograd variant " << variant;
+  return variant == 1 ? f2 : f4;
+}
 
 /// sum over i, j of a[i]·b[j]·term(i, j), its zero terms left out and unit coefficients as adds
 /// and subtractions.
-template <size_t I, size_t J>
-Expr bilinear(const float (&a)[I], const float (&b)[J],
+Expr bilinear(const std::vector<float>& a, const std::vector<float>& b,
               const std::function<Expr(size_t, size_t)>& term) {
   Expr sum;
-  for (size_t i = 0; i < I; ++i) {
-    for (size_t j = 0; j < J; ++j) {
+  for (size_t i = 0; i < a.size(); ++i) {
+    for (size_t j = 0; j < b.size(); ++j) {
       const float coefficient = a[i] * b[j];
       if (coefficient == 0) continue;
       Expr t = term(i, j);
@@ -412,22 +445,24 @@ Expr select_case(const Expr& index, const std::vector<Expr>& cases) {
   return chosen;
 }
 
-/// A 3x3 convolution on NHWC by Winograd's F(2x2, 3x3), as oneDNN's jit_fp32_wino_2x3 does,
-/// over the 2x2 output tiles numbered row by row (tile p at tile row p / TW, column p % TW):
+/// A 3x3 convolution on NHWC by Winograd's F(m x m, 3x3) (m = 2 as oneDNN's jit_fp32_wino_2x3,
+/// or 4; knob `winograd` 1 or 2), over the m x m output tiles numbered row by row (tile p at tile
+/// row p / TW, column p % TW), with a = m + 2:
 ///
 ///   kernel.wino[e, kb, c, ko]  = G g G^T of the filter of (c, output channel kb·KB + ko), at
-///                                point e = 4ξ + ν of the 4x4 transformed tile (ahead of time)
-///   data.wino[n, p, e, c]      = B^T d B of tile p's 4x4 input window
-///   wino.gemm[n, p, e, k]      = sum over c of data.wino · kernel.wino: 16 matrix products
-///   O[n, oh, ow, k]            = A^T m A of tile (oh / 2, ow / 2), its element (oh%2, ow%2)
+///                                point e = aξ + ν of the a x a transformed tile (ahead of time)
+///   data.wino[n, p, e, c]      = B^T d B of tile p's a x a input window
+///   wino.gemm[n, p, e, k]      = sum over c of data.wino · kernel.wino: a² matrix products
+///   O[n, oh, ow, k]            = A^T M A of tile (oh / m, ow / m)'s products M, its element
+///                                (oh % m, ow % m)
 ///
-/// 2.25x fewer multiplications than the direct convolution, for three passes over the tiles.
-/// They stay in cache: tile_oh rows of tiles are transformed, multiplied and transformed back
+/// 2.25x (m = 2) or 4x (m = 4) fewer multiplications than the direct convolution, for three
+/// passes over the tiles. They stay in cache: tile_oh rows of tiles are transformed, multiplied and transformed back
 /// at a time, steps in parallel. The products accumulate tile_ow consecutive tiles (across rows)
 /// × block_k_vectors vectors of output channels in registers, input channels unrolled by
 /// unroll_c (rows and unroll_c rounded down to divisors). With channels_outer, one block of output
 /// channels at a time across all steps, so that its kernel.wino block stays in cache (late layers,
-/// whose weights outgrow it: 16 values a weight where the direct convolution has 9), the whole
+/// whose weights outgrow it: a² values a weight where the direct convolution has 9), the whole
 /// input transformed first.
 Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const ConfigSpace& space,
                                   const Config& c) {
@@ -436,7 +471,9 @@ Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const Conf
   const int64_t lanes = t.vector_lanes;
   const int64_t kb = space.value(c, "block_k_vectors") * lanes;
   const int64_t channels = w.in_channels, k_blocks = ceil_div(w.out_channels, kb);
-  const int64_t tiles_h = ceil_div(w.out_height(), 2), tiles_w = ceil_div(w.out_width(), 2);
+  const WinogradTransforms& f = winograd_transforms(space.value(c, "winograd"));
+  const int64_t m = f.m, alpha = f.alpha, points = alpha * alpha;
+  const int64_t tiles_h = ceil_div(w.out_height(), m), tiles_w = ceil_div(w.out_width(), m);
   // Rows of tiles a step, rounded down to a divisor of the rows of tiles: with a last step of
   // fewer rows, the products' loops take bounds known only at run time and test every
   // accumulator (256@14, 4 rows a step of 7: a third of the speed).
@@ -453,13 +490,13 @@ Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const Conf
   const EpilogueInputs epilogue = add_epilogue_inputs(sch, w, w.output_shape());
 
   Tensor kernel = sch.compute(
-      "kernel.wino", {16, k_blocks, channels, kb}, {"e", "kb", "c", "ko"},
+      "kernel.wino", {points, k_blocks, channels, kb}, {"e", "kb", "c", "ko"},
       [&](const std::vector<Expr>& x) {
         Expr k = x[1] * Expr(kb) + x[3];
         Expr kc = ir::min(k, Expr(w.out_channels - 1));
         std::vector<Expr> cases;
-        for (size_t e = 0; e < 16; ++e) {
-          cases.push_back(bilinear(kWinogradG[e / 4], kWinogradG[e % 4], [&](size_t i, size_t j) {
+        for (int64_t e = 0; e < points; ++e) {
+          cases.push_back(bilinear(f.g[e / alpha], f.g[e % alpha], [&](size_t i, size_t j) {
             return weight({Expr(int64_t(i)), Expr(int64_t(j)), x[2], kc});
           }));
         }
@@ -467,22 +504,22 @@ Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const Conf
                           ir::f32(0));
       });
   Tensor data = sch.compute(
-      "data.wino", {w.batch_n, tiles_h * tiles_w, 16, channels}, {"n", "p", "e", "c"},
+      "data.wino", {w.batch_n, tiles_h * tiles_w, points, channels}, {"n", "p", "e", "c"},
       [&](const std::vector<Expr>& x) {
         Expr ty = x[1] / Expr(tiles_w), tx = x[1] % Expr(tiles_w);
         auto tap = [&](size_t i, size_t j) {
-          Expr h = ty * Expr(2) + Expr(int64_t(i)) - Expr(w.pad_h);
-          Expr col = tx * Expr(2) + Expr(int64_t(j)) - Expr(w.pad_w);
+          Expr h = ty * Expr(m) + Expr(int64_t(i)) - Expr(w.pad_h);
+          Expr col = tx * Expr(m) + Expr(int64_t(j)) - Expr(w.pad_w);
           Expr v = input({x[0], clamp(h, w.height - 1), clamp(col, w.width - 1), x[3]});
           return ir::select(in_range(h, w.height) && in_range(col, w.width), v, ir::f32(0));
         };
         std::vector<Expr> cases;
-        for (size_t e = 0; e < 16; ++e) {
-          cases.push_back(bilinear(kWinogradBt[e / 4], kWinogradBt[e % 4], tap));
+        for (int64_t e = 0; e < points; ++e) {
+          cases.push_back(bilinear(f.bt[e / alpha], f.bt[e % alpha], tap));
         }
         return select_case(x[2], cases);
       });
-  Tensor gemm = sch.compute_sum("wino.gemm", {w.batch_n, tiles_h * tiles_w, 16, w.out_channels},
+  Tensor gemm = sch.compute_sum("wino.gemm", {w.batch_n, tiles_h * tiles_w, points, w.out_channels},
                                 {"n", "p", "e", "k"}, {channels}, {"c"},
                                 [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
                                   return data({x[0], x[1], x[2], r[0]}) *
@@ -491,16 +528,16 @@ Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const Conf
   Tensor acc = sch.cache_write(gemm);
   Tensor out =
       sch.compute("O", w.output_shape(), {"n", "oh", "ow", "k"}, [&](const std::vector<Expr>& x) {
-        Expr p = x[1] / Expr(2) * Expr(tiles_w) + x[2] / Expr(2);
+        Expr p = x[1] / Expr(m) * Expr(tiles_w) + x[2] / Expr(m);
         std::vector<Expr> cases;
-        for (size_t a = 0; a < 2; ++a) {
-          for (size_t b = 0; b < 2; ++b) {
-            cases.push_back(bilinear(kWinogradAt[a], kWinogradAt[b], [&](size_t i, size_t j) {
-              return gemm({x[0], p, Expr(int64_t(i * 4 + j)), x[3]});
+        for (int64_t a = 0; a < m; ++a) {
+          for (int64_t b = 0; b < m; ++b) {
+            cases.push_back(bilinear(f.at[a], f.at[b], [&](size_t i, size_t j) {
+              return gemm({x[0], p, Expr(int64_t(i) * alpha + int64_t(j)), x[3]});
             }));
           }
         }
-        Expr sum = select_case(x[1] % Expr(2) * Expr(2) + x[2] % Expr(2), cases);
+        Expr sum = select_case(x[1] % Expr(m) * Expr(m) + x[2] % Expr(m), cases);
         return apply_epilogue(w, epilogue, sum, x[3], x);
       });
 
@@ -509,12 +546,12 @@ Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const Conf
     sch.vectorize(kernel, kvi);
     sch.prepack(kernel);  // weights are constant: transformed once
   }
-  // O: a step of tile_oh rows of tiles (2·tile_oh output rows), each tile's 2x2 outputs
+  // O: a step of tile_oh rows of tiles (m·tile_oh output rows), each tile's m x m outputs
   // unrolled so that the transform folds to adds, output channels vectorized; the step's
   // products are computed at it.
-  auto [ohs, ohr] = sch.split(out, sch.axis(out, "oh"), 2 * rows);
-  auto [ohm, ohi] = sch.split(out, ohr, 2);
-  auto [owo, owi] = sch.split(out, sch.axis(out, "ow"), 2);
+  auto [ohs, ohr] = sch.split(out, sch.axis(out, "oh"), m * rows);
+  auto [ohm, ohi] = sch.split(out, ohr, m);
+  auto [owo, owi] = sch.split(out, sch.axis(out, "ow"), m);
   auto [oko, oki] = sch.split(out, sch.axis(out, "k"), kb);
   auto [okvo, okvi] = sch.split(out, oki, lanes);
   const std::string n = sch.axis(out, "n");
@@ -589,11 +626,12 @@ ConfigSpace conv2d_space(const Workload& w, const Target& t) {
     // 1 the other way round (see conv2d_nhwc_direct_schedule).
     knobs.push_back({"channels_outer", {0, 1}});
   }
-  // 1: Winograd's F(2x2, 3x3) (conv2d_winograd_schedule), where it applies; appended last. It
-  // reads block_k_vectors, tile_ow (tiles per register tile), unroll_c, parallel, tile_oh (rows
-  // of tiles per step) and channels_outer.
+  // 1: Winograd's F(2x2, 3x3), 2: F(4x4, 3x3) (conv2d_winograd_schedule), where it applies;
+  // appended last (2 after the others, so stored indices keep their meaning). It reads
+  // block_k_vectors, tile_ow (tiles per register tile), unroll_c, parallel, tile_oh (rows of
+  // tiles per step) and channels_outer.
   const bool winograd = winograd_applies(w, t.vector_lanes);
-  if (winograd) knobs.push_back({"winograd", {0, 1}});
+  if (winograd) knobs.push_back({"winograd", {0, 1, 2}});
   ConfigSpace space("conv2d", knobs);
   // A tile keeps tile_oh × tile_ow × block_k_vectors accumulators, a step's block_k_vectors
   // weight vectors and one broadcast input live (in the direct variant tile_ow counts output
@@ -647,7 +685,11 @@ ConfigSpace conv2d_space(const Workload& w, const Target& t) {
     // nothing to do (512@7, 2 threads: 80 GFLOP/s, against 128-167 with the blocks outside).
     const bool large_weights = 16 * w.in_channels * w.out_channels * 4 > (int64_t{1} << 20);
     const bool few_tiles = ceil_div(w.out_height(), 2) * ceil_div(w.out_width(), 2) <= 16;
-    defaults = {4, 16, 4, 4, 1, 2, 0, 0, 1};
+    // Where the weights are small, F(4x4, 3x3) (64@56: 291.5 GFLOP/s against 205.0 by F(2x2,
+    // 3x3), 128@28: 362.6 against 228.5; kiln run, 1 thread, AMD EPYC). Where they are large,
+    // F(4x4)'s 36 values a weight cost more than its fewer products save (512@7: 69.3 against
+    // 79.6).
+    defaults = {4, 16, 4, 4, 1, 2, 0, 0, 2};
     if (large_weights) defaults = {2, 16, 12, 8, 1, few_tiles ? 4 : 1, 0, 1, 1};
   }
   templates::set_default_if_in_space(space, defaults);
@@ -656,7 +698,7 @@ ConfigSpace conv2d_space(const Workload& w, const Target& t) {
 
 Schedule conv2d_schedule(const Workload& w, const Target& t, const ConfigSpace& space,
                          const Config& c) {
-  if (space.knob_index("winograd") >= 0 && space.value(c, "winograd") == 1) {
+  if (space.knob_index("winograd") >= 0 && space.value(c, "winograd") != 0) {
     return conv2d_winograd_schedule(w, t, space, c);
   }
   if (space.knob_index("variant") >= 0 && space.value(c, "variant") == 1) {

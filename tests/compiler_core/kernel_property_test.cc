@@ -272,10 +272,10 @@ TEST(KernelProperty, InvalidConfigsAreRejected) {
   EXPECT_EQ(not_json.status().code(), StatusCode::kInvalidConfig);
 }
 
-/// Checks `cases` random configs of each workload's direct variant (knob `variant` at 1)
+/// Checks `cases` random configs of each workload's direct variant (knob `knob` at `value`)
 /// against the reference.
 void check_direct_variant(const std::vector<const char*>& workloads, int cases, uint64_t salt,
-                          const std::string& knob = "variant") {
+                          const std::string& knob = "variant", int64_t value = 1) {
   std::mt19937_64 rng(test_seed() ^ salt);
   set_num_threads(2);
   for (const char* text : workloads) {
@@ -292,7 +292,7 @@ void check_direct_variant(const std::vector<const char*>& workloads, int cases, 
       Result<Config> any = space->at(index(rng));
       ASSERT_TRUE(any.is_ok());
       std::vector<int64_t> values = any->values;
-      values[size_t(variant)] = 1;
+      values[size_t(variant)] = value;
       if (winograd >= 0) values[size_t(winograd)] = 0;
       Result<Config> config = space->from_values(values);
       ASSERT_TRUE(config.is_ok());
@@ -453,6 +453,22 @@ TEST(KernelProperty, WinogradConv2dVariantMatchesReference) {
       6, 17, "winograd");
 }
 
+// F(4x4, 3x3): output sides that are not multiples of 4 (last tiles a quarter to three quarters
+// outside), padding 0, 1 and 2, batches, 128 input channels (its rounding errors grow with the
+// sum's length) and epilogues.
+TEST(KernelProperty, Winograd4x4Conv2dVariantMatchesReference) {
+  check_direct_variant({"conv2d:N=1,C=16,H=9,W=9,K=20,R=3,S=3,stride=1,pad=1,layout=NHWC",
+                        "conv2d:N=2,C=32,H=7,W=10,K=16,R=3,S=3,stride=1,pad=0,layout=NHWC",
+                        "conv2d:N=1,C=16,H=6,W=13,K=40,R=3,S=3,stride=1,pad=2,layout=NHWC",
+                        "conv2d:N=1,C=128,H=14,W=14,K=32,R=3,S=3,stride=1,pad=1,layout=NHWC"},
+                       5, 18, "winograd", 2);
+  check_direct_variant(
+      {"conv2d:N=1,C=16,H=10,W=9,K=24,R=3,S=3,stride=1,pad=1,bias=1,act=relu6,layout=NHWC",
+       "conv2d:N=1,C=32,H=7,W=6,K=16,R=3,S=3,stride=1,pad=1,bias=1,residual=1,act=relu,"
+       "layout=NHWC"},
+      5, 19, "winograd", 2);
+}
+
 // Winograd's F(2x2, 3x3) only on 3x3 NHWC convolutions of stride 1, without dilation or groups,
 // whose input channels fill whole vectors.
 TEST(KernelProperty, WinogradVariantOnlyWhereItApplies) {
@@ -477,6 +493,8 @@ TEST(KernelProperty, WinogradVariantOnlyWhereItApplies) {
   Result<ConfigSpace> space = config_space(*w, host());
   ASSERT_TRUE(space.is_ok());
   EXPECT_EQ(space->knob_index("winograd"), int(space->knobs().size()) - 1) << "appended last";
+  EXPECT_EQ(space->knobs().back().choices, (std::vector<int64_t>{0, 1, 2}))
+      << "F(4x4, 3x3) after F(2x2, 3x3)";
 }
 
 // The direct NHWC variant of conv2d: any input channel count (blocks and unrolls rounded down

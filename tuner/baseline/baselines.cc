@@ -140,9 +140,9 @@ void place_benchmark_threads(int kiln_threads) {
   }
   // Where libgomp bound the main thread to one CPU, kiln's workers take the next CPUs in turn,
   // as libgomp's own workers do (OMP_PROC_BIND=true, one place a CPU): kiln and oneDNN then
-  // run on the same CPUs, one thread each. Left unbound, kiln's worker was placed next to the
-  // main thread at times while oneDNN's idle workers spun on the other CPU: a 2-thread stride-2
-  // 3x3 read 168 GFLOP/s in bench against 204-214 alone.
+  // run on the same CPUs, one thread each. Left unbound, kiln's worker lost time to oneDNN's
+  // workers, which spin between calls (OMP_WAIT_POLICY=passive also ended the loss): a
+  // 2-thread stride-2 3x3 read 168 GFLOP/s in bench against 204-214 alone, 191-211 bound.
   cpu_set_t main_cpus;
   const bool main_bound =
       sched_getaffinity(0, sizeof(main_cpus), &main_cpus) == 0 && CPU_COUNT(&main_cpus) == 1;
