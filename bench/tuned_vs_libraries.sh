@@ -4,7 +4,7 @@
 # workload and thread count, and the target the workload's kind has to meet.
 #
 # Usage: bench/tuned_vs_libraries.sh [--set NAME] [--db PATH] [--trials N] [--threads LIST]
-#                                    [--only REGEX] [--layout NCHW|NHWC]
+#                                    [--only REGEX] [--layout NCHW|NHWC] [--bench-runs N]
 #   --set      anchors (ANCHORS.md's workloads; the default), resnet50 (every distinct
 #              convolution of ResNet-50 at 224x224 and its classifier), mobilenetv2 (its
 #              expansions, projections and depthwise layers, strided ones included), dense
@@ -18,12 +18,14 @@
 #   --layout   the convolutions' layout (default NCHW, as ONNX models have it). oneDNN runs its
 #              convolutions in NHWC (its own choice, the baseline): with NHWC kiln takes the
 #              same layouts, without the transposes NCHW costs it on every call
+#   --bench-runs `kiln bench` runs per workload and thread count (default 3): the line shows
+#              the run of median ratio, and the lowest and highest ratio of all runs
 # Environment: KILN (the kiln binary, default build/tuner/kiln).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 kiln="${KILN:-build/tuner/kiln}"
-set_name=anchors db="" trials=300 threads=1,2 only="" layout=NCHW
+set_name=anchors db="" trials=300 threads=1,2 only="" layout=NCHW bench_runs=3
 while [ $# -gt 0 ]; do
   case "$1" in
     --set) set_name="$2"; shift 2 ;;
@@ -32,7 +34,8 @@ while [ $# -gt 0 ]; do
     --threads) threads="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
     --layout) layout="$2"; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --bench-runs) bench_runs="$2"; shift 2 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown flag '$1'; see --help" >&2; exit 2 ;;
   esac
 done
@@ -149,20 +152,30 @@ target_of() {
   esac
 }
 
-printf '%-34s %-72s %3s %9s %9s %-15s %6s %6s\n' name workload thr kiln library baseline ratio target
+[[ "$bench_runs" =~ ^[1-9][0-9]*$ ]] || { echo "error: --bench-runs is a positive count" >&2; exit 2; }
+
+printf '%-34s %-72s %3s %9s %9s %-15s %6s %6s %11s\n' name workload thr kiln library baseline ratio \
+  target runs
 while read -r name workload; do
   [ -n "$name" ] || continue
   if [ -n "$only" ] && ! [[ "$name $workload" =~ $only ]]; then continue; fi
   for t in ${threads//,/ }; do
     "$kiln" tune --workload "$workload" --target llvm --trials "$trials" --threads "$t" \
       --db "$db" >/dev/null 2>&1 || { echo "error: kiln tune failed for $workload" >&2; exit 1; }
-    line="$("$kiln" bench --workload "$workload" --threads "$t" --db "$db" --json 2>/dev/null)"
-    /usr/bin/python3 - "$name" "$line" "$(target_of "$workload")" <<'PY'
+    lines=()
+    for _ in $(seq "$bench_runs"); do
+      lines+=("$("$kiln" bench --workload "$workload" --threads "$t" --db "$db" --json 2>/dev/null)")
+    done
+    /usr/bin/python3 - "$name" "$(target_of "$workload")" "${lines[@]}" <<'PY'
 import json, sys
-name, j, target = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3])
+name, target = sys.argv[1], float(sys.argv[2])
+runs = sorted((json.loads(line) for line in sys.argv[3:]), key=lambda j: j["ratio"])
+j = runs[(len(runs) - 1) // 2]  # the median run (the lower middle one of an even count)
+spread = f"{runs[0]['ratio']:.2f}-{runs[-1]['ratio']:.2f}"
 mark = "" if j["ratio"] >= target else "  below"
 print(f"{name:<34} {j['workload']:<72} {j['threads']:>3} {j['kiln_gflops']:>9.1f} "
-      f"{j['baseline_gflops']:>9.1f} {j['baseline']:<15} {j['ratio']:>6.2f} {target:>6.1f}{mark}")
+      f"{j['baseline_gflops']:>9.1f} {j['baseline']:<15} {j['ratio']:>6.2f} {target:>6.1f} "
+      f"{spread:>11}{mark}")
 PY
   done
 done <<< "$list"
