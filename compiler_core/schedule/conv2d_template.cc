@@ -379,8 +379,8 @@ bool winograd_applies(const Workload& w, int64_t lanes) {
 // 9·m^2. F(2x2, 3x3) takes 16 for 36 (2.25x fewer), F(4x4, 3x3) 36 for 144 (4x fewer), with
 // larger transforms and rounding errors (its interpolation points are 0, ±1, ±2 and ∞).
 struct WinogradTransforms {
-  int64_t m = 0;      ///< output tile side
-  int64_t alpha = 0;  ///< input tile side, m + 2
+  int64_t m = 0;                       ///< output tile side
+  int64_t alpha = 0;                   ///< input tile side, m + 2
   std::vector<std::vector<float>> g;   ///< alpha × 3
   std::vector<std::vector<float>> bt;  ///< alpha × alpha
   std::vector<std::vector<float>> at;  ///< m × alpha
@@ -457,13 +457,13 @@ Expr select_case(const Expr& index, const std::vector<Expr>& cases) {
 ///                                (oh % m, ow % m)
 ///
 /// 2.25x (m = 2) or 4x (m = 4) fewer multiplications than the direct convolution, for three
-/// passes over the tiles. They stay in cache: tile_oh rows of tiles are transformed, multiplied and transformed back
-/// at a time, steps in parallel. The products accumulate tile_ow consecutive tiles (across rows)
-/// × block_k_vectors vectors of output channels in registers, input channels unrolled by
-/// unroll_c (rows and unroll_c rounded down to divisors). With channels_outer, one block of output
-/// channels at a time across all steps, so that its kernel.wino block stays in cache (late layers,
-/// whose weights outgrow it: a² values a weight where the direct convolution has 9), the whole
-/// input transformed first.
+/// passes over the tiles. They stay in cache: tile_oh rows of tiles are transformed, multiplied and
+/// transformed back at a time, steps in parallel. The products accumulate tile_ow consecutive tiles
+/// (across rows) × block_k_vectors vectors of output channels in registers, input channels unrolled
+/// by unroll_c (rows and unroll_c rounded down to divisors). With channels_outer, one block of
+/// output channels at a time across all steps, so that its kernel.wino block stays in cache (late
+/// layers, whose weights outgrow it: a² values a weight where the direct convolution has 9), the
+/// whole input transformed first.
 Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const ConfigSpace& space,
                                   const Config& c) {
   KILN_CHECK(winograd_applies(w, t.vector_lanes))
