@@ -159,10 +159,13 @@ void place_benchmark_threads(int kiln_threads) {
       if (CPU_ISSET(cpu, &allowed)) worker_cpus.push_back(cpu);
     }
   }
+  if (!worker_cpus.empty()) {
+    core::bind_workers(std::max(kiln_threads, 1), worker_cpus);  // makes the workers too
+    return;
+  }
   const int previous = core::num_threads();
   core::set_num_threads(std::max(kiln_threads, 1));
   kiln_parallel_for(int64_t{4} * std::max(kiln_threads, 1), noop_body, nullptr);
-  if (!worker_cpus.empty()) core::bind_workers(std::max(kiln_threads, 1), worker_cpus);
   core::set_num_threads(previous);
 }
 
