@@ -23,10 +23,6 @@
 #include <thread>
 #include <vector>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#endif
-
 #include <nlohmann/json.hpp>
 
 #include "compiler_core/build.h"
@@ -190,66 +186,6 @@ template <typename... Args>
 void progress(const char* format, Args... args) {
   std::fprintf(stderr, format, args...);
   std::fflush(stderr);
-}
-
-#if defined(__x86_64__) || defined(__i386__)
-/// FMA throughput of one thread: 12 independent chains of vector FMAs (enough to cover the
-/// latency on every x86 core kiln targets), for `seconds`. Returns GFLOP/s.
-__attribute__((target("avx512f,fma"))) double fma_peak_avx512(double seconds) {
-  __m512 acc[12];
-  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(0.001f * static_cast<float>(i));
-  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-  constexpr long kBlock = 1 << 20;
-  long blocks = 0;
-  const auto start = std::chrono::steady_clock::now();
-  double elapsed = 0;
-  do {
-    for (long i = 0; i < kBlock; ++i) {
-#pragma GCC unroll 12
-      for (int j = 0; j < 12; ++j) acc[j] = _mm512_fmadd_ps(acc[j], a, b);
-    }
-    ++blocks;
-    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  } while (elapsed < seconds);
-  float sum = 0;
-  float lanes[16];
-  for (int j = 0; j < 12; ++j) {
-    _mm512_storeu_ps(lanes, acc[j]);  // _mm512_reduce_add_ps trips GCC 12's -Wuninitialized
-    sum += lanes[0];
-  }
-  volatile float sink = sum;
-  (void)sink;
-  return static_cast<double>(blocks) * kBlock * 12 * 32 / elapsed / 1e9;
-}
-#endif
-
-/// AVX-512 FMA peak with `threads` threads running at once (0 without AVX-512): the physical
-/// limit the GFLOP/s figures are measured against, taken under the same machine load. The
-/// probe is x86-only: on other CPUs it says so once and returns 0.
-double fma_peak(int threads) {
-#if !defined(__x86_64__) && !defined(__i386__)
-  static bool said = false;
-  if (!said) {
-    std::fputs("fma peak probe: x86-only (AVX-512), not measured on this CPU\n", stderr);
-    said = true;
-  }
-  return 0;
-#else
-  if (!__builtin_cpu_supports("avx512f")) return 0;
-  std::vector<double> per_thread(static_cast<size_t>(threads));
-  {
-    baseline::ScopedAllCpus unpinned;  // helpers must not inherit the main thread's pin
-    std::vector<std::thread> helpers;
-    for (int t = 1; t < threads; ++t) {
-      helpers.emplace_back([&per_thread, t] { per_thread[t] = fma_peak_avx512(0.3); });
-    }
-    per_thread[0] = fma_peak_avx512(0.3);
-    for (std::thread& h : helpers) h.join();
-  }
-  double total = 0;
-  for (double g : per_thread) total += g;
-  return total;
-#endif
 }
 
 double gflops(double flops, double seconds) { return seconds > 0 ? flops / seconds / 1e9 : 0; }
@@ -565,7 +501,7 @@ int run(int argc, char** argv) {
   doc["tolerance"] = kTolerance;
   json peak = json::object();
   for (int t : o.threads) {
-    peak[std::to_string(t)] = fma_peak(t);
+    peak[std::to_string(t)] = baseline::fma_peak_gflops(t);
     progress("avx-512 fma peak, %d thread(s): %.1f GFLOP/s\n", t,
              peak[std::to_string(t)].get<double>());
   }

@@ -20,6 +20,10 @@
 #              same layouts, without the transposes NCHW costs it on every call
 #   --bench-runs `kiln bench` runs per workload and thread count (default 3): the line shows
 #              the run of median ratio, and the lowest and highest ratio of all runs
+# Columns: GFLOP/s of kiln and of the fastest library (direct-algorithm FLOPs, so Winograd can
+# pass the peak), their ratio, the target, the runs' lowest and highest ratio, and kiln's and the
+# library's share of the roofline `kiln bench` measured at that thread count (the AVX-512 FMA
+# peak; for batch-1 dense, the rate its weights' bytes are read at).
 # Environment: KILN (the kiln binary, default build/tuner/kiln).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -154,8 +158,8 @@ target_of() {
 
 [[ "$bench_runs" =~ ^[1-9][0-9]*$ ]] || { echo "error: --bench-runs is a positive count" >&2; exit 2; }
 
-printf '%-34s %-72s %3s %9s %9s %-15s %6s %6s %11s\n' name workload thr kiln library baseline ratio \
-  target runs
+printf '%-34s %-72s %3s %9s %9s %-15s %6s %6s %11s %9s\n' name workload thr kiln library baseline \
+  ratio target runs 'roof %'
 while read -r name workload; do
   [ -n "$name" ] || continue
   if [ -n "$only" ] && ! [[ "$name $workload" =~ $only ]]; then continue; fi
@@ -172,10 +176,13 @@ name, target = sys.argv[1], float(sys.argv[2])
 runs = sorted((json.loads(line) for line in sys.argv[3:]), key=lambda j: j["ratio"])
 j = runs[(len(runs) - 1) // 2]  # the median run (the lower middle one of an even count)
 spread = f"{runs[0]['ratio']:.2f}-{runs[-1]['ratio']:.2f}"
+peak = j.get("roofline_gflops", 0)
+shares = (f"{100 * j['kiln_gflops'] / peak:.0f}/{100 * j['baseline_gflops'] / peak:.0f}"
+          if peak > 0 else "-")
 mark = "" if j["ratio"] >= target else "  below"
 print(f"{name:<34} {j['workload']:<72} {j['threads']:>3} {j['kiln_gflops']:>9.1f} "
       f"{j['baseline_gflops']:>9.1f} {j['baseline']:<15} {j['ratio']:>6.2f} {target:>6.1f} "
-      f"{spread:>11}{mark}")
+      f"{spread:>11} {shares:>9}{mark}")
 PY
   done
 done <<< "$list"

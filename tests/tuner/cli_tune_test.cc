@@ -228,6 +228,22 @@ TEST_F(KilnTune, BenchComparesTheBestStoredKernelWithTheLibraries) {
   }
   // OpenBLAS runs its own kernel choice, never a forced one.
   EXPECT_NE(j["openblas_core"], "Haswell");
+  // The FMA peak bounds a matmul from above: at most two 16-lane FMAs a cycle at 6 GHz a
+  // core, and no less than what the kernel reached.
+  EXPECT_EQ(j["roofline"], "fma_peak");
+  EXPECT_EQ(j["roofline_gflops"], j["fma_peak_gflops"]);
+  const double peak = j["fma_peak_gflops"].get<double>();
+#if defined(__x86_64__) || defined(__i386__)
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+#else
+  const bool avx512 = false;
+#endif
+  if (avx512) {
+    EXPECT_GT(peak, j["kiln_gflops"].get<double>());
+    EXPECT_LT(peak, 2 * 16 * 2 * 6.0);
+  } else {
+    EXPECT_EQ(peak, 0);
+  }
 }
 
 TEST_F(KilnTune, BenchOfAConvolutionUsesOneDnn) {
@@ -250,6 +266,28 @@ TEST_F(KilnTune, BenchOfAConvolutionUsesOneDnn) {
   ASSERT_EQ(o.exit_code, 0) << o.output;
   j = nlohmann::json::parse(o.output);
   EXPECT_EQ(j["baseline"], "onednn_blocked") << "no Winograd for a stride of 2";
+}
+
+// A batch-1 dense layer reads each weight once for one FMA: its roofline is the rate its
+// weights' bytes are read at, 2 bytes a FLOP, not the FMA peak.
+TEST_F(KilnTune, BenchOfABatchOneDenseLayerIsBoundByReadingItsWeights) {
+  Outcome o = run_kiln("bench --workload dense:M=1,N=256,K=512 --threads 1 --json --db " + db_);
+  ASSERT_EQ(o.exit_code, 0) << o.output;
+  nlohmann::json j = nlohmann::json::parse(o.output);
+  EXPECT_EQ(j["roofline"], "weight_read");
+#if defined(__x86_64__) || defined(__i386__)
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+#else
+  const bool avx512 = false;
+#endif
+  const double roofline = j["roofline_gflops"].get<double>();
+  if (avx512) {
+    // Somewhere between one 64-byte line a microsecond and two a cycle at 6 GHz.
+    EXPECT_GT(2 * roofline, 0.064) << roofline;
+    EXPECT_LT(2 * roofline, 2 * 64 * 6.0) << roofline;
+  } else {
+    EXPECT_EQ(roofline, 0);
+  }
 }
 
 // A fused convolution (a model's task) against oneDNN with the same epilogue as post-ops; bench

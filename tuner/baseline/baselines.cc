@@ -6,14 +6,21 @@
 
 #include <cblas.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 
 #include "oneapi/dnnl/dnnl.hpp"
@@ -167,6 +174,123 @@ void place_benchmark_threads(int kiln_threads) {
   core::set_num_threads(std::max(kiln_threads, 1));
   kiln_parallel_for(int64_t{4} * std::max(kiln_threads, 1), noop_body, nullptr);
   core::set_num_threads(previous);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+namespace {
+
+/// One thread's FMA throughput for `seconds` (see fma_peak_gflops), in GFLOP/s.
+__attribute__((target("avx512f,fma"))) double fma_peak_avx512(double seconds) {
+  __m512 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(0.001f * static_cast<float>(i));
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+  constexpr long kBlock = 1 << 20;
+  long blocks = 0;
+  const auto start = std::chrono::steady_clock::now();
+  double elapsed = 0;
+  do {
+    for (long i = 0; i < kBlock; ++i) {
+#pragma GCC unroll 12
+      for (int j = 0; j < 12; ++j) acc[j] = _mm512_fmadd_ps(acc[j], a, b);
+    }
+    ++blocks;
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  } while (elapsed < seconds);
+  float sum = 0;
+  float lanes[16];
+  for (int j = 0; j < 12; ++j) {
+    _mm512_storeu_ps(lanes, acc[j]);  // _mm512_reduce_add_ps trips GCC 12's -Wuninitialized
+    sum += lanes[0];
+  }
+  volatile float sink = sum;
+  (void)sink;
+  return static_cast<double>(blocks) * kBlock * 12 * 32 / elapsed / 1e9;
+}
+
+/// One pass over `floats` floats (a multiple of 128), summed into 8 vectors.
+__attribute__((target("avx512f"))) float read_pass_avx512(const float* data, size_t floats) {
+  __m512 acc[8];
+  for (__m512& a : acc) a = _mm512_setzero_ps();
+  for (size_t i = 0; i < floats; i += 128) {
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) acc[j] = _mm512_add_ps(acc[j], _mm512_load_ps(data + i + 16 * j));
+  }
+  for (int j = 1; j < 8; ++j) acc[0] = _mm512_add_ps(acc[0], acc[j]);
+  float lanes[16];
+  _mm512_storeu_ps(lanes, acc[0]);
+  return lanes[0];
+}
+
+/// One thread's read rate of `floats` floats (see read_bandwidth_gbs): its median pass, GB/s.
+double read_bandwidth_avx512(size_t floats, double seconds) {
+  std::unique_ptr<float, decltype(&std::free)> data(
+      static_cast<float*>(std::aligned_alloc(64, floats * sizeof(float))), &std::free);
+  std::fill(data.get(), data.get() + floats, 1.0f);
+  std::vector<double> rates;
+  float sum = 0;
+  const auto start = std::chrono::steady_clock::now();
+  do {
+    const auto begin = std::chrono::steady_clock::now();
+    sum += read_pass_avx512(data.get(), floats);
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    rates.push_back(static_cast<double>(floats * sizeof(float)) / s / 1e9);
+  } while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() <
+           seconds);
+  volatile float sink = sum;
+  (void)sink;
+  std::nth_element(rates.begin(), rates.begin() + rates.size() / 2, rates.end());
+  return rates[rates.size() / 2];
+}
+
+}  // namespace
+#endif
+
+namespace {
+
+/// Runs `probe()` on `threads` threads at once (the caller is one of them) and sums the results.
+template <typename Probe>
+double sum_over_threads(int threads, Probe probe) {
+  std::vector<double> per_thread(static_cast<size_t>(std::max(threads, 1)));
+  {
+    ScopedAllCpus unpinned;  // the helpers must not inherit the main thread's pin
+    std::vector<std::thread> helpers;
+    for (size_t t = 1; t < per_thread.size(); ++t) {
+      helpers.emplace_back([&per_thread, &probe, t] { per_thread[t] = probe(); });
+    }
+    per_thread[0] = probe();
+    for (std::thread& h : helpers) h.join();
+  }
+  double total = 0;
+  for (double g : per_thread) total += g;
+  return total;
+}
+
+}  // namespace
+
+double read_bandwidth_gbs(size_t bytes, int threads, double seconds) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (!__builtin_cpu_supports("avx512f")) return 0;
+  const size_t share = bytes / sizeof(float) / static_cast<size_t>(std::max(threads, 1));
+  const size_t floats = std::max<size_t>(128, (share + 127) / 128 * 128);
+  return sum_over_threads(threads, [&] { return read_bandwidth_avx512(floats, seconds); });
+#else
+  (void)bytes;
+  (void)threads;
+  (void)seconds;
+  return 0;
+#endif
+}
+
+double fma_peak_gflops(int threads, double seconds) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (!__builtin_cpu_supports("avx512f")) return 0;
+  return sum_over_threads(threads, [&] { return fma_peak_avx512(seconds); });
+#else
+  (void)threads;
+  (void)seconds;
+  return 0;
+#endif
 }
 
 ScopedAllCpus::ScopedAllCpus() {

@@ -50,9 +50,14 @@ FlagSet make_flags() {
       "with its own kernel choice: the process restarts itself without "
       "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE when they are set, and says so on stderr.\nWith "
       "--json: one object with workload, target, threads, config, source (\"record\", "
-      "\"default\" or \"flag\" for --config), kiln_gflops, "
-      "baseline, baseline_gflops, ratio and libraries.\nExit codes: 0 done, 1 a kernel or a "
-      "library computed a wrong answer or failed, 2 bad flags, workload, target or config.");
+      "\"default\" or \"flag\" for --config), kiln_gflops, baseline, baseline_gflops, ratio, "
+      "fma_peak_gflops, roofline, roofline_gflops and libraries.\nAfter the rounds it measures "
+      "the roofline of the figures at the same thread count (0.3 s; 0 without AVX-512): this "
+      "machine's AVX-512 FMA peak, or for a batch-1 dense layer the rate at which as many bytes "
+      "as its weights are read, again and again, from the caches they stay in. GFLOP/s count "
+      "the direct algorithm's FLOPs, so a Winograd kernel can pass the peak.\nExit "
+      "codes: 0 done, 1 a kernel or a library computed a wrong answer or failed, 2 bad flags, "
+      "workload, target or config.");
   flags.add_required_string("workload", "W", "the workload, e.g. matmul:M=1024,N=1024,K=1024");
   flags.add_string("target", "T", "the target: llvm (this machine's CPU)", "llvm");
   flags.add_string("config", "JSON",
@@ -229,6 +234,15 @@ int bench_command(const std::vector<std::string>& args) {
     }
   }
   const double ratio = baseline && baseline->gflops > 0 ? kiln.gflops / baseline->gflops : 0;
+  // The roofline the figures sit under: where both sides run near it, their ratio can move
+  // only by the few percent left. A batch-1 dense layer reads each weight once per call for
+  // one FMA: the rate its weights are read at bounds it, not the FMA peak.
+  const double peak = baseline::fma_peak_gflops(threads);
+  const bool bandwidth_bound = workload->op == core::OpKind::kDense && workload->m == 1;
+  const double weight_bytes = 4.0 * static_cast<double>(workload->n * workload->k);
+  const double read_gbs =
+      bandwidth_bound ? baseline::read_bandwidth_gbs(size_t(weight_bytes), threads) : 0;
+  const double roofline = bandwidth_bound ? read_gbs * flops / weight_bytes : peak;
 
   std::vector<std::string> removed = baseline::removed_openblas_overrides();
   if (json) {
@@ -252,6 +266,9 @@ int bench_command(const std::vector<std::string>& args) {
                                      {"baseline", baseline ? baseline->name : ""},
                                      {"baseline_gflops", baseline ? baseline->gflops : 0},
                                      {"ratio", ratio},
+                                     {"fma_peak_gflops", peak},
+                                     {"roofline", bandwidth_bound ? "weight_read" : "fma_peak"},
+                                     {"roofline_gflops", roofline},
                                      {"libraries", libs},
                                      {"openblas_core", baseline::openblas_core_name()},
                                      {"openblas_overrides_removed", removed},
@@ -270,6 +287,20 @@ int bench_command(const std::vector<std::string>& args) {
                                t.implementation, &t == baseline ? "  (baseline)" : "");
     }
     std::cout << fmt::format("  kiln / {} = {:.2f}\n", baseline ? baseline->name : "none", ratio);
+    if (roofline > 0) {
+      std::cout << (bandwidth_bound
+                        ? fmt::format(
+                              "  roofline {:.1f} GFLOP/s (its {:.1f} MiB of weights read at "
+                              "{:.1f} GB/s)",
+                              roofline, weight_bytes / (1 << 20), read_gbs)
+                        : fmt::format("  roofline {:.1f} GFLOP/s (AVX-512 FMA peak)", roofline));
+      std::cout << fmt::format(": kiln at {:.0f}%", 100 * kiln.gflops / roofline);
+      if (baseline) {
+        std::cout << fmt::format(", {} at {:.0f}%", baseline->name,
+                                 100 * baseline->gflops / roofline);
+      }
+      std::cout << "\n";
+    }
     if (!removed.empty()) {
       std::cout << "  (OpenBLAS with its own kernels (" << baseline::openblas_core_name()
                 << "): removed";
