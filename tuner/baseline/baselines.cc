@@ -179,23 +179,26 @@ void place_benchmark_threads(int kiln_threads) {
 #if defined(__x86_64__) || defined(__i386__)
 namespace {
 
-/// One thread's FMA throughput for `seconds` (see fma_peak_gflops), in GFLOP/s.
+/// One thread's FMA throughput (see fma_peak_gflops), in GFLOP/s: the fastest of the slices of
+/// about a millisecond that fill `seconds`, so that a moment when the machine ran something
+/// else does not lower the peak.
 __attribute__((target("avx512f,fma"))) double fma_peak_avx512(double seconds) {
   __m512 acc[12];
   for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(0.001f * static_cast<float>(i));
   const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-  constexpr long kBlock = 1 << 20;
-  long blocks = 0;
+  constexpr long kSlice = 1 << 18;  // 12 · 2^18 FMAs: about a millisecond
+  double best = 0;
   const auto start = std::chrono::steady_clock::now();
-  double elapsed = 0;
-  do {
-    for (long i = 0; i < kBlock; ++i) {
+  for (;;) {
+    const auto begin = std::chrono::steady_clock::now();
+    for (long i = 0; i < kSlice; ++i) {
 #pragma GCC unroll 12
       for (int j = 0; j < 12; ++j) acc[j] = _mm512_fmadd_ps(acc[j], a, b);
     }
-    ++blocks;
-    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  } while (elapsed < seconds);
+    const auto end = std::chrono::steady_clock::now();
+    best = std::max(best, kSlice * 12 * 32 / std::chrono::duration<double>(end - begin).count());
+    if (std::chrono::duration<double>(end - start).count() >= seconds) break;
+  }
   float sum = 0;
   float lanes[16];
   for (int j = 0; j < 12; ++j) {
@@ -204,7 +207,7 @@ __attribute__((target("avx512f,fma"))) double fma_peak_avx512(double seconds) {
   }
   volatile float sink = sum;
   (void)sink;
-  return static_cast<double>(blocks) * kBlock * 12 * 32 / elapsed / 1e9;
+  return best / 1e9;
 }
 
 /// One pass over `floats` floats (a multiple of 128), summed into 8 vectors.
@@ -221,26 +224,25 @@ __attribute__((target("avx512f"))) float read_pass_avx512(const float* data, siz
   return lanes[0];
 }
 
-/// One thread's read rate of `floats` floats (see read_bandwidth_gbs): its median pass, GB/s.
+/// One thread's read rate of `floats` floats (see read_bandwidth_gbs): its fastest pass, GB/s.
 double read_bandwidth_avx512(size_t floats, double seconds) {
   std::unique_ptr<float, decltype(&std::free)> data(
       static_cast<float*>(std::aligned_alloc(64, floats * sizeof(float))), &std::free);
   std::fill(data.get(), data.get() + floats, 1.0f);
-  std::vector<double> rates;
+  double best = 0;
   float sum = 0;
   const auto start = std::chrono::steady_clock::now();
-  do {
+  for (;;) {
     const auto begin = std::chrono::steady_clock::now();
     sum += read_pass_avx512(data.get(), floats);
-    const double s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-    rates.push_back(static_cast<double>(floats * sizeof(float)) / s / 1e9);
-  } while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() <
-           seconds);
+    const auto end = std::chrono::steady_clock::now();
+    best = std::max(best, static_cast<double>(floats * sizeof(float)) /
+                              std::chrono::duration<double>(end - begin).count() / 1e9);
+    if (std::chrono::duration<double>(end - start).count() >= seconds) break;
+  }
   volatile float sink = sum;
   (void)sink;
-  std::nth_element(rates.begin(), rates.begin() + rates.size() / 2, rates.end());
-  return rates[rates.size() / 2];
+  return best;
 }
 
 }  // namespace

@@ -52,14 +52,14 @@ void place_benchmark_threads(int kiln_threads);
 
 /// The AVX-512 FMA peak of `threads` threads running at once, in GFLOP/s: each runs 12
 /// independent chains of 16-lane FMAs (enough to cover the FMA latency on every x86 core kiln
-/// targets) for `seconds`, and the figure is their sum. It is the physical limit that a
-/// kernel's GFLOP/s are measured against, taken under the same machine load. 0 where the CPU
-/// has no AVX-512 (and on other architectures).
+/// targets) for `seconds`, in slices of about a millisecond, and the figure is the sum of each
+/// thread's fastest slice. It is the physical limit that a kernel's GFLOP/s are measured
+/// against. 0 where the CPU has no AVX-512 (and on other architectures).
 double fma_peak_gflops(int threads, double seconds = 0.3);
 
 /// The rate at which `threads` threads running at once read `bytes` in all (each its own share,
 /// `bytes / threads`, summed with AVX-512 loads over and over for `seconds`), in GB/s: the sum
-/// of the threads' median passes. A buffer that fits in the caches is read from them, as a
+/// of each thread's fastest pass. A buffer that fits in the caches is read from them, as a
 /// batch-1 dense layer reads its weights call after call. 0 where the CPU has no AVX-512.
 double read_bandwidth_gbs(size_t bytes, int threads, double seconds = 0.3);
 
