@@ -482,6 +482,10 @@ Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const Conf
   const int64_t uc = divisor_at_most(channels, space.value(c, "unroll_c"));
   const bool parallel = space.value(c, "parallel") == 1;
   const bool channels_outer = space.value(c, "channels_outer") == 1;
+  // Parts of the output channels' blocks a step of rows of tiles is split into (a divisor of
+  // the blocks; with channels_outer each block is a step already).
+  const int64_t k_parts =
+      channels_outer ? 1 : divisor_at_most(k_blocks, space.value(c, "k_steps"));
 
   Schedule sch;
   std::vector<Shape> in_shapes = w.input_shapes();
@@ -555,14 +559,24 @@ Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const Conf
   auto [oko, oki] = sch.split(out, sch.axis(out, "k"), kb);
   auto [okvo, okvi] = sch.split(out, oki, lanes);
   const std::string n = sch.axis(out, "n");
-  sch.reorder(out, channels_outer
-                       ? std::vector<std::string>{n, oko, ohs, ohm, owo, okvo, ohi, owi, okvi}
-                       : std::vector<std::string>{n, ohs, ohm, owo, oko, okvo, ohi, owi, okvi});
+  std::string steps;
+  if (channels_outer) {
+    sch.reorder(out, {n, oko, ohs, ohm, owo, okvo, ohi, owi, okvi});
+    steps = sch.fuse(out, sch.fuse(out, n, oko), ohs);
+  } else if (k_parts > 1) {
+    // Each step's rows of tiles once for each part of the output channels, all parts' steps
+    // parallel: a step transforms its input again for each part, and 7 rows of tiles (28x28
+    // by F(4x4)) split evenly over 2 threads.
+    auto [okp, okb] = sch.split(out, oko, k_blocks / k_parts);
+    sch.reorder(out, {n, ohs, okp, ohm, owo, okb, okvo, ohi, owi, okvi});
+    steps = sch.fuse(out, sch.fuse(out, n, ohs), okp);
+  } else {
+    sch.reorder(out, {n, ohs, ohm, owo, oko, okvo, ohi, owi, okvi});
+    steps = sch.fuse(out, n, ohs);
+  }
   sch.unroll(out, ohi);
   sch.unroll(out, owi);
   sch.vectorize(out, okvi);
-  const std::string steps =
-      channels_outer ? sch.fuse(out, sch.fuse(out, n, oko), ohs) : sch.fuse(out, n, ohs);
   if (parallel) sch.parallel(out, steps);
   sch.compute_at(gemm, out, steps);
 
@@ -632,6 +646,9 @@ ConfigSpace conv2d_space(const Workload& w, const Target& t) {
   // tiles per step) and channels_outer.
   const bool winograd = winograd_applies(w, t.vector_lanes);
   if (winograd) knobs.push_back({"winograd", {0, 1, 2}});
+  // Winograd without channels_outer: each step's rows of tiles split into this many parts of
+  // the output channels, each a parallel step (conv2d_winograd_schedule); appended last.
+  if (winograd) knobs.push_back({"k_steps", {1, 2, 4}});
   ConfigSpace space("conv2d", knobs);
   // A tile keeps tile_oh × tile_ow × block_k_vectors accumulators, a step's block_k_vectors
   // weight vectors and one broadcast input live (in the direct variant tile_ow counts output
@@ -692,6 +709,7 @@ ConfigSpace conv2d_space(const Workload& w, const Target& t) {
     defaults = {4, 16, 4, 4, 1, 2, 0, 0, 2};
     if (large_weights) defaults = {2, 16, 12, 8, 1, few_tiles ? 4 : 1, 0, 1, 1};
   }
+  if (winograd) defaults.push_back(1);
   templates::set_default_if_in_space(space, defaults);
   return space;
 }

@@ -492,9 +492,44 @@ TEST(KernelProperty, WinogradVariantOnlyWhereItApplies) {
   ASSERT_TRUE(w.is_ok());
   Result<ConfigSpace> space = config_space(*w, host());
   ASSERT_TRUE(space.is_ok());
-  EXPECT_EQ(space->knob_index("winograd"), int(space->knobs().size()) - 1) << "appended last";
-  EXPECT_EQ(space->knobs().back().choices, (std::vector<int64_t>{0, 1, 2}))
+  const int winograd = space->knob_index("winograd");
+  ASSERT_EQ(winograd, int(space->knobs().size()) - 2) << "appended last, before k_steps";
+  EXPECT_EQ(space->knobs()[size_t(winograd)].choices, (std::vector<int64_t>{0, 1, 2}))
       << "F(4x4, 3x3) after F(2x2, 3x3)";
+  EXPECT_EQ(space->knob_index("k_steps"), int(space->knobs().size()) - 1) << "appended last";
+  EXPECT_EQ(space->knobs().back().choices, (std::vector<int64_t>{1, 2, 4}))
+      << "one step for all output channels first, as before the knob";
+}
+
+// Steps of rows of tiles split into parts of the output channels (k_steps 2 and 4, rounded
+// down to a divisor of the blocks: output channels of 4 blocks, and of 3, the last partial)
+// give the reference's output, with epilogues, on 2 threads.
+TEST(KernelProperty, WinogradStepsSplitOverOutputChannelsMatchReference) {
+  std::mt19937_64 rng(test_seed() ^ 23);
+  set_num_threads(2);
+  int checked = 0;
+  for (const char* text :
+       {"conv2d:N=1,C=16,H=9,W=9,K=64,R=3,S=3,stride=1,pad=1,layout=NHWC",
+        "conv2d:N=2,C=32,H=7,W=10,K=48,R=3,S=3,stride=1,pad=0,bias=1,act=relu,layout=NHWC",
+        "conv2d:N=1,C=16,H=12,W=12,K=40,R=3,S=3,stride=1,pad=1,residual=1,layout=NHWC"}) {
+    for (int64_t variant : {1, 2}) {
+      for (int64_t parts : {2, 4}) {
+        for (int attempt = 0; attempt < 8; ++attempt) {
+          if (check_pinned_config(text,
+                                  {{"winograd", variant},
+                                   {"channels_outer", 0},
+                                   {"parallel", 1},
+                                   {"block_k_vectors", 1},
+                                   {"k_steps", parts}},
+                                  rng)) {
+            ++checked;
+            break;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(checked, 12) << "a point of each case is in the space";
 }
 
 // The direct NHWC variant of conv2d: any input channel count (blocks and unrolls rounded down
