@@ -507,19 +507,30 @@ Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const Conf
         return ir::select(ir::LT::make(k, Expr(w.out_channels)), select_case(x[0], cases),
                           ir::f32(0));
       });
-  Tensor data = sch.compute(
-      "data.wino", {w.batch_n, tiles_h * tiles_w, points, channels}, {"n", "p", "e", "c"},
-      [&](const std::vector<Expr>& x) {
+  // B^T d B in two passes, d B (rows) then B^T of that: 2·a·a rows of B^T summed instead of
+  // a² pairs of them.
+  Tensor data_rows = sch.compute(
+      "data.rows", {w.batch_n, tiles_h * tiles_w, alpha, alpha, channels},
+      {"n", "p", "i", "b", "c"}, [&](const std::vector<Expr>& x) {
         Expr ty = x[1] / Expr(tiles_w), tx = x[1] % Expr(tiles_w);
-        auto tap = [&](size_t i, size_t j) {
-          Expr h = ty * Expr(m) + Expr(int64_t(i)) - Expr(w.pad_h);
+        Expr h = ty * Expr(m) + x[2] - Expr(w.pad_h);
+        auto tap = [&](size_t, size_t j) {
           Expr col = tx * Expr(m) + Expr(int64_t(j)) - Expr(w.pad_w);
-          Expr v = input({x[0], clamp(h, w.height - 1), clamp(col, w.width - 1), x[3]});
+          Expr v = input({x[0], clamp(h, w.height - 1), clamp(col, w.width - 1), x[4]});
           return ir::select(in_range(h, w.height) && in_range(col, w.width), v, ir::f32(0));
         };
         std::vector<Expr> cases;
+        for (int64_t b = 0; b < alpha; ++b) cases.push_back(bilinear({1}, f.bt[b], tap));
+        return select_case(x[3], cases);
+      });
+  Tensor data = sch.compute(
+      "data.wino", {w.batch_n, tiles_h * tiles_w, points, channels}, {"n", "p", "e", "c"},
+      [&](const std::vector<Expr>& x) {
+        std::vector<Expr> cases;
         for (int64_t e = 0; e < points; ++e) {
-          cases.push_back(bilinear(f.bt[e / alpha], f.bt[e % alpha], tap));
+          cases.push_back(bilinear(f.bt[e / alpha], {1}, [&](size_t i, size_t) {
+            return data_rows({x[0], x[1], Expr(int64_t(i)), Expr(e % alpha), x[3]});
+          }));
         }
         return select_case(x[2], cases);
       });
@@ -530,18 +541,28 @@ Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const Conf
                                          kernel({x[2], x[3] / Expr(kb), r[0], x[3] % Expr(kb)});
                                 });
   Tensor acc = sch.cache_write(gemm);
+  // A^T M A in two passes as well: M A (cols), then A^T of that.
+  Tensor cols = sch.compute(
+      "wino.cols", {w.batch_n, tiles_h * tiles_w, alpha, m, w.out_channels},
+      {"n", "p", "i", "b", "k"}, [&](const std::vector<Expr>& x) {
+        std::vector<Expr> cases;
+        for (int64_t b = 0; b < m; ++b) {
+          cases.push_back(bilinear({1}, f.at[b], [&](size_t, size_t j) {
+            return gemm({x[0], x[1], x[2] * Expr(alpha) + Expr(int64_t(j)), x[4]});
+          }));
+        }
+        return select_case(x[3], cases);
+      });
   Tensor out =
       sch.compute("O", w.output_shape(), {"n", "oh", "ow", "k"}, [&](const std::vector<Expr>& x) {
         Expr p = x[1] / Expr(m) * Expr(tiles_w) + x[2] / Expr(m);
         std::vector<Expr> cases;
         for (int64_t a = 0; a < m; ++a) {
-          for (int64_t b = 0; b < m; ++b) {
-            cases.push_back(bilinear(f.at[a], f.at[b], [&](size_t i, size_t j) {
-              return gemm({x[0], p, Expr(int64_t(i) * alpha + int64_t(j)), x[3]});
-            }));
-          }
+          cases.push_back(bilinear(f.at[a], {1}, [&](size_t i, size_t) {
+            return cols({x[0], p, Expr(int64_t(i)), x[2] % Expr(m), x[3]});
+          }));
         }
-        Expr sum = select_case(x[1] % Expr(m) * Expr(m) + x[2] % Expr(m), cases);
+        Expr sum = select_case(x[1] % Expr(m), cases);
         return apply_epilogue(w, epilogue, sum, x[3], x);
       });
 
@@ -579,6 +600,15 @@ Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const Conf
   sch.vectorize(out, okvi);
   if (parallel) sch.parallel(out, steps);
   sch.compute_at(gemm, out, steps);
+  {
+    auto [cko, cki] = sch.split(cols, sch.axis(cols, "k"), lanes);
+    const std::string ci = sch.axis(cols, "i"), cb = sch.axis(cols, "b");
+    sch.reorder(cols, {cko, ci, cb, cki});
+    sch.unroll(cols, ci);
+    sch.unroll(cols, cb);
+    sch.vectorize(cols, cki);
+    sch.compute_at(cols, out, okvo);
+  }
 
   // The products: for each point e and block of output channels (its kernel.wino block stays
   // in cache), register tiles of `tile` tiles × KB channels.
@@ -605,6 +635,15 @@ Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const Conf
   sch.reorder(data, {dco, de, dci});
   sch.unroll(data, de);
   sch.vectorize(data, dci);
+  {
+    auto [rco, rci] = sch.split(data_rows, sch.axis(data_rows, "c"), lanes);
+    const std::string ri = sch.axis(data_rows, "i"), rb = sch.axis(data_rows, "b");
+    sch.reorder(data_rows, {rco, ri, rb, rci});
+    sch.unroll(data_rows, ri);
+    sch.unroll(data_rows, rb);
+    sch.vectorize(data_rows, rci);
+    sch.compute_at(data_rows, data, dco);
+  }
   if (!channels_outer) {
     sch.compute_at(data, gemm, gn);
   } else if (parallel) {
