@@ -17,9 +17,11 @@
 /// Until the model has learnt from enough valid measurements (or been pre-trained on other
 /// workloads of the same operator in the tuning log), the same annealing and pick run on the
 /// cost model's estimate that needs no training (features.h's estimated_cycles), so that a
-/// cold search starts where register blocking looks right instead of at random. Failures that may
-/// be the infrastructure's (DEVICE_LOST, TIMEOUT) and invalid configs are not learnt from;
-/// builds that fail, crash or compute wrong answers count as the slowest.
+/// cold search starts where register blocking looks right instead of at random. A model
+/// pre-trained on other workloads is weighed with that estimate until the workload's own
+/// samples replace its training. Failures that may be the infrastructure's (DEVICE_LOST,
+/// TIMEOUT) and invalid configs are not learnt from; builds that fail, crash or compute wrong
+/// answers count as the slowest.
 #pragma once
 
 #include <cstdint>
@@ -43,7 +45,8 @@ struct XgbStrategyOptions {
   int anneal_every = 4;
   /// Samples (measurements the model may learn from) before the model's own training starts.
   int min_samples = 16;
-  /// Until then, rank by the untrained estimate (true) or propose uniformly at random (false).
+  /// Until then, rank by the untrained estimate (true) or propose uniformly at random (false);
+  /// true also weighs a pre-trained model with the estimate, false lets it rank alone.
   bool estimate_until_trained = true;
   /// Weight of a candidate's new knob values against its predicted rank in the batch pick:
   /// 0 takes the predicted best in order.
