@@ -108,14 +108,15 @@ Tensor tile_blocked_output(Schedule& sch, const Tensor& blocked, const std::stri
 /// at the top and bottom edges. Kernel columns that read a padding column are skipped when a
 /// register tile spans the whole output row (`whole_rows`), where unrolling the kernel columns
 /// decides for each accumulator which taps it takes; in narrower tiles the test would be made at
-/// run time, once per FMA. Null when nothing is skipped.
+/// run time, once per FMA. `oh_axis` is the output row's axis, the column's the next one (the
+/// kernel row and column are reduction axes 1 and 2). Null when nothing is skipped.
 std::function<Expr(const std::vector<Expr>&, const std::vector<Expr>&)> padding_skip(
-    const Workload& w, bool whole_rows) {
+    const Workload& w, bool whole_rows, size_t oh_axis = 3) {
   const bool rows = w.pad_h > 0, columns = w.pad_w > 0 && whole_rows;
   if (!rows && !columns) return nullptr;
-  return [&w, rows, columns](const std::vector<Expr>& x, const std::vector<Expr>& r) {
-    Expr row = x[3] * Expr(w.stride_h) + r[1] * Expr(w.dilation_h) - Expr(w.pad_h);
-    Expr column = x[4] * Expr(w.stride_w) + r[2] * Expr(w.dilation_w) - Expr(w.pad_w);
+  return [&w, rows, columns, oh_axis](const std::vector<Expr>& x, const std::vector<Expr>& r) {
+    Expr row = x[oh_axis] * Expr(w.stride_h) + r[1] * Expr(w.dilation_h) - Expr(w.pad_h);
+    Expr column = x[oh_axis + 1] * Expr(w.stride_w) + r[2] * Expr(w.dilation_w) - Expr(w.pad_w);
     if (!columns) return in_range(row, w.height);
     if (!rows) return in_range(column, w.width);
     return in_range(row, w.height) && in_range(column, w.width);
@@ -265,7 +266,10 @@ bool nhwc_direct_applies(const Workload& w) { return w.layout == Layout::kNHWC &
 /// broadcasting one input value against block_k_vectors weight vectors (packed ahead of time as
 /// [k / kb, c / cb, r, s, c % cb, k % kb], in the order the steps read them). The knobs mean
 /// what they mean in the blocked variant; block_c and unroll_c are rounded down to divisors of
-/// the input channels. With an epilogue, the sum is a stage of its own (O.sum) computed at the
+/// the input channels. Taps on the zero border are skipped as there (padding_skip): on ResNet-50's
+/// 3x3 512 at 14x14 of stride 2 (a 7x7 output, a tenth of its taps on the border), 115-120
+/// GFLOP/s against 110-113 at 1 thread, 230-238 against 217-221 at 2 (a tile of a row of 7).
+/// With an epilogue, the sum is a stage of its own (O.sum) computed at the
 /// tile, and O applies the epilogue to it.
 Schedule conv2d_nhwc_direct_schedule(const Workload& w, const Target& t, const ConfigSpace& space,
                                      const Config& c) {
@@ -280,6 +284,7 @@ Schedule conv2d_nhwc_direct_schedule(const Workload& w, const Target& t, const C
   const int64_t tile_oh = std::min(space.value(c, "tile_oh"), w.out_height());
   const bool parallel = space.value(c, "parallel") == 1;
   const bool padded = w.pad_h > 0 || w.pad_w > 0;
+  const bool whole_rows = tile_ow >= w.out_width();
 
   Schedule sch;
   std::vector<Shape> in_shapes = w.input_shapes();
@@ -311,7 +316,8 @@ Schedule conv2d_nhwc_direct_schedule(const Workload& w, const Target& t, const C
                         Expr col = x[2] * Expr(w.stride_w) + r[2] * Expr(w.dilation_w);
                         return data({x[0], h, col, r[0] * Expr(cb) + r[3]}) *
                                kernel({x[3] / Expr(kb), r[0], r[1], r[2], r[3], x[3] % Expr(kb)});
-                      });
+                      },
+                      padding_skip(w, whole_rows, 1));
   Tensor out = sum, acc = sum;
   if (w.has_epilogue()) {
     out = sch.compute("O", w.output_shape(), out_axes, [&](const std::vector<Expr>& x) {
@@ -363,6 +369,7 @@ Schedule conv2d_nhwc_direct_schedule(const Workload& w, const Target& t, const C
   sch.unroll(acc, aw);
   sch.unroll(acc, akvo);
   sch.vectorize(acc, akvi);
+  if (whole_rows && w.pad_w > 0) sch.unroll(acc, sch.axis(acc, "s"));  // see padding_skip
   return sch;
 }
 

@@ -552,6 +552,50 @@ TEST(KernelProperty, DirectNhwcConv2dVariantMatchesReference) {
       6, 15);
 }
 
+// The direct NHWC variant skips the taps that read the input's zero border, as the blocked one
+// does: whole kernel rows at the top and bottom output rows (register tiles of one output row),
+// and kernel columns where a tile spans the whole output row. Strides, dilation and both.
+TEST(KernelProperty, DirectNhwcConv2dSkipsPaddingTapsAndMatchesReference) {
+  std::mt19937_64 rng(test_seed() ^ 0x9ae);
+  set_num_threads(2);
+  for (const char* text : {"conv2d:N=1,C=12,H=7,W=7,K=16,R=3,S=3,stride=1,pad=1,layout=NHWC",
+                           "conv2d:N=1,C=5,H=14,W=13,K=16,R=3,S=3,stride=2,pad=1,layout=NHWC",
+                           "conv2d:N=1,C=4,H=9,W=7,K=8,R=3,S=3,stride=1,pad=2,dilation=2,"
+                           "layout=NHWC",
+                           "conv2d:N=1,C=3,H=11,W=11,K=8,R=5,S=5,stride=2,pad=2,bias=1,act=relu,"
+                           "layout=NHWC"}) {
+    for (int64_t tile_ow : {int64_t(14), int64_t(7), int64_t(4)}) {
+      for (int64_t tile_oh : {int64_t(1), int64_t(2)}) {
+        check_pinned_config(text, {{"tile_ow", tile_ow}, {"tile_oh", tile_oh}, {"variant", 1}},
+                            rng);
+      }
+    }
+  }
+  // 7 columns in one tile of 7: each copy of the reduction's body accumulates 6 + 7 + 6 taps
+  // for the three kernel columns (21 without the skip), inside a test of the kernel row.
+  Result<Workload> w =
+      parse_workload("conv2d:N=1,C=12,H=7,W=7,K=16,R=3,S=3,stride=1,pad=1,layout=NHWC");
+  ASSERT_TRUE(w.is_ok());
+  Result<ConfigSpace> space = config_space(*w, host());
+  ASSERT_TRUE(space.is_ok());
+  Result<Config> config = space->parse(
+      R"({"knobs": {"block_k_vectors": 1, "block_c": 4, "tile_ow": 7, "unroll_c": 1,)"
+      R"( "parallel": 0, "tile_oh": 1, "variant": 1, "channels_outer": 0}})");
+  ASSERT_TRUE(config.is_ok()) << config.status().to_string();
+  Result<Schedule> schedule = make_schedule(*w, host(), *config);
+  ASSERT_TRUE(schedule.is_ok());
+  const std::string text = ir::to_string(lower::lower_schedule(*schedule, "conv").body);
+  int64_t updates = 0;
+  for (size_t at = text.find("= (O.local["); at != std::string::npos;
+       at = text.find("= (O.local[", at + 1)) {
+    ++updates;
+  }
+  EXPECT_GT(updates, 0) << text;
+  EXPECT_EQ(updates % 19, 0) << text;
+  EXPECT_NE(updates % 21, 0) << text;
+  EXPECT_NE(text.find("if ("), std::string::npos) << text;
+}
+
 // The direct NCHW variant of depthwise convolution: rows of at least a vector (whole vectors,
 // the last shifted inwards; rows narrower than the target's vector take a narrower one, down to
 // 4 lanes: the 14- and 7-column layers of MobileNetV2), any padding (masked loads), kernel
