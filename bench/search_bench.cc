@@ -304,6 +304,7 @@ json run_workload(const Options& o, const std::string& text, core::TuningLog& ca
       }
       tuner::TuneOptions options;
       options.tuner = pretrained ? "xgb" : strategy;
+      options.default_first = false;  // the strategies alone, from their first trial
       options.trials = o.trials;
       options.seed = uint64_t(seed);
       options.threads = o.threads;

@@ -131,7 +131,17 @@ Result<std::vector<core::TuningRecord>> TaskSearch::measure(
 }
 
 Result<int64_t> TaskSearch::step(int n) {
-  std::vector<core::Config> batch = strategy_->propose(n, measured_);
+  std::vector<core::Config> batch;
+  const core::Config& fallback = space_.default_config();
+  if (options_.default_first && n > 0 && !measured_.count(fallback.index)) {
+    batch.push_back(fallback);
+    std::set<int64_t> taken = measured_;
+    taken.insert(fallback.index);
+    std::vector<core::Config> rest = strategy_->propose(n - 1, taken);
+    batch.insert(batch.end(), rest.begin(), rest.end());
+  } else {
+    batch = strategy_->propose(n, measured_);
+  }
   if (batch.empty()) return int64_t{0};  // every point of the space is measured
   KILN_ASSIGN_OR_RETURN(std::vector<core::TuningRecord> records, measure(batch, options_.timing));
   // Only a board's own results say what it is (the tracker's DEVICE_LOST names no board).

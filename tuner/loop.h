@@ -40,6 +40,12 @@ struct TuneOptions {
   /// and its cost model learns from; 0 takes every count (a fleet job whose boards choose).
   int threads = 0;
   int batch = 16;
+  /// The template's default config is a trial of the first batch that finds it unmeasured:
+  /// what `kiln run` builds without a record, so the declared best is never a config slower
+  /// than it (ResNet-50's 1x1 1024->2048 of stride 2: 300 trials of xgb never proposed the
+  /// default, 113-115 GFLOP/s, and declared one that ran at 95-111 from process to process).
+  /// Off only to compare strategies alone (kiln_search_bench).
+  bool default_first = true;
   uint64_t seed = 1;
   /// Stop once this many trials in a row brought no new best (0: never stop early).
   int64_t early_stopping = 0;

@@ -308,16 +308,16 @@ Schedule conv2d_nhwc_direct_schedule(const Workload& w, const Target& t, const C
         return ir::select(ir::LT::make(k, Expr(w.out_channels)), v, ir::f32(0));
       });
   const std::vector<std::string> out_axes = {"n", "oh", "ow", "k"};
-  Tensor sum =
-      sch.compute_sum(w.has_epilogue() ? "O.sum" : "O", w.output_shape(), out_axes,
-                      {channels / cb, w.kernel_h, w.kernel_w, cb}, {"cb", "r", "s", "ci"},
-                      [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
-                        Expr h = x[1] * Expr(w.stride_h) + r[1] * Expr(w.dilation_h);
-                        Expr col = x[2] * Expr(w.stride_w) + r[2] * Expr(w.dilation_w);
-                        return data({x[0], h, col, r[0] * Expr(cb) + r[3]}) *
-                               kernel({x[3] / Expr(kb), r[0], r[1], r[2], r[3], x[3] % Expr(kb)});
-                      },
-                      padding_skip(w, whole_rows, 1));
+  Tensor sum = sch.compute_sum(
+      w.has_epilogue() ? "O.sum" : "O", w.output_shape(), out_axes,
+      {channels / cb, w.kernel_h, w.kernel_w, cb}, {"cb", "r", "s", "ci"},
+      [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
+        Expr h = x[1] * Expr(w.stride_h) + r[1] * Expr(w.dilation_h);
+        Expr col = x[2] * Expr(w.stride_w) + r[2] * Expr(w.dilation_w);
+        return data({x[0], h, col, r[0] * Expr(cb) + r[3]}) *
+               kernel({x[3] / Expr(kb), r[0], r[1], r[2], r[3], x[3] % Expr(kb)});
+      },
+      padding_skip(w, whole_rows, 1));
   Tensor out = sum, acc = sum;
   if (w.has_epilogue()) {
     out = sch.compute("O", w.output_shape(), out_axes, [&](const std::vector<Expr>& x) {
@@ -491,8 +491,7 @@ Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const Conf
   const bool channels_outer = space.value(c, "channels_outer") == 1;
   // Parts of the output channels' blocks a step of rows of tiles is split into (a divisor of
   // the blocks; with channels_outer each block is a step already).
-  const int64_t k_parts =
-      channels_outer ? 1 : divisor_at_most(k_blocks, space.value(c, "k_steps"));
+  const int64_t k_parts = channels_outer ? 1 : divisor_at_most(k_blocks, space.value(c, "k_steps"));
 
   Schedule sch;
   std::vector<Shape> in_shapes = w.input_shapes();
@@ -530,17 +529,17 @@ Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const Conf
         for (int64_t b = 0; b < alpha; ++b) cases.push_back(bilinear({1}, f.bt[b], tap));
         return select_case(x[3], cases);
       });
-  Tensor data = sch.compute(
-      "data.wino", {w.batch_n, tiles_h * tiles_w, points, channels}, {"n", "p", "e", "c"},
-      [&](const std::vector<Expr>& x) {
-        std::vector<Expr> cases;
-        for (int64_t e = 0; e < points; ++e) {
-          cases.push_back(bilinear(f.bt[e / alpha], {1}, [&](size_t i, size_t) {
-            return data_rows({x[0], x[1], Expr(int64_t(i)), Expr(e % alpha), x[3]});
-          }));
-        }
-        return select_case(x[2], cases);
-      });
+  Tensor data =
+      sch.compute("data.wino", {w.batch_n, tiles_h * tiles_w, points, channels},
+                  {"n", "p", "e", "c"}, [&](const std::vector<Expr>& x) {
+                    std::vector<Expr> cases;
+                    for (int64_t e = 0; e < points; ++e) {
+                      cases.push_back(bilinear(f.bt[e / alpha], {1}, [&](size_t i, size_t) {
+                        return data_rows({x[0], x[1], Expr(int64_t(i)), Expr(e % alpha), x[3]});
+                      }));
+                    }
+                    return select_case(x[2], cases);
+                  });
   Tensor gemm = sch.compute_sum("wino.gemm", {w.batch_n, tiles_h * tiles_w, points, w.out_channels},
                                 {"n", "p", "e", "k"}, {channels}, {"c"},
                                 [&](const std::vector<Expr>& x, const std::vector<Expr>& r) {
@@ -549,17 +548,17 @@ Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const Conf
                                 });
   Tensor acc = sch.cache_write(gemm);
   // A^T M A in two passes as well: M A (cols), then A^T of that.
-  Tensor cols = sch.compute(
-      "wino.cols", {w.batch_n, tiles_h * tiles_w, alpha, m, w.out_channels},
-      {"n", "p", "i", "b", "k"}, [&](const std::vector<Expr>& x) {
-        std::vector<Expr> cases;
-        for (int64_t b = 0; b < m; ++b) {
-          cases.push_back(bilinear({1}, f.at[b], [&](size_t, size_t j) {
-            return gemm({x[0], x[1], x[2] * Expr(alpha) + Expr(int64_t(j)), x[4]});
-          }));
-        }
-        return select_case(x[3], cases);
-      });
+  Tensor cols =
+      sch.compute("wino.cols", {w.batch_n, tiles_h * tiles_w, alpha, m, w.out_channels},
+                  {"n", "p", "i", "b", "k"}, [&](const std::vector<Expr>& x) {
+                    std::vector<Expr> cases;
+                    for (int64_t b = 0; b < m; ++b) {
+                      cases.push_back(bilinear({1}, f.at[b], [&](size_t, size_t j) {
+                        return gemm({x[0], x[1], x[2] * Expr(alpha) + Expr(int64_t(j)), x[4]});
+                      }));
+                    }
+                    return select_case(x[3], cases);
+                  });
   Tensor out =
       sch.compute("O", w.output_shape(), {"n", "oh", "ow", "k"}, [&](const std::vector<Expr>& x) {
         Expr p = x[1] / Expr(m) * Expr(tiles_w) + x[2] / Expr(m);

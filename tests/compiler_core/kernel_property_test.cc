@@ -578,9 +578,9 @@ TEST(KernelProperty, DirectNhwcConv2dSkipsPaddingTapsAndMatchesReference) {
   ASSERT_TRUE(w.is_ok());
   Result<ConfigSpace> space = config_space(*w, host());
   ASSERT_TRUE(space.is_ok());
-  Result<Config> config = space->parse(
-      R"({"knobs": {"block_k_vectors": 1, "block_c": 4, "tile_ow": 7, "unroll_c": 1,)"
-      R"( "parallel": 0, "tile_oh": 1, "variant": 1, "channels_outer": 0}})");
+  Result<Config> config =
+      space->parse(R"({"knobs": {"block_k_vectors": 1, "block_c": 4, "tile_ow": 7, "unroll_c": 1,)"
+                   R"( "parallel": 0, "tile_oh": 1, "variant": 1, "channels_outer": 0}})");
   ASSERT_TRUE(config.is_ok()) << config.status().to_string();
   Result<Schedule> schedule = make_schedule(*w, host(), *config);
   ASSERT_TRUE(schedule.is_ok());

@@ -104,7 +104,8 @@ TEST_F(TuningLoopTest, EveryStrategyMeasuresItsTrialsOnceEach) {
   for (const char* tuner : {"xgb", "ga", "random", "grid"}) {
     SCOPED_TRACE(tuner);
     std::filesystem::remove(dir_ / "log.db");
-    core::TuningLog log = open_log();
+    core::TuningLog log =
+        std::move(core::TuningLog::open(dir_ / (std::string(tuner) + ".db"))).value();
     SyntheticMeasurer measurer(space_, key_);
     TuneOptions options;
     options.tuner = tuner;
@@ -157,6 +158,26 @@ TEST_F(TuningLoopTest, RemeasuresTheTopConfigsOnceWithoutCountingThemAsTrials) {
   EXPECT_EQ(summary->resumed, 40);
   EXPECT_TRUE(again.calls().empty());
   EXPECT_EQ(log.history(workload_, key_)->size(), 43u);
+}
+
+TEST_F(TuningLoopTest, TheFirstBatchTriesTheTemplatesDefault) {
+  for (const char* tuner : {"random", "xgb"}) {
+    core::TuningLog log =
+        std::move(core::TuningLog::open(dir_ / (std::string(tuner) + ".db"))).value();
+    SyntheticMeasurer measurer(space_, key_);
+    TuneOptions options;
+    options.tuner = tuner;
+    options.trials = 8;
+    options.batch = 8;
+    options.remeasure_top = 0;
+    Result<TuneSummary> summary = tune(log, options, measurer);
+    ASSERT_TRUE(summary.is_ok()) << summary.status().to_string();
+    EXPECT_EQ(summary->trials, 8);
+    auto tried = measurer.calls().find(space_.default_config().index);
+    ASSERT_NE(tried, measurer.calls().end()) << tuner;
+    EXPECT_EQ(tried->second, 1) << tuner;
+    EXPECT_EQ(measurer.calls().size(), 8u) << tuner << ": 8 distinct configs";
+  }
 }
 
 TEST_F(TuningLoopTest, ResumesWhereTheLogEndsWithTheSameArguments) {

@@ -131,8 +131,8 @@ double median_estimate(const MatmulTask& m, const std::vector<core::Config>& bat
 // run backwards to the estimate, so the model alone starts where the estimate is worst.
 TEST(XgbStrategy, APreTrainedModelIsWeighedWithTheEstimateUntilItHasLearntTheWorkload) {
   MatmulTask m;
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
-                                    ("kiln_strategy_test_" + std::to_string(::getpid()));
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("kiln_strategy_test_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   {
