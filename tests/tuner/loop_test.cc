@@ -104,8 +104,7 @@ TEST_F(TuningLoopTest, EveryStrategyMeasuresItsTrialsOnceEach) {
   for (const char* tuner : {"xgb", "ga", "random", "grid"}) {
     SCOPED_TRACE(tuner);
     std::filesystem::remove(dir_ / "log.db");
-    core::TuningLog log =
-        std::move(core::TuningLog::open(dir_ / (std::string(tuner) + ".db"))).value();
+    core::TuningLog log = open_log();
     SyntheticMeasurer measurer(space_, key_);
     TuneOptions options;
     options.tuner = tuner;
