@@ -452,6 +452,20 @@ Expr select_case(const Expr& index, const std::vector<Expr>& cases) {
   return chosen;
 }
 
+/// The first pass of a Winograd transform (`pass`, axes i and b over a tile's rows and points,
+/// and `channels`), computed at loop `at` of `consumer` for one vector of channels: both axes
+/// unrolled, so that the transform's coefficients fold to adds, channels vectorized.
+void schedule_transform_pass(Schedule& sch, const Tensor& pass, const std::string& channels,
+                             int64_t lanes, const Tensor& consumer, const std::string& at) {
+  auto [vo, vi] = sch.split(pass, sch.axis(pass, channels), lanes);
+  const std::string i = sch.axis(pass, "i"), b = sch.axis(pass, "b");
+  sch.reorder(pass, {vo, i, b, vi});
+  sch.unroll(pass, i);
+  sch.unroll(pass, b);
+  sch.vectorize(pass, vi);
+  sch.compute_at(pass, consumer, at);
+}
+
 /// A 3x3 convolution on NHWC by Winograd's F(m x m, 3x3) (m = 2 as oneDNN's jit_fp32_wino_2x3,
 /// or 4; knob `winograd` 1 or 2), over the m x m output tiles numbered row by row (tile p at tile
 /// row p / TW, column p % TW), with a = m + 2:
@@ -606,15 +620,7 @@ Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const Conf
   sch.vectorize(out, okvi);
   if (parallel) sch.parallel(out, steps);
   sch.compute_at(gemm, out, steps);
-  {
-    auto [cko, cki] = sch.split(cols, sch.axis(cols, "k"), lanes);
-    const std::string ci = sch.axis(cols, "i"), cb = sch.axis(cols, "b");
-    sch.reorder(cols, {cko, ci, cb, cki});
-    sch.unroll(cols, ci);
-    sch.unroll(cols, cb);
-    sch.vectorize(cols, cki);
-    sch.compute_at(cols, out, okvo);
-  }
+  schedule_transform_pass(sch, cols, "k", lanes, out, okvo);
 
   // The products: for each point e and block of output channels (its kernel.wino block stays
   // in cache), register tiles of `tile` tiles × KB channels.
@@ -641,15 +647,7 @@ Schedule conv2d_winograd_schedule(const Workload& w, const Target& t, const Conf
   sch.reorder(data, {dco, de, dci});
   sch.unroll(data, de);
   sch.vectorize(data, dci);
-  {
-    auto [rco, rci] = sch.split(data_rows, sch.axis(data_rows, "c"), lanes);
-    const std::string ri = sch.axis(data_rows, "i"), rb = sch.axis(data_rows, "b");
-    sch.reorder(data_rows, {rco, ri, rb, rci});
-    sch.unroll(data_rows, ri);
-    sch.unroll(data_rows, rb);
-    sch.vectorize(data_rows, rci);
-    sch.compute_at(data_rows, data, dco);
-  }
+  schedule_transform_pass(sch, data_rows, "c", lanes, data, dco);
   if (!channels_outer) {
     sch.compute_at(data, gemm, gn);
   } else if (parallel) {

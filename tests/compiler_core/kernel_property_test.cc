@@ -363,6 +363,32 @@ TEST(KernelProperty, Conv2dRowTilesMatchReference) {
 // The channel-blocked conv2d skips taps on the input's padding: kernel rows that read a padding
 // row, and, where a register tile spans the whole output row, kernel columns that read a
 // padding column. Whole-row tiles with strides, dilation and row tiles match the reference.
+/// `text` (3x3, padding 1, a 7-column output) in `config`, a tile of one row of 7: each copy of
+/// the reduction's body accumulates 6 + 7 + 6 taps into `accumulator` for the three kernel
+/// columns (21 without the skip), inside a test of the kernel row.
+void expect_padding_taps_skipped(const char* text, const char* config_json,
+                                 const std::string& accumulator) {
+  Result<Workload> w = parse_workload(text);
+  ASSERT_TRUE(w.is_ok());
+  Result<ConfigSpace> space = config_space(*w, host());
+  ASSERT_TRUE(space.is_ok());
+  Result<Config> config = space->parse(config_json);
+  ASSERT_TRUE(config.is_ok()) << config.status().to_string();
+  Result<Schedule> schedule = make_schedule(*w, host(), *config);
+  ASSERT_TRUE(schedule.is_ok());
+  const std::string lowered = ir::to_string(lower::lower_schedule(*schedule, "conv").body);
+  const std::string update = "= (" + accumulator + "[";
+  int64_t updates = 0;
+  for (size_t at = lowered.find(update); at != std::string::npos;
+       at = lowered.find(update, at + 1)) {
+    ++updates;
+  }
+  EXPECT_GT(updates, 0) << lowered;
+  EXPECT_EQ(updates % 19, 0) << lowered;
+  EXPECT_NE(updates % 21, 0) << lowered;
+  EXPECT_NE(lowered.find("if ("), std::string::npos) << lowered;
+}
+
 TEST(KernelProperty, BlockedConv2dSkipsPaddingTapsAndMatchesReference) {
   std::mt19937_64 rng(test_seed() ^ 0x9ad);
   set_num_threads(2);
@@ -378,28 +404,10 @@ TEST(KernelProperty, BlockedConv2dSkipsPaddingTapsAndMatchesReference) {
       }
     }
   }
-  // 7 columns in one tile of 7: each copy of the reduction's body accumulates 6 + 7 + 6 taps
-  // for the three kernel columns (21 without the skip), inside a test of the kernel row.
-  Result<Workload> w = parse_workload("conv2d:N=1,C=8,H=7,W=7,K=16,R=3,S=3,stride=1,pad=1");
-  ASSERT_TRUE(w.is_ok());
-  Result<ConfigSpace> space = config_space(*w, host());
-  ASSERT_TRUE(space.is_ok());
-  Result<Config> config =
-      space->parse(R"({"knobs": {"block_k_vectors": 1, "block_c": 8, "tile_ow": 7, "unroll_c": 1,)"
-                   R"( "parallel": 0, "tile_oh": 1}})");
-  ASSERT_TRUE(config.is_ok()) << config.status().to_string();
-  Result<Schedule> schedule = make_schedule(*w, host(), *config);
-  ASSERT_TRUE(schedule.is_ok());
-  const std::string text = ir::to_string(lower::lower_schedule(*schedule, "conv").body);
-  int64_t updates = 0;
-  for (size_t at = text.find("= (out.blocked.local["); at != std::string::npos;
-       at = text.find("= (out.blocked.local[", at + 1)) {
-    ++updates;
-  }
-  EXPECT_GT(updates, 0) << text;
-  EXPECT_EQ(updates % 19, 0) << text;
-  EXPECT_NE(updates % 21, 0) << text;
-  EXPECT_NE(text.find("if ("), std::string::npos) << text;
+  expect_padding_taps_skipped("conv2d:N=1,C=8,H=7,W=7,K=16,R=3,S=3,stride=1,pad=1",
+                              R"({"knobs": {"block_k_vectors": 1, "block_c": 8, "tile_ow": 7,)"
+                              R"( "unroll_c": 1, "parallel": 0, "tile_oh": 1}})",
+                              "out.blocked.local");
 }
 
 // The channel-blocked depthwise variant packs the input rows an output row reads inside the
@@ -571,29 +579,11 @@ TEST(KernelProperty, DirectNhwcConv2dSkipsPaddingTapsAndMatchesReference) {
       }
     }
   }
-  // 7 columns in one tile of 7: each copy of the reduction's body accumulates 6 + 7 + 6 taps
-  // for the three kernel columns (21 without the skip), inside a test of the kernel row.
-  Result<Workload> w =
-      parse_workload("conv2d:N=1,C=12,H=7,W=7,K=16,R=3,S=3,stride=1,pad=1,layout=NHWC");
-  ASSERT_TRUE(w.is_ok());
-  Result<ConfigSpace> space = config_space(*w, host());
-  ASSERT_TRUE(space.is_ok());
-  Result<Config> config =
-      space->parse(R"({"knobs": {"block_k_vectors": 1, "block_c": 4, "tile_ow": 7, "unroll_c": 1,)"
-                   R"( "parallel": 0, "tile_oh": 1, "variant": 1, "channels_outer": 0}})");
-  ASSERT_TRUE(config.is_ok()) << config.status().to_string();
-  Result<Schedule> schedule = make_schedule(*w, host(), *config);
-  ASSERT_TRUE(schedule.is_ok());
-  const std::string text = ir::to_string(lower::lower_schedule(*schedule, "conv").body);
-  int64_t updates = 0;
-  for (size_t at = text.find("= (O.local["); at != std::string::npos;
-       at = text.find("= (O.local[", at + 1)) {
-    ++updates;
-  }
-  EXPECT_GT(updates, 0) << text;
-  EXPECT_EQ(updates % 19, 0) << text;
-  EXPECT_NE(updates % 21, 0) << text;
-  EXPECT_NE(text.find("if ("), std::string::npos) << text;
+  expect_padding_taps_skipped(
+      "conv2d:N=1,C=12,H=7,W=7,K=16,R=3,S=3,stride=1,pad=1,layout=NHWC",
+      R"({"knobs": {"block_k_vectors": 1, "block_c": 4, "tile_ow": 7, "unroll_c": 1,)"
+      R"( "parallel": 0, "tile_oh": 1, "variant": 1, "channels_outer": 0}})",
+      "O.local");
 }
 
 // The direct NCHW variant of depthwise convolution: rows of at least a vector (whole vectors,
