@@ -363,20 +363,29 @@ TEST(KernelProperty, Conv2dRowTilesMatchReference) {
 // The channel-blocked conv2d skips taps on the input's padding: kernel rows that read a padding
 // row, and, where a register tile spans the whole output row, kernel columns that read a
 // padding column. Whole-row tiles with strides, dilation and row tiles match the reference.
+/// The lowered loop nest of `text` in the config `config_json` names, as text.
+std::string lowered_kernel(const char* text, const char* config_json) {
+  Result<Workload> w = parse_workload(text);
+  EXPECT_TRUE(w.is_ok());
+  if (!w.is_ok()) return "";
+  Result<ConfigSpace> space = config_space(*w, host());
+  EXPECT_TRUE(space.is_ok());
+  if (!space.is_ok()) return "";
+  Result<Config> config = space->parse(config_json);
+  EXPECT_TRUE(config.is_ok()) << config.status().to_string();
+  if (!config.is_ok()) return "";
+  Result<Schedule> schedule = make_schedule(*w, host(), *config);
+  EXPECT_TRUE(schedule.is_ok());
+  if (!schedule.is_ok()) return "";
+  return ir::to_string(lower::lower_schedule(*schedule, "conv").body);
+}
+
 /// `text` (3x3, padding 1, a 7-column output) in `config`, a tile of one row of 7: each copy of
 /// the reduction's body accumulates 6 + 7 + 6 taps into `accumulator` for the three kernel
 /// columns (21 without the skip), inside a test of the kernel row.
 void expect_padding_taps_skipped(const char* text, const char* config_json,
                                  const std::string& accumulator) {
-  Result<Workload> w = parse_workload(text);
-  ASSERT_TRUE(w.is_ok());
-  Result<ConfigSpace> space = config_space(*w, host());
-  ASSERT_TRUE(space.is_ok());
-  Result<Config> config = space->parse(config_json);
-  ASSERT_TRUE(config.is_ok()) << config.status().to_string();
-  Result<Schedule> schedule = make_schedule(*w, host(), *config);
-  ASSERT_TRUE(schedule.is_ok());
-  const std::string lowered = ir::to_string(lower::lower_schedule(*schedule, "conv").body);
+  const std::string lowered = lowered_kernel(text, config_json);
   const std::string update = "= (" + accumulator + "[";
   int64_t updates = 0;
   for (size_t at = lowered.find(update); at != std::string::npos;
@@ -584,6 +593,21 @@ TEST(KernelProperty, DirectNhwcConv2dSkipsPaddingTapsAndMatchesReference) {
       R"({"knobs": {"block_k_vectors": 1, "block_c": 4, "tile_ow": 7, "unroll_c": 1,)"
       R"( "parallel": 0, "tile_oh": 1, "variant": 1, "channels_outer": 0}})",
       "O.local");
+  // Where every border tap is skipped (tiles of one whole row), the taps read the input itself:
+  // no bordered copy. Narrower tiles and taller ones still read one.
+  const char* text = "conv2d:N=1,C=12,H=14,W=14,K=16,R=3,S=3,stride=2,pad=1,layout=NHWC";
+  const std::string knobs =
+      R"("block_k_vectors": 1, "block_c": 4, "unroll_c": 1, "parallel": 1, "variant": 1,)"
+      R"( "channels_outer": 0)";
+  for (const auto& [tiles, bordered] :
+       std::vector<std::pair<std::string, bool>>{{R"("tile_ow": 7, "tile_oh": 1)", false},
+                                                 {R"("tile_ow": 4, "tile_oh": 1)", true},
+                                                 {R"("tile_ow": 7, "tile_oh": 2)", true}}) {
+    const std::string config = R"({"knobs": {)" + knobs + ", " + tiles + "}}";
+    const std::string lowered = lowered_kernel(text, config.c_str());
+    EXPECT_FALSE(lowered.empty()) << tiles;
+    EXPECT_EQ(lowered.find("data.padded") != std::string::npos, bordered) << tiles << lowered;
+  }
 }
 
 // The direct NCHW variant of depthwise convolution: rows of at least a vector (whole vectors,
