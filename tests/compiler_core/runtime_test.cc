@@ -1,3 +1,4 @@
+#include <dlfcn.h>
 #include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -296,6 +297,62 @@ TEST_F(ThreadPoolTest, WorksInAForkedChild) {
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+/// Where the calling thread's CPUs are recorded by the first pool worker that runs a chunk.
+struct WorkerCpusEnv {
+  pid_t main_tid;
+  std::atomic<bool> recorded{false};
+  cpu_set_t cpus;
+};
+
+void record_worker_cpus(int64_t, void* p) {
+  auto* env = static_cast<WorkerCpusEnv*>(p);
+  std::this_thread::sleep_for(std::chrono::microseconds(200));  // time for a worker to join
+  if (gettid() == env->main_tid || env->recorded.load()) return;
+  cpu_set_t cpus;
+  if (sched_getaffinity(0, sizeof(cpus), &cpus) != 0) return;
+  bool expected = false;
+  if (env->recorded.compare_exchange_strong(expected, true)) env->cpus = cpus;
+}
+
+// An OpenMP runtime that binds threads (OMP_PROC_BIND=true) binds the thread that loads it to
+// its first place, and threads made from that thread inherit the binding. The pool's workers
+// are bound to the next places instead, as OpenMP binds its own team, so that two threads run on
+// two CPUs. libgomp is loaded as a Python extension's dependency would be (RTLD_LOCAL), out of
+// the global scope.
+TEST(ThreadPlacement, WorkersOfAnOpenMpBoundThreadRunOnTheNextPlace) {
+  cpu_set_t all;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(all), &all), 0);
+  if (CPU_COUNT(&all) < 2) GTEST_SKIP() << "one CPU: there is no other place";
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    // The child forgets the parent's pool and makes its own after libgomp has bound it.
+    setenv("OMP_PROC_BIND", "true", 1);
+    unsetenv("OMP_PLACES");
+    if (dlopen("libgomp.so.1", RTLD_NOW | RTLD_LOCAL) == nullptr) _exit(3);
+    cpu_set_t main_cpus;
+    if (sched_getaffinity(0, sizeof(main_cpus), &main_cpus) != 0 || CPU_COUNT(&main_cpus) != 1) {
+      _exit(4);
+    }
+    set_num_threads(2);
+    WorkerCpusEnv env{gettid()};
+    for (int attempt = 0; attempt < 100 && !env.recorded.load(); ++attempt) {
+      kiln_parallel_for(16, record_worker_cpus, &env);
+    }
+    if (!env.recorded.load()) _exit(5);
+    if (CPU_COUNT(&env.cpus) != 1 || CPU_EQUAL(&env.cpus, &main_cpus)) _exit(1);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  const int code = WEXITSTATUS(status);
+  EXPECT_NE(code, 3) << "libgomp.so.1 could not be loaded (libgomp1 comes with libdnnl-dev)";
+  EXPECT_NE(code, 4) << "libgomp did not bind the thread that loaded it to one CPU";
+  EXPECT_NE(code, 5) << "no worker ran a chunk";
+  EXPECT_EQ(code, 0) << "the worker runs on the caller's CPU, or on more than one";
 }
 
 // ---------------------------------------------------------------------------------------------
