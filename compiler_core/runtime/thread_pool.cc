@@ -161,19 +161,6 @@ struct Job {
 /// other core busy with something else) costs nothing, instead of a whole time slice.
 class Pool {
  public:
-  bool bind_workers(int threads, const std::vector<int>& cpus) {
-    std::lock_guard<std::mutex> dispatch(dispatch_mutex_);
-    ensure_workers(threads - 1);
-    bool bound = true;
-    for (size_t i = 0; i < workers_.size(); ++i) {
-      cpu_set_t set;
-      CPU_ZERO(&set);
-      CPU_SET(cpus[i % cpus.size()], &set);
-      bound = pthread_setaffinity_np(workers_[i].native_handle(), sizeof(set), &set) == 0 && bound;
-    }
-    return bound;
-  }
-
   void parallel_for(int64_t n, void (*body)(int64_t, void*), void* env, int threads) {
     std::lock_guard<std::mutex> dispatch(dispatch_mutex_);
     ensure_workers(threads - 1);
@@ -321,15 +308,6 @@ void set_num_threads(int threads) {
 }
 
 int num_threads() { return g_num_threads.load(std::memory_order_relaxed); }
-
-bool bind_workers(int threads, const std::vector<int>& cpus) {
-  KILN_CHECK(threads >= 1 && threads <= kMaxThreads && !cpus.empty())
-      << "bind_workers(" << threads << ", " << cpus.size() << " CPUs)";
-  for (int cpu : cpus) {
-    if (cpu < 0 || cpu >= CPU_SETSIZE) return false;
-  }
-  return pool().bind_workers(threads, cpus);
-}
 
 }  // namespace kiln::core
 

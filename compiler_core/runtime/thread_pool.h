@@ -21,10 +21,5 @@ void set_num_threads(int threads);
 /// The current number of threads parallel loops use (1 by default).
 int num_threads();
 
-/// Makes the pool's workers for `threads` threads (the caller counts as one) and binds worker
-/// i to CPU cpus[i % cpus.size()]; `cpus` must not be empty. The caller's own binding is left
-/// as it is. Returns false when the OS refused a binding (a CPU outside the process's set).
-/// Not to be called while a kernel runs.
-bool bind_workers(int threads, const std::vector<int>& cpus);
 
 }  // namespace kiln::core

@@ -145,31 +145,13 @@ void place_benchmark_threads(int kiln_threads) {
     }
     closedir(dir);
   }
-  // Where libgomp bound the main thread to one CPU, kiln's workers take the next CPUs in turn,
-  // as libgomp's own workers do (OMP_PROC_BIND=true, one place a CPU): kiln and oneDNN then
-  // run on the same CPUs, one thread each. Left unbound, kiln's worker lost time to oneDNN's
-  // workers, which spin between calls (OMP_WAIT_POLICY=passive also ended the loss): a
-  // 2-thread stride-2 3x3 read 168 GFLOP/s in bench against 204-214 alone, 191-211 bound.
-  cpu_set_t main_cpus;
-  const bool main_bound =
-      sched_getaffinity(0, sizeof(main_cpus), &main_cpus) == 0 && CPU_COUNT(&main_cpus) == 1;
-  // kiln's pool makes its workers on the first parallel loop, from the calling thread; make
-  // them now, while the main thread may run anywhere, so they inherit no pin.
-  ScopedAllCpus unpinned;
-  std::vector<int> worker_cpus;
-  cpu_set_t allowed;  // every CPU, as the kernel narrowed it to the process's cpuset
-  if (main_bound && sched_getaffinity(0, sizeof(allowed), &allowed) == 0) {
-    int main_cpu = 0;
-    while (!CPU_ISSET(main_cpu, &main_cpus)) ++main_cpu;
-    for (int step = 1; step < CPU_SETSIZE; ++step) {
-      const int cpu = (main_cpu + step) % CPU_SETSIZE;
-      if (CPU_ISSET(cpu, &allowed)) worker_cpus.push_back(cpu);
-    }
-  }
-  if (!worker_cpus.empty()) {
-    core::bind_workers(std::max(kiln_threads, 1), worker_cpus);  // makes the workers too
-    return;
-  }
+  // Made now, from the main thread, kiln's pool workers go where libgomp's own would: where
+  // libgomp bound the main thread to one CPU (OMP_PROC_BIND=true, one place a CPU), to the next
+  // places in turn (the pool does it, thread_pool.cc), so that kiln and oneDNN run on the same
+  // CPUs, one thread each; otherwise unbound. Left unbound beside a bound oneDNN, kiln's worker
+  // lost time to oneDNN's workers, which spin between calls (OMP_WAIT_POLICY=passive also ended
+  // the loss): a 2-thread stride-2 3x3 read 168 GFLOP/s in bench against 204-214 alone, 191-211
+  // bound.
   const int previous = core::num_threads();
   core::set_num_threads(std::max(kiln_threads, 1));
   kiln_parallel_for(int64_t{4} * std::max(kiln_threads, 1), noop_body, nullptr);

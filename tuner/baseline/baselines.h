@@ -44,10 +44,10 @@ std::vector<std::string> removed_openblas_overrides();
 /// Lets every thread other than the main thread and libgomp's run on all online CPUs: call it
 /// once at the start of `main`, before any OpenMP region, when only the threads that libraries
 /// made while loading exist (OpenBLAS's workers). Then warms kiln's thread pool up to
-/// `kiln_threads` workers with the main thread briefly unpinned. Where libgomp bound the main
-/// thread to one CPU, binds kiln's workers to the CPUs after it in turn, as libgomp binds its
-/// own workers, so that kiln and oneDNN run on the same CPUs; otherwise leaves them unpinned.
-/// The main thread keeps libgomp's binding.
+/// `kiln_threads` workers from the main thread: where libgomp bound it to one CPU, the pool
+/// binds them to the places after it in turn, as libgomp binds its own workers, so that kiln
+/// and oneDNN run on the same CPUs; otherwise they are unpinned. The main thread keeps
+/// libgomp's binding.
 void place_benchmark_threads(int kiln_threads);
 
 /// The AVX-512 FMA peak of `threads` threads running at once, in GFLOP/s: each runs 12
