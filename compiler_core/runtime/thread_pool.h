@@ -2,10 +2,11 @@
 /// The thread pool behind parallel loops. Generated code calls kiln_parallel_for, which runs
 /// `body(i, env)` for every i in [0, n) on the pool's threads (the caller takes part) and
 /// returns when all are done. Nested calls from inside a body run serially on that thread.
+/// Where an OpenMP runtime in the process binds threads, the workers are bound as its own are
+/// (thread_pool.cc: place_like_openmp).
 #pragma once
 
 #include <cstdint>
-#include <vector>
 
 extern "C" {
 /// The symbol generated kernels call. Returns 0.
@@ -20,6 +21,5 @@ void set_num_threads(int threads);
 
 /// The current number of threads parallel loops use (1 by default).
 int num_threads();
-
 
 }  // namespace kiln::core
