@@ -107,14 +107,14 @@ std::vector<TimingResult> time_interleaved(const std::vector<std::function<void(
     for (size_t i = 0; i < fns.size(); ++i) {
       TimingOptions sample = options;
       sample.repeat = 1;
+      sample.cooldown_ms = 0;
       if (round > 0) {
         sample.number = results[i].number;
         sample.min_repeat_ms = 0;
         sample.warmup = std::min(options.warmup, 1);
-        if (options.cooldown_ms > 0) {
-          std::this_thread::sleep_for(
-              std::chrono::duration<double, std::milli>(options.cooldown_ms));
-        }
+      }
+      if (options.cooldown_ms > 0) {
+        std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(options.cooldown_ms));
       }
       TimingResult t = time_function(fns[i], sample);
       results[i].number = t.number;

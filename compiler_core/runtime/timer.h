@@ -30,7 +30,9 @@ TimingResult time_function(const std::function<void()>& fn, const TimingOptions&
 /// Times several functions in `options.repeat` interleaved rounds, one sample of each a round,
 /// so that a slow spell of the machine falls on all of them alike. The first round settles each
 /// one's runs per sample (min_repeat_ms, after `warmup` runs); later rounds keep that number,
-/// each sample after at most one warm-up run (and `cooldown_ms`). One result per function.
+/// each sample after at most one warm-up run. Every sample, the first round's too, follows a
+/// pause of `cooldown_ms`, so that threads the function before left spinning (an OpenMP
+/// runtime's, for some milliseconds after a call) are parked. One result per function.
 std::vector<TimingResult> time_interleaved(const std::vector<std::function<void()>>& fns,
                                            const TimingOptions& options);
 

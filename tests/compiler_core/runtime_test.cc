@@ -361,6 +361,25 @@ TEST(Timer, CacheFlushAndCooldownStillTimeEveryRun) {
   EXPECT_EQ(calls, 4);
 }
 
+// time_interleaved pauses cooldown_ms before every sample, the first round's too, so that the
+// threads the function timed before left spinning are parked when the next sample starts.
+TEST(Timer, InterleavedSamplesEachFollowACooldown) {
+  TimingOptions options;
+  options.number = 1;
+  options.repeat = 3;
+  options.warmup = 0;
+  options.cooldown_ms = 20;
+  const std::vector<std::function<void()>> fns = {[] {}, [] {}};
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<TimingResult> results = time_interleaved(fns, options);
+  const double elapsed_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].seconds.size(), 3u);
+  EXPECT_EQ(results[1].seconds.size(), 3u);
+  EXPECT_GE(elapsed_ms, 3 * 2 * options.cooldown_ms);
+}
+
 TEST(Timer, NonsenseCountsBecomeOne) {
   int calls = 0;
   TimingOptions options;

@@ -40,8 +40,10 @@ FlagSet make_flags() {
       "matmul for matmul and dense, oneDNN for "
       "batch_matmul and convolutions. Everything runs in this process on the same inputs, is "
       "checked against the reference, and is timed the same way, in 7 rounds: each round takes "
-      "one sample of at least 200 ms (after a warm-up run) of each in turn, so that a slow "
-      "spell of the machine falls on all of them alike; each reports its median sample.",
+      "one sample of at least 200 ms (after a 20 ms pause and a warm-up run) of each in turn, "
+      "so that a slow spell of the machine falls on all of them alike; each reports its median "
+      "sample. The pause lets the threads a library leaves spinning after its calls (libgomp's, "
+      "for some milliseconds) park before the next sample.",
       "The baseline is the fastest library that, like kiln's kernel, takes its inputs in plain "
       "layouts on every call: OpenBLAS and oneDNN's plain matmul (oneDNN with weights packed "
       "ahead of time is reported beside it), and oneDNN's convolution in its own blocked "
@@ -78,8 +80,13 @@ struct Timed {
   double max_error = 0;
 };
 
-/// Every contender is timed in these rounds together (core::time_interleaved).
-const core::TimingOptions kTiming{.number = 1, .repeat = 7, .min_repeat_ms = 200, .warmup = 2};
+/// Every contender is timed in these rounds together (core::time_interleaved). The pause before
+/// each sample lets the OpenMP workers of the library timed before stop spinning: they are bound
+/// to the CPUs kiln's workers use, and a sample that began while they spun lost a few percent
+/// (3x3 256@28 of stride 2, 2 threads, kiln bench: 231-236 GFLOP/s without the pause against
+/// 237-242 with it, oneDNN 235-240 either way; the 7x7 stem 204-218 against 214-222).
+const core::TimingOptions kTiming{
+    .number = 1, .repeat = 7, .min_repeat_ms = 200, .warmup = 2, .cooldown_ms = 20};
 
 /// The libraries for `workload`: (baseline, counts as a baseline). oneDNN's matmul with packed
 /// weights is shown but not the baseline of matmul and batch_matmul, whose kernels pack inside
