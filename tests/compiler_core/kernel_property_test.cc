@@ -580,7 +580,8 @@ TEST(KernelProperty, DirectNhwcConv2dSkipsPaddingTapsAndMatchesReference) {
                            "conv2d:N=1,C=4,H=9,W=7,K=8,R=3,S=3,stride=1,pad=2,dilation=2,"
                            "layout=NHWC",
                            "conv2d:N=1,C=3,H=11,W=11,K=8,R=5,S=5,stride=2,pad=2,bias=1,act=relu,"
-                           "layout=NHWC"}) {
+                           "layout=NHWC",
+                           "conv2d:N=2,C=3,H=9,W=20,K=16,R=3,S=3,stride=2,pad=1,layout=NHWC"}) {
     for (int64_t tile_ow : {int64_t(14), int64_t(7), int64_t(4)}) {
       for (int64_t tile_oh : {int64_t(1), int64_t(2)}) {
         check_pinned_config(text, {{"tile_ow", tile_ow}, {"tile_oh", tile_oh}, {"variant", 1}},
@@ -608,6 +609,12 @@ TEST(KernelProperty, DirectNhwcConv2dSkipsPaddingTapsAndMatchesReference) {
     EXPECT_FALSE(lowered.empty()) << tiles;
     EXPECT_EQ(lowered.find("data.padded") != std::string::npos, bordered) << tiles << lowered;
   }
+  // With channels that are not whole vectors (3: a network's first layer), the copy is made in
+  // vectors along rows of width × channels values: its stores are dense vectors.
+  const std::string first_layer =
+      lowered_kernel("conv2d:N=1,C=3,H=32,W=32,K=16,R=3,S=3,stride=2,pad=1,layout=NHWC",
+                     (R"({"knobs": {)" + knobs + R"(, "tile_ow": 4, "tile_oh": 2}})").c_str());
+  EXPECT_NE(first_layer.find("data.padded[ramp("), std::string::npos) << first_layer;
 }
 
 // The direct NCHW variant of depthwise convolution: rows of at least a vector (whole vectors,
