@@ -36,12 +36,28 @@ void flush_cache() {
   std::memset(buffer.get(), value, kFlushBytes);
 }
 
-/// Seconds taken by `number` calls of `fn`.
-double time_runs(const std::function<void()>& fn, int number) {
+/// The seconds `number` calls of `fn` took (`timed`), and the sample's wall time (`wall`):
+/// with `flush`, each call follows a flush that counts in `wall` alone.
+struct Sample {
+  double timed = 0;
+  double wall = 0;
+};
+Sample time_runs(const std::function<void()>& fn, int number, bool flush) {
   const auto start = Clock::now();
-  for (int i = 0; i < number; ++i) fn();
-  const auto stop = Clock::now();
-  return std::chrono::duration<double>(stop - start).count();
+  if (!flush) {
+    for (int i = 0; i < number; ++i) fn();
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    return {seconds, seconds};
+  }
+  Sample sample;
+  for (int i = 0; i < number; ++i) {
+    flush_cache();
+    const auto run = Clock::now();
+    fn();
+    sample.timed += std::chrono::duration<double>(Clock::now() - run).count();
+  }
+  sample.wall = std::chrono::duration<double>(Clock::now() - start).count();
+  return sample;
 }
 
 /// The next `number` for a sample of `elapsed` seconds that fell short of `min_seconds`: at least
@@ -87,13 +103,14 @@ TimingResult time_function(const std::function<void()>& fn, const TimingOptions&
     // Like TVM, a sample shorter than min_repeat_ms is thrown away and taken again with a
     // larger `number`, which later samples keep.
     for (;;) {
-      if (options.flush_cache) flush_cache();
-      const double elapsed = time_runs(fn, number);
-      if (min_seconds <= 0 || elapsed >= min_seconds || number >= kMaxNumber) {
-        result.seconds.push_back(elapsed / number);
+      // With flushes, min_repeat_ms bounds the sample's wall time, flushes included: a kernel
+      // of microseconds would otherwise take thousands of flushes of milliseconds each.
+      const Sample sample = time_runs(fn, number, options.flush_cache);
+      if (min_seconds <= 0 || sample.wall >= min_seconds || number >= kMaxNumber) {
+        result.seconds.push_back(sample.timed / number);
         break;
       }
-      number = grow_number(number, elapsed, min_seconds);
+      number = grow_number(number, sample.wall, min_seconds);
     }
   }
   result.number = number;

@@ -14,7 +14,11 @@ struct TimingOptions {
   double min_repeat_ms = 0;  ///< grow `number` until one sample lasts at least this long
   int warmup = 1;            ///< untimed runs before the first sample
   double cooldown_ms = 0;    ///< sleep between samples
-  bool flush_cache = false;  ///< write a buffer larger than the last-level cache before each sample
+  /// Write a buffer larger than the last-level cache before every timed run, untimed (TVM's
+  /// enable_cpu_cache_flush): each run starts with its data out of the caches, as a layer of a
+  /// network does after the layers before it. Runs are then timed one at a time, and
+  /// min_repeat_ms counts a sample's flushes too.
+  bool flush_cache = false;
 };
 
 struct TimingResult {

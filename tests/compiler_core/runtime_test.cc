@@ -348,6 +348,42 @@ TEST(Timer, NumberGrowsUntilASampleLastsMinRepeatMs) {
   for (double s : result.seconds) EXPECT_GE(s, 50e-6);
 }
 
+// One sample, no warm-up, each run after a cache flush.
+TimingOptions one_flushed_sample() {
+  TimingOptions options;
+  options.repeat = 1;
+  options.warmup = 0;
+  options.flush_cache = true;
+  return options;
+}
+
+// With flush_cache, every run follows a flush of a buffer larger than the cache, and the
+// flush is not part of the run's time: 8 runs of nothing take 8 flushes of 64 MiB (at least
+// 0.5 ms each, even at 128 GB/s), while each run's time stays that of nothing.
+TEST(Timer, CacheFlushPrecedesEveryRunUntimed) {
+  TimingOptions options = one_flushed_sample();
+  options.number = 8;
+  int calls = 0;
+  const auto start = std::chrono::steady_clock::now();
+  TimingResult result = time_function([&] { ++calls; }, options);
+  const double elapsed_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(calls, 8);
+  ASSERT_EQ(result.seconds.size(), 1u);
+  EXPECT_GE(elapsed_ms, 8 * 0.5);
+  EXPECT_LT(result.seconds[0], 0.1e-3);
+}
+
+// With flushes, min_repeat_ms bounds a sample's wall time, flushes included: a function of
+// nothing fills 20 ms with a few dozen flushes of 64 MiB, not with the millions of runs its
+// own time would take.
+TEST(Timer, CacheFlushCountsTowardsMinRepeatMs) {
+  TimingOptions options = one_flushed_sample();
+  options.min_repeat_ms = 20;
+  TimingResult result = time_function([] {}, options);
+  EXPECT_LE(result.number, 20 / 0.5 + 2);
+}
+
 TEST(Timer, CacheFlushAndCooldownStillTimeEveryRun) {
   int calls = 0;
   TimingOptions options;

@@ -174,6 +174,39 @@ TEST_F(KilnTune, EachThreadCountKeepsItsOwnSearchAndBest) {
   EXPECT_EQ(counts, (std::set<int>{1, 2}));
 }
 
+// --flush-cache times every run after a cache flush; each record, the re-measured ones
+// included, says so in its measure options, and a job without the flag records nothing of it.
+TEST_F(KilnTune, FlushCacheIsRecordedInEveryRecordsMeasureOptions) {
+  auto tune = [&](const std::string& db, const std::string& extra) {
+    Outcome o = run_kiln(std::string("tune --workload ") + kWorkload +
+                         " --target llvm --batch 2 --tuner random --trials 2 --threads 1 --db " +
+                         db + extra);
+    EXPECT_EQ(o.exit_code, 0) << o.output;
+  };
+  tune(db_, " --flush-cache");
+  Outcome exported = run_kiln("db export --db " + db_);
+  ASSERT_EQ(exported.exit_code, 0);
+  int flushed = 0, remeasured = 0;
+  std::istringstream lines(exported.output);
+  for (std::string line; std::getline(lines, line);) {
+    const nlohmann::json r = nlohmann::json::parse(line);
+    EXPECT_EQ(r["measure_options"].value("flush_cache", false), true) << line;
+    ++flushed;
+    remeasured += r["measure_options"].value("remeasure", false) ? 1 : 0;
+  }
+  EXPECT_GE(flushed, 2);
+  EXPECT_GE(remeasured, 1);
+
+  const std::string plain_db = (dir_ / "plain.db").string();
+  tune(plain_db, "");
+  exported = run_kiln("db export --db " + plain_db);
+  ASSERT_EQ(exported.exit_code, 0);
+  std::istringstream plain(exported.output);
+  for (std::string line; std::getline(plain, line);) {
+    EXPECT_FALSE(nlohmann::json::parse(line)["measure_options"].contains("flush_cache")) << line;
+  }
+}
+
 TEST_F(KilnTune, UnknownTunerIsAUsageError) {
   Outcome o = run_kiln(std::string("tune --workload ") + kWorkload +
                            " --target llvm --trials 4 --tuner annealing --db " + db_,

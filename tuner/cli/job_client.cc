@@ -178,7 +178,8 @@ nlohmann::ordered_json job_json(const v1::JobStatus& s) {
                                      {"batch", s.spec().batch()},
                                      {"early_stopping", s.spec().early_stopping()},
                                      {"threads", s.spec().threads()},
-                                     {"device_key", s.spec().device_key()}}},
+                                     {"device_key", s.spec().device_key()},
+                                     {"flush_cache", s.spec().flush_cache()}}},
                                    {"created_unix_ms", s.created_unix_ms()},
                                    {"finished_unix_ms", s.finished_unix_ms()}};
   if (is_model_job(s)) add_model_fields(s, object);

@@ -87,6 +87,11 @@ FlagSet make_flags() {
   flags.add_int("batch", "N", "candidates built and measured per round", 16, 1, 4096);
   flags.add_int("seed", "S", "seed of the search", 1, 0, int64_t{1} << 62);
   add_threads_flag(flags, "threads of the kernels being timed");
+  flags.add_bool("flush-cache",
+                 "time every run with the caches flushed before it (untimed), as a layer of a "
+                 "network runs after other layers' data: for layers whose weights fill the "
+                 "last-level cache, it keeps the search from a kernel that is fast only while "
+                 "they stay there; records say so in their measure options");
   add_db_flag(flags, "the tuning log to append to (created when missing)");
   flags.add_string("tracker", "ADDR",
                    "measure through the device fleet's tracker at host:port (with --device-key) "
@@ -162,6 +167,7 @@ int tune_on_server(const FlagSet& flags) {
   // Unset: the measuring machine's cores, which are not this machine's.
   spec->set_threads(flags.is_set("threads") ? int(flags.get_int("threads")) : 0);
   spec->set_device_key(flags.get_string("device-key"));
+  spec->set_flush_cache(flags.get_bool("flush-cache"));
   auto stub = v1::Tuning::NewStub(server->channel);
   grpc::ClientContext context;
   // A model's bytes (up to 256 MiB) travel and are read before the answer.
@@ -259,6 +265,8 @@ int tune_model(const FlagSet& flags, const std::string& target_text, bool fleet,
   options.task.batch = int(flags.get_int("batch"));
   options.task.seed = uint64_t(flags.get_int("seed"));
   options.task.threads = int(flags.get_int("threads"));
+  options.task.timing.flush_cache = options.task.remeasure_timing.flush_cache =
+      flags.get_bool("flush-cache");
   options.trials =
       flags.is_set("trials") ? flags.get_int("trials") : int64_t{200} * int64_t(tasks->size());
   options.max_task_trials = flags.get_int("max-task-trials");
@@ -388,6 +396,7 @@ int tune_command(const std::vector<std::string>& args) {
   options.seed = uint64_t(flags.get_int("seed"));
   options.early_stopping = flags.get_int("early-stopping");
   options.threads = int(flags.get_int("threads"));
+  options.timing.flush_cache = options.remeasure_timing.flush_cache = flags.get_bool("flush-cache");
   MeasureSettings measure;
   measure.threads = int(flags.get_int("threads"));
   TaskMeasurerFactory measurer_of =

@@ -81,6 +81,7 @@ Result<std::vector<core::TuningRecord>> LocalMeasurer::measure(
                             {"warmup", timing.warmup},
                             {"threads", settings_.threads},
                             {"interleaved", true}};
+  if (timing.flush_cache) options["flush_cache"] = true;
   std::vector<core::TuningRecord> records;
   for (size_t i = 0; i < configs.size(); ++i) {
     core::TuningRecord r;

@@ -81,6 +81,7 @@ std::string measure_options_json(const TaskSpec& spec, const std::string& device
                             {"min_repeat_ms", spec.timing.min_repeat_ms},
                             {"warmup", spec.timing.warmup},
                             {"threads", spec.threads}};
+  if (spec.timing.flush_cache) options["flush_cache"] = true;
   if (!device_key.empty()) options["device_key"] = device_key;
   return options.dump();
 }

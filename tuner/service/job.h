@@ -37,6 +37,7 @@ struct JobSpec {
   std::string model_name;  ///< shown in listings; empty: model_path's file name (start() sets it)
   std::string scheduler;   ///< a model job's: "gradient" (when empty) or "round-robin"
   int64_t max_task_trials = 0;  ///< a model job's cap of trials per task; 0: none
+  bool flush_cache = false;     ///< every timed run follows a cache flush (TimingOptions)
 
   bool is_model() const { return !model.empty() || !model_path.empty(); }
   /// The thread count the job's records carry, which keys its resume and its searches:

@@ -26,7 +26,8 @@ nlohmann::json spec_to_json(const JobSpec& s) {
           {"model_path", s.model_path},
           {"model_name", s.model_name},
           {"scheduler", s.scheduler},
-          {"max_task_trials", s.max_task_trials}};
+          {"max_task_trials", s.max_task_trials},
+          {"flush_cache", s.flush_cache}};
 }
 
 JobSpec spec_from_json(const nlohmann::json& j) {
@@ -45,6 +46,7 @@ JobSpec spec_from_json(const nlohmann::json& j) {
   s.model_name = j.value("model_name", "");
   s.scheduler = j.value("scheduler", "");
   s.max_task_trials = j.value("max_task_trials", int64_t{0});
+  s.flush_cache = j.value("flush_cache", false);
   return s;
 }
 

@@ -500,6 +500,7 @@ struct JobManager::Impl {
     tune.batch = spec.batch;
     tune.seed = spec.seed;
     tune.threads = spec.record_threads();
+    tune.timing.flush_cache = tune.remeasure_timing.flush_cache = spec.flush_cache;
     tune.stop_requested = [&job] { return job.stop.load(); };
     return tune;
   }

@@ -72,6 +72,7 @@ JobSpec from_proto(const pb::JobSpec& p) {
   s.model_name = p.model_name();
   s.scheduler = p.scheduler();
   s.max_task_trials = p.max_task_trials();
+  s.flush_cache = p.flush_cache();
   return s;
 }
 
@@ -103,6 +104,7 @@ void to_proto(const JobStatus& s, pb::JobStatus& p) {
   spec->set_model_name(s.spec.model_name);
   spec->set_scheduler(s.spec.scheduler);
   spec->set_max_task_trials(s.spec.max_task_trials);
+  spec->set_flush_cache(s.spec.flush_cache);
   p.set_state(to_proto(s.state));
   p.set_error(s.error);
   p.set_workload(s.workload);
